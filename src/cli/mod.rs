@@ -1,0 +1,24 @@
+//! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
+//! `run` function returning the process exit code; this file only dispatches.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "congruity", version, about = "Checked, repeatable mechanistic interpretations")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+}
+
+/// Parses the process arguments and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+    }
+}

@@ -1,0 +1,1 @@
+//! Interpretation → transformer weights, and the sampler of function-preserving implementations.

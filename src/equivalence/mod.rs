@@ -1,0 +1,1 @@
+//! The interpretive-equivalence estimate of Sun & Toneva (point test, selectivity, intervention test).

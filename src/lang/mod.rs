@@ -1,0 +1,1 @@
+//! The spec language: grammar, AST, checker, exact evaluator, formatter.

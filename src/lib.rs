@@ -1,0 +1,19 @@
+//! congruity: checked, repeatable mechanistic interpretations.
+//!
+//! Data flows one way, one module per stage (see `DESIGN.md` in the shared folder):
+//!
+//! ```text
+//! lang (parse, check, eval) ─▶ compile ─▶ model ─▶ intervene ─▶ similarity ─▶ equivalence
+//!                          └─▶ smt
+//! ```
+//!
+//! A stage never imports a later one; `cli` sits on top of all of them.
+
+pub mod cli;
+pub mod compile;
+pub mod equivalence;
+pub mod intervene;
+pub mod lang;
+pub mod model;
+pub mod similarity;
+pub mod smt;

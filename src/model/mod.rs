@@ -1,0 +1,1 @@
+//! The transformer runtime on candle-core: TransformerLens checkpoints, hook points, tracr import.

@@ -1,0 +1,1 @@
+//! Representation-similarity measures as named, parameterised objects (ridge predictivity, CKA, ...).
