@@ -1,1 +1,3 @@
 //! The spec language: grammar, AST, checker, exact evaluator, formatter.
+
+pub mod ir;

@@ -1,0 +1,343 @@
+//! The checked, typed intermediate representation every later stage consumes.
+//!
+//! `lang::check` turns the AST into a [`Spec`]; `eval`, `compile` and `smt` read only this IR,
+//! never the AST. An interpretation is a [`Program`]: a DAG of sequence and selector operations in
+//! topological order (every operand id is smaller than the node's own id), each sequence node
+//! annotated with its encoding and the exact set of values it can take on the task's bounded
+//! domain. Lambdas are resolved: parameters are positional, symbols are constants.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use num_rational::Rational64;
+use serde::Serialize;
+
+/// A scalar value of the language. Numbers are exact rationals (integers have denominator 1).
+///
+/// The derived order (variant first, then content) is the canonical order of value sets; within
+/// numbers it is numeric order and within symbols it is string order, which is also what `<`
+/// means on values of the same kind.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    /// An empty categorical aggregate's result (tracr's `None`); maps of `None` stay `None`.
+    None,
+    Bool(bool),
+    Num(Rational64),
+    Sym(Arc<str>),
+}
+
+impl Value {
+    pub fn int(i: i64) -> Value {
+        Value::Num(Rational64::from_integer(i))
+    }
+
+    pub fn sym(s: &str) -> Value {
+        Value::Sym(Arc::from(s))
+    }
+
+    /// The integer value, when this is a number with denominator 1.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Num(r) if r.is_integer() => Some(r.to_integer()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    /// The surface syntax: `none`, `true`, `3`, `1/3`, `a`; symbols that are not identifiers are
+    /// quoted (`"("`) so the text reads back as the same token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => f.write_str("none"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Num(r) if r.is_integer() => write!(f, "{}", r.to_integer()),
+            Value::Num(r) => write!(f, "{}/{}", r.numer(), r.denom()),
+            Value::Sym(s) => {
+                let bare = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if bare { f.write_str(s) } else { write!(f, "{s:?}") }
+            }
+        }
+    }
+}
+
+/// The exact set of values a sequence can hold at some position, on some input of the domain.
+pub type ValueSet = BTreeSet<Value>;
+
+/// How a sequence is laid out in a residual stream (tracr's encodings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One direction per value (one-hot).
+    Categorical,
+    /// One direction whose magnitude is the (numeric) value.
+    Numerical,
+}
+
+/// Index of a node in its [`Graph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct NodeId(pub usize);
+
+/// Where a construct was written: file and byte range, for diagnostics in later stages.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceRef {
+    pub file: Arc<PathBuf>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The comparison predicates of `select` (tracr's `Comparison`), applied as `pred(key, query)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Comparison {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    True,
+    False,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    /// Exact rational division; dividing by zero is an evaluation error.
+    Div,
+    /// Euclidean remainder on integers (result has the sign of the divisor's absolute value: >= 0).
+    Mod,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    Min,
+    Max,
+    Abs,
+}
+
+/// A resolved scalar expression, the body of a lambda.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Expr {
+    Const(Value),
+    /// The lambda's parameter at this position.
+    Param(usize),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    Call(Builtin, Vec<Expr>),
+}
+
+/// `|p0, p1, ...| body`; `params` keeps the written names for printing and diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lambda {
+    pub params: Vec<String>,
+    pub body: Expr,
+}
+
+/// A `select` predicate: a comparison or a two-argument lambda `|key, query| ...`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Predicate {
+    Cmp(Comparison),
+    Lambda(Lambda),
+}
+
+/// One RASP operation. Operands are earlier nodes of the same graph.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    Tokens,
+    Indices,
+    /// A constant sequence (tracr's `Full`).
+    Full(Value),
+    Map { f: Lambda, arg: NodeId },
+    /// tracr's `SequenceMap`.
+    Map2 { f: Lambda, a: NodeId, b: NodeId },
+    Select { keys: NodeId, queries: NodeId, pred: Predicate },
+    SelectAnd(NodeId, NodeId),
+    SelectOr(NodeId, NodeId),
+    SelectNot(NodeId),
+    SelectorWidth(NodeId),
+    /// Categorical: the single selected value (none when nothing is selected; selecting two
+    /// positions is ill-formed). Numerical: the exact mean of the selected values (0 when empty).
+    Aggregate { selector: NodeId, values: NodeId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeType {
+    Seq { encoding: Encoding, values: ValueSet },
+    Selector,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The variable name the spec gave it (`output` for the output), if any.
+    pub name: Option<String>,
+    pub op: Op,
+    pub ty: NodeType,
+    pub source: Option<SourceRef>,
+}
+
+/// A DAG of operations in topological order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+}
+
+impl Graph {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0]
+    }
+
+    /// The node a variable name refers to.
+    pub fn by_name(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.name.as_deref() == Some(name)).map(NodeId)
+    }
+}
+
+/// A task: the bounded input domain, vocab^n for n in 1..=max_len, optionally restricted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub name: String,
+    /// Sorted, distinct.
+    pub vocab: Vec<Value>,
+    pub max_len: usize,
+    /// A boolean sequence over the input; an input is in the domain iff it is `true` at every
+    /// position.
+    pub restriction: Option<(Graph, NodeId)>,
+    pub source: Option<SourceRef>,
+}
+
+/// A checked interpretation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    pub name: String,
+    pub task: Arc<Task>,
+    pub graph: Graph,
+    pub output: NodeId,
+    pub source: Option<SourceRef>,
+}
+
+/// How a pipeline stage maps the previous stage's output values into its own vocabulary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Adapter {
+    /// Integers below / above the vocabulary's integer range become its min / max.
+    Clamp { lo: i64, hi: i64 },
+    /// `lo + (v - lo) mod n` into the contiguous integer vocabulary lo..lo+n.
+    Modulo { lo: i64, n: i64 },
+    /// An explicit table; values already in the vocabulary and absent from the table pass through.
+    Table(BTreeMap<Value, Value>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineStage {
+    /// The interpretation run at this stage (a key of [`Spec::programs`]).
+    pub program: String,
+    /// Maps the previous stage's outputs into this stage's vocabulary; `None` for the first stage
+    /// and where every previous output value already is a token of this stage.
+    pub adapter: Option<Adapter>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    pub name: String,
+    pub stages: Vec<PipelineStage>,
+    pub source: Option<SourceRef>,
+}
+
+/// A TransformerLens hook point, optionally one head of it (`blocks.1.attn.hook_z[0]`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HookRef {
+    pub hook: String,
+    pub head: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CircuitSite {
+    /// The interpretation variable (`output` for the output).
+    pub variable: String,
+    pub node: NodeId,
+    pub hooks: Vec<HookRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Circuit {
+    pub name: String,
+    pub program: String,
+    pub sites: Vec<CircuitSite>,
+    pub source: Option<SourceRef>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expectation {
+    /// `expect congruent(I)`: the model shares interpretation I.
+    Congruent(String),
+    /// `expect distinguishable(I1, I2)`.
+    Distinguishable(String, String),
+    /// `expect iia(circuit) >= 0.95`.
+    Iia { circuit: String, cmp: Comparison, bound: f64 },
+    /// `expect implements(I)`: the model's outputs equal I's on the domain.
+    Implements(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub name: String,
+    /// Relative to the spec file's directory, as written.
+    pub model: Option<PathBuf>,
+    pub compare: Vec<String>,
+    pub samples: Option<u64>,
+    pub seed: Option<u64>,
+    pub expectations: Vec<Expectation>,
+    pub source: Option<SourceRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProofGoal {
+    /// Outputs equal those of a reference interpretation on every input of the domain.
+    Implements { program: String, reference: String },
+    Equivalent { a: String, b: String },
+    /// Named intermediate variables equal on every input: pairs of (variable in a, variable in b).
+    Aligned { a: String, b: String, pairs: Vec<(String, String)> },
+    /// Inputs that agree on every variable the circuit names agree on the output.
+    Sufficient { circuit: String },
+    /// Every categorical aggregate selects at most one position; no division by zero.
+    WellFormed { program: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proof {
+    /// As written (`prove name: ...`), or derived from the goal (`equivalent_a_b`).
+    pub name: String,
+    pub goal: ProofGoal,
+    pub timeout_secs: Option<f64>,
+    pub source: Option<SourceRef>,
+}
+
+/// Everything a spec file (and its imports) declares, checked.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    pub tasks: BTreeMap<String, Arc<Task>>,
+    pub programs: BTreeMap<String, Program>,
+    pub pipelines: BTreeMap<String, Pipeline>,
+    pub circuits: BTreeMap<String, Circuit>,
+    pub checks: BTreeMap<String, Check>,
+    pub proofs: Vec<Proof>,
+}
