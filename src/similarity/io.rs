@@ -12,7 +12,7 @@ use super::ridge::HeldOutSplit;
 /// Errors reading a similarity input file; each names the file and, where relevant, the tensor.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum InputError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     #[diagnostic(code(congruity::similarity::io))]
     Read {
         path: PathBuf,
