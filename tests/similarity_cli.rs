@@ -76,7 +76,10 @@ fn stderr(o: &Output) -> String {
 
 /// miette wraps long messages and draws a margin; compare on the words alone.
 fn words(s: &str) -> String {
-    s.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    s.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn fails_with(o: &Output, fragments: &[&str]) {
@@ -185,7 +188,8 @@ fn bad_tensors_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = pair(20, 3, 2);
     let d = dir.path();
-    let cases: Vec<(&str, Vec<(&str, Vec<usize>, Data)>, Vec<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, Vec<usize>, Data)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "no_y.safetensors",
             vec![("x", vec![20, 3], Data::F64(x.clone()))],
