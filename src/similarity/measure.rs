@@ -363,6 +363,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_valid_ridge_or_svcca_name_round_trips(
+            alphas in proptest::collection::vec(1e-6f64..1e6, 1..5),
+            test in 0.01f64..0.99,
+            seed in proptest::num::u64::ANY,
+            var in 0.001f64..=1.0,
+        ) {
+            let ridge = Measure::RidgeR2(RidgeR2::new(alphas, test, seed).unwrap());
+            let text = ridge.to_string();
+            proptest::prop_assert_eq!(text.parse::<Measure>().unwrap(), ridge);
+            let svcca = Measure::Svcca { var };
+            proptest::prop_assert_eq!(svcca.to_string().parse::<Measure>().unwrap(), svcca);
+        }
+    }
+
     #[test]
     fn bad_names_are_rejected_with_the_valid_forms() {
         for (name, fragment) in [

@@ -759,6 +759,18 @@ mod tests {
         assert_eq!(all, (0..30).collect::<Vec<_>>());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn seeded_splits_partition_the_rows(n in 20usize..400, test in 0.05f64..0.5, seed: u64) {
+            let s = HeldOutSplit::seeded(n, test, seed).unwrap();
+            let mut all: Vec<usize> = s.train().iter().chain(s.test()).copied().collect();
+            all.sort_unstable();
+            proptest::prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(s.test().len(), held_out_count(n, test));
+            proptest::prop_assert!(s.test().len() as f64 >= test * n as f64 - 1e-9);
+        }
+    }
+
     #[test]
     fn bad_splits_are_rejected_with_reasons() {
         let err = HeldOutSplit::new(vec![0, 1, 2], vec![2, 3], 5).unwrap_err();
