@@ -1,6 +1,8 @@
 //! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
 //! `run` function returning the process exit code; this file only dispatches.
 
+pub mod similarity;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,11 +16,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
+    Similarity(similarity::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Similarity(args) => similarity::run(args),
     }
 }

@@ -1,1 +1,166 @@
-//! Representation-similarity measures as named, parameterised objects (ridge predictivity, CKA, ...).
+//! Representation-similarity measures as named, parameterised objects.
+//!
+//! Every measure compares two matrices `x` [n, dx] and `y` [n, dy] whose rows are the same `n`
+//! inputs. All arithmetic is f64 and every factorisation is faer's (see [`linalg`]). A measure is
+//! named by a string that states all of its parameters and parses back to the same value
+//! ([`Measure`]): `ridge-r2:alphas=0.1,1,10;test=0.1;seed=0`, `cka:linear`, `cka:debiased`,
+//! `procrustes:angular`, `procrustes:euclidean`, `cca:mean`, `svcca:var=0.99`.
+//!
+//! Definitions (all on column-centred data `Xc`, `Yc`):
+//! - `ridge-r2`: ridge regression with intercept from `x` to `y`, penalty chosen by efficient
+//!   leave-one-out CV exactly as scikit-learn's `RidgeCV(alphas, fit_intercept=True)` (criterion:
+//!   mean squared LOO error over all targets jointly; first alpha wins ties), refit on the training
+//!   rows and scored on held-out rows as `sqrt(max(R², 0))` with R² averaged uniformly over targets.
+//!   Asymmetric. See [`ridge`].
+//! - `cka:linear`: `‖XcᵀYc‖²_F / (‖XcᵀXc‖_F ‖YcᵀYc‖_F)` (Gretton's biased HSIC).
+//! - `cka:debiased`: the same ratio with Song et al.'s unbiased HSIC estimator.
+//! - `procrustes:angular`: `arccos(‖XcᵀYc‖_* / (‖Xc‖_F ‖Yc‖_F))`, a distance.
+//! - `procrustes:euclidean`: `sqrt(‖Xc‖²_F + ‖Yc‖²_F − 2‖XcᵀYc‖_*)`, a distance.
+//! - `cca:mean`: mean canonical correlation.
+//! - `svcca:var=v`: keep the leading singular directions of each side explaining a fraction `v`
+//!   of its variance, then `cca:mean`.
+
+pub mod cca;
+pub mod cka;
+pub mod io;
+pub mod linalg;
+pub mod measure;
+pub mod procrustes;
+pub mod report;
+pub mod ridge;
+
+use faer::MatRef;
+
+pub use measure::{Measure, MeasureNameError, MeasureValue, Orientation, PreparedSource};
+pub use ridge::{HeldOutSplit, RidgeCv, RidgeCvFit, RidgeR2, RidgeR2Result};
+
+/// Which argument of a measure an error is about: `x` is the source (first argument, the
+/// predictor for ridge), `y` the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    X,
+    Y,
+}
+
+impl std::fmt::Display for Operand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operand::X => "x",
+            Operand::Y => "y",
+        })
+    }
+}
+
+/// Errors of the similarity stage. Each names the measure and the operand concerned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
+pub enum SimilarityError {
+    #[error(
+        "{measure}: x has {x_rows} rows but y has {y_rows}; both must hold the same inputs, row by row"
+    )]
+    #[diagnostic(code(congruity::similarity::row_mismatch))]
+    RowMismatch {
+        measure: String,
+        x_rows: usize,
+        y_rows: usize,
+    },
+    #[error("{measure}: needs at least {min} rows (inputs), got {n}")]
+    #[diagnostic(code(congruity::similarity::too_few_rows))]
+    TooFewRows {
+        measure: String,
+        n: usize,
+        min: usize,
+    },
+    #[error("{measure}: {operand} has no columns (features)")]
+    #[diagnostic(code(congruity::similarity::no_features))]
+    NoFeatures { measure: String, operand: Operand },
+    #[error(
+        "{measure}: {operand}[{row}, {col}] is {value}; NaN and infinite values are not allowed"
+    )]
+    #[diagnostic(code(congruity::similarity::non_finite))]
+    NonFinite {
+        measure: String,
+        operand: Operand,
+        row: usize,
+        col: usize,
+        value: f64,
+    },
+    #[error(
+        "{measure}: {operand} has zero variance (every row is the same after centring), so the measure is undefined"
+    )]
+    #[diagnostic(code(congruity::similarity::zero_variance))]
+    ZeroVariance { measure: String, operand: Operand },
+    #[error("{measure}: {reason}")]
+    #[diagnostic(code(congruity::similarity::degenerate))]
+    Degenerate { measure: String, reason: String },
+    #[error("ridge-r2 held-out split: {reason}")]
+    #[diagnostic(code(congruity::similarity::bad_split))]
+    BadSplit { reason: String },
+    #[error("{measure}: {operation} did not converge")]
+    #[diagnostic(code(congruity::similarity::no_convergence))]
+    NoConvergence {
+        measure: String,
+        operation: &'static str,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    BadName(#[from] MeasureNameError),
+}
+
+/// Checks one operand: at least one column and only finite values.
+pub(crate) fn check_operand(
+    measure: &str,
+    operand: Operand,
+    m: MatRef<'_, f64>,
+) -> Result<(), SimilarityError> {
+    if m.ncols() == 0 {
+        return Err(SimilarityError::NoFeatures {
+            measure: measure.to_owned(),
+            operand,
+        });
+    }
+    for col in 0..m.ncols() {
+        for row in 0..m.nrows() {
+            let value = m[(row, col)];
+            if !value.is_finite() {
+                return Err(SimilarityError::NonFinite {
+                    measure: measure.to_owned(),
+                    operand,
+                    row,
+                    col,
+                    value,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `x` and `y` describe the same `n >= min_rows` inputs.
+pub(crate) fn check_pair(
+    measure: &str,
+    x: MatRef<'_, f64>,
+    y: MatRef<'_, f64>,
+    min_rows: usize,
+) -> Result<(), SimilarityError> {
+    if x.nrows() != y.nrows() {
+        return Err(SimilarityError::RowMismatch {
+            measure: measure.to_owned(),
+            x_rows: x.nrows(),
+            y_rows: y.nrows(),
+        });
+    }
+    check_rows(measure, x.nrows(), min_rows)?;
+    check_operand(measure, Operand::X, x)?;
+    check_operand(measure, Operand::Y, y)
+}
+
+pub(crate) fn check_rows(measure: &str, n: usize, min: usize) -> Result<(), SimilarityError> {
+    if n < min {
+        return Err(SimilarityError::TooFewRows {
+            measure: measure.to_owned(),
+            n,
+            min,
+        });
+    }
+    Ok(())
+}

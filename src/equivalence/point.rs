@@ -1,0 +1,511 @@
+//! The point test and the selectivity matrix.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::source::{FitTable, ImplRef, ImplementationSource, compute_fits, derive_seed};
+use super::stats::{Interval, IntervalMethod, Proportion, Spread};
+use super::{EquivalenceError, check_confidence, check_positive};
+use crate::similarity::{Measure, RidgeR2};
+
+/// One comparison's result. Ties are not wins (the paper's strict `>`); they are counted apart
+/// because clamped fits (`sqrt(max(R², 0)) = 0` on both sides) tie often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Win,
+    Tie,
+    Loss,
+}
+
+pub(crate) fn outcome(own: f64, other: f64) -> Outcome {
+    if own > other {
+        Outcome::Win
+    } else if own == other {
+        Outcome::Tie
+    } else {
+        Outcome::Loss
+    }
+}
+
+/// What a win-rate interval says about two pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The interval's lower bound exceeds 1/2: G1's implementations resemble each other more than
+    /// they resemble G2's.
+    Distinguishable,
+    /// Not distinguished at this sample size (which is not a proof of equivalence).
+    NotDistinguished,
+}
+
+/// Settings of a point test (also the per-replicate settings of a selectivity matrix).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointTestConfig {
+    /// The fit; larger-is-more-similar orientation is applied for distances.
+    pub measure: Measure,
+    /// Number of (a, b, c) draws.
+    pub draws: usize,
+    pub seed: u64,
+    /// Confidence level of the intervals, e.g. 0.95.
+    pub confidence: f64,
+    /// Which interval decides the verdict (both are reported).
+    pub interval: IntervalMethod,
+}
+
+impl Default for PointTestConfig {
+    fn default() -> Self {
+        Self {
+            measure: Measure::RidgeR2(RidgeR2::default()),
+            draws: 100,
+            seed: 0,
+            confidence: 0.95,
+            interval: IntervalMethod::ClopperPearson,
+        }
+    }
+}
+
+impl PointTestConfig {
+    fn validate(&self) -> Result<(), EquivalenceError> {
+        check_positive("draws", self.draws)?;
+        check_confidence(self.confidence)
+    }
+}
+
+/// Win count with both intervals and the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WinSummary {
+    pub draws: usize,
+    pub wins: usize,
+    pub ties: usize,
+    pub win_rate: f64,
+    pub wilson: Interval,
+    pub clopper_pearson: Interval,
+    pub verdict: Verdict,
+}
+
+impl WinSummary {
+    pub(crate) fn new(
+        wins: usize,
+        ties: usize,
+        draws: usize,
+        confidence: f64,
+        method: IntervalMethod,
+    ) -> Self {
+        let p = Proportion::new(wins, draws);
+        let wilson = p.wilson(confidence);
+        let clopper_pearson = p.clopper_pearson(confidence);
+        let decisive = match method {
+            IntervalMethod::Wilson => wilson,
+            IntervalMethod::ClopperPearson => clopper_pearson,
+        };
+        Self {
+            draws,
+            wins,
+            ties,
+            win_rate: p.rate(),
+            wilson,
+            clopper_pearson,
+            verdict: if decisive.lower > 0.5 {
+                Verdict::Distinguishable
+            } else {
+                Verdict::NotDistinguished
+            },
+        }
+    }
+}
+
+/// One draw of the point test, with both fits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointDraw {
+    pub a: usize,
+    pub b: usize,
+    pub c: usize,
+    pub fit_ab: f64,
+    pub fit_ac: f64,
+    pub outcome: Outcome,
+}
+
+/// A point test of G1 against G2.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointTestResult {
+    pub g1: String,
+    pub g2: String,
+    pub measure: String,
+    pub seed: u64,
+    pub confidence: f64,
+    pub interval: IntervalMethod,
+    pub summary: WinSummary,
+    pub records: Vec<PointDraw>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Triple {
+    a: usize,
+    b: usize,
+    c: usize,
+}
+
+fn require(
+    src: &dyn ImplementationSource,
+    needed: usize,
+    why: &str,
+) -> Result<(), EquivalenceError> {
+    if src.count() < needed {
+        return Err(EquivalenceError::TooFewImplementations {
+            label: src.label().to_owned(),
+            count: src.count(),
+            needed,
+            why: why.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// `a != b` uniform from G1; `c` uniform from G2, and distinct from both when G2 is G1's pool.
+fn draw_triples(k1: usize, k2: usize, same_pool: bool, draws: usize, seed: u64) -> Vec<Triple> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..draws)
+        .map(|_| {
+            let a = rng.random_range(0..k1);
+            let mut b = rng.random_range(0..k1 - 1);
+            if b >= a {
+                b += 1;
+            }
+            let c = if same_pool {
+                let (lo, hi) = (a.min(b), a.max(b));
+                let mut c = rng.random_range(0..k1 - 2);
+                if c >= lo {
+                    c += 1;
+                }
+                if c >= hi {
+                    c += 1;
+                }
+                c
+            } else {
+                rng.random_range(0..k2)
+            };
+            Triple { a, b, c }
+        })
+        .collect()
+}
+
+fn check_pools(
+    g1: &dyn ImplementationSource,
+    g2: &dyn ImplementationSource,
+) -> Result<bool, EquivalenceError> {
+    let same = g1.label() == g2.label();
+    if same {
+        require(g1, 3, "to draw a, b, c all distinct from one pool")?;
+    } else {
+        require(g1, 2, "to draw two distinct implementations a, b")?;
+        require(g2, 1, "to draw c")?;
+    }
+    Ok(same)
+}
+
+fn triple_refs(t: Triple, g1: usize, g2: usize) -> (ImplRef, ImplRef, ImplRef) {
+    (
+        ImplRef {
+            source: g1,
+            index: t.a,
+        },
+        ImplRef {
+            source: g1,
+            index: t.b,
+        },
+        ImplRef {
+            source: g2,
+            index: t.c,
+        },
+    )
+}
+
+fn tally(
+    fits: &FitTable,
+    triples: &[Triple],
+    g1: usize,
+    g2: usize,
+    cfg: &PointTestConfig,
+) -> (WinSummary, Vec<PointDraw>) {
+    let mut wins = 0;
+    let mut ties = 0;
+    let records: Vec<PointDraw> = triples
+        .iter()
+        .map(|t| {
+            let (a, b, c) = triple_refs(*t, g1, g2);
+            let o = outcome(fits.oriented(a, b), fits.oriented(a, c));
+            match o {
+                Outcome::Win => wins += 1,
+                Outcome::Tie => ties += 1,
+                Outcome::Loss => {}
+            }
+            PointDraw {
+                a: t.a,
+                b: t.b,
+                c: t.c,
+                fit_ab: fits.value(a, b),
+                fit_ac: fits.value(a, c),
+                outcome: o,
+            }
+        })
+        .collect();
+    (
+        WinSummary::new(wins, ties, triples.len(), cfg.confidence, cfg.interval),
+        records,
+    )
+}
+
+/// The point test: `cfg.draws` draws of `a, b` from G1 and `c` from G2, seeded by `cfg.seed`.
+pub fn point_test(
+    g1: &dyn ImplementationSource,
+    g2: &dyn ImplementationSource,
+    cfg: &PointTestConfig,
+) -> Result<PointTestResult, EquivalenceError> {
+    cfg.validate()?;
+    let same = check_pools(g1, g2)?;
+    let triples = draw_triples(g1.count(), g2.count(), same, cfg.draws, cfg.seed);
+    let sources: [&dyn ImplementationSource; 2] = [g1, g2];
+    let pairs = triples.iter().flat_map(|t| {
+        let (a, b, c) = triple_refs(*t, 0, 1);
+        [(a, b), (a, c)]
+    });
+    let fits = compute_fits(&sources, &cfg.measure, pairs)?;
+    let (summary, records) = tally(&fits, &triples, 0, 1, cfg);
+    Ok(PointTestResult {
+        g1: g1.label().to_owned(),
+        g2: g2.label().to_owned(),
+        measure: cfg.measure.to_string(),
+        seed: cfg.seed,
+        confidence: cfg.confidence,
+        interval: cfg.interval,
+        summary,
+        records,
+    })
+}
+
+/// Settings of a selectivity matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectivityConfig {
+    /// Per-replicate point-test settings; `point.seed` is the matrix's seed.
+    pub point: PointTestConfig,
+    /// Independent replicates (bootstraps) of every cell, each with its own derived seed.
+    pub replicates: usize,
+}
+
+impl Default for SelectivityConfig {
+    fn default() -> Self {
+        Self {
+            point: PointTestConfig::default(),
+            replicates: 10,
+        }
+    }
+}
+
+/// Cell (G1, G2) of the selectivity matrix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelectivityCell {
+    pub g1: String,
+    pub g2: String,
+    /// Each replicate's point test (`draws` draws).
+    pub replicates: Vec<WinSummary>,
+    /// Mean and spread of the replicate win rates.
+    pub win_rate: Spread,
+    /// All replicates' draws taken together; its verdict is the cell's verdict.
+    pub pooled: WinSummary,
+    /// How many replicates alone were distinguishable.
+    pub distinguishable_replicates: usize,
+}
+
+/// Point tests over every ordered pair of pools.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelectivityMatrix {
+    pub labels: Vec<String>,
+    pub measure: String,
+    pub seed: u64,
+    pub draws_per_replicate: usize,
+    pub replicates: usize,
+    pub confidence: f64,
+    pub interval: IntervalMethod,
+    /// `cells[i][j]`: G1 = pool i, G2 = pool j.
+    pub cells: Vec<Vec<SelectivityCell>>,
+}
+
+/// The selectivity matrix: for pools `i` (G1) and `j` (G2), replicate `r` draws its triples from
+/// `derive_seed(seed, [i, j, r])`. Every pool needs at least 3 implementations (the diagonal
+/// draws a, b, c all distinct from one pool).
+pub fn selectivity_matrix(
+    sources: &[&dyn ImplementationSource],
+    cfg: &SelectivityConfig,
+) -> Result<SelectivityMatrix, EquivalenceError> {
+    cfg.point.validate()?;
+    check_positive("replicates", cfg.replicates)?;
+    if sources.is_empty() {
+        return Err(EquivalenceError::Config {
+            field: "sources",
+            reason: "no implementation pools given".into(),
+        });
+    }
+    for s in sources {
+        require(
+            *s,
+            3,
+            "for the selectivity matrix (its diagonal draws a, b, c all distinct)",
+        )?;
+    }
+    let m = sources.len();
+    // All draws first, sequentially from derived seeds.
+    let mut plan: Vec<(usize, usize, Vec<Vec<Triple>>)> = Vec::with_capacity(m * m);
+    for i in 0..m {
+        for j in 0..m {
+            let same = sources[i].label() == sources[j].label();
+            let reps = (0..cfg.replicates)
+                .map(|r| {
+                    draw_triples(
+                        sources[i].count(),
+                        sources[j].count(),
+                        same,
+                        cfg.point.draws,
+                        derive_seed(cfg.point.seed, &[i as u64, j as u64, r as u64]),
+                    )
+                })
+                .collect();
+            plan.push((i, j, reps));
+        }
+    }
+    let pairs = plan.iter().flat_map(|(i, j, reps)| {
+        reps.iter().flatten().flat_map(move |t| {
+            let (a, b, c) = triple_refs(*t, *i, *j);
+            [(a, b), (a, c)]
+        })
+    });
+    let fits = compute_fits(sources, &cfg.point.measure, pairs)?;
+
+    let mut cells: Vec<Vec<SelectivityCell>> = (0..m).map(|_| Vec::with_capacity(m)).collect();
+    for (i, j, reps) in &plan {
+        let summaries: Vec<WinSummary> = reps
+            .iter()
+            .map(|triples| tally(&fits, triples, *i, *j, &cfg.point).0)
+            .collect();
+        let rates: Vec<f64> = summaries.iter().map(|s| s.win_rate).collect();
+        let wins = summaries.iter().map(|s| s.wins).sum();
+        let ties = summaries.iter().map(|s| s.ties).sum();
+        let draws = summaries.iter().map(|s| s.draws).sum();
+        cells[*i].push(SelectivityCell {
+            g1: sources[*i].label().to_owned(),
+            g2: sources[*j].label().to_owned(),
+            win_rate: Spread::of(&rates),
+            pooled: WinSummary::new(wins, ties, draws, cfg.point.confidence, cfg.point.interval),
+            distinguishable_replicates: summaries
+                .iter()
+                .filter(|s| s.verdict == Verdict::Distinguishable)
+                .count(),
+            replicates: summaries,
+        });
+    }
+    Ok(SelectivityMatrix {
+        labels: sources.iter().map(|s| s.label().to_owned()).collect(),
+        measure: cfg.point.measure.to_string(),
+        seed: cfg.point.seed,
+        draws_per_replicate: cfg.point.draws,
+        replicates: cfg.replicates,
+        confidence: cfg.confidence(),
+        interval: cfg.point.interval,
+        cells,
+    })
+}
+
+impl SelectivityConfig {
+    fn confidence(&self) -> f64 {
+        self.point.confidence
+    }
+}
+
+impl SelectivityMatrix {
+    /// A table for people: rows are G1, columns G2, entries the mean replicate win rate ± its
+    /// standard deviation, `*` where the pooled verdict is distinguishable.
+    pub fn to_text(&self) -> String {
+        let width = self
+            .labels
+            .iter()
+            .map(|l| l.len())
+            .max()
+            .unwrap_or(0)
+            .max(14);
+        let mut out = format!(
+            "selectivity: win rate of fit(a→b) > fit(a→c), a,b ∈ G1 (row), c ∈ G2 (column)\n\
+             measure {}; {} replicates × {} draws; seed {}; * = distinguishable ({} {}% lower bound > 0.5, pooled)\n",
+            self.measure,
+            self.replicates,
+            self.draws_per_replicate,
+            self.seed,
+            match self.interval {
+                IntervalMethod::Wilson => "Wilson",
+                IntervalMethod::ClopperPearson => "Clopper–Pearson",
+            },
+            self.confidence * 100.0
+        );
+        out.push_str(&format!("{:width$}", "G1 \\ G2"));
+        for l in &self.labels {
+            out.push_str(&format!("  {l:>width$}"));
+        }
+        out.push('\n');
+        for (i, row) in self.cells.iter().enumerate() {
+            out.push_str(&format!("{:width$}", self.labels[i]));
+            for cell in row {
+                let mark = if cell.pooled.verdict == Verdict::Distinguishable {
+                    "*"
+                } else {
+                    " "
+                };
+                let entry = format!("{:.3}±{:.3}{mark}", cell.win_rate.mean, cell.win_rate.sd);
+                out.push_str(&format!("  {entry:>width$}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triples_respect_distinctness() {
+        for same in [false, true] {
+            let t = draw_triples(4, 3, same, 500, 9);
+            assert_eq!(t.len(), 500);
+            for x in &t {
+                assert_ne!(x.a, x.b);
+                assert!(x.a < 4 && x.b < 4);
+                if same {
+                    assert!(x.c != x.a && x.c != x.b && x.c < 4);
+                } else {
+                    assert!(x.c < 3);
+                }
+            }
+            // Every allowed value shows up.
+            assert!((0..4).all(|v| t.iter().any(|x| x.a == v)));
+        }
+        assert_eq!(
+            draw_triples(5, 5, false, 20, 1),
+            draw_triples(5, 5, false, 20, 1)
+        );
+        assert_ne!(
+            draw_triples(5, 5, false, 20, 1),
+            draw_triples(5, 5, false, 20, 2)
+        );
+    }
+
+    #[test]
+    fn verdict_follows_the_chosen_lower_bound() {
+        // 15/20: Wilson lower 0.531 > 0.5, Clopper–Pearson lower 0.509 > 0.5.
+        let s = WinSummary::new(15, 0, 20, 0.95, IntervalMethod::ClopperPearson);
+        assert_eq!(s.verdict, Verdict::Distinguishable);
+        // 14/20: Wilson lower 0.481, CP lower 0.457.
+        let s = WinSummary::new(14, 0, 20, 0.95, IntervalMethod::Wilson);
+        assert_eq!(s.verdict, Verdict::NotDistinguished);
+    }
+}

@@ -1,0 +1,236 @@
+//! Where implementations come from, and the shared engine that fetches their representations and
+//! computes every fit a test needs.
+//!
+//! A test first draws all its index tuples from its seed (sequentially), then asks the engine for
+//! the distinct fits those tuples need. The engine fetches each representation once and prepares
+//! each source side once (one ridge factorisation per `x` serves all its targets), computing in
+//! parallel with rayon. Every fit is a pure function of its two representations, and results are
+//! gathered into ordered maps, so the outcome is the same whatever the thread count.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::EquivalenceError;
+use super::representation::{Representation, RepresentationError};
+use crate::similarity::{Measure, Orientation};
+
+/// A pool of implementations of one interpretation (or of one model family), addressable by
+/// index. The compiler's sampler implements this: index `i` is the implementation sampled from
+/// the seed derived from `i`, run on the common inputs and pooled.
+///
+/// Contract: `representation(i)` is deterministic in `i`, and all representations of all sources
+/// compared together are on the same inputs (same [`super::InputsId`] and row count).
+pub trait ImplementationSource: Sync {
+    /// Names the pool in reports. Two sources with the same label are the same pool: tests then
+    /// never compare an implementation with itself.
+    fn label(&self) -> &str;
+    /// Number of implementations available.
+    fn count(&self) -> usize;
+    /// The representation of implementation `index` (`index < count()`).
+    fn representation(&self, index: usize) -> Result<Representation, SourceError>;
+}
+
+/// Why a source could not produce a representation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+impl From<RepresentationError> for SourceError {
+    fn from(e: RepresentationError) -> Self {
+        SourceError(e.to_string())
+    }
+}
+
+/// Representations held in memory.
+#[derive(Debug, Clone)]
+pub struct RepresentationSet {
+    label: String,
+    items: Vec<Representation>,
+}
+
+impl RepresentationSet {
+    pub fn new(label: impl Into<String>, items: Vec<Representation>) -> Self {
+        Self {
+            label: label.into(),
+            items,
+        }
+    }
+}
+
+impl ImplementationSource for RepresentationSet {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn count(&self) -> usize {
+        self.items.len()
+    }
+
+    fn representation(&self, index: usize) -> Result<Representation, SourceError> {
+        self.items.get(index).cloned().ok_or_else(|| {
+            SourceError(format!(
+                "index {index} out of range for {} representations",
+                self.items.len()
+            ))
+        })
+    }
+}
+
+/// Implementation `index` of the source at position `source` in a test's source list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ImplRef {
+    pub source: usize,
+    pub index: usize,
+}
+
+/// Raw measure values for ordered pairs `fit(from → to)`.
+pub(crate) struct FitTable {
+    orientation: Orientation,
+    values: BTreeMap<(ImplRef, ImplRef), f64>,
+}
+
+impl FitTable {
+    /// The measure's value for `from → to` (must have been requested).
+    pub(crate) fn value(&self, from: ImplRef, to: ImplRef) -> f64 {
+        self.values[&(from, to)]
+    }
+
+    /// The value turned so that larger means more similar.
+    pub(crate) fn oriented(&self, from: ImplRef, to: ImplRef) -> f64 {
+        let v = self.value(from, to);
+        match self.orientation {
+            Orientation::Similarity => v,
+            Orientation::Distance => -v,
+        }
+    }
+}
+
+fn check_index(sources: &[&dyn ImplementationSource], r: ImplRef) -> Result<(), EquivalenceError> {
+    let src = sources[r.source];
+    if r.index >= src.count() {
+        return Err(EquivalenceError::IndexOutOfRange {
+            label: src.label().to_owned(),
+            index: r.index,
+            count: src.count(),
+        });
+    }
+    Ok(())
+}
+
+type FitEntry = ((ImplRef, ImplRef), f64);
+
+/// Fetches the representations and computes `measure` for every requested ordered pair.
+pub(crate) fn compute_fits(
+    sources: &[&dyn ImplementationSource],
+    measure: &Measure,
+    pairs: impl IntoIterator<Item = (ImplRef, ImplRef)>,
+) -> Result<FitTable, EquivalenceError> {
+    let mut by_source: BTreeMap<ImplRef, BTreeSet<ImplRef>> = BTreeMap::new();
+    for (from, to) in pairs {
+        by_source.entry(from).or_default().insert(to);
+    }
+    let needed: BTreeSet<ImplRef> = by_source
+        .iter()
+        .flat_map(|(from, tos)| std::iter::once(*from).chain(tos.iter().copied()))
+        .collect();
+    for r in &needed {
+        check_index(sources, *r)?;
+    }
+    let needed: Vec<ImplRef> = needed.into_iter().collect();
+    let fetched: Vec<Result<Representation, EquivalenceError>> = needed
+        .par_iter()
+        .map(|r| {
+            let src = sources[r.source];
+            src.representation(r.index)
+                .map_err(|e| EquivalenceError::Source {
+                    label: src.label().to_owned(),
+                    index: r.index,
+                    message: e.0,
+                })
+        })
+        .collect();
+    let mut reps: BTreeMap<ImplRef, Representation> = BTreeMap::new();
+    for (r, rep) in needed.iter().zip(fetched) {
+        reps.insert(*r, rep?);
+    }
+    check_aligned(sources, &reps)?;
+
+    let groups: Vec<(ImplRef, Vec<ImplRef>)> = by_source
+        .into_iter()
+        .map(|(from, tos)| (from, tos.into_iter().collect()))
+        .collect();
+    let describe = |r: ImplRef| format!("{}[{}]", sources[r.source].label(), r.index);
+    let computed: Vec<Result<Vec<FitEntry>, EquivalenceError>> = groups
+        .par_iter()
+        .map(|(from, tos)| {
+            let prepared =
+                measure
+                    .prepare(reps[from].matrix())
+                    .map_err(|source| EquivalenceError::Fit {
+                        from: describe(*from),
+                        to: "(any)".into(),
+                        source,
+                    })?;
+            tos.par_iter()
+                .map(|to| {
+                    prepared
+                        .score(reps[to].matrix())
+                        .map(|v| ((*from, *to), v.value()))
+                        .map_err(|source| EquivalenceError::Fit {
+                            from: describe(*from),
+                            to: describe(*to),
+                            source,
+                        })
+                })
+                .collect()
+        })
+        .collect();
+    let mut values = BTreeMap::new();
+    for group in computed {
+        values.extend(group?);
+    }
+    Ok(FitTable {
+        orientation: measure.orientation(),
+        values,
+    })
+}
+
+/// All representations must stand for the same inputs, row by row.
+fn check_aligned(
+    sources: &[&dyn ImplementationSource],
+    reps: &BTreeMap<ImplRef, Representation>,
+) -> Result<(), EquivalenceError> {
+    let mut iter = reps.iter();
+    let Some((first_ref, first)) = iter.next() else {
+        return Ok(());
+    };
+    for (r, rep) in iter {
+        if rep.inputs() != first.inputs() || rep.n_inputs() != first.n_inputs() {
+            return Err(EquivalenceError::NotAligned {
+                first: format!("{}[{}]", sources[first_ref.source].label(), first_ref.index),
+                first_inputs: first.inputs().to_string(),
+                first_rows: first.n_inputs(),
+                other: format!("{}[{}]", sources[r.source].label(), r.index),
+                other_inputs: rep.inputs().to_string(),
+                other_rows: rep.n_inputs(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A seed for stream `stream` derived from `seed` (SplitMix64 finaliser, chained), so that every
+/// cell, replicate and bootstrap has its own reproducible generator independent of scheduling.
+pub fn derive_seed(seed: u64, stream: &[u64]) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    stream.iter().fold(mix(seed), |h, &s| {
+        mix(h ^ mix(s.wrapping_add(0xD1B5_4A32_D192_ED03)))
+    })
+}

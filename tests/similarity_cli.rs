@@ -1,0 +1,303 @@
+//! `congruity similarity` through the binary: input formats, text output, and clear errors for bad
+//! input (never a panic, always a non-zero exit naming the file, tensor and problem).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::{Dtype, tensor::TensorView};
+use serde_json::Value;
+
+enum Data {
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+}
+
+fn bytes(d: &Data) -> (Dtype, Vec<u8>) {
+    match d {
+        Data::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        Data::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        Data::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        Data::I32(v) => (Dtype::I32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+    }
+}
+
+fn write(dir: &Path, name: &str, tensors: &[(&str, Vec<usize>, Data)]) -> PathBuf {
+    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            let (dt, b) = bytes(d);
+            (n.to_string(), dt, s.clone(), b)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = encoded
+        .iter()
+        .map(|(n, dt, s, b)| (n.clone(), TensorView::new(*dt, s.clone(), b).expect("view")))
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        safetensors::serialize(views, None).expect("serialise"),
+    )
+    .expect("write");
+    path
+}
+
+/// Deterministic, non-degenerate data: y is a noisy linear image of x.
+fn pair(n: usize, dx: usize, dy: usize) -> (Vec<f64>, Vec<f64>) {
+    let x: Vec<f64> = (0..n * dx)
+        .map(|k| ((k as f64 * 0.7391).sin() * 1000.0).fract())
+        .collect();
+    let y: Vec<f64> = (0..n)
+        .flat_map(|i| {
+            let x = &x;
+            (0..dy).map(move |j| {
+                let lin: f64 = (0..dx)
+                    .map(|k| x[i * dx + k] * ((j + 2 * k) % 5) as f64)
+                    .sum();
+                lin + 0.1 * (((i * dy + j) as f64 * 1.37).cos() * 500.0).fract()
+            })
+        })
+        .collect();
+    (x, y)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_congruity"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// miette wraps long messages and draws a margin; compare on the words alone.
+fn words(s: &str) -> String {
+    s.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn fails_with(o: &Output, fragments: &[&str]) {
+    assert!(!o.status.success(), "expected failure, got success");
+    assert_ne!(o.status.code(), Some(101), "panicked:\n{}", stderr(o));
+    let e = stderr(o);
+    for f in fragments {
+        assert!(words(&e).contains(&words(f)), "stderr lacks `{f}`:\n{e}");
+    }
+}
+
+#[test]
+fn f32_input_without_split_uses_the_seeded_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = pair(50, 4, 3);
+    let to32 = |v: &[f64]| v.iter().map(|a| *a as f32).collect::<Vec<_>>();
+    let p = write(
+        dir.path(),
+        "p.safetensors",
+        &[
+            ("x", vec![50, 4], Data::F32(to32(&x))),
+            ("y", vec![50, 3], Data::F32(to32(&y))),
+        ],
+    );
+    let p = p.to_str().unwrap();
+    let a = run(&["similarity", p, "--json", "--measure", "ridge-r2:seed=3"]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let v: Value = serde_json::from_slice(&a.stdout).unwrap();
+    let r = &v["ridge-r2(x->y)"];
+    assert_eq!(r["n_test"], 5);
+    assert_eq!(r["n_train"], 45);
+    assert_eq!(r["split"], "seeded: test=0.1 seed=3");
+    assert!(r["sqrt_r2_clamped"].as_f64().unwrap() > 0.9, "{r}");
+    // Same command, same bytes; another seed, another split.
+    let b = run(&["similarity", p, "--json", "--measure", "ridge-r2:seed=3"]);
+    assert_eq!(a.stdout, b.stdout);
+    let c = run(&["similarity", p, "--json", "--measure", "ridge-r2:seed=4"]);
+    assert_ne!(a.stdout, c.stdout);
+}
+
+#[test]
+fn text_output_names_every_measure() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/similarity/uniform_30x25/inputs.safetensors");
+    let o = run(&["similarity", fixture.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.starts_with("30 inputs; x: 25 features, y: 25 features\n"),
+        "{text}"
+    );
+    for m in [
+        "cka:linear",
+        "cka:debiased",
+        "procrustes:angular",
+        "procrustes:euclidean",
+        "cca:mean",
+        "svcca:var=0.99",
+        "ridge-r2:alphas=0.1,1,10;test=0.1;seed=0  (27 train / 3 held-out rows, train_idx/test_idx from the file)",
+        "x->y  sqrt(max(R²,0)) = 0  R² = -1.15633721891",
+        "alpha = 10",
+    ] {
+        assert!(text.contains(m), "missing `{m}` in\n{text}");
+    }
+}
+
+#[test]
+fn bad_measure_name_lists_valid_forms() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/similarity/uniform_30x25/inputs.safetensors");
+    let o = run(&[
+        "similarity",
+        fixture.to_str().unwrap(),
+        "--measure",
+        "cka:rbf",
+    ]);
+    fails_with(
+        &o,
+        &[
+            "cka:rbf",
+            "unknown CKA estimator",
+            "procrustes:euclidean",
+            "svcca",
+        ],
+    );
+}
+
+#[test]
+fn missing_file_and_garbage_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.safetensors");
+    fails_with(
+        &run(&["similarity", missing.to_str().unwrap()]),
+        &["nope.safetensors"],
+    );
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a safetensors file").unwrap();
+    fails_with(
+        &run(&["similarity", junk.to_str().unwrap()]),
+        &["junk.safetensors", "not a valid safetensors file"],
+    );
+}
+
+#[test]
+fn bad_tensors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = pair(20, 3, 2);
+    let d = dir.path();
+    type Case<'a> = (&'a str, Vec<(&'a str, Vec<usize>, Data)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "no_y.safetensors",
+            vec![("x", vec![20, 3], Data::F64(x.clone()))],
+            vec!["`y` is missing", "present: x"],
+        ),
+        (
+            "rows.safetensors",
+            vec![
+                ("x", vec![20, 3], Data::F64(x.clone())),
+                ("y", vec![10, 4], Data::F64(y[..40].to_vec())),
+            ],
+            vec!["`y`", "10 rows", "`x` has 20"],
+        ),
+        (
+            "rank3.safetensors",
+            vec![
+                ("x", vec![20, 3, 1], Data::F64(x.clone())),
+                ("y", vec![20, 2], Data::F64(y.clone())),
+            ],
+            vec!["`x`", "[20, 3, 1]", "2 dimensions"],
+        ),
+        (
+            "int.safetensors",
+            vec![
+                ("x", vec![20, 3], Data::I64(vec![1; 60])),
+                ("y", vec![20, 2], Data::F64(y.clone())),
+            ],
+            vec!["`x`", "I64", "F64 or F32"],
+        ),
+        (
+            "nan.safetensors",
+            vec![
+                (
+                    "x",
+                    vec![20, 3],
+                    Data::F64({
+                        let mut v = x.clone();
+                        v[7] = f64::NAN;
+                        v
+                    }),
+                ),
+                ("y", vec![20, 2], Data::F64(y.clone())),
+            ],
+            vec!["`x`", "NaN", "[2, 1]"],
+        ),
+        (
+            "half_split.safetensors",
+            vec![
+                ("x", vec![20, 3], Data::F64(x.clone())),
+                ("y", vec![20, 2], Data::F64(y.clone())),
+                ("train_idx", vec![3], Data::I64(vec![0, 1, 2])),
+            ],
+            vec!["test_idx", "come together"],
+        ),
+        (
+            "overlap.safetensors",
+            vec![
+                ("x", vec![20, 3], Data::F64(x.clone())),
+                ("y", vec![20, 2], Data::F64(y.clone())),
+                ("train_idx", vec![4], Data::I32(vec![0, 1, 2, 3])),
+                ("test_idx", vec![2], Data::I32(vec![3, 4])),
+            ],
+            vec!["row 3 is in both train and test"],
+        ),
+        (
+            "negative.safetensors",
+            vec![
+                ("x", vec![20, 3], Data::F64(x.clone())),
+                ("y", vec![20, 2], Data::F64(y.clone())),
+                ("train_idx", vec![4], Data::I64(vec![0, 1, 2, -3])),
+                ("test_idx", vec![2], Data::I64(vec![5, 4])),
+            ],
+            vec!["`train_idx`", "-3"],
+        ),
+    ];
+    for (name, tensors, fragments) in cases {
+        let p = write(d, name, &tensors);
+        let o = run(&["similarity", p.to_str().unwrap(), "--json"]);
+        let mut want = vec![name];
+        want.extend(fragments);
+        fails_with(&o, &want);
+    }
+}
+
+#[test]
+fn degenerate_data_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, y) = pair(20, 3, 2);
+    let p = write(
+        dir.path(),
+        "const.safetensors",
+        &[
+            ("x", vec![20, 3], Data::F64(vec![0.5; 60])),
+            ("y", vec![20, 2], Data::F64(y)),
+        ],
+    );
+    let o = run(&["similarity", p.to_str().unwrap(), "--measure", "cka:linear"]);
+    fails_with(&o, &["cka:linear", "x has zero variance"]);
+    // Too few rows for a held-out split of 10%.
+    let (x, y) = pair(8, 2, 2);
+    let p = write(
+        dir.path(),
+        "tiny.safetensors",
+        &[
+            ("x", vec![8, 2], Data::F64(x)),
+            ("y", vec![8, 2], Data::F64(y)),
+        ],
+    );
+    let o = run(&["similarity", p.to_str().unwrap(), "--measure", "ridge-r2"]);
+    fails_with(&o, &["held-out", "8 rows"]);
+}
