@@ -165,15 +165,70 @@ impl NamedTensors {
     }
 }
 
-/// Reads every tensor of a safetensors file onto `device` (f32).
+/// Integer data as f32 (for data files such as token ids or argmax indices; weights must be
+/// floating point and do not go through this).
+fn convert_int(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    fn le<const N: usize>(c: &[u8]) -> [u8; N] {
+        let mut b = [0u8; N];
+        b.copy_from_slice(c);
+        b
+    }
+    let v = match dtype {
+        Dtype::I64 => data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::U64 => data
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::I32 => data
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::U32 => data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::I16 => data
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::U16 => data
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::I8 => data.iter().map(|&b| b as i8 as f32).collect(),
+        Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as f32).collect(),
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// Reads every tensor of a safetensors file onto `device` as f32 (floats and integers; other
+/// dtypes are an error naming the tensor).
 pub fn read_safetensors(
     path: &Path,
     device: &Device,
 ) -> Result<BTreeMap<String, Tensor>, ModelError> {
-    let named = NamedTensors::read(path)?;
+    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let mut out = BTreeMap::new();
-    for name in named.names() {
-        let t = named.get(name, None, "")?;
+    for (name, view) in st.iter() {
+        let data = convert(view.dtype(), view.data())
+            .or_else(|| convert_int(view.dtype(), view.data()))
+            .ok_or_else(|| ModelError::WrongDtype {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                dtype: format!("{:?}", view.dtype()),
+            })?;
+        let t = HostTensor {
+            shape: view.shape().to_vec(),
+            data,
+        };
         out.insert(name.to_string(), t.to_device(device)?);
     }
     Ok(out)
