@@ -62,6 +62,43 @@ impl TokenBatch {
         Self::new(&out)
     }
 
+    /// Reads a token file: JSON `{"tokens": [[id, ...], ...]}` (rows of equal length).
+    pub fn from_json_file(path: &std::path::Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ModelError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let bad = |reason: String| ModelError::Tokens(format!("{}: {reason}", path.display()));
+        let rows = value
+            .get("tokens")
+            .and_then(|t| t.as_array())
+            .ok_or_else(|| bad("expected an object with a `tokens` array of rows".into()))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (b, row) in rows.iter().enumerate() {
+            let row = row
+                .as_array()
+                .ok_or_else(|| bad(format!("tokens[{b}] is not an array of token ids")))?;
+            let ids = row
+                .iter()
+                .enumerate()
+                .map(|(p, id)| {
+                    id.as_u64().ok_or_else(|| {
+                        bad(format!(
+                            "tokens[{b}][{p}] = {id} is not a non-negative integer token id"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<u64>, _>>()?;
+            out.push(ids);
+        }
+        Self::from_u64_rows(&out).map_err(|e| match e {
+            ModelError::Tokens(m) => bad(m),
+            other => other,
+        })
+    }
+
     pub fn single(row: Vec<u32>) -> Result<Self, ModelError> {
         Self::new(&[row])
     }
