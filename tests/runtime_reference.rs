@@ -2,6 +2,9 @@
 //! TransformerLens' forward pass written from its semantics with plain loops, on seeded random
 //! models, and (b) small models whose outputs are computed by hand.
 
+// Index loops mirror the formulas they implement.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -143,7 +143,9 @@ fn flat_in(w: &Tensor, d_model: usize, width: usize) -> candle_core::Result<Tens
 }
 
 impl AttnWeights {
-    /// Builds the flattened matrices from the TL-shaped ones.
+    /// Builds the flattened matrices from the TL-shaped ones. The arguments are
+    /// TransformerLens' eight attention parameters, in its order.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         w_q: Tensor,
         w_k: Tensor,
