@@ -2,6 +2,8 @@
 //! `run` function returning the process exit code; this file only dispatches.
 
 pub mod similarity;
+pub mod patch;
+pub mod run;
 
 use std::process::ExitCode;
 
@@ -18,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
     Similarity(similarity::Args),
+    /// Run a model: save logits and hook activations, or decode the answer to an input.
+    Run(run::Args),
+    /// Activation patching: one hook (head, positions) from a source run into a base run.
+    Patch(patch::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -25,5 +31,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Similarity(args) => similarity::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Patch(args) => patch::run(args),
     }
 }
