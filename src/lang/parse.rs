@@ -1085,25 +1085,30 @@ fn syntax_error(file: &SourceFile, e: &pest::error::Error<Rule>) -> LangError {
         join_words(&expected, "or")
     };
 
-    if at_eof {
-        if let Some((open, at)) = unclosed_bracket(text, pos) {
-            let close = match open {
-                '{' => '}',
-                '(' => ')',
-                _ => ']',
-            };
-            let (line, _) = file.line_col(at);
-            let what = if open == '{' { "block" } else { "bracket" };
-            return LangError::at(
-                ErrorKind::Unterminated,
-                file,
-                Span::new(at, at + 1),
-                format!("unterminated {what}: the file ends before the `{close}` that closes this `{open}`"),
-                format!("this `{open}` is never closed"),
-            )
-            .with_label(Span::new(pos, pos), format!("expected {expected_text} here"))
-            .with_help(format!("add `{close}` to close the {what} opened on line {line}"));
-        }
+    if at_eof && let Some((open, at)) = unclosed_bracket(text, pos) {
+        let close = match open {
+            '{' => '}',
+            '(' => ')',
+            _ => ']',
+        };
+        let (line, _) = file.line_col(at);
+        let what = if open == '{' { "block" } else { "bracket" };
+        return LangError::at(
+            ErrorKind::Unterminated,
+            file,
+            Span::new(at, at + 1),
+            format!(
+                "unterminated {what}: the file ends before the `{close}` that closes this `{open}`"
+            ),
+            format!("this `{open}` is never closed"),
+        )
+        .with_label(
+            Span::new(pos, pos),
+            format!("expected {expected_text} here"),
+        )
+        .with_help(format!(
+            "add `{close}` to close the {what} opened on line {line}"
+        ));
     }
     let mut err = LangError::at(
         ErrorKind::Syntax,
