@@ -757,7 +757,11 @@ impl Checker {
                                 &f.source,
                                 span,
                                 msg,
-                                format!("`{prev_name}` outputs {}", value_set_text(prev_values)),
+                                format!(
+                                    "{} of `{prev_name}`'s output values {} outside this stage's vocabulary",
+                                    outside.len(),
+                                    if outside.len() == 1 { "is" } else { "are" }
+                                ),
                             )
                             .with_help(format!(
                                 "`{prog_name}` reads {vocab_text}; map the other values with an adapter: `{} via \
