@@ -1,26 +1,33 @@
 //! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
 //! `run` function returning the process exit code; this file only dispatches.
 
+pub mod check;
+pub mod eval;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "congruity",
-    version,
-    about = "Checked, repeatable mechanistic interpretations"
-)]
+#[command(name = "congruity", version, about = "Checked, repeatable mechanistic interpretations")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Parse and type-check spec files (files or directories of *.interp).
+    Check(check::Args),
+    /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
+    Eval(eval::Args),
+}
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
+    }
 }

@@ -875,6 +875,15 @@ fn unclosed_bracket(text: &str, limit: usize) -> Option<(char, usize)> {
 // ---------------------------------------------------------------------------------------------
 // Syntax errors in the language's words.
 
+const ITEM_WORDS: &[&str] = &[
+    "task",
+    "interpretation",
+    "pipeline",
+    "circuit",
+    "check",
+    "prove",
+    "import",
+];
 const ITEM: &str =
     "an item (`task`, `interpretation`, `pipeline`, `circuit`, `check`, `prove` or `import`)";
 const STATEMENT: &str = "a statement (`name = ...` or `output ...`)";
@@ -1085,25 +1094,45 @@ fn syntax_error(file: &SourceFile, e: &pest::error::Error<Rule>) -> LangError {
         join_words(&expected, "or")
     };
 
-    if at_eof {
-        if let Some((open, at)) = unclosed_bracket(text, pos) {
-            let close = match open {
-                '{' => '}',
-                '(' => ')',
-                _ => ']',
-            };
-            let (line, _) = file.line_col(at);
-            let what = if open == '{' { "block" } else { "bracket" };
-            return LangError::at(
-                ErrorKind::Unterminated,
-                file,
-                Span::new(at, at + 1),
-                format!("unterminated {what}: the file ends before the `{close}` that closes this `{open}`"),
-                format!("this `{open}` is never closed"),
+    // A block left open shows up either at the end of the file or where the next item begins.
+    let next_item = ITEM_WORDS.iter().any(|w| found == format!("`{w}`"));
+    let wants_close = expected.iter().any(|e| e == "`}`");
+    if (at_eof || (next_item && wants_close))
+        && let Some((open, at)) = unclosed_bracket(text, pos)
+    {
+        let close = match open {
+            '{' => '}',
+            '(' => ')',
+            _ => ']',
+        };
+        let (line, _) = file.line_col(at);
+        let what = if open == '{' { "block" } else { "bracket" };
+        let (message, here) = if at_eof {
+            (
+                format!(
+                    "unterminated {what}: the file ends before the `{close}` that closes this `{open}`"
+                ),
+                format!("expected {expected_text} here"),
             )
-            .with_label(Span::new(pos, pos), format!("expected {expected_text} here"))
-            .with_help(format!("add `{close}` to close the {what} opened on line {line}"));
-        }
+        } else {
+            (
+                format!(
+                    "unterminated {what}: {found} begins a new item before the `{close}` that closes this `{open}`"
+                ),
+                format!("expected `{close}` before this"),
+            )
+        };
+        return LangError::at(
+            ErrorKind::Unterminated,
+            file,
+            Span::new(at, at + 1),
+            message,
+            format!("this `{open}` is never closed"),
+        )
+        .with_label(Span::new(pos, pos + found_len(text, pos)), here)
+        .with_help(format!(
+            "add `{close}` to close the {what} opened on line {line}"
+        ));
     }
     let mut err = LangError::at(
         ErrorKind::Syntax,
