@@ -165,3 +165,51 @@ fn eval_rejects_bad_input_naming_the_token() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("tracr_reverse"), "{}", stderr(&o));
 }
+
+#[test]
+fn fmt_rewrites_in_place_and_check_reports() {
+    let d = temp_dir("fmt");
+    let messy = "task t{vocab{a,b} max_len 3}  # t\ninterpretation i for t{x=map(|v|v==a,tokens)\noutput x}\n";
+    let f = write(&d, "m.interp", messy);
+    let o = congruity(&["fmt", "--check", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains(&format!("would reformat {f}")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        messy,
+        "--check must not write"
+    );
+    let o = congruity(&["fmt", &f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let formatted = std::fs::read_to_string(&f).unwrap();
+    assert_eq!(
+        formatted,
+        "task t {\n  vocab   {a, b}\n  max_len 3\n}  # t\n\ninterpretation i for t {\n  x      = map(|v| v == a, tokens)\n  output   x\n}\n"
+    );
+    // No temporary files left behind; a second run changes nothing.
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    let o = congruity(&["fmt", "--check", d.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    // A file that does not parse is reported and left alone.
+    let bad = write(&d, "bad.interp", "task t {\n");
+    let o = congruity(&["fmt", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unterminated block"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&bad).unwrap(), "task t {\n");
+}
+
+#[test]
+fn bundled_tracr_specs_are_canonical() {
+    let o = congruity(&[
+        "fmt",
+        "--check",
+        "specs/tracr/length.interp",
+        "specs/tracr/reverse.interp",
+        "specs/tracr/hist.interp",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}

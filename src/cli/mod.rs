@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod eval;
+pub mod fmt;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,8 @@ pub enum Command {
     Check(check::Args),
     /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
     Eval(eval::Args),
+    /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
+    Fmt(fmt::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -29,5 +32,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Fmt(args) => fmt::run(args),
     }
 }
