@@ -397,3 +397,22 @@ fn check_alternating_needs_two_tokens() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("check_alternating"), "{stderr}");
 }
+
+#[test]
+fn every_spec_checks_and_is_formatted() {
+    let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
+    for args in [&["check"][..], &["fmt", "--check"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_congruity"))
+            .args(args)
+            .arg(&specs)
+            .output()
+            .expect("the congruity binary runs");
+        assert!(
+            out.status.success(),
+            "congruity {} specs/ failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
