@@ -1471,26 +1471,6 @@ prove al: aligned(a, b, length = n, opp) timeout 30
     }
 
     #[test]
-    #[ignore]
-    fn show_errors() {
-        for src in [
-            "interpretation i for t { x = map(|a| a + , tokens) output x }",
-            "task t {\n  vocab {a}\n  max_len 3\n",
-            "task t { vocab {a} max_len }",
-            "interpretation i for t { output = tokens }",
-            "interpretation i t { output tokens }",
-            "interpretation i for t { x = map(|a| if a then 1, tokens) }",
-            "circuit c for i { x -> blocks.0.attn.hook_z[ }",
-            "prove equivalent(a b)",
-            "foo",
-            "interpretation i for t { output select(tokens, tokens, ==) + }",
-            "pipeline p = a",
-        ] {
-            println!("{}", parse_err(src).render_plain());
-        }
-    }
-
-    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = format!(
             "interpretation i for t {{ output map(|x| {}x{}, tokens) }}",
