@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod compile;
 pub mod equivalence;
+pub mod hooks;
 pub mod intervene;
 pub mod lang;
 pub mod model;

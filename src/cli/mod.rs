@@ -1,19 +1,23 @@
 //! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
 //! `run` function returning the process exit code; this file only dispatches.
 
-pub mod similarity;
-pub mod patch;
-pub mod run;
 pub mod check;
 pub mod eval;
 pub mod fmt;
+pub mod patch;
+pub mod run;
+pub mod similarity;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "congruity", version, about = "Checked, repeatable mechanistic interpretations")]
+#[command(
+    name = "congruity",
+    version,
+    about = "Checked, repeatable mechanistic interpretations"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

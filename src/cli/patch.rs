@@ -60,7 +60,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args) -> Result<(), InterveneError> {
-    let hook: HookPoint = args.hook.parse()?;
+    let hook: HookPoint = args.hook.parse().map_err(model::ModelError::from)?;
     let device = model::device(args.cuda)?;
     let loaded = model::load(&args.model, &device)?;
     let base = TokenBatch::from_json_file(&args.tokens)?;

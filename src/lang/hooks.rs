@@ -1,68 +1,12 @@
-//! TransformerLens hook-point names: which names exist, and which carry a head dimension.
+//! Checking circuit hook names against the TransformerLens hook-point vocabulary of
+//! [`crate::hooks`], with the hints a spec author needs when a name is wrong.
 //!
-//! The grammar of HookedTransformer's hook points:
-//!
-//! ```text
-//! hook_embed | hook_pos_embed | ln_final.hook_scale | ln_final.hook_normalized
-//! blocks.{l}.(hook_resid_pre | hook_resid_mid | hook_resid_post | hook_attn_in | hook_mlp_in
-//!            | hook_q_input | hook_k_input | hook_v_input | hook_attn_out | hook_mlp_out
-//!            | ln1.hook_scale | ln1.hook_normalized | ln2.hook_scale | ln2.hook_normalized
-//!            | attn.hook_q | attn.hook_k | attn.hook_v | attn.hook_z | attn.hook_result
-//!            | attn.hook_attn_scores | attn.hook_pattern | attn.hook_rot_q | attn.hook_rot_k
-//!            | mlp.hook_pre | mlp.hook_post | mlp.hook_pre_linear)
-//! ```
-//!
-//! `[h]` (one head) is accepted on the per-head attention hooks only: `hook_q/k/v/z/result`
-//! ([batch, pos, head, d]) and `hook_pattern/attn_scores` ([batch, head, q, k]).
+//! `[h]` (one head) is accepted on hooks whose tensor has a head axis: `attn.hook_q/k/v/z/result`,
+//! `hook_rot_q/k`, `hook_pattern/attn_scores`, and the per-head inputs `hook_attn_in`,
+//! `hook_q/k/v_input`.
 
-/// Hook points outside the blocks.
-pub const GLOBAL_HOOKS: &[&str] = &[
-    "hook_embed",
-    "hook_pos_embed",
-    "ln_final.hook_scale",
-    "ln_final.hook_normalized",
-];
-
-/// Hook points inside `blocks.{l}.`.
-pub const BLOCK_HOOKS: &[&str] = &[
-    "hook_resid_pre",
-    "hook_resid_mid",
-    "hook_resid_post",
-    "hook_attn_in",
-    "hook_mlp_in",
-    "hook_q_input",
-    "hook_k_input",
-    "hook_v_input",
-    "hook_attn_out",
-    "hook_mlp_out",
-    "ln1.hook_scale",
-    "ln1.hook_normalized",
-    "ln2.hook_scale",
-    "ln2.hook_normalized",
-    "attn.hook_q",
-    "attn.hook_k",
-    "attn.hook_v",
-    "attn.hook_z",
-    "attn.hook_result",
-    "attn.hook_attn_scores",
-    "attn.hook_pattern",
-    "attn.hook_rot_q",
-    "attn.hook_rot_k",
-    "mlp.hook_pre",
-    "mlp.hook_post",
-    "mlp.hook_pre_linear",
-];
-
-/// Block hooks with a head dimension, where `[h]` picks one head.
-pub const PER_HEAD_HOOKS: &[&str] = &[
-    "attn.hook_q",
-    "attn.hook_k",
-    "attn.hook_v",
-    "attn.hook_z",
-    "attn.hook_result",
-    "attn.hook_pattern",
-    "attn.hook_attn_scores",
-];
+use crate::hooks::HookPoint;
+use crate::lang::diag::did_you_mean;
 
 /// Why a hook name is not a TransformerLens hook point.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,17 +16,10 @@ pub struct HookProblem {
     pub help: Option<String>,
 }
 
-/// A parsed hook point: the layer (for block hooks) and the hook within it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HookPoint<'a> {
-    pub layer: Option<usize>,
-    pub hook: &'a str,
-}
-
-/// Splits and checks a hook name; `has_head` says whether `[h]` was written after it.
-pub fn validate(name: &str, has_head: bool) -> Result<HookPoint<'_>, HookProblem> {
-    let point = parse(name)?;
-    if has_head && (point.layer.is_none() || !PER_HEAD_HOOKS.contains(&point.hook)) {
+/// Parses and checks a hook name; `has_head` says whether `[h]` was written after it.
+pub fn validate(name: &str, has_head: bool) -> Result<HookPoint, HookProblem> {
+    let point: HookPoint = name.parse().map_err(|_| unknown(name))?;
+    if has_head && point.axes().head.is_none() {
         return Err(HookProblem {
             message: format!("`{name}` has no head dimension, so `[h]` cannot pick a head"),
             label: "not a per-head hook".to_string(),
@@ -95,57 +32,54 @@ pub fn validate(name: &str, has_head: bool) -> Result<HookPoint<'_>, HookProblem
     Ok(point)
 }
 
-fn parse(name: &str) -> Result<HookPoint<'_>, HookProblem> {
-    if GLOBAL_HOOKS.contains(&name) {
-        return Ok(HookPoint {
-            layer: None,
-            hook: name,
-        });
+/// The names of one layer's block hooks without the `blocks.{l}.` prefix, and the global ones.
+fn vocabulary() -> (Vec<String>, Vec<String>) {
+    let mut block = vec![];
+    let mut global = vec![];
+    for point in HookPoint::every(1) {
+        let text = point.to_string();
+        match text.strip_prefix("blocks.0.") {
+            Some(rest) => block.push(rest.to_string()),
+            None => global.push(text),
+        }
     }
-    let unknown = |help: String| HookProblem {
+    (block, global)
+}
+
+fn unknown(name: &str) -> HookProblem {
+    let (block, global) = vocabulary();
+    let problem = |help: String| HookProblem {
         message: format!("`{name}` is not a TransformerLens hook point"),
         label: "unknown hook".to_string(),
         help: Some(help),
     };
     let Some(rest) = name.strip_prefix("blocks.") else {
-        if let Some(suffix) = name.strip_prefix("unembed") {
-            let _ = suffix;
-            return Err(unknown(
-                "TransformerLens has no hook inside the unembedding; hook `ln_final.hook_normalized` or the last \
-                 block's `hook_resid_post`"
-                    .to_string(),
-            ));
-        }
-        let guess = crate::lang::diag::did_you_mean(name, GLOBAL_HOOKS.iter().copied());
-        return Err(unknown(match guess {
-            Some(g) => format!("did you mean `{g}`?"),
-            None if BLOCK_HOOKS.contains(&name) => {
-                format!("block hooks need their layer: `blocks.0.{name}`")
-            }
-            None => format!(
-                "hook points are {}, or `blocks.{{l}}.<hook>` such as `blocks.0.attn.hook_z`",
-                GLOBAL_HOOKS.join(", ")
-            ),
-        }));
+        return problem(
+            match did_you_mean(name, global.iter().map(String::as_str)) {
+                Some(g) => format!("did you mean `{g}`?"),
+                None if block.iter().any(|b| b == name) => {
+                    format!("block hooks need their layer: `blocks.0.{name}`")
+                }
+                None => format!(
+                    "hook points are {}, or `blocks.{{l}}.<hook>` such as `blocks.0.attn.hook_z`",
+                    global.join(", ")
+                ),
+            },
+        );
     };
     let (layer_text, hook) = rest.split_once('.').unwrap_or((rest, ""));
-    let valid_layer = !layer_text.is_empty()
-        && layer_text.chars().all(|c| c.is_ascii_digit())
+    let canonical_layer = !layer_text.is_empty()
+        && layer_text.bytes().all(|b| b.is_ascii_digit())
         && (layer_text == "0" || !layer_text.starts_with('0'));
-    let Some(layer) = layer_text.parse::<usize>().ok().filter(|_| valid_layer) else {
-        return Err(HookProblem {
+    if !canonical_layer {
+        return HookProblem {
             message: format!("`{name}` needs a layer number after `blocks.`"),
             label: "expected a layer number".to_string(),
             help: Some("write the layer as a plain number: `blocks.0.hook_resid_pre`".to_string()),
-        });
-    };
-    if BLOCK_HOOKS.contains(&hook) {
-        return Ok(HookPoint {
-            layer: Some(layer),
-            hook,
-        });
+        };
     }
-    let help = match hook {
+    let layer = layer_text;
+    problem(match hook {
         "" => format!("name a hook inside the block, e.g. `blocks.{layer}.hook_resid_post`"),
         "attn" => format!(
             "name the attention hook: `blocks.{layer}.hook_attn_out` (the layer's attention output) or \
@@ -155,21 +89,11 @@ fn parse(name: &str) -> Result<HookPoint<'_>, HookProblem> {
             "name the MLP hook: `blocks.{layer}.hook_mlp_out` (its output) or `blocks.{layer}.mlp.hook_post` (its \
              hidden activations)"
         ),
-        _ => match crate::lang::diag::did_you_mean(hook, BLOCK_HOOKS.iter().copied()) {
+        _ => match did_you_mean(hook, block.iter().map(String::as_str)) {
             Some(g) => format!("did you mean `blocks.{layer}.{g}`?"),
-            None => format!(
-                "hooks inside a block: {}",
-                BLOCK_HOOKS
-                    .iter()
-                    .take(10)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-                    + ", ..."
-            ),
+            None => format!("hooks inside a block: {}, ...", block[..10].join(", ")),
         },
-    };
-    Err(unknown(help))
+    })
 }
 
 #[cfg(test)]
@@ -178,24 +102,17 @@ mod tests {
 
     #[test]
     fn accepts_every_transformer_lens_hook() {
-        for h in GLOBAL_HOOKS {
-            assert!(validate(h, false).is_ok(), "{h}");
+        for point in HookPoint::every(12) {
+            let name = point.to_string();
+            assert_eq!(validate(&name, false), Ok(point), "{name}");
+            assert_eq!(
+                validate(&name, true).is_ok(),
+                point.axes().head.is_some(),
+                "{name}[0]"
+            );
         }
-        for l in [0, 3, 11] {
-            for h in BLOCK_HOOKS {
-                let name = format!("blocks.{l}.{h}");
-                assert_eq!(
-                    validate(&name, false).map(|p| p.layer),
-                    Ok(Some(l)),
-                    "{name}"
-                );
-                assert_eq!(
-                    validate(&name, true).is_ok(),
-                    PER_HEAD_HOOKS.contains(h),
-                    "{name}[0]"
-                );
-            }
-        }
+        assert!(validate("unembed.hook_out", false).is_ok());
+        assert!(validate("blocks.3.attn.hook_z", true).is_ok());
     }
 
     #[test]
@@ -213,7 +130,6 @@ mod tests {
                 .unwrap()
                 .contains("blocks.0.hook_resid_pre")
         );
-        assert!(validate("unembed.hook_out", false).is_err());
         assert!(validate("hook_embed", true).is_err());
         assert!(validate("blocks.0.hook_resid_post", true).is_err());
     }

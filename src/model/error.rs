@@ -195,3 +195,12 @@ impl<T> ComputeContext<T> for Result<T, candle_core::Error> {
         })
     }
 }
+
+impl From<crate::hooks::UnknownHook> for ModelError {
+    fn from(e: crate::hooks::UnknownHook) -> Self {
+        ModelError::UnknownHook {
+            name: e.name,
+            hint: e.hint,
+        }
+    }
+}
