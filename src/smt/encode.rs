@@ -76,6 +76,17 @@ pub(crate) struct NodeErr {
 pub(crate) struct Unrolled {
     pub nodes: Vec<NodeVal>,
     pub errs: Vec<NodeErr>,
+    /// Lemmas z3 would not find by itself, each valid where its premise is (see [`Conditional`]).
+    pub facts: Vec<Conditional>,
+}
+
+/// Lemmas that hold whenever `premise` holds for every value of the input variables. The solver
+/// asserts them only after proving the premise valid (a separate, small query), so they never
+/// change a verdict; they spare z3 a case split it would otherwise make.
+#[derive(Clone, Debug)]
+pub(crate) struct Conditional {
+    pub premise: Bool,
+    pub lemmas: Vec<Bool>,
 }
 
 impl Unrolled {
@@ -97,6 +108,7 @@ pub(crate) fn unroll(
     let n = tokens.len();
     let mut nodes: Vec<NodeVal> = Vec::with_capacity(graph.nodes.len());
     let mut errs: Vec<NodeErr> = Vec::new();
+    let mut facts: Vec<Conditional> = Vec::new();
     for (id, node) in graph.nodes.iter().enumerate() {
         let operand = |o: &NodeId| -> Result<&NodeVal, SmtError> {
             if o.0 >= id {
@@ -178,11 +190,13 @@ pub(crate) fn unroll(
             }
             Op::SelectorWidth(s) => {
                 let m = operand(s)?.sel()?;
-                NodeVal::Seq(
-                    m.iter()
-                        .map(|row| SVal::num(Num::Int(count(row))))
-                        .collect(),
-                )
+                let widths: Vec<Int> = m.iter().map(|row| count(row)).collect();
+                facts.extend(width_lemmas(m, &widths));
+                facts.push(Conditional {
+                    premise: tt(),
+                    lemmas: count_bounds(m, &widths),
+                });
+                NodeVal::Seq(widths.into_iter().map(|w| SVal::num(Num::Int(w))).collect())
             }
             Op::Aggregate { selector, values } => {
                 let m = operand(selector)?.sel()?.to_vec();
@@ -211,7 +225,7 @@ pub(crate) fn unroll(
         }));
         nodes.push(val);
     }
-    Ok(Unrolled { nodes, errs })
+    Ok(Unrolled { nodes, errs, facts })
 }
 
 /// Applies `f` unless an argument is `none`, in which case the result is `none` and `f` is not
@@ -262,6 +276,72 @@ fn predicate(
     };
     let v = cx.binary(op, key, query)?;
     Ok(v.bool_payload())
+}
+
+/// Lemmas about a `selector_width` over a selector `M` whose relation `R(k, q) = M[q][k]` is
+/// transitive: then row `a` selects a subset of what row `b` selects whenever `R(a, b)`, so
+/// `R(a, b) -> w[a] <= w[b]`, strictly when `R` is also irreflexive (`b` selects `a`, `a` does
+/// not). Ranks and sorting rest on exactly this step, which z3 otherwise only finds by a case
+/// split over every ordering of the tokens. The premises are checked by z3 before the lemmas are
+/// used (see [`Conditional`]).
+fn width_lemmas(m: &[Vec<Bool>], w: &[Int]) -> Vec<Conditional> {
+    let n = m.len();
+    if n < 2 || m.iter().any(|r| r.len() != n) {
+        return Vec::new();
+    }
+    let mut trans = Vec::new();
+    for a in 0..n {
+        for b in 0..n {
+            for k in 0..n {
+                if a != b && b != k {
+                    trans.push(and(&[m[a][k].clone(), m[b][a].clone()]).implies(&m[b][k]));
+                }
+            }
+        }
+    }
+    let trans = and(&trans);
+    let irrefl = and(&(0..n).map(|a| m[a][a].not()).collect::<Vec<_>>());
+    let mut weak = Vec::new();
+    let mut strict = Vec::new();
+    for a in 0..n {
+        for b in 0..n {
+            if a != b {
+                weak.push(m[b][a].implies(w[a].le(&w[b])));
+                strict.push(m[b][a].implies(w[a].lt(&w[b])));
+            }
+        }
+    }
+    vec![
+        Conditional {
+            premise: trans.clone(),
+            lemmas: weak,
+        },
+        Conditional {
+            premise: and(&[trans, irrefl]),
+            lemmas: strict,
+        },
+    ]
+}
+
+/// Tautologies tying a count to its row: one selected entry makes it at least 1, two at least
+/// 2. They let z3 read "exactly one token equals mine" (a uniqueness `where`) as disequalities
+/// without reasoning about sums.
+fn count_bounds(m: &[Vec<Bool>], w: &[Int]) -> Vec<Bool> {
+    let mut out = Vec::new();
+    for (row, wq) in m.iter().zip(w) {
+        for (j, a) in row.iter().enumerate() {
+            if a.as_bool() == Some(false) {
+                continue;
+            }
+            out.push(a.implies(wq.ge(Int::from_i64(1))));
+            for b in &row[j + 1..] {
+                if b.as_bool() != Some(false) {
+                    out.push(and(&[a.clone(), b.clone()]).implies(wq.ge(Int::from_i64(2))));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The number of true entries, as an integer term.
@@ -410,9 +490,9 @@ pub(crate) fn restriction_holds(
     task: &Task,
     tokens: &[SVal],
     syms: &SymTable,
-) -> Result<Bool, SmtError> {
+) -> Result<(Bool, Vec<Conditional>), SmtError> {
     let Some((graph, out)) = &task.restriction else {
-        return Ok(tt());
+        return Ok((tt(), Vec::new()));
     };
     let u = unroll(graph, tokens, syms)?;
     let vals = u
@@ -424,7 +504,7 @@ pub(crate) fn restriction_holds(
     for v in vals {
         conds.push(and(&[v.is(Kind::Bool), v.bool_payload()]));
     }
-    Ok(and(&conds))
+    Ok((and(&conds), u.facts))
 }
 
 /// Whether `v` is one of the vocabulary's tokens.
@@ -486,6 +566,8 @@ pub(crate) struct Run {
     /// One unrolling per stage.
     pub stages: Vec<Unrolled>,
     pub output: Vec<SVal>,
+    /// Conditional lemmas of every stage (see [`Conditional`]).
+    pub facts: Vec<Conditional>,
     /// Evaluation fails somewhere (any stage, any adapter, a stage input outside its domain).
     pub error: Bool,
 }
@@ -499,6 +581,7 @@ pub(crate) fn run_stages(
     let mut input = tokens.to_vec();
     let mut unrolled = Vec::with_capacity(stages.len());
     let mut errors = Vec::new();
+    let mut facts = Vec::new();
     for (i, (prog, adapter)) in stages.iter().enumerate() {
         if i > 0 {
             let mut cx = ExprCx::new(syms, tt());
@@ -513,12 +596,15 @@ pub(crate) fn run_stages(
             for v in &input {
                 ok.push(in_vocab(v, &prog.task.vocab, syms)?);
             }
-            ok.push(restriction_holds(&prog.task, &input, syms)?);
+            let (holds, lemmas) = restriction_holds(&prog.task, &input, syms)?;
+            ok.push(holds);
+            facts.extend(lemmas);
             errors.push(and(&ok).not());
             errors.extend(cx.errs.into_iter().map(|e| e.cond));
         }
         let u = unroll(&prog.graph, &input, syms)?;
         errors.push(u.error());
+        facts.extend(u.facts.iter().cloned());
         let out = u
             .nodes
             .get(prog.output.0)
@@ -531,6 +617,7 @@ pub(crate) fn run_stages(
     Ok(Run {
         stages: unrolled,
         output: input,
+        facts,
         error: or(&errors),
     })
 }

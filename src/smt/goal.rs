@@ -9,7 +9,7 @@ use z3::{Params, SatResult, Solver};
 use crate::lang::ir::{Adapter, NodeId, Program, ProofGoal, Spec, Task, Value};
 
 use super::SmtError;
-use super::encode::{Run, restriction_holds, run_stages, token_vars};
+use super::encode::{Conditional, Run, restriction_holds, run_stages, token_vars};
 use super::value::{SymTable, and, or};
 
 /// What a goal is about: a program, or the stages of a pipeline.
@@ -193,22 +193,29 @@ pub(crate) struct Query {
     pub formula: Bool,
     /// Token terms of each input copy.
     pub inputs: Vec<Vec<super::value::SVal>>,
+    /// Lemmas to assert once their premises are proved valid.
+    pub facts: Vec<Conditional>,
 }
 
 pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
     let mut inputs = Vec::new();
     let mut conds = Vec::new();
+    let mut facts: Vec<Conditional> = Vec::new();
     for copy in 0..r.copies() {
         let prefix = if copy == 0 { "x" } else { "y" };
         let (toks, in_vocab) = token_vars(prefix, n, &r.vocab, &r.syms)?;
         conds.push(in_vocab);
         for t in &r.tasks {
-            conds.push(restriction_holds(t, &toks, &r.syms)?);
+            let (holds, lemmas) = restriction_holds(t, &toks, &r.syms)?;
+            conds.push(holds);
+            facts.extend(lemmas);
         }
         inputs.push(toks);
     }
-    let run = |s: &Subject<'_>, toks: &[super::value::SVal]| -> Result<Run, SmtError> {
-        run_stages(&s.stages, toks, &r.syms)
+    let mut run = |s: &Subject<'_>, toks: &[super::value::SVal]| -> Result<Run, SmtError> {
+        let run = run_stages(&s.stages, toks, &r.syms)?;
+        facts.extend(run.facts.iter().cloned());
+        Ok(run)
     };
     let cex = match &r.goal {
         ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } => {
@@ -258,6 +265,7 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
     Ok(Query {
         formula: and(&conds),
         inputs,
+        facts,
     })
 }
 
@@ -269,6 +277,44 @@ pub(crate) enum Raw {
     Sat(Vec<Vec<Value>>),
     Unknown(String),
 }
+
+/// The lemmas whose premises z3 proves valid (each premise at most once; a premise it cannot
+/// prove quickly just leaves its lemmas out).
+fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) -> Vec<Bool> {
+    let limit = timeout.map_or(LEMMA_TIMEOUT, |t| t.min(LEMMA_TIMEOUT));
+    let mut out = Vec::new();
+    let mut proved: Vec<(Bool, bool)> = Vec::new();
+    for f in facts {
+        if f.premise.as_bool() == Some(true) {
+            out.extend(f.lemmas.iter().cloned());
+            continue;
+        }
+        let known = proved
+            .iter()
+            .find(|(p, _)| p == &f.premise)
+            .map(|(_, ok)| *ok);
+        let ok = known.unwrap_or_else(|| {
+            let s = Solver::new();
+            let mut p = Params::new();
+            p.set_u32(
+                "timeout",
+                u32::try_from(limit.as_millis()).unwrap_or(u32::MAX).max(1),
+            );
+            s.set_params(&p);
+            s.assert(f.premise.not());
+            let ok = s.check() == SatResult::Unsat;
+            proved.push((f.premise.clone(), ok));
+            ok
+        });
+        if ok {
+            out.extend(f.lemmas.iter().cloned());
+        }
+    }
+    out
+}
+
+/// The most time a lemma's premise may take to prove.
+const LEMMA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Encodes and solves the goal at length `n` in the current thread's z3 context.
 pub(crate) fn solve_length(
@@ -289,6 +335,9 @@ pub(crate) fn solve_length(
             solver.set_params(&p);
         }
         solver.assert(&q.formula);
+        for lemma in proven_lemmas(&q.facts, timeout) {
+            solver.assert(&lemma);
+        }
         Ok(match solver.check() {
             SatResult::Unsat => Raw::Unsat,
             SatResult::Unknown => Raw::Unknown(
@@ -393,5 +442,116 @@ mod tests {
             "only equal tokens make the selection ambiguous"
         );
         let _ = BinOp::Add;
+    }
+}
+
+#[cfg(test)]
+mod scale_probe {
+    use super::*;
+    use crate::lang::ir::{BinOp, Comparison};
+    use crate::smt::testutil::*;
+
+    /// Timing probe on vocab 0..=10, max_len 10; run with `--ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn probe() {
+        let t = task("rev", ints(0..=10), 10);
+        // sort (tracr make_sort_unique, keys = tokens), histogram
+        let mut g = G::default();
+        let tok = g.tokens();
+        let i = g.indices();
+        let lt = g.select(tok, tok, Comparison::Lt);
+        let smaller = g.width(lt);
+        let sel = g.select(smaller, i, Comparison::Eq);
+        let out = g.agg(sel, tok);
+        let sort = g.program("sort", &t, out);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let out = g.width(eq);
+        let hist = g.program("hist", &t, out);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let not = g.not(eq);
+        let ne = g.not(not);
+        let out = g.width(ne);
+        let hist2 = g.program("hist2", &t, out);
+        // unique-key domain and two sorts
+        let mut rg = G::default();
+        let tok = rg.tokens();
+        let eq = rg.select(tok, tok, Comparison::Eq);
+        let w = rg.width(eq);
+        let ok = rg.map(bin(BinOp::Eq, p(0), int(1)), w);
+        let tu = std::sync::Arc::new(crate::lang::ir::Task {
+            name: "u".into(),
+            vocab: ints(0..=10),
+            max_len: 10,
+            restriction: Some((rg.graph, ok)),
+            source: None,
+        });
+        let mut g = G::default();
+        let tok = g.tokens();
+        let i = g.indices();
+        let lt = g.select(tok, tok, Comparison::Lt);
+        let smaller = g.width(lt);
+        let sel = g.select(smaller, i, Comparison::Eq);
+        let out = g.agg(sel, tok);
+        let sort_u = g.program("sort_u", &tu, out);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let i = g.indices();
+        let lt = g.select(tok, tok, Comparison::Lt);
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let ilt = g.select(i, i, Comparison::Lt);
+        let tie = g.and(eq, ilt);
+        let before = g.or(lt, tie);
+        let smaller = g.width(before);
+        let sel = g.select(smaller, i, Comparison::Eq);
+        let out = g.agg(sel, tok);
+        let sort_s = g.program("sort_s", &tu, out);
+        let spec = spec(vec![
+            reverse("a", &t, 1),
+            reverse("b", &t, 1),
+            sort,
+            hist,
+            hist2,
+            sort_u,
+            sort_s,
+        ]);
+        for goal in [
+            ProofGoal::WellFormed {
+                program: "sort_u".into(),
+            },
+            ProofGoal::Equivalent {
+                a: "sort_u".into(),
+                b: "sort_s".into(),
+            },
+            ProofGoal::WellFormed {
+                program: "a".into(),
+            },
+            ProofGoal::Equivalent {
+                a: "a".into(),
+                b: "b".into(),
+            },
+            ProofGoal::WellFormed {
+                program: "sort".into(),
+            },
+            ProofGoal::Equivalent {
+                a: "hist".into(),
+                b: "hist2".into(),
+            },
+        ] {
+            let r = Resolved::new(&spec, &goal).unwrap();
+            for n in 1..=10 {
+                let (raw, d) = solve_length(&r, n, Some(Duration::from_secs(60)));
+                let tag = match raw {
+                    Raw::Unsat => "unsat".to_string(),
+                    Raw::Sat(x) => format!("sat {x:?}"),
+                    Raw::Unknown(w) => w,
+                };
+                println!("{goal:?} n={n} {tag} {:.3}s", d.as_secs_f64());
+            }
+        }
     }
 }
