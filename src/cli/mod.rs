@@ -1,6 +1,10 @@
 //! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
 //! `run` function returning the process exit code; this file only dispatches.
 
+pub mod check;
+pub mod eval;
+pub mod fmt;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,11 +18,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Parse and type-check spec files (files or directories of *.interp).
+    Check(check::Args),
+    /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
+    Eval(eval::Args),
+    /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
+    Fmt(fmt::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Fmt(args) => fmt::run(args),
     }
 }
