@@ -15,7 +15,7 @@ use crate::lang::ir::{
 
 use super::SmtError;
 use super::expr::{ErrCond, ExprCx, Fault};
-use super::value::{Kind, Num, SVal, SymTable, and, ff, or, real_const, tt};
+use super::value::{Kind, Num, SVal, SymTable, and, ff, not, or, real_const, tt};
 
 /// One node's terms at one length.
 #[derive(Clone, Debug)]
@@ -185,7 +185,7 @@ pub(crate) fn unroll(
                 let m = operand(a)?
                     .sel()?
                     .iter()
-                    .map(|r| r.iter().map(|x| x.not()).collect());
+                    .map(|r| r.iter().map(not).collect());
                 NodeVal::Sel(m.collect())
             }
             Op::SelectorWidth(s) => {
@@ -245,7 +245,7 @@ fn lift(
     }
     let any_none = or(&nones);
     let saved = cx.guard.clone();
-    cx.guard = and(&[saved.clone(), any_none.not()]);
+    cx.guard = and(&[saved.clone(), not(&any_none)]);
     let v = f(cx, args);
     cx.guard = saved;
     Ok(SVal::ite(&any_none, &SVal::none(), &v?))
@@ -300,7 +300,7 @@ fn width_lemmas(m: &[Vec<Bool>], w: &[Int]) -> Vec<Conditional> {
         }
     }
     let trans = and(&trans);
-    let irrefl = and(&(0..n).map(|a| m[a][a].not()).collect::<Vec<_>>());
+    let irrefl = and(&(0..n).map(|a| not(&m[a][a])).collect::<Vec<_>>());
     let mut weak = Vec::new();
     let mut strict = Vec::new();
     for a in 0..n {
@@ -500,7 +500,7 @@ pub(crate) fn restriction_holds(
         .get(out.0)
         .ok_or_else(|| SmtError::Internal("restriction output out of range".into()))?
         .seq()?;
-    let mut conds = vec![u.error().not()];
+    let mut conds = vec![not(&u.error())];
     for v in vals {
         conds.push(and(&[v.is(Kind::Bool), v.bool_payload()]));
     }
@@ -517,36 +517,28 @@ pub(crate) fn in_vocab(v: &SVal, vocab: &[Value], syms: &SymTable) -> Result<Boo
 }
 
 /// A pipeline adapter applied to one value.
-pub(crate) fn adapt(
-    cx: &mut ExprCx<'_>,
-    adapter: &Adapter,
-    v: &SVal,
-    syms: &SymTable,
-) -> Result<SVal, SmtError> {
+pub(crate) fn adapt(adapter: &Adapter, v: &SVal, syms: &SymTable) -> Result<SVal, SmtError> {
     Ok(match adapter {
+        // Clamp and modulo act on integers; anything else passes through unchanged.
         Adapter::Clamp { lo, hi } => {
             if !v.may_be(Kind::Num) {
                 return Ok(v.clone());
             }
             let x = v.num_payload();
-            let (l, h) = (Num::int(*lo), Num::int(*hi));
+            let (l, h) = (Num::int(*lo), Num::int((*hi).max(*lo)));
             let clamped = Num::ite(&x.lt(&l), &l, &Num::ite(&h.lt(&x), &h, &x));
-            SVal::ite(&v.is(Kind::Num), &SVal::num(clamped), v)
+            let applies = and(&[v.is(Kind::Num), x.is_integral()]);
+            SVal::ite(&applies, &SVal::num(clamped), v)
         }
         Adapter::Modulo { lo, n } => {
-            if !v.may_be(Kind::Num) {
+            if !v.may_be(Kind::Num) || *n <= 0 {
                 return Ok(v.clone());
             }
             let x = v.num_payload();
-            let integral = x.is_integral();
-            let is_num = v.is(Kind::Num);
-            cx.fail_if(
-                and(&[is_num.clone(), integral.not()]),
-                Fault::Other("`modulo` adapter on a non-integer".into()),
-            );
+            let applies = and(&[v.is(Kind::Num), x.is_integral()]);
             let shifted = Int::sub(&[x.as_int(), Int::from_i64(*lo)]);
             let wrapped = Int::add(&[Int::from_i64(*lo), shifted.modulo(Int::from_i64(*n))]);
-            SVal::ite(&is_num, &SVal::num(Num::Int(wrapped)), v)
+            SVal::ite(&applies, &SVal::num(Num::Int(wrapped)), v)
         }
         Adapter::Table(rows) => {
             let mut out = v.clone();
@@ -584,23 +576,21 @@ pub(crate) fn run_stages(
     let mut facts = Vec::new();
     for (i, (prog, adapter)) in stages.iter().enumerate() {
         if i > 0 {
-            let mut cx = ExprCx::new(syms, tt());
             if let Some(a) = adapter {
                 input = input
                     .iter()
-                    .map(|v| adapt(&mut cx, a, v, syms))
+                    .map(|v| adapt(a, v, syms))
                     .collect::<Result<_, _>>()?;
             }
             // A later stage's input must be in its task's domain, as the evaluator demands.
-            let mut ok = Vec::new();
+            let mut ok = vec![Bool::from_bool(input.len() <= prog.task.max_len)];
             for v in &input {
                 ok.push(in_vocab(v, &prog.task.vocab, syms)?);
             }
             let (holds, lemmas) = restriction_holds(&prog.task, &input, syms)?;
             ok.push(holds);
             facts.extend(lemmas);
-            errors.push(and(&ok).not());
-            errors.extend(cx.errs.into_iter().map(|e| e.cond));
+            errors.push(not(&and(&ok)));
         }
         let u = unroll(&prog.graph, &input, syms)?;
         errors.push(u.error());

@@ -11,7 +11,7 @@ use z3::ast::{Bool, Int};
 use crate::lang::ir::{BinOp, Builtin, Expr, Lambda, UnOp, Value};
 
 use super::SmtError;
-use super::value::{Kind, Num, SVal, SymTable, and, ff, or, tt};
+use super::value::{Kind, Num, SVal, SymTable, and, ff, not, or, tt};
 
 /// Why an evaluation can fail; kept with each error condition for the reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl<'a> ExprCx<'a> {
     fn require(&mut self, v: &SVal, kind: Kind, op: &str) {
         if !v.only(kind) {
             self.fail_if(
-                v.is(kind).not(),
+                not(&v.is(kind)),
                 Fault::Type(format!("{op} needs a {}", kind.name())),
             );
         }
@@ -125,7 +125,7 @@ impl<'a> ExprCx<'a> {
             }
             Expr::Unary(UnOp::Not, a) => {
                 let a = self.expr(a, params)?;
-                SVal::boolean(self.boolean(&a, "`not`").not())
+                SVal::boolean(not(&self.boolean(&a, "`not`")))
             }
             Expr::Binary(BinOp::And, a, b) => {
                 let a = self.expr(a, params)?;
@@ -139,7 +139,7 @@ impl<'a> ExprCx<'a> {
             Expr::Binary(BinOp::Or, a, b) => {
                 let a = self.expr(a, params)?;
                 let a = self.boolean(&a, "`or`");
-                let b = self.under(a.not(), |cx| -> Result<Bool, SmtError> {
+                let b = self.under(not(&a), |cx| -> Result<Bool, SmtError> {
                     let b = cx.expr(b, params)?;
                     Ok(cx.boolean(&b, "`or`"))
                 })?;
@@ -154,7 +154,7 @@ impl<'a> ExprCx<'a> {
                 let c = self.expr(c, params)?;
                 let c = self.boolean(&c, "`if`");
                 let a = self.under(c.clone(), |cx| cx.expr(a, params))?;
-                let b = self.under(c.not(), |cx| cx.expr(b, params))?;
+                let b = self.under(not(&c), |cx| cx.expr(b, params))?;
                 SVal::ite(&c, &a, &b)
             }
             Expr::Call(f, args) => {
@@ -180,12 +180,20 @@ impl<'a> ExprCx<'a> {
                 args.len()
             )));
         }
-        let nums: Vec<Num> = args.iter().map(|a| self.num(a, name)).collect();
-        Ok(SVal::num(match f {
-            Builtin::Min => Num::ite(&nums[0].le(&nums[1]), &nums[0], &nums[1]),
-            Builtin::Max => Num::ite(&nums[1].le(&nums[0]), &nums[0], &nums[1]),
-            Builtin::Abs => Num::ite(&Num::int(0).le(&nums[0]), &nums[0], &nums[0].neg()),
-        }))
+        if f == Builtin::Abs {
+            let x = self.num(&args[0], name);
+            return Ok(SVal::num(Num::ite(&Num::int(0).le(&x), &x, &x.neg())));
+        }
+        // `min` / `max` order two numbers or two symbols, like `<`.
+        let (a, b) = (&args[0], &args[1]);
+        let a_le_b = self.less(a, b, true, name);
+        Ok(match f {
+            Builtin::Min => SVal::ite(&a_le_b, a, b),
+            _ => {
+                let b_le_a = self.less(b, a, true, name);
+                SVal::ite(&b_le_a, a, b)
+            }
+        })
     }
 
     /// A binary operator other than the short-circuiting `and` / `or`.
@@ -219,15 +227,15 @@ impl<'a> ExprCx<'a> {
                     }
                     _ => {
                         let integral = and(&[x.is_integral(), y.is_integral()]);
-                        self.fail_if(integral.not(), Fault::ModNonInteger);
+                        self.fail_if(not(&integral), Fault::ModNonInteger);
                         self.fail_if(y.is_zero(), Fault::ModByZero);
                         // SMT-LIB's `mod` is the Euclidean remainder, the language's `%`.
                         Num::Int(x.as_int().modulo(y.as_int()))
                     }
                 })
             }
-            BinOp::Eq => SVal::boolean(self.equal(a, b)),
-            BinOp::Ne => SVal::boolean(self.equal(a, b).not()),
+            BinOp::Eq => SVal::boolean(self.equal(a, b, sym(op))),
+            BinOp::Ne => SVal::boolean(not(&self.equal(a, b, sym(op)))),
             BinOp::Lt => SVal::boolean(self.less(a, b, false, sym(op))),
             BinOp::Le => SVal::boolean(self.less(a, b, true, sym(op))),
             BinOp::Gt => SVal::boolean(self.less(b, a, false, sym(op))),
@@ -244,8 +252,19 @@ impl<'a> ExprCx<'a> {
         })
     }
 
-    /// `a == b`: values of different kinds are unequal (the derived equality of `Value`).
-    pub(crate) fn equal(&mut self, a: &SVal, b: &SVal) -> Bool {
+    /// `a == b` on two values of the same kind, or `none` against anything (the evaluator's
+    /// rule); comparing, say, a number with a symbol is a type error.
+    pub(crate) fn equal(&mut self, a: &SVal, b: &SVal, op: &str) -> Bool {
+        let mut comparable = vec![a.is(Kind::None), b.is(Kind::None)];
+        for k in [Kind::Bool, Kind::Num, Kind::Sym] {
+            if a.may_be(k) && b.may_be(k) {
+                comparable.push(and(&[a.is(k), b.is(k)]));
+            }
+        }
+        self.fail_if(
+            not(&or(&comparable)),
+            Fault::Type(format!("{op} needs two values of the same kind (or none)")),
+        );
         a.same(b)
     }
 
@@ -270,7 +289,7 @@ impl<'a> ExprCx<'a> {
         let ok = or(&comparable);
         if ok.as_bool() != Some(true) {
             self.fail_if(
-                ok.not(),
+                not(&ok),
                 Fault::Type(format!("{op} needs two numbers or two symbols")),
             );
         }
@@ -387,9 +406,13 @@ mod tests {
         let b = SVal::constant(&Value::sym("b"), &syms).unwrap();
         let one = SVal::num(Num::int(1));
         assert_eq!(cx.less(&a, &b, false, "<").simplify().as_bool(), Some(true));
-        assert_eq!(cx.equal(&a, &one).simplify().as_bool(), Some(false));
         assert!(cx.errs.is_empty());
         cx.less(&a, &one, false, "<");
         assert_eq!(cx.errs.len(), 1);
+        // `==` across kinds is a type error, except against `none`.
+        cx.equal(&a, &SVal::none(), "==");
+        assert_eq!(cx.errs.len(), 1);
+        cx.equal(&a, &one, "==");
+        assert_eq!(cx.errs.len(), 2);
     }
 }

@@ -6,17 +6,19 @@ use std::time::{Duration, Instant};
 use z3::ast::Bool;
 use z3::{Params, SatResult, Solver};
 
-use crate::lang::ir::{Adapter, NodeId, Program, ProofGoal, Spec, Task, Value};
+use crate::lang::ir::{Adapter, NodeId, Pipeline, Program, ProofGoal, Spec, Task, Value};
 
 use super::SmtError;
 use super::encode::{Conditional, Run, restriction_holds, run_stages, token_vars};
-use super::value::{SymTable, and, or};
+use super::value::{SymTable, and, not, or};
 
 /// What a goal is about: a program, or the stages of a pipeline.
 #[derive(Clone, Debug)]
 pub(crate) struct Subject<'a> {
     pub name: String,
     pub stages: Vec<(&'a Program, Option<&'a Adapter>)>,
+    /// The pipeline, when the subject is one (the evaluator replays it as a whole).
+    pub pipeline: Option<&'a Pipeline>,
 }
 
 impl<'a> Subject<'a> {
@@ -25,6 +27,7 @@ impl<'a> Subject<'a> {
             return Ok(Subject {
                 name: name.to_string(),
                 stages: vec![(p, None)],
+                pipeline: None,
             });
         }
         if let Some(pl) = spec.pipelines.get(name) {
@@ -44,6 +47,7 @@ impl<'a> Subject<'a> {
             return Ok(Subject {
                 name: name.to_string(),
                 stages,
+                pipeline: Some(pl),
             });
         }
         Err(SmtError::Spec(format!(
@@ -70,6 +74,7 @@ impl<'a> Subject<'a> {
 /// A goal resolved against a spec: subjects, the common domain, and the symbols involved.
 #[derive(Clone, Debug)]
 pub(crate) struct Resolved<'a> {
+    pub spec: &'a Spec,
     pub goal: ProofGoal,
     pub subjects: Vec<Subject<'a>>,
     /// The tasks whose domains the inputs must all lie in (those of the subjects' first stages).
@@ -86,51 +91,46 @@ pub(crate) struct Resolved<'a> {
 impl<'a> Resolved<'a> {
     pub(crate) fn new(spec: &'a Spec, goal: &ProofGoal) -> Result<Resolved<'a>, SmtError> {
         let mut pairs = Vec::new();
-        let subjects =
-            match goal {
-                ProofGoal::Implements { program, reference } => {
-                    vec![
-                        Subject::resolve(spec, program)?,
-                        Subject::resolve(spec, reference)?,
-                    ]
+        let subjects = match goal {
+            ProofGoal::Implements { program, reference } => {
+                vec![
+                    Subject::resolve(spec, program)?,
+                    Subject::resolve(spec, reference)?,
+                ]
+            }
+            ProofGoal::Equivalent { a, b } => {
+                vec![Subject::resolve(spec, a)?, Subject::resolve(spec, b)?]
+            }
+            ProofGoal::Aligned { a, b, pairs: names } => {
+                let (sa, sb) = (Subject::resolve(spec, a)?, Subject::resolve(spec, b)?);
+                let (pa, pb) = (sa.program()?, sb.program()?);
+                for (x, y) in names {
+                    let nx = variable(pa, x)?;
+                    let ny = variable(pb, y)?;
+                    pairs.push((nx, ny, format!("{x} = {y}")));
                 }
-                ProofGoal::Equivalent { a, b } => {
-                    vec![Subject::resolve(spec, a)?, Subject::resolve(spec, b)?]
-                }
-                ProofGoal::Aligned { a, b, pairs: names } => {
-                    let (sa, sb) = (Subject::resolve(spec, a)?, Subject::resolve(spec, b)?);
-                    let (pa, pb) = (sa.program()?, sb.program()?);
-                    for (x, y) in names {
-                        let nx = pa.graph.by_name(x).ok_or_else(|| {
-                            SmtError::Spec(format!("`{a}` has no variable `{x}`"))
-                        })?;
-                        let ny = pb.graph.by_name(y).ok_or_else(|| {
-                            SmtError::Spec(format!("`{b}` has no variable `{y}`"))
-                        })?;
-                        pairs.push((nx, ny, format!("{x} = {y}")));
+                vec![sa, sb]
+            }
+            ProofGoal::Sufficient { circuit } => {
+                let c = spec
+                    .circuits
+                    .get(circuit)
+                    .ok_or_else(|| SmtError::Spec(format!("no circuit `{circuit}`")))?;
+                let s = Subject::resolve(spec, &c.program)?;
+                let p = s.program()?;
+                for site in &c.sites {
+                    if site.node.0 >= p.graph.nodes.len() {
+                        return Err(SmtError::Spec(format!(
+                            "circuit `{circuit}`: variable `{}` is not in `{}`",
+                            site.variable, p.name
+                        )));
                     }
-                    vec![sa, sb]
+                    pairs.push((site.node, site.node, site.variable.clone()));
                 }
-                ProofGoal::Sufficient { circuit } => {
-                    let c = spec
-                        .circuits
-                        .get(circuit)
-                        .ok_or_else(|| SmtError::Spec(format!("no circuit `{circuit}`")))?;
-                    let s = Subject::resolve(spec, &c.program)?;
-                    let p = s.program()?;
-                    for site in &c.sites {
-                        if site.node.0 >= p.graph.nodes.len() {
-                            return Err(SmtError::Spec(format!(
-                                "circuit `{circuit}`: variable `{}` is not in `{}`",
-                                site.variable, p.name
-                            )));
-                        }
-                        pairs.push((site.node, site.node, site.variable.clone()));
-                    }
-                    vec![s]
-                }
-                ProofGoal::WellFormed { program } => vec![Subject::resolve(spec, program)?],
-            };
+                vec![s]
+            }
+            ProofGoal::WellFormed { program } => vec![Subject::resolve(spec, program)?],
+        };
         let mut tasks: Vec<&Task> = Vec::new();
         for s in &subjects {
             let t = s.task();
@@ -159,6 +159,7 @@ impl<'a> Resolved<'a> {
             }
         }
         Ok(Resolved {
+            spec,
             goal: goal.clone(),
             subjects,
             tasks,
@@ -177,6 +178,16 @@ impl<'a> Resolved<'a> {
             1
         }
     }
+}
+
+/// A named variable of a program (`output` is the output).
+pub(crate) fn variable(p: &Program, name: &str) -> Result<NodeId, SmtError> {
+    if name == "output" {
+        return Ok(p.output);
+    }
+    p.graph
+        .by_name(name)
+        .ok_or_else(|| SmtError::Spec(format!("`{}` has no variable `{name}`", p.name)))
 }
 
 fn collect_task_symbols(t: &Task, out: &mut Vec<std::sync::Arc<str>>) {
@@ -225,7 +236,7 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
                 .output
                 .iter()
                 .zip(&b.output)
-                .map(|(x, y)| x.same(y).not())
+                .map(|(x, y)| not(&x.same(y)))
                 .collect();
             or(&[a.error, b.error, or(&differ)])
         }
@@ -240,7 +251,7 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
                         "aligned {what}: one is a selector, the other a sequence"
                     ))
                 })?;
-                differ.push(same.not());
+                differ.push(not(&same));
             }
             or(&[a.error, b.error, or(&differ)])
         }
@@ -255,7 +266,7 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
                 .output
                 .iter()
                 .zip(&b.output)
-                .map(|(x, y)| x.same(y).not())
+                .map(|(x, y)| not(&x.same(y)))
                 .collect();
             or(&[a.error, b.error, and(&[and(&agree), or(&differ)])])
         }
@@ -301,7 +312,7 @@ fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) -> Vec<Bool> 
                 u32::try_from(limit.as_millis()).unwrap_or(u32::MAX).max(1),
             );
             s.set_params(&p);
-            s.assert(f.premise.not());
+            s.assert(not(&f.premise));
             let ok = s.check() == SatResult::Unsat;
             proved.push((f.premise.clone(), ok));
             ok

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::lang::domain::token_text;
 use crate::lang::ir::Value;
 
 /// The result of one proof.
@@ -76,33 +77,28 @@ pub struct Counterexample {
 }
 
 /// `what` at `position`: `left` on one side, `right` on the other (the first and second program,
-/// or for `sufficient` the first and second input).
+/// or for `sufficient` the first and second input), as the evaluator prints values. For a
+/// selector, `position` is the query row and the sides list the selected key positions.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Difference {
     pub what: String,
     pub position: usize,
-    #[serde(serialize_with = "ser_value")]
-    pub left: Value,
-    #[serde(serialize_with = "ser_value")]
-    pub right: Value,
-}
-
-fn ser_value<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&v.to_string())
+    pub left: String,
+    pub right: String,
 }
 
 fn ser_inputs<S: serde::Serializer>(v: &[Vec<Value>], s: S) -> Result<S::Ok, S::Error> {
     let strs: Vec<Vec<String>> = v
         .iter()
-        .map(|x| x.iter().map(Value::to_string).collect())
+        .map(|x| x.iter().map(token_text).collect())
         .collect();
     strs.serialize(s)
 }
 
-/// `[a, b, c]`.
+/// An input as `congruity eval` reads it: tokens separated by spaces.
 pub fn tokens(v: &[Value]) -> String {
-    let items: Vec<String> = v.iter().map(Value::to_string).collect();
-    format!("[{}]", items.join(", "))
+    let items: Vec<String> = v.iter().map(token_text).collect();
+    items.join(" ")
 }
 
 fn secs(d: Duration) -> String {

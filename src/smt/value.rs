@@ -256,6 +256,14 @@ pub(crate) fn and(xs: &[Bool]) -> Bool {
     }
 }
 
+/// Negation, folding literals like [`and`].
+pub(crate) fn not(x: &Bool) -> Bool {
+    match x.as_bool() {
+        Some(b) => Bool::from_bool(!b),
+        None => x.not(),
+    }
+}
+
 /// Disjunction, folding literal `true` / `false` like [`and`].
 pub(crate) fn or(xs: &[Bool]) -> Bool {
     let mut keep = Vec::with_capacity(xs.len());
