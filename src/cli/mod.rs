@@ -4,6 +4,7 @@
 pub mod check;
 pub mod eval;
 pub mod fmt;
+pub mod prove;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ pub enum Command {
     Eval(eval::Args),
     /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
     Fmt(fmt::Args),
+    /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
+    Prove(prove::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -33,5 +36,6 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Fmt(args) => fmt::run(args),
+        Command::Prove(args) => prove::run(args),
     }
 }

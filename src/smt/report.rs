@@ -15,6 +15,7 @@ pub struct ProofReport {
     pub name: String,
     /// The goal, e.g. `equivalent(by_length, by_sorting)`.
     pub goal: String,
+    #[serde(flatten)]
     pub verdict: Verdict,
     /// One entry per sequence length, shortest first.
     pub lengths: Vec<LengthReport>,
@@ -122,6 +123,7 @@ impl ProofReport {
             }
             Verdict::Refuted { counterexample: c } => {
                 for (i, inp) in c.inputs.iter().enumerate() {
+                    // As `congruity eval` reads it.
                     let label = if c.inputs.len() == 1 {
                         "input".to_string()
                     } else {
@@ -142,6 +144,14 @@ impl ProofReport {
             }
         }
         s
+    }
+
+    /// Wall-clock times, kept apart from the stable report: total and per length, in seconds.
+    pub fn timings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "total_s": self.elapsed.as_secs_f64(),
+            "lengths_s": self.lengths.iter().map(|l| l.elapsed.as_secs_f64()).collect::<Vec<_>>(),
+        })
     }
 
     /// The per-length table: length, status and time.
