@@ -10,7 +10,7 @@ use crate::lang::ir::{Adapter, NodeId, Pipeline, Program, ProofGoal, Spec, Task,
 
 use super::SmtError;
 use super::encode::{Conditional, Run, restriction_holds, run_stages, token_vars};
-use super::value::{SymTable, and, not, or};
+use super::value::{SymTable, and, not, or, tt};
 
 /// What a goal is about: a program, or the stages of a pipeline.
 #[derive(Clone, Debug)]
@@ -244,14 +244,10 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
             let a = run(&r.subjects[0], &inputs[0])?;
             let b = run(&r.subjects[1], &inputs[0])?;
             let mut differ = Vec::new();
-            for (x, y, what) in &r.pairs {
+            for (x, y, _) in &r.pairs {
                 let (vx, vy) = (&a.stages[0].nodes[x.0], &b.stages[0].nodes[y.0]);
-                let same = vx.same(vy).map_err(|_| {
-                    SmtError::Spec(format!(
-                        "aligned {what}: one is a selector, the other a sequence"
-                    ))
-                })?;
-                differ.push(not(&same));
+                // A selector never equals a sequence: every input is a counterexample.
+                differ.push(vx.same(vy).map_or_else(|_| tt(), |same| not(&same)));
             }
             or(&[a.error, b.error, or(&differ)])
         }
