@@ -348,12 +348,31 @@ fn count_bounds(m: &[Vec<Bool>], w: &[Int]) -> Vec<Bool> {
 fn count(row: &[Bool]) -> Int {
     let one = Int::from_i64(1);
     let zero = Int::from_i64(0);
-    let terms: Vec<Int> = row.iter().map(|b| b.ite(&one, &zero)).collect();
+    let terms: Vec<Int> = row
+        .iter()
+        .map(|b| match negated(b) {
+            // [not p] as 1 - [p]: complementary counts then share their 0/1 terms.
+            Some(p) => Int::sub(&[one.clone(), p.ite(&one, &zero)]),
+            None => b.ite(&one, &zero),
+        })
+        .collect();
     if terms.is_empty() {
         zero
     } else {
         Int::add(&terms)
     }
+}
+
+/// `p` when `b` is the term `not p` (by the declaration's name, which unlike decl-kind numbers
+/// does not depend on the z3 version the bindings were generated for).
+fn negated(b: &Bool) -> Option<Bool> {
+    if b.as_bool().is_some() || b.num_children() != 1 {
+        return None;
+    }
+    if b.safe_decl().ok()?.name() != "not" {
+        return None;
+    }
+    b.nth_child(0)?.as_bool()
 }
 
 /// The single selected value; `none` when nothing is selected; selecting two is an error.

@@ -269,22 +269,17 @@ impl<'a> ExprCx<'a> {
     }
 
     /// `a < b` (or `<=`) on two numbers or two symbols; anything else is a type error.
+    ///
+    /// Only strict `<` atoms are ever built: `a <= b` is `not (b < a)` (equal wherever the
+    /// comparison is defined). Complementary comparisons then share one atom, so that counts of
+    /// complementary selectors are visibly complementary to the arithmetic solver (see
+    /// `encode::count`).
     pub(crate) fn less(&mut self, a: &SVal, b: &SVal, or_equal: bool, op: &str) -> Bool {
-        let mut cases = Vec::new();
         let mut comparable = Vec::new();
-        if a.may_be(Kind::Num) && b.may_be(Kind::Num) {
-            let both = and(&[a.is(Kind::Num), b.is(Kind::Num)]);
-            let (x, y) = (a.num_payload(), b.num_payload());
-            let r = if or_equal { x.le(&y) } else { x.lt(&y) };
-            cases.push(and(&[both.clone(), r]));
-            comparable.push(both);
-        }
-        if a.may_be(Kind::Sym) && b.may_be(Kind::Sym) {
-            let both = and(&[a.is(Kind::Sym), b.is(Kind::Sym)]);
-            let (x, y): (Int, Int) = (a.sym_payload(), b.sym_payload());
-            let r = if or_equal { x.le(&y) } else { x.lt(&y) };
-            cases.push(and(&[both.clone(), r]));
-            comparable.push(both);
+        for k in [Kind::Num, Kind::Sym] {
+            if a.may_be(k) && b.may_be(k) {
+                comparable.push(and(&[a.is(k), b.is(k)]));
+            }
         }
         let ok = or(&comparable);
         if ok.as_bool() != Some(true) {
@@ -293,8 +288,27 @@ impl<'a> ExprCx<'a> {
                 Fault::Type(format!("{op} needs two numbers or two symbols")),
             );
         }
-        if cases.is_empty() { ff() } else { or(&cases) }
+        if or_equal {
+            not(&strict_less(b, a))
+        } else {
+            strict_less(a, b)
+        }
     }
+}
+
+/// `a < b` for two numbers or two symbols (false for anything else).
+fn strict_less(a: &SVal, b: &SVal) -> Bool {
+    let mut cases = Vec::new();
+    if a.may_be(Kind::Num) && b.may_be(Kind::Num) {
+        let both = and(&[a.is(Kind::Num), b.is(Kind::Num)]);
+        cases.push(and(&[both, a.num_payload().lt(&b.num_payload())]));
+    }
+    if a.may_be(Kind::Sym) && b.may_be(Kind::Sym) {
+        let both = and(&[a.is(Kind::Sym), b.is(Kind::Sym)]);
+        let (x, y): (Int, Int) = (a.sym_payload(), b.sym_payload());
+        cases.push(and(&[both, x.lt(&y)]));
+    }
+    or(&cases)
 }
 
 /// The disjunction of a list of error conditions.
