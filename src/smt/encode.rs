@@ -105,6 +105,21 @@ pub(crate) fn unroll(
     tokens: &[SVal],
     syms: &SymTable,
 ) -> Result<Unrolled, SmtError> {
+    unroll_with(graph, tokens, syms, &mut |_, _, _| None)
+}
+
+/// Decides, after each node is unrolled, whether to replace its terms by equal ones (the node,
+/// its terms, and the errors of every node so far).
+pub(crate) type Hook<'h> = dyn FnMut(NodeId, &NodeVal, &[NodeErr]) -> Option<NodeVal> + 'h;
+
+/// [`unroll`], letting `hook` substitute a node's terms by terms proved equal to them (see
+/// `sweep`): later nodes are then built on the substitute.
+pub(crate) fn unroll_with(
+    graph: &Graph,
+    tokens: &[SVal],
+    syms: &SymTable,
+    hook: &mut Hook<'_>,
+) -> Result<Unrolled, SmtError> {
     let n = tokens.len();
     let mut nodes: Vec<NodeVal> = Vec::with_capacity(graph.nodes.len());
     let mut errs: Vec<NodeErr> = Vec::new();
@@ -223,6 +238,7 @@ pub(crate) fn unroll(
             node: NodeId(id),
             err,
         }));
+        let val = hook(NodeId(id), &val, &errs).unwrap_or(val);
         nodes.push(val);
     }
     Ok(Unrolled { nodes, errs, facts })
@@ -628,5 +644,27 @@ pub(crate) fn run_stages(
         output: input,
         facts,
         error: or(&errors),
+    })
+}
+
+/// One program run on `tokens` with a substitution hook (see [`unroll_with`]).
+pub(crate) fn run_program_with(
+    prog: &Program,
+    tokens: &[SVal],
+    syms: &SymTable,
+    hook: &mut Hook<'_>,
+) -> Result<Run, SmtError> {
+    let u = unroll_with(&prog.graph, tokens, syms, hook)?;
+    let output = u
+        .nodes
+        .get(prog.output.0)
+        .ok_or_else(|| SmtError::Internal(format!("{}: output node out of range", prog.name)))?
+        .seq()?
+        .to_vec();
+    Ok(Run {
+        output,
+        facts: u.facts.clone(),
+        error: u.error(),
+        stages: vec![u],
     })
 }

@@ -208,7 +208,11 @@ pub(crate) struct Query {
     pub facts: Vec<Conditional>,
 }
 
-pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
+pub(crate) fn encode(
+    r: &Resolved<'_>,
+    n: usize,
+    timeout: Option<Duration>,
+) -> Result<Query, SmtError> {
     let mut inputs = Vec::new();
     let mut conds = Vec::new();
     let mut facts: Vec<Conditional> = Vec::new();
@@ -223,15 +227,44 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
         }
         inputs.push(toks);
     }
+    // Two interpretations on one input: sweep (prove intermediate nodes equal first).
+    let swept = |facts: &mut Vec<Conditional>| -> Result<Option<(Run, Run)>, SmtError> {
+        let (Ok(p), Ok(q)) = (r.subjects[0].program(), r.subjects[1].program()) else {
+            return Ok(None);
+        };
+        let lemmas = proven_lemmas(facts, timeout);
+        let (a, b) = super::sweep::swept_pair(r, p, q, &inputs[0], &and(&conds), &lemmas, timeout)?;
+        facts.extend(a.facts.iter().cloned());
+        facts.extend(b.facts.iter().cloned());
+        Ok(Some((a, b)))
+    };
+    let pair = match &r.goal {
+        ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } | ProofGoal::Aligned { .. } => {
+            swept(&mut facts)?
+        }
+        _ => None,
+    };
     let mut run = |s: &Subject<'_>, toks: &[super::value::SVal]| -> Result<Run, SmtError> {
         let run = run_stages(&s.stages, toks, &r.syms)?;
         facts.extend(run.facts.iter().cloned());
         Ok(run)
     };
+    let mut both = |run: &mut dyn FnMut(
+        &Subject<'_>,
+        &[super::value::SVal],
+    ) -> Result<Run, SmtError>|
+     -> Result<(Run, Run), SmtError> {
+        match pair.clone() {
+            Some(ab) => Ok(ab),
+            None => Ok((
+                run(&r.subjects[0], &inputs[0])?,
+                run(&r.subjects[1], &inputs[0])?,
+            )),
+        }
+    };
     let cex = match &r.goal {
         ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } => {
-            let a = run(&r.subjects[0], &inputs[0])?;
-            let b = run(&r.subjects[1], &inputs[0])?;
+            let (a, b) = both(&mut run)?;
             let differ: Vec<Bool> = a
                 .output
                 .iter()
@@ -241,8 +274,7 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
             or(&[a.error, b.error, or(&differ)])
         }
         ProofGoal::Aligned { .. } => {
-            let a = run(&r.subjects[0], &inputs[0])?;
-            let b = run(&r.subjects[1], &inputs[0])?;
+            let (a, b) = both(&mut run)?;
             let mut differ = Vec::new();
             for (x, y, _) in &r.pairs {
                 let (vx, vy) = (&a.stages[0].nodes[x.0], &b.stages[0].nodes[y.0]);
@@ -287,7 +319,7 @@ pub(crate) enum Raw {
 
 /// The lemmas whose premises z3 proves valid (each premise at most once; a premise it cannot
 /// prove quickly just leaves its lemmas out).
-fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) -> Vec<Bool> {
+pub(crate) fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) -> Vec<Bool> {
     let limit = timeout.map_or(LEMMA_TIMEOUT, |t| t.min(LEMMA_TIMEOUT));
     let mut out = Vec::new();
     let mut proved: Vec<(Bool, bool)> = Vec::new();
@@ -331,7 +363,7 @@ pub(crate) fn solve_length(
 ) -> (Raw, Duration) {
     let start = Instant::now();
     let raw = (|| -> Result<Raw, SmtError> {
-        let q = encode(r, n)?;
+        let q = encode(r, n, timeout)?;
         let solver = Solver::new();
         if let Some(t) = timeout {
             let mut p = Params::new();

@@ -15,6 +15,7 @@ mod expr;
 mod goal;
 mod replay;
 mod report;
+mod sweep;
 mod symbols;
 mod value;
 
