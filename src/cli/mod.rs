@@ -7,6 +7,7 @@ pub mod fmt;
 pub mod patch;
 pub mod run;
 pub mod similarity;
+pub mod prove;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Eval(eval::Args),
     /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
     Fmt(fmt::Args),
+    /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
+    Prove(prove::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -49,5 +52,6 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Fmt(args) => fmt::run(args),
+        Command::Prove(args) => prove::run(args),
     }
 }

@@ -1,1 +1,175 @@
 //! z3 proofs on the bounded input domain: implements, equivalent, aligned, sufficient, well-formed.
+//!
+//! Each goal is checked one sequence length at a time (1..=max_len): the programs are unrolled
+//! into z3 terms exactly (`encode`, `expr`), the negation of the goal is asked for a model, and a
+//! model is a counterexample that the exact evaluator replays before it is reported. `unsat` at
+//! every length is `proved`; a timeout, an unsupported construct or a counterexample the
+//! evaluator does not confirm is `unknown`, never `proved`.
+//!
+//! Errors count: a goal about outputs (implements, equivalent, aligned, sufficient) is refuted by
+//! an input on which a program fails to evaluate (ambiguous categorical aggregate, division by
+//! zero, ...), because the claim is about values the program does not have there.
+
+mod encode;
+mod expr;
+mod goal;
+mod replay;
+mod report;
+mod sweep;
+mod symbols;
+mod value;
+
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::lang::ir::{ProofGoal, Spec};
+
+pub use report::{
+    Counterexample, Difference, LengthReport, LengthStatus, ProofReport, Verdict, sorted_json,
+    tokens,
+};
+
+/// Why a goal could not be encoded or a model not be read back.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SmtError {
+    /// The goal names something the spec does not have (or the wrong kind of thing).
+    #[error("{0}")]
+    Spec(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("could not read z3's model: {0}")]
+    Decode(String),
+    #[error("internal error in the z3 encoding: {0}")]
+    Internal(String),
+}
+
+/// How to run proofs.
+#[derive(Clone, Debug, Default)]
+pub struct ProveOptions {
+    /// z3's time limit for each sequence length (`None`: no limit).
+    pub timeout: Option<Duration>,
+    /// Solve the lengths in parallel (each rayon task gets its own z3 context).
+    pub parallel: bool,
+    /// Only lengths up to this (for experiments; `None`: the task's `max_len`).
+    pub max_len: Option<usize>,
+}
+
+/// The goal as the spec would write it.
+pub fn goal_text(goal: &ProofGoal) -> String {
+    match goal {
+        ProofGoal::Implements { program, reference } => {
+            format!("implements({program}, {reference})")
+        }
+        ProofGoal::Equivalent { a, b } => format!("equivalent({a}, {b})"),
+        ProofGoal::Aligned { a, b, pairs } => {
+            let ps: Vec<String> = pairs.iter().map(|(x, y)| format!(", {x} = {y}")).collect();
+            format!("aligned({a}, {b}{})", ps.concat())
+        }
+        ProofGoal::Sufficient { circuit } => format!("sufficient({circuit})"),
+        ProofGoal::WellFormed { program } => format!("well_formed({program})"),
+    }
+}
+
+/// Proves one goal against a spec.
+pub fn prove(spec: &Spec, name: &str, goal: &ProofGoal, opts: &ProveOptions) -> ProofReport {
+    let start = Instant::now();
+    let mut report = ProofReport {
+        name: name.to_string(),
+        goal: goal_text(goal),
+        verdict: Verdict::Proved,
+        lengths: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let resolved = match goal::Resolved::new(spec, goal) {
+        Ok(r) => r,
+        Err(e) => {
+            report.verdict = Verdict::Unknown {
+                reason: e.to_string(),
+            };
+            report.elapsed = start.elapsed();
+            return report;
+        }
+    };
+    let max_len = opts
+        .max_len
+        .map_or(resolved.max_len, |m| m.min(resolved.max_len));
+    let solve = |n: usize| {
+        // A fresh context per length: terms never cross threads, memory goes when it is done.
+        z3::with_z3_config(&z3::Config::new(), || {
+            goal::solve_length(&resolved, n, opts.timeout)
+        })
+    };
+    let raws: Vec<(goal::Raw, Duration)> = if opts.parallel {
+        (1..=max_len).into_par_iter().map(solve).collect()
+    } else {
+        (1..=max_len).map(solve).collect()
+    };
+    let mut refutation = None;
+    let mut unknowns = Vec::new();
+    for (i, (raw, elapsed)) in raws.into_iter().enumerate() {
+        let n = i + 1;
+        let status = match raw {
+            goal::Raw::Unsat => LengthStatus::Proved,
+            goal::Raw::Unknown(reason) => LengthStatus::Unknown { reason },
+            goal::Raw::Sat(inputs) => match replay::replay(&resolved, &inputs) {
+                Ok(cex) => {
+                    refutation.get_or_insert(cex);
+                    LengthStatus::Refuted
+                }
+                Err(why) => LengthStatus::Unknown {
+                    reason: format!(
+                        "z3's counterexample {} did not replay in the evaluator: {why}",
+                        inputs
+                            .iter()
+                            .map(|x| tokens(x))
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    ),
+                },
+            },
+        };
+        if let LengthStatus::Unknown { reason } = &status {
+            unknowns.push(format!("length {n}: {reason}"));
+        }
+        report.lengths.push(LengthReport {
+            length: n,
+            status,
+            elapsed,
+        });
+    }
+    report.verdict = if let Some(counterexample) = refutation {
+        Verdict::Refuted { counterexample }
+    } else if !unknowns.is_empty() {
+        Verdict::Unknown {
+            reason: unknowns.join("; "),
+        }
+    } else if max_len == 0 {
+        Verdict::Unknown {
+            reason: "no sequence length to check (max_len is 0)".into(),
+        }
+    } else {
+        Verdict::Proved
+    };
+    report.elapsed = start.elapsed();
+    report
+}
+
+/// Proves every `prove` block of a spec, in order (optionally only the one named `only`).
+pub fn prove_spec(spec: &Spec, only: Option<&str>, opts: &ProveOptions) -> Vec<ProofReport> {
+    spec.proofs
+        .iter()
+        .filter(|p| only.is_none_or(|o| o == p.name))
+        .map(|p| {
+            let mut o = opts.clone();
+            if let Some(t) = p.timeout_secs.filter(|_| opts.timeout.is_none()) {
+                o.timeout = Some(Duration::from_secs_f64(t.max(0.001)));
+            }
+            prove(spec, &p.name, &p.goal, &o)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;

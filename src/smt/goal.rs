@@ -1,0 +1,596 @@
+//! Proof goals as satisfiability queries, one per sequence length: a model of the query is a
+//! counterexample, `unsat` proves the goal at that length.
+
+use std::time::{Duration, Instant};
+
+use z3::ast::Bool;
+use z3::{Params, SatResult, Solver};
+
+use crate::lang::ir::{Adapter, NodeId, Pipeline, Program, ProofGoal, Spec, Task, Value};
+
+use super::SmtError;
+use super::encode::{Conditional, Run, restriction_holds, run_stages, token_vars};
+use super::value::{SymTable, and, not, or, tt};
+
+/// What a goal is about: a program, or the stages of a pipeline.
+#[derive(Clone, Debug)]
+pub(crate) struct Subject<'a> {
+    pub name: String,
+    pub stages: Vec<(&'a Program, Option<&'a Adapter>)>,
+    /// The pipeline, when the subject is one (the evaluator replays it as a whole).
+    pub pipeline: Option<&'a Pipeline>,
+}
+
+impl<'a> Subject<'a> {
+    pub(crate) fn resolve(spec: &'a Spec, name: &str) -> Result<Subject<'a>, SmtError> {
+        if let Some(p) = spec.programs.get(name) {
+            return Ok(Subject {
+                name: name.to_string(),
+                stages: vec![(p, None)],
+                pipeline: None,
+            });
+        }
+        if let Some(pl) = spec.pipelines.get(name) {
+            let mut stages = Vec::with_capacity(pl.stages.len());
+            for st in &pl.stages {
+                let p = spec.programs.get(&st.program).ok_or_else(|| {
+                    SmtError::Spec(format!(
+                        "pipeline `{name}` names `{}`, which is no interpretation",
+                        st.program
+                    ))
+                })?;
+                stages.push((p, st.adapter.as_ref()));
+            }
+            if stages.is_empty() {
+                return Err(SmtError::Spec(format!("pipeline `{name}` has no stages")));
+            }
+            return Ok(Subject {
+                name: name.to_string(),
+                stages,
+                pipeline: Some(pl),
+            });
+        }
+        Err(SmtError::Spec(format!(
+            "`{name}` is neither an interpretation nor a pipeline"
+        )))
+    }
+
+    pub(crate) fn task(&self) -> &'a Task {
+        &self.stages[0].0.task
+    }
+
+    /// The program itself, where the goal needs named variables.
+    pub(crate) fn program(&self) -> Result<&'a Program, SmtError> {
+        match self.stages.as_slice() {
+            [(p, _)] => Ok(p),
+            _ => Err(SmtError::Unsupported(format!(
+                "`{}` is a pipeline; variables can only be named in an interpretation",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// A goal resolved against a spec: subjects, the common domain, and the symbols involved.
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved<'a> {
+    pub spec: &'a Spec,
+    pub goal: ProofGoal,
+    pub subjects: Vec<Subject<'a>>,
+    /// The tasks whose domains the inputs must all lie in (those of the subjects' first stages).
+    pub tasks: Vec<&'a Task>,
+    /// Tokens common to every task's vocabulary, sorted.
+    pub vocab: Vec<Value>,
+    pub max_len: usize,
+    /// Variable pairs compared by `aligned` (node in subject 0, node in subject 1) and their
+    /// names; for `sufficient`, the circuit's nodes (in subject 0) twice.
+    pub pairs: Vec<(NodeId, NodeId, String)>,
+    pub syms: SymTable,
+}
+
+impl<'a> Resolved<'a> {
+    pub(crate) fn new(spec: &'a Spec, goal: &ProofGoal) -> Result<Resolved<'a>, SmtError> {
+        let mut pairs = Vec::new();
+        let subjects = match goal {
+            ProofGoal::Implements { program, reference } => {
+                vec![
+                    Subject::resolve(spec, program)?,
+                    Subject::resolve(spec, reference)?,
+                ]
+            }
+            ProofGoal::Equivalent { a, b } => {
+                vec![Subject::resolve(spec, a)?, Subject::resolve(spec, b)?]
+            }
+            ProofGoal::Aligned { a, b, pairs: names } => {
+                let (sa, sb) = (Subject::resolve(spec, a)?, Subject::resolve(spec, b)?);
+                let (pa, pb) = (sa.program()?, sb.program()?);
+                for (x, y) in names {
+                    let nx = variable(pa, x)?;
+                    let ny = variable(pb, y)?;
+                    pairs.push((nx, ny, format!("{x} = {y}")));
+                }
+                vec![sa, sb]
+            }
+            ProofGoal::Sufficient { circuit } => {
+                let c = spec
+                    .circuits
+                    .get(circuit)
+                    .ok_or_else(|| SmtError::Spec(format!("no circuit `{circuit}`")))?;
+                let s = Subject::resolve(spec, &c.program)?;
+                let p = s.program()?;
+                for site in &c.sites {
+                    if site.node.0 >= p.graph.nodes.len() {
+                        return Err(SmtError::Spec(format!(
+                            "circuit `{circuit}`: variable `{}` is not in `{}`",
+                            site.variable, p.name
+                        )));
+                    }
+                    pairs.push((site.node, site.node, site.variable.clone()));
+                }
+                vec![s]
+            }
+            ProofGoal::WellFormed { program } => vec![Subject::resolve(spec, program)?],
+        };
+        let mut tasks: Vec<&Task> = Vec::new();
+        for s in &subjects {
+            let t = s.task();
+            if !tasks.iter().any(|u| std::ptr::eq(*u, t) || **u == *t) {
+                tasks.push(t);
+            }
+        }
+        let vocab: Vec<Value> = tasks[0]
+            .vocab
+            .iter()
+            .filter(|v| tasks.iter().all(|t| t.vocab.contains(v)))
+            .cloned()
+            .collect();
+        let max_len = tasks.iter().map(|t| t.max_len).min().unwrap_or(0);
+        let mut symbols = Vec::new();
+        for t in &tasks {
+            collect_task_symbols(t, &mut symbols);
+        }
+        for s in &subjects {
+            for (p, a) in &s.stages {
+                collect_task_symbols(&p.task, &mut symbols);
+                super::symbols::graph(&p.graph, &mut symbols);
+                if let Some(a) = a {
+                    super::symbols::adapter(a, &mut symbols);
+                }
+            }
+        }
+        Ok(Resolved {
+            spec,
+            goal: goal.clone(),
+            subjects,
+            tasks,
+            vocab,
+            max_len,
+            pairs,
+            syms: SymTable::new(symbols),
+        })
+    }
+
+    /// How many input sequences a counterexample has.
+    pub(crate) fn copies(&self) -> usize {
+        if matches!(self.goal, ProofGoal::Sufficient { .. }) {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// A named variable of a program (`output` is the output).
+pub(crate) fn variable(p: &Program, name: &str) -> Result<NodeId, SmtError> {
+    if name == "output" {
+        return Ok(p.output);
+    }
+    p.graph
+        .by_name(name)
+        .ok_or_else(|| SmtError::Spec(format!("`{}` has no variable `{name}`", p.name)))
+}
+
+fn collect_task_symbols(t: &Task, out: &mut Vec<std::sync::Arc<str>>) {
+    for v in &t.vocab {
+        super::symbols::value(v, out);
+    }
+    if let Some((g, _)) = &t.restriction {
+        super::symbols::graph(g, out);
+    }
+}
+
+/// The query for one length: satisfiable exactly when a counterexample of that length exists.
+pub(crate) struct Query {
+    pub formula: Bool,
+    /// Token terms of each input copy.
+    pub inputs: Vec<Vec<super::value::SVal>>,
+    /// Lemmas to assert once their premises are proved valid.
+    pub facts: Vec<Conditional>,
+}
+
+pub(crate) fn encode(
+    r: &Resolved<'_>,
+    n: usize,
+    timeout: Option<Duration>,
+) -> Result<Query, SmtError> {
+    let mut inputs = Vec::new();
+    let mut conds = Vec::new();
+    let mut facts: Vec<Conditional> = Vec::new();
+    for copy in 0..r.copies() {
+        let prefix = if copy == 0 { "x" } else { "y" };
+        let (toks, in_vocab) = token_vars(prefix, n, &r.vocab, &r.syms)?;
+        conds.push(in_vocab);
+        for t in &r.tasks {
+            let (holds, lemmas) = restriction_holds(t, &toks, &r.syms)?;
+            conds.push(holds);
+            facts.extend(lemmas);
+        }
+        inputs.push(toks);
+    }
+    // Two interpretations on one input: sweep (prove intermediate nodes equal first).
+    let swept = |facts: &mut Vec<Conditional>| -> Result<Option<(Run, Run)>, SmtError> {
+        let (Ok(p), Ok(q)) = (r.subjects[0].program(), r.subjects[1].program()) else {
+            return Ok(None);
+        };
+        let lemmas = proven_lemmas(facts, timeout);
+        let (a, b) = super::sweep::swept_pair(r, p, q, &inputs[0], &and(&conds), &lemmas, timeout)?;
+        facts.extend(a.facts.iter().cloned());
+        facts.extend(b.facts.iter().cloned());
+        Ok(Some((a, b)))
+    };
+    let pair = match &r.goal {
+        ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } | ProofGoal::Aligned { .. } => {
+            swept(&mut facts)?
+        }
+        _ => None,
+    };
+    let mut run = |s: &Subject<'_>, toks: &[super::value::SVal]| -> Result<Run, SmtError> {
+        let run = run_stages(&s.stages, toks, &r.syms)?;
+        facts.extend(run.facts.iter().cloned());
+        Ok(run)
+    };
+    let mut both = |run: &mut dyn FnMut(
+        &Subject<'_>,
+        &[super::value::SVal],
+    ) -> Result<Run, SmtError>|
+     -> Result<(Run, Run), SmtError> {
+        match pair.clone() {
+            Some(ab) => Ok(ab),
+            None => Ok((
+                run(&r.subjects[0], &inputs[0])?,
+                run(&r.subjects[1], &inputs[0])?,
+            )),
+        }
+    };
+    let cex = match &r.goal {
+        ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } => {
+            let (a, b) = both(&mut run)?;
+            let differ: Vec<Bool> = a
+                .output
+                .iter()
+                .zip(&b.output)
+                .map(|(x, y)| not(&x.same(y)))
+                .collect();
+            or(&[a.error, b.error, or(&differ)])
+        }
+        ProofGoal::Aligned { .. } => {
+            let (a, b) = both(&mut run)?;
+            let mut differ = Vec::new();
+            for (x, y, _) in &r.pairs {
+                let (vx, vy) = (&a.stages[0].nodes[x.0], &b.stages[0].nodes[y.0]);
+                // A selector never equals a sequence: every input is a counterexample.
+                differ.push(vx.same(vy).map_or_else(|_| tt(), |same| not(&same)));
+            }
+            or(&[a.error, b.error, or(&differ)])
+        }
+        ProofGoal::Sufficient { .. } => {
+            let a = run(&r.subjects[0], &inputs[0])?;
+            let b = run(&r.subjects[0], &inputs[1])?;
+            let mut agree = Vec::new();
+            for (x, _, _) in &r.pairs {
+                agree.push(a.stages[0].nodes[x.0].same(&b.stages[0].nodes[x.0])?);
+            }
+            let differ: Vec<Bool> = a
+                .output
+                .iter()
+                .zip(&b.output)
+                .map(|(x, y)| not(&x.same(y)))
+                .collect();
+            or(&[a.error, b.error, and(&[and(&agree), or(&differ)])])
+        }
+        ProofGoal::WellFormed { .. } => run(&r.subjects[0], &inputs[0])?.error,
+    };
+    conds.push(cex);
+    Ok(Query {
+        formula: and(&conds),
+        inputs,
+        facts,
+    })
+}
+
+/// What z3 said at one length.
+#[derive(Clone, Debug)]
+pub(crate) enum Raw {
+    Unsat,
+    /// The input copies of a counterexample.
+    Sat(Vec<Vec<Value>>),
+    Unknown(String),
+}
+
+/// The lemmas whose premises z3 proves valid (each premise at most once; a premise it cannot
+/// prove quickly just leaves its lemmas out).
+pub(crate) fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) -> Vec<Bool> {
+    let limit = timeout.map_or(LEMMA_TIMEOUT, |t| t.min(LEMMA_TIMEOUT));
+    let mut out = Vec::new();
+    let mut proved: Vec<(Bool, bool)> = Vec::new();
+    for f in facts {
+        if f.premise.as_bool() == Some(true) {
+            out.extend(f.lemmas.iter().cloned());
+            continue;
+        }
+        let known = proved
+            .iter()
+            .find(|(p, _)| p == &f.premise)
+            .map(|(_, ok)| *ok);
+        let ok = known.unwrap_or_else(|| {
+            let s = Solver::new();
+            let mut p = Params::new();
+            p.set_u32(
+                "timeout",
+                u32::try_from(limit.as_millis()).unwrap_or(u32::MAX).max(1),
+            );
+            s.set_params(&p);
+            s.assert(not(&f.premise));
+            let ok = s.check() == SatResult::Unsat;
+            proved.push((f.premise.clone(), ok));
+            ok
+        });
+        if ok {
+            out.extend(f.lemmas.iter().cloned());
+        }
+    }
+    out
+}
+
+/// The most time a lemma's premise may take to prove.
+const LEMMA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Encodes and solves the goal at length `n` in the current thread's z3 context.
+pub(crate) fn solve_length(
+    r: &Resolved<'_>,
+    n: usize,
+    timeout: Option<Duration>,
+) -> (Raw, Duration) {
+    let start = Instant::now();
+    let raw = (|| -> Result<Raw, SmtError> {
+        let q = encode(r, n, timeout)?;
+        let solver = Solver::new();
+        if let Some(t) = timeout {
+            let mut p = Params::new();
+            p.set_u32(
+                "timeout",
+                u32::try_from(t.as_millis()).unwrap_or(u32::MAX).max(1),
+            );
+            solver.set_params(&p);
+        }
+        solver.assert(&q.formula);
+        for lemma in proven_lemmas(&q.facts, timeout) {
+            solver.assert(&lemma);
+        }
+        Ok(match solver.check() {
+            SatResult::Unsat => Raw::Unsat,
+            SatResult::Unknown => Raw::Unknown(
+                solver
+                    .get_reason_unknown()
+                    .unwrap_or_else(|| "z3 gave no reason".into()),
+            ),
+            SatResult::Sat => {
+                let m = solver
+                    .get_model()
+                    .ok_or_else(|| SmtError::Decode("z3 said sat but gave no model".into()))?;
+                let mut copies = Vec::new();
+                for toks in &q.inputs {
+                    copies.push(
+                        toks.iter()
+                            .map(|t| t.decode(&m, &r.syms))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    );
+                }
+                Raw::Sat(copies)
+            }
+        })
+    })();
+    let raw = raw.unwrap_or_else(|e| Raw::Unknown(e.to_string()));
+    (raw, start.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::ir::{BinOp, Comparison};
+    use crate::smt::testutil::*;
+
+    fn solve_all(spec: &Spec, goal: ProofGoal) -> Vec<Raw> {
+        let r = Resolved::new(spec, &goal).unwrap();
+        (1..=r.max_len)
+            .map(|n| solve_length(&r, n, None).0)
+            .collect()
+    }
+
+    #[test]
+    fn reverse_is_well_formed_and_the_wrong_variant_differs() {
+        let t = task("reverse", syms(&["a", "b", "c"]), 4);
+        let spec = spec(vec![
+            reverse("good", &t, 1),
+            reverse("bad", &t, 0),
+            reverse("good2", &t, 1),
+        ]);
+        for raw in solve_all(
+            &spec,
+            ProofGoal::WellFormed {
+                program: "good".into(),
+            },
+        ) {
+            assert!(matches!(raw, Raw::Unsat), "{raw:?}");
+        }
+        let eq = ProofGoal::Equivalent {
+            a: "good".into(),
+            b: "good2".into(),
+        };
+        assert!(solve_all(&spec, eq).iter().all(|r| matches!(r, Raw::Unsat)));
+        let neq = ProofGoal::Equivalent {
+            a: "good".into(),
+            b: "bad".into(),
+        };
+        for raw in solve_all(&spec, neq) {
+            let Raw::Sat(inputs) = raw else {
+                panic!("expected a counterexample, got {raw:?}")
+            };
+            assert_eq!(inputs.len(), 1);
+        }
+        let al = ProofGoal::Aligned {
+            a: "good".into(),
+            b: "bad".into(),
+            pairs: vec![("length".into(), "length".into())],
+        };
+        // `bad` is well-formed (the aggregate selects at most one position), so the lengths
+        // align even though the outputs do not.
+        assert!(solve_all(&spec, al).iter().all(|r| matches!(r, Raw::Unsat)));
+    }
+
+    #[test]
+    fn ambiguous_aggregate_is_found() {
+        let t = task("t", ints(0..=2), 3);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let sel = g.select(tok, tok, Comparison::Eq);
+        let out = g.agg(sel, tok);
+        let spec = spec(vec![g.program("dup", &t, out)]);
+        let raws = solve_all(
+            &spec,
+            ProofGoal::WellFormed {
+                program: "dup".into(),
+            },
+        );
+        assert!(matches!(raws[0], Raw::Unsat));
+        let Raw::Sat(inputs) = &raws[1] else {
+            panic!("{:?}", raws[1])
+        };
+        assert_eq!(
+            inputs[0][0], inputs[0][1],
+            "only equal tokens make the selection ambiguous"
+        );
+        let _ = BinOp::Add;
+    }
+}
+
+#[cfg(test)]
+mod scale_probe {
+    use super::*;
+    use crate::lang::ir::{BinOp, Comparison};
+    use crate::smt::testutil::*;
+
+    /// Timing probe on vocab 0..=10, max_len 10; run with `--ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn probe() {
+        let t = task("rev", ints(0..=10), 10);
+        // sort (tracr make_sort_unique, keys = tokens), histogram
+        let mut g = G::default();
+        let tok = g.tokens();
+        let i = g.indices();
+        let lt = g.select(tok, tok, Comparison::Lt);
+        let smaller = g.width(lt);
+        let sel = g.select(smaller, i, Comparison::Eq);
+        let out = g.agg(sel, tok);
+        let sort = g.program("sort", &t, out);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let out = g.width(eq);
+        let hist = g.program("hist", &t, out);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let not = g.not(eq);
+        let ne = g.not(not);
+        let out = g.width(ne);
+        let hist2 = g.program("hist2", &t, out);
+        // unique-key domain and two sorts
+        let mut rg = G::default();
+        let tok = rg.tokens();
+        let eq = rg.select(tok, tok, Comparison::Eq);
+        let w = rg.width(eq);
+        let ok = rg.map(bin(BinOp::Eq, p(0), int(1)), w);
+        let tu = std::sync::Arc::new(crate::lang::ir::Task {
+            name: "u".into(),
+            vocab: ints(0..=10),
+            max_len: 10,
+            restriction: Some((rg.graph, ok)),
+            source: None,
+        });
+        let mut g = G::default();
+        let tok = g.tokens();
+        let i = g.indices();
+        let lt = g.select(tok, tok, Comparison::Lt);
+        let smaller = g.width(lt);
+        let sel = g.select(smaller, i, Comparison::Eq);
+        let out = g.agg(sel, tok);
+        let sort_u = g.program("sort_u", &tu, out);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let i = g.indices();
+        let lt = g.select(tok, tok, Comparison::Lt);
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let ilt = g.select(i, i, Comparison::Lt);
+        let tie = g.and(eq, ilt);
+        let before = g.or(lt, tie);
+        let smaller = g.width(before);
+        let sel = g.select(smaller, i, Comparison::Eq);
+        let out = g.agg(sel, tok);
+        let sort_s = g.program("sort_s", &tu, out);
+        let spec = spec(vec![
+            reverse("a", &t, 1),
+            reverse("b", &t, 1),
+            sort,
+            hist,
+            hist2,
+            sort_u,
+            sort_s,
+        ]);
+        for goal in [
+            ProofGoal::WellFormed {
+                program: "sort_u".into(),
+            },
+            ProofGoal::Equivalent {
+                a: "sort_u".into(),
+                b: "sort_s".into(),
+            },
+            ProofGoal::WellFormed {
+                program: "a".into(),
+            },
+            ProofGoal::Equivalent {
+                a: "a".into(),
+                b: "b".into(),
+            },
+            ProofGoal::WellFormed {
+                program: "sort".into(),
+            },
+            ProofGoal::Equivalent {
+                a: "hist".into(),
+                b: "hist2".into(),
+            },
+        ] {
+            let r = Resolved::new(&spec, &goal).unwrap();
+            for n in 1..=10 {
+                let (raw, d) = solve_length(&r, n, Some(Duration::from_secs(60)));
+                let tag = match raw {
+                    Raw::Unsat => "unsat".to_string(),
+                    Raw::Sat(x) => format!("sat {x:?}"),
+                    Raw::Unknown(w) => w,
+                };
+                println!("{goal:?} n={n} {tag} {:.3}s", d.as_secs_f64());
+            }
+        }
+    }
+}
