@@ -6,19 +6,21 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "congruity", version, about = "Checked, repeatable mechanistic interpretations")]
+#[command(
+    name = "congruity",
+    version,
+    about = "Checked, repeatable mechanistic interpretations"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
-}
+pub enum Command {}
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-    }
+    match cli.command {}
 }
