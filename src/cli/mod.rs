@@ -1,26 +1,33 @@
 //! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
 //! `run` function returning the process exit code; this file only dispatches.
 
+pub mod patch;
+pub mod run;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "congruity",
-    version,
-    about = "Checked, repeatable mechanistic interpretations"
-)]
+#[command(name = "congruity", version, about = "Checked, repeatable mechanistic interpretations")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a model: save logits and hook activations, or decode the answer to an input.
+    Run(run::Args),
+    /// Activation patching: one hook (head, positions) from a source run into a base run.
+    Patch(patch::Args),
+}
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Patch(args) => patch::run(args),
+    }
 }
