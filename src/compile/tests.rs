@@ -1,5 +1,5 @@
-//! Unit tests of the whole compiler on hand-built IR programs, checked against a tiny sequence
-//! evaluator written here (independent of the compiler's tables) on every input of the domain.
+//! Unit tests of the whole compiler on hand-built IR programs, checked against the reference
+//! evaluator on every input of the domain.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -219,125 +219,9 @@ impl Builder {
     }
 }
 
-/// Independent sequence evaluator for the tests.
+/// The reference evaluator.
 pub(crate) fn eval(program: &Program, input: &[Value]) -> Result<Vec<Value>, String> {
-    let n = input.len();
-    let mut seqs: Vec<Option<Vec<Value>>> = vec![None; program.graph.nodes.len()];
-    let mut sels: Vec<Option<Vec<Vec<bool>>>> = vec![None; program.graph.nodes.len()];
-    for (i, node) in program.graph.nodes.iter().enumerate() {
-        let get = |id: &NodeId| seqs[id.0].clone().unwrap();
-        match &node.op {
-            Op::Tokens => seqs[i] = Some(input.to_vec()),
-            Op::Indices => seqs[i] = Some((0..n as i64).map(Value::int).collect()),
-            Op::Full(v) => seqs[i] = Some(vec![v.clone(); n]),
-            Op::Map { f, arg } => {
-                seqs[i] = Some(
-                    get(arg)
-                        .iter()
-                        .map(|x| scalar::apply(f, &[x.clone()]).map_err(|e| e.0))
-                        .collect::<Result<_, _>>()?,
-                )
-            }
-            Op::Map2 { f, a, b } => {
-                let (x, y) = (get(a), get(b));
-                seqs[i] = Some(
-                    x.iter()
-                        .zip(&y)
-                        .map(|(x, y)| scalar::apply(f, &[x.clone(), y.clone()]).map_err(|e| e.0))
-                        .collect::<Result<_, _>>()?,
-                )
-            }
-            Op::Select {
-                keys,
-                queries,
-                pred,
-            } => {
-                let (k, q) = (get(keys), get(queries));
-                sels[i] = Some(
-                    (0..n)
-                        .map(|qi| {
-                            (0..n)
-                                .map(|ki| scalar::holds(pred, &k[ki], &q[qi]).unwrap_or(false))
-                                .collect()
-                        })
-                        .collect(),
-                )
-            }
-            Op::SelectAnd(a, b) | Op::SelectOr(a, b) => {
-                let (x, y) = (sels[a.0].clone().unwrap(), sels[b.0].clone().unwrap());
-                let and = matches!(node.op, Op::SelectAnd(..));
-                sels[i] = Some(
-                    x.iter()
-                        .zip(&y)
-                        .map(|(r, s)| {
-                            r.iter()
-                                .zip(s)
-                                .map(|(a, b)| if and { *a && *b } else { *a || *b })
-                                .collect()
-                        })
-                        .collect(),
-                )
-            }
-            Op::SelectNot(a) => {
-                sels[i] = Some(
-                    sels[a.0]
-                        .clone()
-                        .unwrap()
-                        .iter()
-                        .map(|r| r.iter().map(|b| !b).collect())
-                        .collect(),
-                )
-            }
-            Op::SelectorWidth(s) => {
-                let m = sels[s.0].clone().unwrap();
-                seqs[i] = Some(
-                    m.iter()
-                        .map(|r| Value::int(r.iter().filter(|b| **b).count() as i64))
-                        .collect(),
-                )
-            }
-            Op::Aggregate { selector, values } => {
-                let m = sels[selector.0].clone().unwrap();
-                let v = get(values);
-                let numerical = matches!(
-                    node.ty,
-                    NodeType::Seq {
-                        encoding: Encoding::Numerical,
-                        ..
-                    }
-                );
-                let mut out = Vec::new();
-                for row in &m {
-                    let sel: Vec<&Value> = row
-                        .iter()
-                        .zip(&v)
-                        .filter(|(b, _)| **b)
-                        .map(|(_, v)| v)
-                        .collect();
-                    if numerical {
-                        let nums: Vec<Rational64> =
-                            sel.iter().map(|x| scalar::as_number(x).unwrap()).collect();
-                        out.push(if nums.is_empty() {
-                            Value::int(0)
-                        } else {
-                            Value::Num(
-                                nums.iter().sum::<Rational64>()
-                                    / Rational64::from_integer(nums.len() as i64),
-                            )
-                        });
-                    } else {
-                        match sel.as_slice() {
-                            [] => out.push(Value::None),
-                            [x] => out.push((*x).clone()),
-                            _ => return Err("ambiguous categorical aggregate".into()),
-                        }
-                    }
-                }
-                seqs[i] = Some(out)
-            }
-        }
-    }
-    Ok(seqs[program.output.0].clone().unwrap())
+    crate::lang::eval::eval_output(program, input).map_err(|e| e.to_string())
 }
 
 pub(crate) fn all_inputs(task: &Task) -> Vec<Vec<Value>> {
