@@ -19,10 +19,12 @@
 
 pub mod assemble;
 pub mod blocks;
+pub mod check;
 pub mod error;
 pub mod layout;
 pub mod lower;
 pub mod mlp;
+pub mod report;
 pub mod scalar;
 pub mod schedule;
 pub mod selector;
@@ -191,6 +193,27 @@ impl Compiled {
         }
     }
 
+    /// `compile.json`: where every variable lives (residual directions, the hooks that compute
+    /// it) and how each block was built.
+    pub fn report_json(&self) -> serde_json::Value {
+        report::report_json(self)
+    }
+
+    /// Writes the model directory (atomically).
+    pub fn write(&self, dir: &std::path::Path) -> Result<(), CompileError> {
+        write::write_model_dir(
+            &write::ModelFiles {
+                weights: &self.weights,
+                residual_labels: &self.residual_labels,
+                io: &self.io,
+                provenance: &self.provenance,
+                report: self.report_json(),
+                basis: Vec::new(),
+            },
+            dir,
+        )
+    }
+
     /// Runs the reference forward pass in precision `T` and decodes positions `1..=n`.
     pub fn run<T: Float>(&self, input: &[Value]) -> Option<Vec<Value>> {
         let ids = self.io.encode(input)?;
@@ -271,6 +294,19 @@ pub fn compile_program(program: &Program, opts: &CompileOptions) -> Result<Compi
             ..Provenance::default()
         },
     })
+}
+
+/// Checks `program` on its domain ([`check::check_aggregates`]: `seed` draws the sample when
+/// the domain has more than 200,000 inputs), then compiles it.
+pub fn compile_checked(
+    program: &Program,
+    opts: &CompileOptions,
+    seed: u64,
+) -> Result<(Compiled, check::CheckReport), CompileError> {
+    let domain = check::domain(&program.task, seed);
+    let report = check::check_aggregates(program, &domain)?;
+    let compiled = compile_program(program, opts)?;
+    Ok((compiled, report))
 }
 
 /// A value as JSON for the sidecar: symbols as strings, integers as numbers, other rationals as
