@@ -915,6 +915,7 @@ pub fn eval_pipeline(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lang::ir::Spec;
 
     fn r(n: i64, d: i64) -> Value {
         Value::Num(Rational64::new(n, d))
@@ -1020,5 +1021,99 @@ mod tests {
             n: i64::MAX,
         };
         let _ = m.apply(&Value::int(i64::MAX));
+    }
+
+    fn spec(src: &str) -> Spec {
+        crate::lang::check_str("t.interp", src).unwrap_or_else(|r| panic!("{}", r.render_plain()))
+    }
+
+    fn syms(s: &str) -> Vec<Value> {
+        s.split_whitespace().map(Value::sym).collect()
+    }
+
+    #[test]
+    fn reverse_with_intermediate_values() {
+        let sp = spec(
+            "task reverse { vocab {a, b, c} max_len 4 }
+interpretation r for reverse {
+  length = selector_width(select(tokens, tokens, true))
+  opp    = map2(|n, i| n - i - 1, length, indices)
+  flip   = select(indices, opp, ==)
+  output   aggregate(flip, tokens)
+}",
+        );
+        let p = &sp.programs["r"];
+        let t = eval_program(p, &syms("a b c")).unwrap();
+        assert_eq!(t.output(), syms("c b a").as_slice());
+        assert_eq!(
+            t.var(p, "length"),
+            Some(&NodeValue::Seq(vec![Value::int(3); 3]))
+        );
+        let Some(NodeValue::Selector(m)) = t.var(p, "flip") else {
+            panic!()
+        };
+        assert!(m.get(0, 2) && !m.get(0, 0));
+        assert!(matches!(
+            eval_program(p, &[]),
+            Err(EvalError::EmptyInput { .. })
+        ));
+        assert!(matches!(
+            eval_program(p, &syms("a b c a b")),
+            Err(EvalError::TooLong { .. })
+        ));
+        assert!(matches!(
+            eval_program(p, &syms("a z")),
+            Err(EvalError::NotInVocab { position: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn ambiguous_categorical_aggregate_is_an_error() {
+        let sp = spec(
+            "task t { vocab {a, b} max_len 3 }
+interpretation i for t { output aggregate(select(tokens, tokens, ==), indices) }",
+        );
+        let p = &sp.programs["i"];
+        assert_eq!(
+            eval_output(p, &syms("a b")).unwrap(),
+            vec![Value::int(0), Value::int(1)]
+        );
+        let err = eval_output(p, &syms("a b a")).unwrap_err();
+        assert_eq!(
+            err,
+            EvalError::AmbiguousAggregate {
+                node: "output".into(),
+                query: 0,
+                selected: vec![0, 2]
+            }
+        );
+    }
+
+    #[test]
+    fn numerical_aggregate_is_an_exact_mean() {
+        let sp = spec(
+            "task f { vocab {w, x} max_len 6 }
+interpretation frac for f {
+  bools = numerical map(|t| if t == x then 1 else 0, tokens)
+  output numerical aggregate(select(indices, indices, <=), bools)
+}",
+        );
+        let out = eval_output(&sp.programs["frac"], &syms("x w w x")).unwrap();
+        assert_eq!(out, vec![r(1, 1), r(1, 2), r(1, 3), r(1, 2)]);
+    }
+
+    #[test]
+    fn pipelines_apply_adapters_between_stages() {
+        let sp = spec(
+            "task a { vocab {0..=3} max_len 3 }
+task b { vocab {0..=3} max_len 3 }
+interpretation inc for a { output map(|x| x + 1, tokens) }
+interpretation dbl for b { output map(|x| x * 2, tokens) }
+pipeline p = inc |> dbl via modulo",
+        );
+        let ints = |v: &[i64]| v.iter().map(|i| Value::int(*i)).collect::<Vec<_>>();
+        let t = eval_pipeline(&sp, &sp.pipelines["p"], &ints(&[0, 3, 2])).unwrap();
+        assert_eq!(t.stage_inputs[1], ints(&[1, 0, 3]));
+        assert_eq!(t.output(), ints(&[2, 0, 6]).as_slice());
     }
 }

@@ -11,6 +11,7 @@
 pub mod ast;
 pub mod check;
 pub mod diag;
+pub mod domain;
 pub mod eval;
 pub mod grammar;
 pub mod hooks;
