@@ -6,16 +6,13 @@
 //! values is a compile error carrying that input, and so is any other evaluation failure (the
 //! interpretation must be a total function on its domain for "exact" to mean anything).
 
-use std::collections::BTreeSet;
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::error::CompileError;
 use super::scalar::token_text;
-use crate::lang::eval::{EvalError, NodeValue, check_input, eval_graph, eval_program};
+use crate::lang::domain as lang_domain;
+use crate::lang::eval::{EvalError, NodeValue, eval_graph, eval_program};
 use crate::lang::ir::{Graph, NodeId, Op, Program, Task, Value};
 
 /// Domains up to this many inputs are enumerated.
@@ -50,51 +47,45 @@ impl Domain {
 }
 
 pub fn raw_size(task: &Task) -> u128 {
-    let v = task.vocab.len() as u128;
-    (1..=task.max_len as u32).fold(0u128, |acc, n| acc.saturating_add(v.saturating_pow(n)))
+    lang_domain::upper_bound(task).unwrap_or(u128::MAX)
 }
 
 /// Every input of the task's domain when it has at most [`EXHAUSTIVE_LIMIT`] sequences, else
-/// [`SAMPLE_COUNT`] distinct inputs drawn with `seed` (length uniform in `1..=max_len`, tokens
-/// uniform), both filtered by the task's `where`.
-pub fn domain(task: &Task, seed: u64) -> Domain {
+/// [`SAMPLE_COUNT`] inputs drawn with `seed` (`lang::domain`'s enumeration and sampling).
+pub fn domain(task: &Task, seed: u64) -> Result<Domain, CompileError> {
     domain_with(task, seed, EXHAUSTIVE_LIMIT, SAMPLE_COUNT)
 }
 
-pub fn domain_with(task: &Task, seed: u64, limit: u128, samples: usize) -> Domain {
+pub fn domain_with(
+    task: &Task,
+    seed: u64,
+    limit: u128,
+    samples: usize,
+) -> Result<Domain, CompileError> {
     let raw = raw_size(task);
-    let in_domain = |x: &Vec<Value>| task.restriction.is_none() || check_input(task, x).is_ok();
+    let err = |e: crate::lang::eval::EvalError| CompileError::Evaluation {
+        program: task.name.clone(),
+        input: "(domain)".into(),
+        reason: e.to_string(),
+    };
     if raw <= limit {
-        let mut inputs = Vec::new();
-        let mut layer: Vec<Vec<Value>> = vec![vec![]];
-        for _ in 0..task.max_len {
-            layer = layer
-                .iter()
-                .flat_map(|p| {
-                    task.vocab.iter().map(move |v| {
-                        let mut q = p.clone();
-                        q.push(v.clone());
-                        q
-                    })
-                })
-                .collect();
-            inputs.extend(layer.iter().filter(|x| in_domain(x)).cloned());
-        }
-        return Domain { inputs, exhaustive: true, raw_size: raw, seed: None };
+        let inputs = lang_domain::inputs(task)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        return Ok(Domain {
+            inputs,
+            exhaustive: true,
+            raw_size: raw,
+            seed: None,
+        });
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut seen = BTreeSet::new();
-    let mut inputs = Vec::with_capacity(samples);
-    let mut attempts = 0usize;
-    while inputs.len() < samples && attempts < samples * 100 && !task.vocab.is_empty() {
-        attempts += 1;
-        let n = rng.random_range(1..=task.max_len);
-        let x: Vec<Value> = (0..n).map(|_| task.vocab[rng.random_range(0..task.vocab.len())].clone()).collect();
-        if in_domain(&x) && seen.insert(x.clone()) {
-            inputs.push(x);
-        }
-    }
-    Domain { inputs, exhaustive: false, raw_size: raw, seed: Some(seed) }
+    let inputs = lang_domain::sample(task, samples, seed).map_err(err)?;
+    Ok(Domain {
+        inputs,
+        exhaustive: false,
+        raw_size: raw,
+        seed: Some(seed),
+    })
 }
 
 /// What the check found.
@@ -112,12 +103,26 @@ pub fn input_text(input: &[Value]) -> String {
 }
 
 /// The values of `values` at `positions` when `node` (an aggregate) selects several of them.
-fn selected_values(graph: &Graph, node: NodeId, input: &[Value], positions: &[usize]) -> Option<Vec<Value>> {
-    let Op::Aggregate { values, .. } = &graph.nodes.get(node.0)?.op else { return None };
-    let prefix = Graph { nodes: graph.nodes[..node.0].to_vec() };
+fn selected_values(
+    graph: &Graph,
+    node: NodeId,
+    input: &[Value],
+    positions: &[usize],
+) -> Option<Vec<Value>> {
+    let Op::Aggregate { values, .. } = &graph.nodes.get(node.0)?.op else {
+        return None;
+    };
+    let prefix = Graph {
+        nodes: graph.nodes[..node.0].to_vec(),
+    };
     let vals = eval_graph(&prefix, input).ok()?;
     match vals.get(values.0)? {
-        NodeValue::Seq(v) => Some(positions.iter().filter_map(|p| v.get(*p).cloned()).collect()),
+        NodeValue::Seq(v) => Some(
+            positions
+                .iter()
+                .filter_map(|p| v.get(*p).cloned())
+                .collect(),
+        ),
         NodeValue::Selector(_) => None,
     }
 }
@@ -172,7 +177,11 @@ pub fn check_aggregates(program: &Program, domain: &Domain) -> Result<CheckRepor
             Some((i, finding))
         })
         .collect();
-    let mut report = CheckReport { inputs: domain.inputs.len(), exhaustive: domain.exhaustive, same_value_ambiguities: 0 };
+    let mut report = CheckReport {
+        inputs: domain.inputs.len(),
+        exhaustive: domain.exhaustive,
+        same_value_ambiguities: 0,
+    };
     // The first failing input in domain order, whatever the thread count.
     for (_, f) in findings {
         match f {

@@ -303,7 +303,7 @@ pub fn compile_checked(
     opts: &CompileOptions,
     seed: u64,
 ) -> Result<(Compiled, check::CheckReport), CompileError> {
-    let domain = check::domain(&program.task, seed);
+    let domain = check::domain(&program.task, seed)?;
     let report = check::check_aggregates(program, &domain)?;
     let compiled = compile_program(program, opts)?;
     Ok((compiled, report))

@@ -26,9 +26,9 @@ fn hooks_of(c: &Compiled, node: NodeId) -> Vec<Json> {
                 }
                 let p = &c.placement[i];
                 match &op.block {
-                    OpBlock::Head(_) => {
-                        out.push(json!({"hook": format!("blocks.{}.attn.hook_z", p.layer), "head": p.head}))
-                    }
+                    OpBlock::Head(_) => out.push(
+                        json!({"hook": format!("blocks.{}.attn.hook_z", p.layer), "head": p.head}),
+                    ),
                     OpBlock::Mlp(_) => out.push(json!({
                         "hook": format!("blocks.{}.mlp.hook_post", p.layer),
                         "units": p.units.as_ref().map(|r| [r.start, r.end]),

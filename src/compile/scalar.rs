@@ -33,7 +33,9 @@ pub fn holds(pred: &Predicate, key: &Value, query: &Value) -> Result<bool, Scala
         Predicate::Cmp(c) => eval::compare(*c, key, query).map_err(|e| ScalarError(e.to_string())),
         Predicate::Lambda(l) => match eval::eval_scalar(&l.body, &[key.clone(), query.clone()]) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(ScalarError(format!("a select predicate must give a boolean, found {other}"))),
+            Ok(other) => Err(ScalarError(format!(
+                "a select predicate must give a boolean, found {other}"
+            ))),
             Err(e) => Err(ScalarError(e.to_string())),
         },
     }
@@ -67,21 +69,59 @@ mod tests {
     use crate::lang::ir::{BinOp, Comparison, Expr};
 
     fn lam(body: Expr) -> Lambda {
-        Lambda { params: vec!["a".into(), "b".into()], body }
+        Lambda {
+            params: vec!["a".into(), "b".into()],
+            body,
+        }
     }
 
     #[test]
     fn none_short_circuits_maps_and_equality_sees_none() {
-        let f = lam(Expr::Binary(BinOp::Add, Box::new(Expr::Param(0)), Box::new(Expr::Param(1))));
-        assert_eq!(apply(&f, &[Value::None, Value::int(1)]).unwrap(), Value::None);
+        let f = lam(Expr::Binary(
+            BinOp::Add,
+            Box::new(Expr::Param(0)),
+            Box::new(Expr::Param(1)),
+        ));
+        assert_eq!(
+            apply(&f, &[Value::None, Value::int(1)]).unwrap(),
+            Value::None
+        );
         assert!(holds(&Predicate::Cmp(Comparison::Eq), &Value::None, &Value::None).unwrap());
-        assert!(holds(&Predicate::Cmp(Comparison::True), &Value::None, &Value::int(1)).unwrap());
-        assert!(holds(&Predicate::Cmp(Comparison::Lt), &Value::None, &Value::int(1)).is_err());
+        assert!(
+            holds(
+                &Predicate::Cmp(Comparison::True),
+                &Value::None,
+                &Value::int(1)
+            )
+            .unwrap()
+        );
+        assert!(
+            holds(
+                &Predicate::Cmp(Comparison::Lt),
+                &Value::None,
+                &Value::int(1)
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn predicates_take_key_then_query() {
-        assert!(holds(&Predicate::Cmp(Comparison::Lt), &Value::int(1), &Value::int(2)).unwrap());
-        assert!(!holds(&Predicate::Cmp(Comparison::Lt), &Value::int(2), &Value::int(1)).unwrap());
+        assert!(
+            holds(
+                &Predicate::Cmp(Comparison::Lt),
+                &Value::int(1),
+                &Value::int(2)
+            )
+            .unwrap()
+        );
+        assert!(
+            !holds(
+                &Predicate::Cmp(Comparison::Lt),
+                &Value::int(2),
+                &Value::int(1)
+            )
+            .unwrap()
+        );
     }
 }
