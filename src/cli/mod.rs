@@ -9,11 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "congruity",
-    version,
-    about = "Checked, repeatable mechanistic interpretations"
-)]
+#[command(name = "congruity", version, about = "Checked, repeatable mechanistic interpretations")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
