@@ -96,6 +96,8 @@ pub enum Recipe {
     Apply(Lambda, Vec<Recipe>),
     /// Decodes a selector-width attention output `x = 1/(w+1)` into `w`.
     Width(usize),
+    /// The pair of two sources' values (a compiler-made product sequence, see `selector.rs`).
+    Pair(usize, usize),
 }
 
 /// A node an MLP group computes.

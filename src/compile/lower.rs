@@ -23,9 +23,12 @@ use super::blocks::{
     BosValue, Dir, EmbedFn, HeadBlock, HeadKind, MlpGroup, Recipe, Source, SourceKind, Target,
 };
 use super::error::CompileError;
+use super::mlp::pair_value;
 use super::mlp::{TargetSpec, build_units, product_cost};
 use super::scalar::apply;
-use super::selector::{Use, compile_selector};
+use super::selector::{
+    Bilinear, ProductSide, Use, compile_product_selector, compile_selector, leaves,
+};
 use super::values::{SeqInfo, ValueInfo, selector_width_points};
 use crate::lang::ir::{Lambda, NodeId, NodeType, Op, Program, Value};
 
@@ -110,7 +113,9 @@ fn next_odd(t: i64) -> i64 {
 
 struct Lowerer<'a> {
     program: &'a Program,
-    info: &'a ValueInfo,
+    /// Grows with the product sequences the compiler adds for composed selectors.
+    info: ValueInfo,
+    products: BTreeMap<(NodeId, NodeId), NodeId>,
     opts: LowerOptions,
     producer: Vec<Producer>,
     embeds: BTreeMap<NodeId, EmbedFn>,
@@ -143,7 +148,7 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn seq(&self, n: NodeId) -> Result<&'a SeqInfo, CompileError> {
+    fn seq(&self, n: NodeId) -> Result<&SeqInfo, CompileError> {
         self.info.seq(n).ok_or_else(|| {
             CompileError::internal(
                 &self.program.name,
@@ -384,6 +389,106 @@ impl<'a> Lowerer<'a> {
         }))
     }
 
+    /// The score of a head's selector: one bilinear form when the selector's leaves combine
+    /// exactly; otherwise one truth table over product sequences built by an MLP first.
+    fn head_selector(
+        &mut self,
+        id: NodeId,
+        selector: NodeId,
+        usage: Use,
+        bos: Rational64,
+    ) -> Result<Bilinear, CompileError> {
+        match compile_selector(self.program, &self.info, selector, usage, bos) {
+            Ok(bl) => Ok(bl),
+            Err(e) if e.product => {
+                let leaves = leaves(self.program, selector);
+                let keys = self.product_side(id, leaves.iter().map(|l| l.0).collect())?;
+                let queries = self.product_side(id, leaves.iter().map(|l| l.1).collect())?;
+                Ok(compile_product_selector(
+                    self.program,
+                    selector,
+                    &keys,
+                    &queries,
+                    bos,
+                ))
+            }
+            Err(e) => Err(self.unsupported(id, e.reason, e.help)),
+        }
+    }
+
+    /// The sequence standing for the joint values of `nodes` (one node: itself; two: a product
+    /// sequence computed by an MLP, shared by every head that needs it).
+    fn product_side(
+        &mut self,
+        head: NodeId,
+        mut nodes: Vec<NodeId>,
+    ) -> Result<ProductSide, CompileError> {
+        nodes.sort();
+        nodes.dedup();
+        let cat = |lw: &Self, n: NodeId| -> Result<Vec<Value>, CompileError> {
+            match lw.seq(n)? {
+                SeqInfo::Categorical { values, has_none } => Ok(values
+                    .iter()
+                    .cloned()
+                    .chain(has_none.then_some(Value::None))
+                    .collect()),
+                SeqInfo::Numerical { .. } => Err(lw.unsupported(
+                    head,
+                    format!(
+                        "the select reads `{}`, which is numerical",
+                        lw.info.labels[n.0]
+                    ),
+                    None,
+                )),
+            }
+        };
+        match nodes.as_slice() {
+            [n] => {
+                let has_none = matches!(self.seq(*n)?, SeqInfo::Categorical { has_none: true, .. });
+                let rows = cat(self, *n)?.into_iter().map(|v| vec![v]).collect();
+                Ok(ProductSide { node: *n, has_none, components: vec![*n], rows })
+            }
+            [a, b] => {
+                let (va, vb) = (cat(self, *a)?, cat(self, *b)?);
+                let mut pairs: Vec<(Value, Vec<Value>)> = va
+                    .iter()
+                    .flat_map(|x| vb.iter().map(move |y| (pair_value(x, y), vec![x.clone(), y.clone()])))
+                    .collect();
+                pairs.sort();
+                let rows: Vec<Vec<Value>> = pairs.iter().map(|p| p.1.clone()).collect();
+                if let Some(id) = self.products.get(&(*a, *b)) {
+                    return Ok(ProductSide { node: *id, has_none: false, components: vec![*a, *b], rows });
+                }
+                let id = NodeId(self.info.seqs.len());
+                self.info.seqs.push(Some(SeqInfo::Categorical {
+                    values: pairs.into_iter().map(|p| p.0).collect(),
+                    has_none: false,
+                }));
+                let label = format!("({}, {})", self.info.labels[a.0], self.info.labels[b.0]);
+                self.info.labels.push(label);
+                self.producer.push(Producer::Selector);
+                let sources = vec![self.source_of(*a)?, self.source_of(*b)?];
+                let target = Target { node: id, recipe: Recipe::Pair(0, 1), materialized: true };
+                let group = self.units_for(id, &sources, &[target])?;
+                let time = next_odd(self.avail(*a).max(self.avail(*b)));
+                let deps = self.deps_of([*a, *b]);
+                let op = self.push(OpBlock::Mlp(group), deps, time);
+                self.producer[id.0] = Producer::Op(op);
+                self.group_of.insert(id, op);
+                self.products.insert((*a, *b), id);
+                Ok(ProductSide { node: id, has_none: false, components: vec![*a, *b], rows })
+            }
+            _ => Err(self.unsupported(
+                head,
+                format!(
+                    "the selector combines {} different key (or query) sequences; at most two are supported",
+                    nodes.len()
+                ),
+                None,
+            )),
+        }
+    }
+
     fn lower_aggregate(
         &mut self,
         id: NodeId,
@@ -436,14 +541,7 @@ impl<'a> Lowerer<'a> {
                 ));
             }
         };
-        let bl = compile_selector(
-            self.program,
-            self.info,
-            selector,
-            usage,
-            Rational64::new(1, 2),
-        )
-        .map_err(|e| self.unsupported(id, e.reason, e.help))?;
+        let bl = self.head_selector(id, selector, usage, Rational64::new(1, 2))?;
         let mut reads = bl.reads.clone();
         reads.push(values);
         let time = next_even(reads.iter().map(|n| self.avail(*n)).max().unwrap_or(-1));
@@ -461,14 +559,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn lower_selector_width(&mut self, id: NodeId, selector: NodeId) -> Result<(), CompileError> {
-        let bl = compile_selector(
-            self.program,
-            self.info,
-            selector,
-            Use::Uniform,
-            Rational64::from_integer(1),
-        )
-        .map_err(|e| self.unsupported(id, e.reason, e.help))?;
+        let bl = self.head_selector(id, selector, Use::Uniform, Rational64::from_integer(1))?;
         let reads = bl.reads.clone();
         let time = next_even(reads.iter().map(|n| self.avail(*n)).max().unwrap_or(-1));
         let head = HeadBlock {
@@ -547,7 +638,8 @@ pub fn lower(
     let n = program.graph.nodes.len();
     let mut lw = Lowerer {
         program,
-        info,
+        info: info.clone(),
+        products: BTreeMap::new(),
         opts,
         producer: vec![Producer::Selector; n],
         embeds: BTreeMap::new(),
@@ -587,7 +679,7 @@ pub fn lower(
     }
 
     // Materialize what is read by another block, named, or the output.
-    let mut materialized = vec![false; n];
+    let mut materialized = vec![false; lw.info.seqs.len()];
     for (i, node) in program.graph.nodes.iter().enumerate() {
         let seq = matches!(node.ty, NodeType::Seq { .. });
         materialized[i] = live[i]
@@ -644,7 +736,7 @@ pub fn lower(
         program: program.name.clone(),
         vocab: program.task.vocab.clone(),
         max_len: program.task.max_len,
-        info: info.clone(),
+        info: lw.info.clone(),
         embeds: lw.embeds,
         ops,
         producer: lw.producer,

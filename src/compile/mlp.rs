@@ -88,6 +88,10 @@ pub fn eval_recipe(r: &Recipe, assignment: &[Value]) -> Result<Value, String> {
                 .collect::<Result<_, _>>()?;
             apply(f, &vals).map_err(|e| e.0)
         }
+        Recipe::Pair(i, j) => match (assignment.get(*i), assignment.get(*j)) {
+            (Some(a), Some(b)) => Ok(pair_value(a, b)),
+            _ => Err(format!("no sources {i}, {j}")),
+        },
         Recipe::Width(i) => match assignment.get(*i) {
             Some(Value::Num(x)) if !x.is_zero() => {
                 let w = x.recip() - q(1);
@@ -96,6 +100,11 @@ pub fn eval_recipe(r: &Recipe, assignment: &[Value]) -> Result<Value, String> {
             other => Err(format!("selector width read {other:?}")),
         },
     }
+}
+
+/// The value of a product sequence holding `a` and `b` (either may be `none`).
+pub fn pair_value(a: &Value, b: &Value) -> Value {
+    Value::sym(&format!("({a}, {b})"))
 }
 
 /// The values a source can take at non-BOS positions (`none` included where possible).
@@ -400,24 +409,43 @@ fn interpolate_one(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<Uni
 
 fn pairs(sources: &[Source], targets: &[TargetSpec], flip: bool) -> Result<Vec<UnitQ>, String> {
     let (ix, iy) = if flip { (1, 0) } else { (0, 1) };
-    let xs = cat_values(&sources[ix]).ok_or("not categorical")?;
-    let ys = cat_values(&sources[iy]).ok_or("not categorical")?;
+    let xs = domain(&sources[ix]);
+    let ys = domain(&sources[iy]);
+    let (nx, ny) = (sources[ix].node, sources[iy].node);
+    let xvals = cat_values(&sources[ix]).ok_or("not categorical")?;
+    let yvals = cat_values(&sources[iy]).ok_or("not categorical")?;
+    // "absent" = 1 at a non-BOS position whose block is all zero (`none`).
+    let absent = |node: NodeId, n: usize| -> W {
+        let mut w = W::from([(Dir::One, q(1)), (Dir::Bos, q(-1))]);
+        for i in 0..n {
+            w.insert(Dir::Val(node, i), q(-1));
+        }
+        w
+    };
     let mut units = Vec::new();
-    for (i, x) in xs.iter().enumerate() {
-        let mut groups: BTreeMap<W, Vec<usize>> = BTreeMap::new();
-        for (j, y) in ys.iter().enumerate() {
+    for x in &xs {
+        let mut groups: BTreeMap<W, Vec<&Value>> = BTreeMap::new();
+        for y in &ys {
             let mut a = vec![Value::None, Value::None];
             a[ix] = x.clone();
             a[iy] = y.clone();
             let w = write_or_zero(targets, &a)?;
             if !w.is_empty() {
-                groups.entry(w).or_default().push(j);
+                groups.entry(w).or_default().push(y);
             }
         }
-        for (output, js) in groups {
-            let mut input = W::from([(Dir::Val(sources[ix].node, i), q(1)), (Dir::One, q(-1))]);
-            for j in js {
-                input.insert(Dir::Val(sources[iy].node, j), q(1));
+        for (output, group) in groups {
+            // Fires (with value 1) exactly when x holds and y is in the group.
+            let mut input = match xvals.binary_search(x) {
+                Ok(i) => W::from([(Dir::Val(nx, i), q(1))]),
+                Err(_) => absent(nx, xvals.len()),
+            };
+            add_into(&mut input, &W::from([(Dir::One, q(-1))]), q(1));
+            for y in group {
+                match yvals.binary_search(y) {
+                    Ok(j) => add_into(&mut input, &W::from([(Dir::Val(ny, j), q(1))]), q(1)),
+                    Err(_) => add_into(&mut input, &absent(ny, yvals.len()), q(1)),
+                }
             }
             units.push(UnitQ { input, output });
         }

@@ -35,6 +35,8 @@ pub struct SelectorError {
     pub node: NodeId,
     pub reason: String,
     pub help: Option<String>,
+    /// Whether selecting on product sequences (see [`ProductSide`]) would make it exact.
+    pub product: bool,
 }
 
 /// A truth table of one (keys, queries) pair, indexed `[key][query]`; the last row / column is
@@ -241,6 +243,7 @@ pub fn compile_selector(
                  sequence (e.g. a map2 of the two sequences)"
                     .into(),
             ),
+            product: true,
         });
     }
     let mut bl = Bilinear::default();
@@ -329,6 +332,7 @@ fn categorical<'a>(
                 "compute a categorical copy first, e.g. `map(|x| x, {})`",
                 program.graph.node(n).name.as_deref().unwrap_or("...")
             )),
+            product: false,
         }),
     }
 }
@@ -384,6 +388,7 @@ fn form_of(program: &Program, info: &ValueInfo, sel: NodeId) -> Result<Form, Sel
                              no single-head score"
                         .into(),
                     help: Some("push the `not` inside (De Morgan) or select on one combined sequence".into()),
+                    product: true,
                 });
             }
             Ok(Form {
@@ -421,6 +426,7 @@ fn form_of(program: &Program, info: &ValueInfo, sel: NodeId) -> Result<Form, Sel
                     node: sel,
                     reason: "`or` of an `and` over different (keys, queries) pairs has no single-head score".into(),
                     help: Some("select on one combined sequence instead".into()),
+                    product: true,
                 });
             }
             let n = forms.len() as i64;
@@ -445,8 +451,112 @@ fn form_of(program: &Program, info: &ValueInfo, sel: NodeId) -> Result<Form, Sel
             node: sel,
             reason: "expected a selector".into(),
             help: None,
+            product: false,
         }),
     }
+}
+
+/// The (keys, queries) pairs of every `select` leaf under `sel`.
+pub fn leaves(program: &Program, sel: NodeId) -> Vec<(NodeId, NodeId)> {
+    match &program.graph.node(sel).op {
+        Op::Select { keys, queries, .. } => vec![(*keys, *queries)],
+        Op::SelectNot(a) => leaves(program, *a),
+        Op::SelectAnd(a, b) | Op::SelectOr(a, b) => {
+            let mut v = leaves(program, *a);
+            v.extend(leaves(program, *b));
+            v
+        }
+        _ => vec![],
+    }
+}
+
+/// The truth of the selector tree for given key-side and query-side values of its leaves' nodes.
+fn eval_tree(
+    program: &Program,
+    sel: NodeId,
+    key: &BTreeMap<NodeId, Value>,
+    query: &BTreeMap<NodeId, Value>,
+) -> bool {
+    match &program.graph.node(sel).op {
+        Op::Select {
+            keys,
+            queries,
+            pred,
+        } => match (key.get(keys), query.get(queries)) {
+            (Some(k), Some(q)) => holds(pred, k, q).unwrap_or(false),
+            _ => false,
+        },
+        Op::SelectNot(a) => !eval_tree(program, *a, key, query),
+        Op::SelectAnd(a, b) => {
+            eval_tree(program, *a, key, query) && eval_tree(program, *b, key, query)
+        }
+        Op::SelectOr(a, b) => {
+            eval_tree(program, *a, key, query) || eval_tree(program, *b, key, query)
+        }
+        _ => false,
+    }
+}
+
+/// One side (keys or queries) of a selector compiled on a product sequence: the sequence the
+/// head reads, and for each of its values (in order, `none` last when it can be `none`) the
+/// values of the original nodes it stands for.
+#[derive(Clone, Debug)]
+pub struct ProductSide {
+    pub node: NodeId,
+    pub has_none: bool,
+    pub components: Vec<NodeId>,
+    /// Per value of `node` (then `none` if `has_none`): each component's value.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// A selector over several (keys, queries) pairs as one truth table over product sequences
+/// (`keys`, `queries`): exact for every combination of `and` / `or` / `not`, at the price of an
+/// MLP that builds the products.
+pub fn compile_product_selector(
+    program: &Program,
+    sel: NodeId,
+    keys: &ProductSide,
+    queries: &ProductSide,
+    bos_score: Rational64,
+) -> Bilinear {
+    let side = |p: &ProductSide, row: &[Value]| -> BTreeMap<NodeId, Value> {
+        p.components
+            .iter()
+            .copied()
+            .zip(row.iter().cloned())
+            .collect()
+    };
+    let t: Vec<Vec<bool>> = keys
+        .rows
+        .iter()
+        .map(|kr| {
+            queries
+                .rows
+                .iter()
+                .map(|qr| eval_tree(program, sel, &side(keys, kr), &side(queries, qr)))
+                .collect()
+        })
+        .collect();
+    let table = Table {
+        keys: keys.node,
+        queries: queries.node,
+        n_keys: keys.rows.len() - usize::from(keys.has_none),
+        n_queries: queries.rows.len() - usize::from(queries.has_none),
+        key_none: keys.has_none,
+        query_none: queries.has_none,
+        t,
+    };
+    let mut bl = Bilinear::default();
+    let one = Rational64::one();
+    let nb = [(Dir::One, one), (Dir::Bos, -one)];
+    add_table(&mut bl, &table, one, &nb);
+    bl.reads = if keys.node == queries.node {
+        vec![keys.node]
+    } else {
+        vec![keys.node, queries.node]
+    };
+    bl.add(Dir::One, Dir::Bos, bos_score);
+    bl
 }
 
 fn flatten(program: &Program, sel: NodeId, is_and: bool, out: &mut Vec<NodeId>) {

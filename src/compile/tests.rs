@@ -442,14 +442,23 @@ fn or_selector_in_categorical_aggregate_and_none_values() {
 }
 
 #[test]
-fn selector_width_of_an_or_is_refused_with_a_reason() {
-    let mut b = Builder::new(syms(&["a", "b"]), 3);
+fn selector_width_of_an_or_over_two_pairs_uses_product_sequences() {
+    // smaller or (equal and earlier): no single bilinear score gives selected keys equal weight,
+    // so the compiler selects on (token, index) products.
+    let mut b = Builder::new((1..=3).map(Value::int).collect(), 4);
     let t = b.tokens();
     let i = b.indices();
-    let s1 = b.select(t, t, Predicate::Cmp(Comparison::Eq));
-    let s2 = b.select(i, i, Predicate::Cmp(Comparison::Lt));
-    let either = b.or(s1, s2);
-    let w = b.width(either);
-    let err = compile_program(&b.program(w), &CompileOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("unequal"), "{err}");
+    let smaller = b.select(t, t, Predicate::Cmp(Comparison::Lt));
+    let equal = b.select(t, t, Predicate::Cmp(Comparison::Eq));
+    let earlier = b.select(i, i, Predicate::Cmp(Comparison::Lt));
+    let tie = b.and(equal, earlier);
+    let precedes = b.or(smaller, tie);
+    let w = b.width(precedes);
+    let compiled = check_exhaustive(&b.program(w), &CompileOptions::default());
+    assert!(
+        compiled
+            .residual_labels
+            .iter()
+            .any(|l| l.starts_with("(tokens, indices):"))
+    );
 }
