@@ -3,6 +3,9 @@
 
 pub mod patch;
 pub mod run;
+pub mod check;
+pub mod eval;
+pub mod fmt;
 
 use std::process::ExitCode;
 
@@ -21,6 +24,12 @@ pub enum Command {
     Run(run::Args),
     /// Activation patching: one hook (head, positions) from a source run into a base run.
     Patch(patch::Args),
+    /// Parse and type-check spec files (files or directories of *.interp).
+    Check(check::Args),
+    /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
+    Eval(eval::Args),
+    /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
+    Fmt(fmt::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -29,5 +38,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Patch(args) => patch::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Fmt(args) => fmt::run(args),
     }
 }

@@ -757,7 +757,11 @@ impl Checker {
                                 &f.source,
                                 span,
                                 msg,
-                                format!("`{prev_name}` outputs {}", value_set_text(prev_values)),
+                                format!(
+                                    "{} of `{prev_name}`'s output values {} outside this stage's vocabulary",
+                                    outside.len(),
+                                    if outside.len() == 1 { "is" } else { "are" }
+                                ),
                             )
                             .with_help(format!(
                                 "`{prog_name}` reads {vocab_text}; map the other values with an adapter: `{} via \
@@ -1895,17 +1899,17 @@ impl<'c> GraphBuilder<'c> {
                 Some(id)
             }
             SeqExprKind::Encoded(kw, inner) => {
-                if let Some((outer, span)) = enc {
-                    if outer != *kw {
-                        let er = self.at(
-                            ErrorKind::Encoding,
-                            span,
-                            "conflicting encodings: an expression is either numerical or categorical",
-                            "both annotations apply here",
-                        );
-                        self.err(er);
-                        return None;
-                    }
+                if let Some((outer, span)) = enc
+                    && outer != *kw
+                {
+                    let er = self.at(
+                        ErrorKind::Encoding,
+                        span,
+                        "conflicting encodings: an expression is either numerical or categorical",
+                        "both annotations apply here",
+                    );
+                    self.err(er);
+                    return None;
                 }
                 let span = Span::new(e.span.start, inner.span.start.max(e.span.start));
                 self.seq_expr(inner, Some((*kw, span)))
@@ -2861,9 +2865,7 @@ impl<'c> GraphBuilder<'c> {
         arg: &Arg,
         span: Span,
     ) -> Option<ValueSet> {
-        let Some(values) = self.values(vals).cloned() else {
-            return None;
-        };
+        let values = self.values(vals).cloned()?;
         let have = self.encoding(vals).unwrap_or(Encoding::Categorical);
         let what = self.describe(vals);
         if encoding == Encoding::Categorical && have == Encoding::Numerical {

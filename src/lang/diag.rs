@@ -379,7 +379,9 @@ pub fn did_you_mean<'a>(
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let d = edit_distance(name, c);
-        let limit = (name.chars().count().max(c.chars().count()) / 3).max(1);
+        let longest = name.chars().count().max(c.chars().count());
+        // A suggestion must keep something of the name: `d` for `a` is no typo.
+        let limit = (longest / 3).max(1).min(longest.saturating_sub(1));
         if d <= limit && best.is_none_or(|(bd, bc)| d < bd || (d == bd && c < bc)) {
             best = Some((d, c));
         }

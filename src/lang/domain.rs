@@ -269,17 +269,17 @@ pub fn parse_input(task: &Task, text: &str) -> Result<Vec<Value>, LangError> {
                 "while checking `where`",
             )
         })?;
-        if let Some(NodeValue::Seq(flags)) = values.get(root.0) {
-            if let Some(p) = flags.iter().position(|v| *v != Value::Bool(true)) {
-                return Err(LangError::at(
-                    ErrorKind::Input,
-                    &src,
-                    spans[p],
-                    format!("the input is outside the domain of task `{}`", task.name),
-                    format!("the task's `where` is {} here", flags[p]),
-                )
-                .with_help("the task restricts its inputs with `where`; see its definition"));
-            }
+        if let Some(NodeValue::Seq(flags)) = values.get(root.0)
+            && let Some(p) = flags.iter().position(|v| *v != Value::Bool(true))
+        {
+            return Err(LangError::at(
+                ErrorKind::Input,
+                &src,
+                spans[p],
+                format!("the input is outside the domain of task `{}`", task.name),
+                format!("the task's `where` is {} here", flags[p]),
+            )
+            .with_help("the task restricts its inputs with `where`; see its definition"));
         }
     }
     Ok(out)

@@ -56,16 +56,9 @@ impl fmt::Display for Value {
             Value::Num(r) if r.is_integer() => write!(f, "{}", r.to_integer()),
             Value::Num(r) => write!(f, "{}/{}", r.numer(), r.denom()),
             Value::Sym(s) => {
-                let bare = s
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                let bare = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if bare {
-                    f.write_str(s)
-                } else {
-                    write!(f, "{s:?}")
-                }
+                if bare { f.write_str(s) } else { write!(f, "{s:?}") }
             }
         }
     }
@@ -174,39 +167,22 @@ pub enum Op {
     Indices,
     /// A constant sequence (tracr's `Full`).
     Full(Value),
-    Map {
-        f: Lambda,
-        arg: NodeId,
-    },
+    Map { f: Lambda, arg: NodeId },
     /// tracr's `SequenceMap`.
-    Map2 {
-        f: Lambda,
-        a: NodeId,
-        b: NodeId,
-    },
-    Select {
-        keys: NodeId,
-        queries: NodeId,
-        pred: Predicate,
-    },
+    Map2 { f: Lambda, a: NodeId, b: NodeId },
+    Select { keys: NodeId, queries: NodeId, pred: Predicate },
     SelectAnd(NodeId, NodeId),
     SelectOr(NodeId, NodeId),
     SelectNot(NodeId),
     SelectorWidth(NodeId),
     /// Categorical: the single selected value (none when nothing is selected; selecting two
     /// positions is ill-formed). Numerical: the exact mean of the selected values (0 when empty).
-    Aggregate {
-        selector: NodeId,
-        values: NodeId,
-    },
+    Aggregate { selector: NodeId, values: NodeId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeType {
-    Seq {
-        encoding: Encoding,
-        values: ValueSet,
-    },
+    Seq { encoding: Encoding, values: ValueSet },
     Selector,
 }
 
@@ -232,10 +208,7 @@ impl Graph {
 
     /// The node a variable name refers to.
     pub fn by_name(&self, name: &str) -> Option<NodeId> {
-        self.nodes
-            .iter()
-            .position(|n| n.name.as_deref() == Some(name))
-            .map(NodeId)
+        self.nodes.iter().position(|n| n.name.as_deref() == Some(name)).map(NodeId)
     }
 }
 
@@ -319,11 +292,7 @@ pub enum Expectation {
     /// `expect distinguishable(I1, I2)`.
     Distinguishable(String, String),
     /// `expect iia(circuit) >= 0.95`.
-    Iia {
-        circuit: String,
-        cmp: Comparison,
-        bound: f64,
-    },
+    Iia { circuit: String, cmp: Comparison, bound: f64 },
     /// `expect implements(I)`: the model's outputs equal I's on the domain.
     Implements(String),
 }
@@ -343,28 +312,14 @@ pub struct Check {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProofGoal {
     /// Outputs equal those of a reference interpretation on every input of the domain.
-    Implements {
-        program: String,
-        reference: String,
-    },
-    Equivalent {
-        a: String,
-        b: String,
-    },
+    Implements { program: String, reference: String },
+    Equivalent { a: String, b: String },
     /// Named intermediate variables equal on every input: pairs of (variable in a, variable in b).
-    Aligned {
-        a: String,
-        b: String,
-        pairs: Vec<(String, String)>,
-    },
+    Aligned { a: String, b: String, pairs: Vec<(String, String)> },
     /// Inputs that agree on every variable the circuit names agree on the output.
-    Sufficient {
-        circuit: String,
-    },
+    Sufficient { circuit: String },
     /// Every categorical aggregate selects at most one position; no division by zero.
-    WellFormed {
-        program: String,
-    },
+    WellFormed { program: String },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -13,6 +13,7 @@ pub mod check;
 pub mod diag;
 pub mod domain;
 pub mod eval;
+pub mod fmt;
 pub mod grammar;
 pub mod hooks;
 pub mod ir;

@@ -33,7 +33,11 @@ pub fn parse_file(file: &SourceFile) -> PResult<File> {
             });
         }
     };
-    let conv = Conv { file };
+    let comment_spans = comments(text).into_iter().map(|c| c.span).collect();
+    let conv = Conv {
+        file,
+        comment_spans,
+    };
     let mut items = Vec::new();
     for pair in pairs {
         if pair.as_rule() != Rule::file {
@@ -59,6 +63,8 @@ pub fn parse_str(name: &str, text: &str) -> PResult<File> {
 
 struct Conv<'a> {
     file: &'a SourceFile,
+    /// Every comment, in order: spans are trimmed of trailing comments.
+    comment_spans: Vec<Span>,
 }
 
 fn span_of(p: &Pair<'_, Rule>) -> Span {
@@ -210,6 +216,24 @@ fn cmp_op(p: &Pair<'_, Rule>) -> PResult<CmpOp> {
 }
 
 impl Conv<'_> {
+    /// A pair's span without the whitespace and comments pest counts into rules that end in a
+    /// repetition (`x = a  # note` would otherwise end after the comment).
+    fn span(&self, p: &Pair<'_, Rule>) -> Span {
+        let s = p.as_span();
+        let text: &str = &self.file.text;
+        let mut end = s.end();
+        loop {
+            let trimmed = text[s.start()..end].trim_end();
+            end = s.start() + trimmed.len();
+            let at = self.comment_spans.partition_point(|c| c.end < end);
+            match self.comment_spans.get(at) {
+                Some(c) if c.end == end && c.start >= s.start() => end = c.start,
+                _ => break,
+            }
+        }
+        Span::new(s.start(), end)
+    }
+
     fn too_deep(&self, span: Span) -> LangError {
         LangError::at(
             ErrorKind::TooDeep,
@@ -222,7 +246,7 @@ impl Conv<'_> {
     }
 
     fn item(&self, p: Pair<'_, Rule>) -> PResult<Item> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         Ok(match p.as_rule() {
             Rule::import => {
                 let mut c = Children::of(p);
@@ -242,13 +266,13 @@ impl Conv<'_> {
     }
 
     fn task(&self, p: Pair<'_, Rule>) -> PResult<TaskDef> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let name = ident(c.expect(Rule::ident)?);
         let mut fields = Vec::new();
         while c.peek_rule().is_some() {
             let f = c.next()?;
-            let fspan = span_of(&f);
+            let fspan = self.span(&f);
             fields.push(match f.as_rule() {
                 Rule::vocab => {
                     let mut items = Vec::new();
@@ -258,7 +282,7 @@ impl Conv<'_> {
                         }
                         items.push(match it.as_rule() {
                             Rule::int_range => {
-                                let rspan = span_of(&it);
+                                let rspan = self.span(&it);
                                 let mut rc = Children::of(it);
                                 let lo = num(rc.expect(Rule::signed_int)?);
                                 let op = rc.expect(Rule::range_op)?;
@@ -299,21 +323,21 @@ impl Conv<'_> {
         Ok(match p.as_rule() {
             Rule::signed_int => TokenLit::Int(num(p)),
             Rule::string => TokenLit::Str(string(p)),
-            Rule::none_lit => TokenLit::None(span_of(&p)),
+            Rule::none_lit => TokenLit::None(self.span(&p)),
             Rule::ident => TokenLit::Sym(ident(p)),
             _ => return Err(unexpected_pair(&p, Rule::vocab)),
         })
     }
 
     fn interpretation(&self, p: Pair<'_, Rule>) -> PResult<InterpDef> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let name = ident(c.expect(Rule::ident)?);
         let task = ident(c.expect(Rule::ident)?);
         let mut stmts = Vec::new();
         while c.peek_rule().is_some() {
             let s = c.next()?;
-            let sspan = span_of(&s);
+            let sspan = self.span(&s);
             stmts.push(match s.as_rule() {
                 Rule::output_stmt => {
                     let mut sc = Children::of(s);
@@ -346,7 +370,7 @@ impl Conv<'_> {
     // --- sequence expressions ------------------------------------------------------------
 
     fn seq_expr(&self, p: Pair<'_, Rule>, depth: usize) -> PResult<SeqExpr> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         if depth > MAX_NESTING {
             return Err(self.too_deep(span));
         }
@@ -357,7 +381,7 @@ impl Conv<'_> {
                 let mut nots = Vec::new();
                 let mut c = Children::of(p);
                 while let Some(n) = c.next_if(Rule::seq_not_op) {
-                    nots.push(span_of(&n));
+                    nots.push(self.span(&n));
                 }
                 if depth + nots.len() > MAX_NESTING {
                     return Err(self.too_deep(span));
@@ -409,7 +433,7 @@ impl Conv<'_> {
 
     /// `a op b op c` → `((a op b) op c)`; every operator adds one level of nesting.
     fn seq_chain(&self, p: Pair<'_, Rule>, depth: usize, op: Rule, or: bool) -> PResult<SeqExpr> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let first = c.next()?;
         let mut operands = vec![first];
@@ -438,7 +462,7 @@ impl Conv<'_> {
     }
 
     fn call(&self, p: Pair<'_, Rule>, depth: usize) -> PResult<SeqExpr> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let func = ident(c.expect(Rule::ident)?);
         let mut args = Vec::new();
@@ -448,11 +472,11 @@ impl Conv<'_> {
             let inner = ac.next()?;
             args.push(match inner.as_rule() {
                 Rule::lambda => Arg::Lambda(self.lambda(inner, depth + 1)?),
-                Rule::cmp_op => Arg::Cmp(cmp_op(&inner)?, span_of(&inner)),
+                Rule::cmp_op => Arg::Cmp(cmp_op(&inner)?, self.span(&inner)),
                 Rule::value_lit => {
                     let mut vc = Children::of(inner);
                     let v = vc.next()?;
-                    let vspan = span_of(&v);
+                    let vspan = self.span(&v);
                     Arg::Value(match v.as_rule() {
                         Rule::bool_lit => ValueLit::Bool(v.as_str() == "true", vspan),
                         Rule::none_lit => ValueLit::None(vspan),
@@ -472,7 +496,7 @@ impl Conv<'_> {
     }
 
     fn lambda(&self, p: Pair<'_, Rule>, depth: usize) -> PResult<Lambda> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let mut params = Vec::new();
         while let Some(i) = c.next_if(Rule::ident) {
@@ -485,7 +509,7 @@ impl Conv<'_> {
     // --- scalar expressions --------------------------------------------------------------
 
     fn expr(&self, p: Pair<'_, Rule>, depth: usize) -> PResult<Expr> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         if depth > MAX_NESTING {
             return Err(self.too_deep(span));
         }
@@ -551,7 +575,7 @@ impl Conv<'_> {
                 let mut c = Children::of(p);
                 let mut ops = Vec::new();
                 while let Some(n) = c.next_if(op_rule) {
-                    ops.push(span_of(&n));
+                    ops.push(self.span(&n));
                 }
                 if depth + ops.len() > MAX_NESTING {
                     return Err(self.too_deep(span));
@@ -587,7 +611,7 @@ impl Conv<'_> {
             Rule::primary => {
                 let mut c = Children::of(p);
                 let inner = c.next()?;
-                let ispan = span_of(&inner);
+                let ispan = self.span(&inner);
                 let kind = match inner.as_rule() {
                     Rule::number => ExprKind::Num(num(inner)),
                     Rule::bool_lit => ExprKind::Bool(inner.as_str() == "true"),
@@ -615,13 +639,13 @@ impl Conv<'_> {
     // --- other items -----------------------------------------------------------------------
 
     fn pipeline(&self, p: Pair<'_, Rule>) -> PResult<PipelineDef> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let name = ident(c.expect(Rule::ident)?);
         let mut stages = Vec::new();
         while c.peek_rule().is_some() {
             let s = c.expect(Rule::stage)?;
-            let sspan = span_of(&s);
+            let sspan = self.span(&s);
             let mut sc = Children::of(s);
             let sname = ident(sc.expect(Rule::ident)?);
             let adapter = match sc.next_if(Rule::adapter) {
@@ -629,7 +653,7 @@ impl Conv<'_> {
                 Some(a) => {
                     let mut ac = Children::of(a);
                     let k = ac.next()?;
-                    let kspan = span_of(&k);
+                    let kspan = self.span(&k);
                     Some(match k.as_rule() {
                         Rule::clamp => AdapterDef::Clamp(kspan),
                         Rule::modulo => AdapterDef::Modulo(kspan),
@@ -659,14 +683,14 @@ impl Conv<'_> {
     }
 
     fn circuit(&self, p: Pair<'_, Rule>) -> PResult<CircuitDef> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let name = ident(c.expect(Rule::ident)?);
         let program = ident(c.expect(Rule::ident)?);
         let mut entries = Vec::new();
         while c.peek_rule().is_some() {
             let e = c.expect(Rule::circuit_entry)?;
-            let espan = span_of(&e);
+            let espan = self.span(&e);
             let mut ec = Children::of(e);
             let var_pair = ec.expect(Rule::circuit_var)?;
             let var_inner = Children::of(var_pair).next()?;
@@ -674,7 +698,7 @@ impl Conv<'_> {
             let mut hooks = Vec::new();
             while ec.peek_rule().is_some() {
                 let h = ec.expect(Rule::hook_ref)?;
-                let hspan = span_of(&h);
+                let hspan = self.span(&h);
                 let mut hc = Children::of(h);
                 let hname = hc.expect(Rule::hook_name)?.as_str().to_string();
                 let head = hc.next_if(Rule::int).map(num);
@@ -699,13 +723,13 @@ impl Conv<'_> {
     }
 
     fn check(&self, p: Pair<'_, Rule>) -> PResult<CheckDef> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let name = ident(c.expect(Rule::ident)?);
         let mut fields = Vec::new();
         while c.peek_rule().is_some() {
             let f = c.next()?;
-            let fspan = span_of(&f);
+            let fspan = self.span(&f);
             let rule = f.as_rule();
             let mut fc = Children::of(f);
             fields.push(match rule {
@@ -752,7 +776,7 @@ impl Conv<'_> {
     }
 
     fn prove(&self, p: Pair<'_, Rule>) -> PResult<ProveDef> {
-        let span = span_of(&p);
+        let span = self.span(&p);
         let mut c = Children::of(p);
         let first = ident(c.expect(Rule::ident)?);
         let (name, goal) = match c.next_if(Rule::ident) {
@@ -875,6 +899,15 @@ fn unclosed_bracket(text: &str, limit: usize) -> Option<(char, usize)> {
 // ---------------------------------------------------------------------------------------------
 // Syntax errors in the language's words.
 
+const ITEM_WORDS: &[&str] = &[
+    "task",
+    "interpretation",
+    "pipeline",
+    "circuit",
+    "check",
+    "prove",
+    "import",
+];
 const ITEM: &str =
     "an item (`task`, `interpretation`, `pipeline`, `circuit`, `check`, `prove` or `import`)";
 const STATEMENT: &str = "a statement (`name = ...` or `output ...`)";
@@ -1085,25 +1118,45 @@ fn syntax_error(file: &SourceFile, e: &pest::error::Error<Rule>) -> LangError {
         join_words(&expected, "or")
     };
 
-    if at_eof {
-        if let Some((open, at)) = unclosed_bracket(text, pos) {
-            let close = match open {
-                '{' => '}',
-                '(' => ')',
-                _ => ']',
-            };
-            let (line, _) = file.line_col(at);
-            let what = if open == '{' { "block" } else { "bracket" };
-            return LangError::at(
-                ErrorKind::Unterminated,
-                file,
-                Span::new(at, at + 1),
-                format!("unterminated {what}: the file ends before the `{close}` that closes this `{open}`"),
-                format!("this `{open}` is never closed"),
+    // A block left open shows up either at the end of the file or where the next item begins.
+    let next_item = ITEM_WORDS.iter().any(|w| found == format!("`{w}`"));
+    let wants_close = expected.iter().any(|e| e == "`}`");
+    if (at_eof || (next_item && wants_close))
+        && let Some((open, at)) = unclosed_bracket(text, pos)
+    {
+        let close = match open {
+            '{' => '}',
+            '(' => ')',
+            _ => ']',
+        };
+        let (line, _) = file.line_col(at);
+        let what = if open == '{' { "block" } else { "bracket" };
+        let (message, here) = if at_eof {
+            (
+                format!(
+                    "unterminated {what}: the file ends before the `{close}` that closes this `{open}`"
+                ),
+                format!("expected {expected_text} here"),
             )
-            .with_label(Span::new(pos, pos), format!("expected {expected_text} here"))
-            .with_help(format!("add `{close}` to close the {what} opened on line {line}"));
-        }
+        } else {
+            (
+                format!(
+                    "unterminated {what}: {found} begins a new item before the `{close}` that closes this `{open}`"
+                ),
+                format!("expected `{close}` before this"),
+            )
+        };
+        return LangError::at(
+            ErrorKind::Unterminated,
+            file,
+            Span::new(at, at + 1),
+            message,
+            format!("this `{open}` is never closed"),
+        )
+        .with_label(Span::new(pos, pos + found_len(text, pos)), here)
+        .with_help(format!(
+            "add `{close}` to close the {what} opened on line {line}"
+        ));
     }
     let mut err = LangError::at(
         ErrorKind::Syntax,
