@@ -2,8 +2,10 @@
 //! `run` function returning the process exit code; this file only dispatches.
 
 pub mod patch;
+pub mod sample;
 pub mod run;
 pub mod check;
+pub mod compile;
 pub mod eval;
 pub mod fmt;
 
@@ -30,6 +32,10 @@ pub enum Command {
     Eval(eval::Args),
     /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
     Fmt(fmt::Args),
+    /// Compile an interpretation (or pipeline) into a transformer in the runtime's format.
+    Compile(compile::Args),
+    /// Sample function-preserving implementations of an interpretation (or pipeline).
+    Sample(sample::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -41,5 +47,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Fmt(args) => fmt::run(args),
+        Command::Compile(args) => compile::run(args),
+        Command::Sample(args) => sample::run(args),
     }
 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod layout;
 pub mod lower;
 pub mod mlp;
+pub mod pipeline;
 pub mod report;
 pub mod sample;
 pub mod scalar;
