@@ -1,7 +1,11 @@
 //! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
 //! `run` function returning the process exit code; this file only dispatches.
 
+pub mod patch;
+pub mod sample;
+pub mod run;
 pub mod check;
+pub mod compile;
 pub mod eval;
 pub mod fmt;
 pub mod patch;
@@ -40,6 +44,10 @@ pub enum Command {
     Fmt(fmt::Args),
     /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
     Prove(prove::Args),
+    /// Compile an interpretation (or pipeline) into a transformer in the runtime's format.
+    Compile(compile::Args),
+    /// Sample function-preserving implementations of an interpretation (or pipeline).
+    Sample(sample::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -53,5 +61,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Prove(args) => prove::run(args),
+        Command::Compile(args) => compile::run(args),
+        Command::Sample(args) => sample::run(args),
     }
 }
