@@ -1,17 +1,15 @@
 //! The `congruity` command line. Each subcommand lives in its own file with an `Args` struct and a
 //! `run` function returning the process exit code; this file only dispatches.
 
-pub mod patch;
-pub mod sample;
-pub mod run;
 pub mod check;
 pub mod compile;
 pub mod eval;
 pub mod fmt;
 pub mod patch;
-pub mod run;
-pub mod similarity;
 pub mod prove;
+pub mod run;
+pub mod sample;
+pub mod similarity;
 
 use std::process::ExitCode;
 
@@ -30,38 +28,38 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
-    Similarity(similarity::Args),
-    /// Run a model: save logits and hook activations, or decode the answer to an input.
-    Run(run::Args),
-    /// Activation patching: one hook (head, positions) from a source run into a base run.
-    Patch(patch::Args),
     /// Parse and type-check spec files (files or directories of *.interp).
     Check(check::Args),
-    /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
-    Eval(eval::Args),
     /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
     Fmt(fmt::Args),
-    /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
-    Prove(prove::Args),
+    /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
+    Eval(eval::Args),
     /// Compile an interpretation (or pipeline) into a transformer in the runtime's format.
     Compile(compile::Args),
     /// Sample function-preserving implementations of an interpretation (or pipeline).
     Sample(sample::Args),
+    /// Run a model: save logits and hook activations, or decode the answer to an input.
+    Run(run::Args),
+    /// Activation patching: one hook (head, positions) from a source run into a base run.
+    Patch(patch::Args),
+    /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
+    Prove(prove::Args),
+    /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
+    Similarity(similarity::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Similarity(args) => similarity::run(args),
-        Command::Run(args) => run::run(args),
-        Command::Patch(args) => patch::run(args),
         Command::Check(args) => check::run(args),
-        Command::Eval(args) => eval::run(args),
         Command::Fmt(args) => fmt::run(args),
-        Command::Prove(args) => prove::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Compile(args) => compile::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Patch(args) => patch::run(args),
+        Command::Prove(args) => prove::run(args),
+        Command::Similarity(args) => similarity::run(args),
     }
 }
