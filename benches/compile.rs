@@ -19,7 +19,10 @@ use criterion::{Criterion, Throughput};
 
 fn programs() -> Vec<(String, congruity::lang::ir::Program)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/tracr");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut out = Vec::new();
     for f in files {
@@ -37,7 +40,9 @@ fn main() {
     {
         let mut g = c.benchmark_group("compile");
         for (name, p) in &progs {
-            g.bench_function(name.as_str(), |b| b.iter(|| compile_program(black_box(p), &CompileOptions::default()).unwrap()));
+            g.bench_function(name.as_str(), |b| {
+                b.iter(|| compile_program(black_box(p), &CompileOptions::default()).unwrap())
+            });
         }
         g.finish();
     }
@@ -54,7 +59,9 @@ fn main() {
     {
         let mut g = c.benchmark_group("sample");
         g.throughput(Throughput::Elements(1));
-        for (name, p) in progs.iter().filter(|(n, _)| ["tracr_reverse", "tracr_sort_freq", "tracr_shuffle_dyck2"].contains(&n.as_str())) {
+        for (name, p) in progs.iter().filter(|(n, _)| {
+            ["tracr_reverse", "tracr_sort_freq", "tracr_shuffle_dyck2"].contains(&n.as_str())
+        }) {
             let compiled = compile_program(p, &CompileOptions::default()).unwrap();
             let mut i = 0u64;
             g.bench_function(name.as_str(), |b| {
@@ -70,7 +77,10 @@ fn main() {
         let mut g = c.benchmark_group("sample_write");
         g.throughput(Throughput::Elements(1));
         let tmp = std::env::temp_dir().join(format!("congruity-bench-{}", std::process::id()));
-        for (name, p) in progs.iter().filter(|(n, _)| ["tracr_reverse", "tracr_sort_freq"].contains(&n.as_str())) {
+        for (name, p) in progs
+            .iter()
+            .filter(|(n, _)| ["tracr_reverse", "tracr_sort_freq"].contains(&n.as_str()))
+        {
             let compiled = compile_program(p, &CompileOptions::default()).unwrap();
             let mut i = 0u64;
             g.bench_function(name.as_str(), |b| {

@@ -129,7 +129,10 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
         return Ok(());
     }
     if spec.pipelines.contains_key(&args.program) {
-        let p = compile_pipeline(spec, &args.program, &opts, seed)?;
+        let mut p = compile_pipeline(spec, &args.program, &opts, seed)?;
+        for st in p.stages.iter_mut() {
+            st.compiled.provenance = provenance(&args.file, &st.program, args.seed)?;
+        }
         prov.family.clear();
         p.write(&args.out, &prov)?;
         for (k, st) in p.stages.iter().enumerate() {

@@ -92,7 +92,10 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
         return Ok(());
     }
     if spec.pipelines.contains_key(&args.program) {
-        let p = compile_pipeline(spec, &args.program, &opts, args.seed)?;
+        let mut p = compile_pipeline(spec, &args.program, &opts, args.seed)?;
+        for st in p.stages.iter_mut() {
+            st.compiled.provenance = provenance(&args.file, &st.program, None)?;
+        }
         std::fs::create_dir_all(&args.out).map_err(|e| CompileError::write(&args.out, e))?;
         (0..args.count).into_par_iter().try_for_each(|i| {
             let chain = p.sample_chain(&families, args.seed, i)?;

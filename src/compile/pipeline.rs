@@ -132,8 +132,8 @@ fn write_pipeline_dir(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| CompileError::write(&tmp, e))?;
     let result = (|| {
-        for k in 0..n {
-            write_stage(k, &tmp.join(stage_dir(k, &names[k])))?;
+        for (k, name) in names.iter().enumerate().take(n) {
+            write_stage(k, &tmp.join(stage_dir(k, name)))?;
         }
         let text = serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n";
         std::fs::write(tmp.join("pipeline.json"), text)
