@@ -51,8 +51,13 @@ pub struct InputSpec {
 pub enum OutputSpec {
     /// Argmax over output rows; `decoding[row]` is the value (a JSON string or number).
     Categorical { decoding: Vec<Value> },
-    /// The single output row is the value.
-    Numerical,
+    /// The single output row is the value. When the writer knows the exact values the output can
+    /// take (a compiled model does), the decoder reports the nearest of them, so float noise in
+    /// the residual stream never reaches the answer.
+    Numerical {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        values: Vec<f64>,
+    },
 }
 
 /// The contents of `congruity.json`.
@@ -172,7 +177,7 @@ impl Sidecar {
                     cfg.d_vocab_out
                 )));
             }
-            OutputSpec::Numerical if cfg.d_vocab_out != 1 => {
+            OutputSpec::Numerical { .. } if cfg.d_vocab_out != 1 => {
                 return Err(err(format!(
                     "a numerical output needs d_vocab_out = 1, the model has {}",
                     cfg.d_vocab_out
@@ -250,7 +255,15 @@ impl Sidecar {
                     })
                     .collect()
             }
-            OutputSpec::Numerical => {
+            OutputSpec::Numerical { values } => {
+                let snap = |x: f32| -> f64 {
+                    let x = f64::from(x);
+                    values
+                        .iter()
+                        .copied()
+                        .min_by(|a, b| (a - x).abs().total_cmp(&(b - x).abs()))
+                        .unwrap_or_else(|| f32_to_f64_shortest(x as f32))
+                };
                 let vals: Vec<Vec<f32>> = body
                     .narrow(2, 0, 1)
                     .and_then(|t| t.squeeze(2))
@@ -260,7 +273,7 @@ impl Sidecar {
                     .into_iter()
                     .map(|row| {
                         row.into_iter()
-                            .map(|x| OutputValue::Number(f32_to_f64_shortest(x)))
+                            .map(|x| OutputValue::Number(snap(x)))
                             .collect()
                     })
                     .collect())
@@ -296,7 +309,7 @@ mod tests {
 
     #[test]
     fn encodes_with_bos_and_names_unknown_tokens() {
-        let s = sidecar(OutputSpec::Numerical);
+        let s = sidecar(OutputSpec::Numerical { values: vec![] });
         assert_eq!(s.encode(&["b", "a"]).unwrap(), vec![0, 2, 1]);
         let msg = s.encode(&["c"]).unwrap_err().to_string();
         assert!(msg.contains("`c`") && msg.contains("{BOS, a, b}"), "{msg}");
@@ -317,9 +330,20 @@ mod tests {
             ]]
         );
         let logits = Tensor::new(&[[[9f32], [1.0 / 3.0], [0.5]]], &Device::Cpu).unwrap();
-        let out = sidecar(OutputSpec::Numerical).decode(&logits).unwrap();
+        let out = sidecar(OutputSpec::Numerical { values: vec![] })
+            .decode(&logits)
+            .unwrap();
         assert_eq!(out[0][0].to_string(), "0.33333334");
         assert_eq!(out[0][1].to_json(), json!(0.5));
+
+        // With the exact value set known, float noise snaps to the nearest exact value.
+        let exact = OutputSpec::Numerical {
+            values: vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0],
+        };
+        let logits = Tensor::new(&[[[9f32], [0.6666667], [0.02]]], &Device::Cpu).unwrap();
+        let out = sidecar(exact).decode(&logits).unwrap();
+        assert_eq!(out[0][0].to_json(), json!(2.0 / 3.0));
+        assert_eq!(out[0][1].to_json(), json!(0.0));
     }
 
     #[test]
@@ -341,7 +365,7 @@ mod tests {
             "output": {"encoding": "numerical"}
         }))
         .unwrap();
-        assert_eq!(num.output, OutputSpec::Numerical);
+        assert_eq!(num.output, OutputSpec::Numerical { values: vec![] });
         assert_eq!(num.encode(&["1"]).unwrap(), vec![1]);
     }
 
@@ -353,7 +377,7 @@ mod tests {
             decoding: vec![json!("a"), json!("b"), json!("c")],
         });
         ok.validate(&cfg, p).unwrap();
-        let msg = sidecar(OutputSpec::Numerical)
+        let msg = sidecar(OutputSpec::Numerical { values: vec![] })
             .validate(&cfg, p)
             .unwrap_err()
             .to_string();

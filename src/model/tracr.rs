@@ -174,7 +174,7 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
             }
             OutputSpec::Categorical { decoding }
         }
-        Some("numerical") => OutputSpec::Numerical,
+        Some("numerical") => OutputSpec::Numerical { values: vec![] },
         other => {
             return Err(ModelError::UnsupportedConfig {
                 path: meta_path.clone(),
