@@ -40,6 +40,17 @@ impl NodeVal {
         }
     }
 
+    /// Whether both are built from the very same terms (see [`SVal::identical`]).
+    pub(crate) fn identical(&self, other: &NodeVal) -> bool {
+        match (self, other) {
+            (NodeVal::Seq(a), NodeVal::Seq(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.identical(y))
+            }
+            (NodeVal::Sel(a), NodeVal::Sel(b)) => a == b,
+            _ => false,
+        }
+    }
+
     /// Whether two unrollings of this node hold the same values everywhere.
     pub(crate) fn same(&self, other: &NodeVal) -> Result<Bool, SmtError> {
         Ok(match (self, other) {

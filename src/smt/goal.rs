@@ -208,11 +208,7 @@ pub(crate) struct Query {
     pub facts: Vec<Conditional>,
 }
 
-pub(crate) fn encode(
-    r: &Resolved<'_>,
-    n: usize,
-    timeout: Option<Duration>,
-) -> Result<Query, SmtError> {
+pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
     let mut inputs = Vec::new();
     let mut conds = Vec::new();
     let mut facts: Vec<Conditional> = Vec::new();
@@ -232,8 +228,8 @@ pub(crate) fn encode(
         let (Ok(p), Ok(q)) = (r.subjects[0].program(), r.subjects[1].program()) else {
             return Ok(None);
         };
-        let lemmas = proven_lemmas(facts, timeout);
-        let (a, b) = super::sweep::swept_pair(r, p, q, &inputs[0], &and(&conds), &lemmas, timeout)?;
+        let lemmas = proven_lemmas(facts);
+        let (a, b) = super::sweep::swept_pair(r, p, q, &inputs[0], &and(&conds), &lemmas)?;
         facts.extend(a.facts.iter().cloned());
         facts.extend(b.facts.iter().cloned());
         Ok(Some((a, b)))
@@ -319,8 +315,7 @@ pub(crate) enum Raw {
 
 /// The lemmas whose premises z3 proves valid (each premise at most once; a premise it cannot
 /// prove quickly just leaves its lemmas out).
-pub(crate) fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) -> Vec<Bool> {
-    let limit = timeout.map_or(LEMMA_TIMEOUT, |t| t.min(LEMMA_TIMEOUT));
+pub(crate) fn proven_lemmas(facts: &[Conditional]) -> Vec<Bool> {
     let mut out = Vec::new();
     let mut proved: Vec<(Bool, bool)> = Vec::new();
     for f in facts {
@@ -333,13 +328,7 @@ pub(crate) fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) ->
             .find(|(p, _)| p == &f.premise)
             .map(|(_, ok)| *ok);
         let ok = known.unwrap_or_else(|| {
-            let s = Solver::new();
-            let mut p = Params::new();
-            p.set_u32(
-                "timeout",
-                u32::try_from(limit.as_millis()).unwrap_or(u32::MAX).max(1),
-            );
-            s.set_params(&p);
+            let s = limited_solver(LEMMA_RLIMIT);
             s.assert(not(&f.premise));
             let ok = s.check() == SatResult::Unsat;
             proved.push((f.premise.clone(), ok));
@@ -352,8 +341,42 @@ pub(crate) fn proven_lemmas(facts: &[Conditional], timeout: Option<Duration>) ->
     out
 }
 
-/// The most time a lemma's premise may take to prove.
-const LEMMA_TIMEOUT: Duration = Duration::from_secs(10);
+/// z3's resource budget for proving one lemma's premise (about a second of work; a premise it
+/// cannot prove within it just leaves its lemmas out). Resource limits rather than timeouts:
+/// deterministic, and z3 4.8.12's timer threads misbehave when several contexts run at once.
+pub(crate) const LEMMA_RLIMIT: u32 = 4_000_000;
+
+/// A solver that gives up (`unknown`) after `rlimit` units of work.
+pub(crate) fn limited_solver(rlimit: u32) -> Solver {
+    let s = Solver::new();
+    let mut p = Params::new();
+    p.set_u32("rlimit", rlimit);
+    s.set_params(&p);
+    s
+}
+
+/// Runs `work` with a watchdog that interrupts the current thread's z3 context once `timeout`
+/// has passed (and every 50 ms after that, so that a check started late is stopped too).
+/// z3's own `timeout` parameter is not used: in z3 4.8.12 its timer threads can deadlock when
+/// several contexts solve in parallel.
+pub(crate) fn with_deadline<T>(timeout: Option<Duration>, work: impl FnOnce() -> T) -> T {
+    let Some(limit) = timeout else { return work() };
+    let ctx = z3::Context::thread_local();
+    let handle = ctx.handle();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut wait = limit;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(wait) {
+                handle.interrupt();
+                wait = Duration::from_millis(50);
+            }
+        });
+        let out = work();
+        drop(done_tx);
+        out
+    })
+}
 
 /// Encodes and solves the goal at length `n` in the current thread's z3 context.
 pub(crate) fn solve_length(
@@ -362,28 +385,26 @@ pub(crate) fn solve_length(
     timeout: Option<Duration>,
 ) -> (Raw, Duration) {
     let start = Instant::now();
-    let raw = (|| -> Result<Raw, SmtError> {
-        let q = encode(r, n, timeout)?;
+    let raw = with_deadline(timeout, || -> Result<Raw, SmtError> {
+        let q = encode(r, n)?;
         let solver = Solver::new();
-        if let Some(t) = timeout {
-            let mut p = Params::new();
-            p.set_u32(
-                "timeout",
-                u32::try_from(t.as_millis()).unwrap_or(u32::MAX).max(1),
-            );
-            solver.set_params(&p);
-        }
         solver.assert(&q.formula);
-        for lemma in proven_lemmas(&q.facts, timeout) {
+        for lemma in proven_lemmas(&q.facts) {
             solver.assert(&lemma);
         }
         Ok(match solver.check() {
             SatResult::Unsat => Raw::Unsat,
-            SatResult::Unknown => Raw::Unknown(
-                solver
-                    .get_reason_unknown()
-                    .unwrap_or_else(|| "z3 gave no reason".into()),
-            ),
+            SatResult::Unknown => {
+                let why = solver.get_reason_unknown().unwrap_or_default();
+                // An interrupt from the watchdog reads "canceled".
+                Raw::Unknown(match (why.as_str(), timeout) {
+                    ("canceled" | "interrupted" | "timeout", Some(t)) => {
+                        format!("timeout ({}s)", t.as_secs_f64())
+                    }
+                    ("", _) => "z3 gave no reason".into(),
+                    _ => why,
+                })
+            }
             SatResult::Sat => {
                 let m = solver
                     .get_model()
@@ -399,7 +420,7 @@ pub(crate) fn solve_length(
                 Raw::Sat(copies)
             }
         })
-    })();
+    });
     let raw = raw.unwrap_or_else(|e| Raw::Unknown(e.to_string()));
     (raw, start.elapsed())
 }

@@ -9,12 +9,10 @@
 //! program has failed so far, that both nodes hold the same values; where a program has failed,
 //! the goal is refuted by that failure whatever the substituted terms say.
 
-use std::time::Duration;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use z3::ast::{Ast, Bool};
-use z3::{Params, SatResult, Solver};
+use z3::SatResult;
+use z3::ast::Bool;
 
 use crate::lang::eval::{NodeValue, check_input, eval_program};
 use crate::lang::ir::{NodeId, Program, Value};
@@ -28,8 +26,9 @@ use super::value::{SVal, and, not, or};
 const SAMPLES: usize = 48;
 /// How many random draws may be rejected by the domain before sampling gives up.
 const TRIES: usize = 4000;
-/// The most time one candidate pair may take to prove.
-const PAIR_TIMEOUT: Duration = Duration::from_secs(5);
+/// z3's resource budget for proving one candidate pair (a few seconds of work at most; a pair it
+/// cannot prove within it is simply not substituted). Deterministic, unlike a timeout.
+const PAIR_RLIMIT: u32 = 10_000_000;
 
 /// For each node of `q`, the first node of `p` with the same value on every sampled input of
 /// length `n` on which both programs evaluate (none if no input could be sampled).
@@ -75,23 +74,15 @@ pub(crate) fn swept_pair(
     tokens: &[SVal],
     domain: &Bool,
     lemmas: &[Bool],
-    timeout: Option<Duration>,
 ) -> Result<(Run, Run), SmtError> {
     let n = tokens.len();
     let run_p = run_program_with(p, tokens, &r.syms, &mut |_, _, _| None)?;
     let cands = candidates(r, p, q, n);
-    let solver = Solver::new();
-    let limit = timeout.map_or(PAIR_TIMEOUT, |t| t.min(PAIR_TIMEOUT));
-    let mut params = Params::new();
-    params.set_u32(
-        "timeout",
-        u32::try_from(limit.as_millis()).unwrap_or(u32::MAX).max(1),
-    );
-    solver.set_params(&params);
+    let solver = super::goal::limited_solver(PAIR_RLIMIT);
     solver.assert(domain);
     for l in lemmas
         .iter()
-        .chain(&super::goal::proven_lemmas(&run_p.facts, timeout))
+        .chain(&super::goal::proven_lemmas(&run_p.facts))
     {
         solver.assert(l);
     }
@@ -100,8 +91,11 @@ pub(crate) fn swept_pair(
     let mut hook = |id: NodeId, val: &NodeVal, errs: &[NodeErr]| -> Option<NodeVal> {
         let a = cands.get(id.0).copied().flatten()?;
         let pa = &p_nodes[a.0];
+        if pa.identical(val) {
+            return Some(pa.clone());
+        }
         let differ = not(&pa.same(val).ok()?);
-        if differ.simplify().as_bool() == Some(false) {
+        if differ.as_bool() == Some(false) {
             return Some(pa.clone());
         }
         let q_error = or(&errs.iter().map(|e| e.err.cond.clone()).collect::<Vec<_>>());

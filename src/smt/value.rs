@@ -402,6 +402,18 @@ impl SVal {
         or(&cases)
     }
 
+    /// Whether both are the very same terms (z3 shares equal terms, so this is a pointer-level
+    /// check that needs no solver and cannot be interrupted).
+    pub(crate) fn identical(&self, o: &SVal) -> bool {
+        let nums = match (&self.n, &o.n) {
+            (Some(Num::Int(a)), Some(Num::Int(b))) => a == b,
+            (Some(Num::Real(a)), Some(Num::Real(b))) => a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        self.is == o.is && self.b == o.b && nums && self.s == o.s
+    }
+
     pub(crate) fn bool_payload(&self) -> Bool {
         payload(&self.b)
     }
