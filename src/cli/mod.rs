@@ -2,6 +2,9 @@
 //! `run` function returning the process exit code; this file only dispatches.
 
 pub mod similarity;
+pub mod check;
+pub mod eval;
+pub mod fmt;
 
 use std::process::ExitCode;
 
@@ -18,6 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
     Similarity(similarity::Args),
+    /// Parse and type-check spec files (files or directories of *.interp).
+    Check(check::Args),
+    /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
+    Eval(eval::Args),
+    /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
+    Fmt(fmt::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -25,5 +34,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Similarity(args) => similarity::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Fmt(args) => fmt::run(args),
     }
 }

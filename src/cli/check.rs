@@ -1,0 +1,140 @@
+//! `congruity check PATH...`: parse and type-check spec files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::lang::{self, LangError, Report, ast};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Spec files, or directories searched recursively for `*.interp` files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let mut files = Vec::new();
+    let mut failed = false;
+    for p in &args.paths {
+        match collect_specs(p) {
+            Ok(found) if found.is_empty() => {
+                eprint_error(&LangError::new(
+                    lang::ErrorKind::Io,
+                    format!("no .interp files under `{}`", p.display()),
+                ));
+                failed = true;
+            }
+            Ok(found) => files.extend(found),
+            Err(e) => {
+                eprint_error(&e);
+                failed = true;
+            }
+        }
+    }
+    let mut bad = 0;
+    for f in &files {
+        match lang::load_all(f) {
+            Ok(loaded) => {
+                let summary = loaded.root().map(|r| summary(&r.ast)).unwrap_or_default();
+                println!("ok {} ({summary})", f.display());
+            }
+            Err(report) => {
+                eprint_report(&report);
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!("error: {bad} of {} file(s) have errors", files.len());
+    }
+    if failed || bad > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `1 task, 2 interpretations, 1 proof`: what a file defines itself (not its imports).
+pub fn summary(file: &ast::File) -> String {
+    let mut counts = [0usize; 6];
+    for item in &file.items {
+        let slot = match item {
+            ast::Item::Import(_) => continue,
+            ast::Item::Task(_) => 0,
+            ast::Item::Interpretation(_) => 1,
+            ast::Item::Pipeline(_) => 2,
+            ast::Item::Circuit(_) => 3,
+            ast::Item::Check(_) => 4,
+            ast::Item::Prove(_) => 5,
+        };
+        counts[slot] += 1;
+    }
+    let words = [
+        ("task", "tasks"),
+        ("interpretation", "interpretations"),
+        ("pipeline", "pipelines"),
+        ("circuit", "circuits"),
+        ("check", "checks"),
+        ("proof", "proofs"),
+    ];
+    let parts: Vec<String> = counts
+        .iter()
+        .zip(words)
+        .filter(|(n, _)| **n > 0)
+        .map(|(n, (one, many))| format!("{n} {}", if *n == 1 { one } else { many }))
+        .collect();
+    if parts.is_empty() {
+        "no items".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The spec files a path names: the file itself, or every `*.interp` below a directory, sorted.
+pub fn collect_specs(path: &Path) -> Result<Vec<PathBuf>, LangError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        LangError::new(
+            lang::ErrorKind::Io,
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+    })?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            LangError::new(
+                lang::ErrorKind::Io,
+                format!("cannot read directory `{}`: {e}", dir.display()),
+            )
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                LangError::new(
+                    lang::ErrorKind::Io,
+                    format!("cannot read directory `{}`: {e}", dir.display()),
+                )
+            })?;
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "interp") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn eprint_error(e: &LangError) {
+    eprintln!("{:?}", miette::Report::new(e.clone()));
+}
+
+pub(crate) fn eprint_report(r: &Report) {
+    for e in &r.errors {
+        eprint_error(e);
+    }
+}

@@ -1,0 +1,145 @@
+//! `congruity eval FILE [--program NAME] --input "a b c" [--json]`: run the exact reference
+//! evaluator on one input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::cli::check::{eprint_error, eprint_report};
+use crate::lang::eval::{eval_output, eval_pipeline, value_json, value_text};
+use crate::lang::ir::Value;
+use crate::lang::{self, ErrorKind, LangError, ast};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The spec file.
+    pub file: PathBuf,
+    /// The interpretation or pipeline to run; may be left out when the file defines exactly one.
+    #[arg(long)]
+    pub program: Option<String>,
+    /// The input tokens, separated by spaces (quote symbols such as "(" if you like).
+    #[arg(long)]
+    pub input: String,
+    /// Print `{"output": [...]}` instead of the tokens.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match eval(&args) {
+        Ok(output) => {
+            if args.json {
+                let json = serde_json::json!({ "output": output.iter().map(value_json).collect::<Vec<_>>() });
+                println!("{json}");
+            } else {
+                println!(
+                    "{}",
+                    output.iter().map(value_text).collect::<Vec<_>>().join(" ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Report(r)) => {
+            eprint_report(&r);
+            ExitCode::FAILURE
+        }
+        Err(Failure::Error(e)) => {
+            eprint_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Report(lang::Report),
+    Error(LangError),
+}
+
+fn eval(args: &Args) -> Result<Vec<Value>, Failure> {
+    let loaded = lang::load_all(&args.file).map_err(Failure::Report)?;
+    let spec = &loaded.spec;
+    let name = match &args.program {
+        Some(n) => n.clone(),
+        None => default_program(&loaded, &args.file).map_err(Failure::Error)?,
+    };
+    if let Some(program) = spec.programs.get(&name) {
+        let input =
+            lang::domain::parse_input(&program.task, &args.input).map_err(Failure::Error)?;
+        return eval_output(program, &input).map_err(|e| Failure::Error(eval_error(&name, e)));
+    }
+    if let Some(pipeline) = spec.pipelines.get(&name) {
+        let Some(first) = pipeline
+            .stages
+            .first()
+            .and_then(|s| spec.programs.get(&s.program))
+        else {
+            return Err(Failure::Error(LangError::internal(format!(
+                "pipeline `{name}` has no stages"
+            ))));
+        };
+        let input = lang::domain::parse_input(&first.task, &args.input).map_err(Failure::Error)?;
+        return eval_pipeline(spec, pipeline, &input)
+            .map(|t| t.output().to_vec())
+            .map_err(|e| Failure::Error(eval_error(&name, e)));
+    }
+    let mut known: Vec<&str> = spec
+        .programs
+        .keys()
+        .chain(spec.pipelines.keys())
+        .map(|s| s.as_str())
+        .collect();
+    known.sort();
+    let mut e = LangError::new(
+        ErrorKind::UnknownName,
+        format!(
+            "`{}` defines no interpretation or pipeline named `{name}`",
+            args.file.display()
+        ),
+    );
+    e = match lang::diag::did_you_mean(&name, known.iter().copied()) {
+        Some(s) => e.with_help(format!("did you mean `{s}`?")),
+        None => e.with_help(format!("available: {}", known.join(", "))),
+    };
+    Err(Failure::Error(e))
+}
+
+fn eval_error(name: &str, e: lang::eval::EvalError) -> LangError {
+    LangError::new(ErrorKind::Eval, format!("evaluating `{name}` failed: {e}"))
+}
+
+/// The file's only interpretation (or only pipeline).
+fn default_program(loaded: &lang::Loaded, file: &std::path::Path) -> Result<String, LangError> {
+    let Some(root) = loaded.root() else {
+        return Err(LangError::internal("no file was loaded"));
+    };
+    let mut interps = Vec::new();
+    let mut pipelines = Vec::new();
+    for item in &root.ast.items {
+        match item {
+            ast::Item::Interpretation(i) => interps.push(i.name.name.clone()),
+            ast::Item::Pipeline(p) => pipelines.push(p.name.name.clone()),
+            _ => {}
+        }
+    }
+    match (interps.as_slice(), pipelines.as_slice()) {
+        ([one], []) | ([], [one]) => Ok(one.clone()),
+        ([], []) => Err(LangError::new(
+            ErrorKind::UnknownName,
+            format!(
+                "`{}` defines no interpretation or pipeline to evaluate",
+                file.display()
+            ),
+        )),
+        _ => {
+            let all: Vec<String> = interps.iter().chain(&pipelines).cloned().collect();
+            Err(LangError::new(
+                ErrorKind::UnknownName,
+                format!(
+                    "`{}` defines {} runnable items; choose one with --program",
+                    file.display(),
+                    all.len()
+                ),
+            )
+            .with_help(format!("--program {}", all.join(" | --program "))))
+        }
+    }
+}
