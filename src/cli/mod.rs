@@ -5,6 +5,8 @@ pub mod similarity;
 pub mod check;
 pub mod eval;
 pub mod fmt;
+pub mod patch;
+pub mod run;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,10 @@ pub enum Command {
     Eval(eval::Args),
     /// Rewrite spec files in the canonical layout (`--check`: only report which would change).
     Fmt(fmt::Args),
+    /// Run a model: save logits and hook activations, or decode the answer to an input.
+    Run(run::Args),
+    /// Activation patching: one hook (head, positions) from a source run into a base run.
+    Patch(patch::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -37,5 +43,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Fmt(args) => fmt::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Patch(args) => patch::run(args),
     }
 }

@@ -1,1 +1,215 @@
 //! The transformer runtime on candle-core: TransformerLens checkpoints, hook points, tracr import.
+//!
+//! - [`config::ModelConfig`]: the forward-relevant part of `HookedTransformerConfig`.
+//! - [`weights::Weights`]: parameters under TransformerLens names and shapes.
+//! - [`Transformer::forward`]: `run_with_cache` / `run_with_hooks` in one call, keeping only
+//!   the hooks asked for ([`HookSelection`]) and applying [`Intervention`]s.
+//! - [`load`]: a model directory in either format (TransformerLens or tracr), with its
+//!   [`sidecar::Sidecar`] (vocabulary, output decoding, residual labels).
+//!
+//! Computation is f32. The device is the CPU unless the `cuda` feature is built and asked for.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod hooks;
+pub mod intervention;
+pub mod io;
+pub mod sidecar;
+pub mod tracr;
+pub mod transformer;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+pub use cache::ActivationCache;
+pub use config::ModelConfig;
+pub use error::ModelError;
+pub use hooks::{AttnHook, BlockHook, HookPoint, HookSelection, MlpHook, NormHook};
+pub use intervention::{Action, Intervention, Site};
+pub use sidecar::{OutputValue, Sidecar};
+pub use transformer::{RunOptions, RunOutput, TokenBatch, Transformer};
+pub use weights::Weights;
+
+use error::ComputeContext;
+use io::NamedTensors;
+
+/// The device to compute on: CPU, or CUDA device 0 when `cuda` is true (needs the `cuda`
+/// cargo feature).
+pub fn device(cuda: bool) -> Result<Device, ModelError> {
+    if !cuda {
+        return Ok(Device::Cpu);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        Device::new_cuda(0)
+            .map_err(|e| ModelError::Device(format!("cannot open CUDA device 0: {e}")))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Err(ModelError::Device(
+            "this build has no CUDA support; rebuild with `--features cuda`".into(),
+        ))
+    }
+}
+
+/// The on-disk layout a model was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// `model.safetensors` + `config.json` (+ optional `congruity.json`).
+    TransformerLens,
+    /// `weights.safetensors` + `residual_labels.json` + `meta.json`.
+    Tracr,
+}
+
+/// A model directory, loaded.
+#[derive(Clone, Debug)]
+pub struct LoadedModel {
+    pub transformer: Transformer,
+    /// Vocabulary and output decoding, when the directory provides them.
+    pub sidecar: Option<Sidecar>,
+    pub format: ModelFormat,
+    pub dir: PathBuf,
+}
+
+impl LoadedModel {
+    fn sidecar(&self) -> Result<&Sidecar, ModelError> {
+        self.sidecar.as_ref().ok_or_else(|| {
+            ModelError::Decode(format!(
+                "{} has no vocabulary: add a {} sidecar (see model::sidecar)",
+                self.dir.display(),
+                sidecar::SIDECAR_FILE
+            ))
+        })
+    }
+
+    /// Token ids of whitespace-separated input symbols, with BOS when the model uses one.
+    pub fn encode_input(&self, input: &str) -> Result<Vec<u32>, ModelError> {
+        let symbols: Vec<&str> = input.split_whitespace().collect();
+        self.sidecar()?.encode(&symbols)
+    }
+
+    /// Runs the model on symbol sequences of equal length and decodes the answers.
+    pub fn run_symbols<S: AsRef<str>>(
+        &self,
+        inputs: &[Vec<S>],
+    ) -> Result<Vec<Vec<OutputValue>>, ModelError> {
+        let sc = self.sidecar()?;
+        let rows = inputs
+            .iter()
+            .map(|r| sc.encode(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tokens = TokenBatch::new(&rows)?;
+        let out = self.transformer.forward(&tokens, &RunOptions::default())?;
+        sc.decode(&out.logits)
+    }
+
+    /// Decodes logits with the sidecar's output decoding.
+    pub fn decode(&self, logits: &Tensor) -> Result<Vec<Vec<OutputValue>>, ModelError> {
+        self.sidecar()?.decode(logits)
+    }
+}
+
+/// Detects the format of `dir` and loads it onto `device`.
+pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
+    if !dir.is_dir() {
+        return Err(ModelError::UnknownFormat {
+            dir: dir.to_path_buf(),
+            reason: "no such directory".into(),
+        });
+    }
+    let has = |f: &str| dir.join(f).is_file();
+    if has("model.safetensors") || has("config.json") {
+        for f in ["model.safetensors", "config.json"] {
+            if !has(f) {
+                return Err(ModelError::UnknownFormat {
+                    dir: dir.to_path_buf(),
+                    reason: format!("a TransformerLens model directory needs {f}"),
+                });
+            }
+        }
+        let config_path = dir.join("config.json");
+        let config = ModelConfig::from_file(&config_path)?;
+        let named = NamedTensors::read(&dir.join("model.safetensors"))?;
+        let weights = Weights::from_named(&config, &named, device)?;
+        let transformer = Transformer::new(config, weights)?;
+        let sidecar_path = dir.join(sidecar::SIDECAR_FILE);
+        let sidecar = if sidecar_path.is_file() {
+            let s = Sidecar::read(&sidecar_path)?;
+            s.validate(transformer.config(), &sidecar_path)?;
+            Some(s)
+        } else {
+            None
+        };
+        return Ok(LoadedModel {
+            transformer,
+            sidecar,
+            format: ModelFormat::TransformerLens,
+            dir: dir.to_path_buf(),
+        });
+    }
+    if has("weights.safetensors") || has("meta.json") {
+        for f in ["weights.safetensors", "residual_labels.json", "meta.json"] {
+            if !has(f) {
+                return Err(ModelError::UnknownFormat {
+                    dir: dir.to_path_buf(),
+                    reason: format!("a tracr model directory needs {f}"),
+                });
+            }
+        }
+        let (transformer, sidecar) = tracr::load_tracr(dir, device)?;
+        return Ok(LoadedModel {
+            transformer,
+            sidecar: Some(sidecar),
+            format: ModelFormat::Tracr,
+            dir: dir.to_path_buf(),
+        });
+    }
+    Err(ModelError::UnknownFormat {
+        dir: dir.to_path_buf(),
+        reason: "found neither model.safetensors + config.json nor weights.safetensors + meta.json"
+            .into(),
+    })
+}
+
+/// Writes a model directory in the TransformerLens format (`model.safetensors`, `config.json`,
+/// and `congruity.json` when a sidecar is given), each file written atomically.
+pub fn save(
+    dir: &Path,
+    transformer: &Transformer,
+    sidecar: Option<&Sidecar>,
+) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::Write {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if let Some(s) = sidecar {
+        s.validate(transformer.config(), &dir.join(sidecar::SIDECAR_FILE))?;
+    }
+    io::write_safetensors(
+        &dir.join("model.safetensors"),
+        transformer.weights().named(),
+    )?;
+    let config = serde_json::to_string_pretty(&transformer.config().to_tl_json()).map_err(|e| {
+        ModelError::Write {
+            path: dir.join("config.json"),
+            reason: e.to_string(),
+        }
+    })?;
+    io::write_atomically(&dir.join("config.json"), config.as_bytes())?;
+    if let Some(s) = sidecar {
+        let text = serde_json::to_string_pretty(s).map_err(|e| ModelError::Write {
+            path: dir.join(sidecar::SIDECAR_FILE),
+            reason: e.to_string(),
+        })?;
+        io::write_atomically(&dir.join(sidecar::SIDECAR_FILE), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Mean over the batch axis of a `[batch, ...]` activation (for mean ablation).
+pub fn batch_mean(x: &Tensor) -> Result<Tensor, ModelError> {
+    x.mean(0).ctx("averaging over the batch")
+}

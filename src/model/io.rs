@@ -1,0 +1,352 @@
+//! Reading and writing safetensors files with errors that name the file and tensor.
+//!
+//! Writes go to a temporary file in the destination directory and are renamed into place, so
+//! an interrupted run never leaves a half-written output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use safetensors::{Dtype, SafeTensors};
+
+use super::error::{ComputeContext, ModelError};
+
+/// A tensor read from disk, converted to f32 on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    pub fn to_device(&self, device: &Device) -> Result<Tensor, ModelError> {
+        Tensor::from_vec(self.data.clone(), self.shape.as_slice(), device)
+            .ctx("moving a weight to the device")
+    }
+}
+
+/// One entry of a safetensors file: f32 data, or the reason it could not be converted.
+#[derive(Clone, Debug)]
+enum Entry {
+    Float(HostTensor),
+    NotFloat { dtype: String, shape: Vec<usize> },
+}
+
+/// Every tensor of one safetensors file, by name.
+#[derive(Clone, Debug)]
+pub struct NamedTensors {
+    pub path: PathBuf,
+    entries: BTreeMap<String, Entry>,
+}
+
+fn convert(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    let v = match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                f64::from_le_bytes(b) as f32
+            })
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    };
+    Some(v)
+}
+
+impl NamedTensors {
+    /// Reads and validates a whole safetensors file. Truncated or corrupt files (bad header
+    /// length, bad JSON, offsets past the end) are reported as such.
+    pub fn read(path: &Path) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, ModelError> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Safetensors {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut entries = BTreeMap::new();
+        for (name, view) in st.iter() {
+            let shape = view.shape().to_vec();
+            let entry = match convert(view.dtype(), view.data()) {
+                Some(data) => Entry::Float(HostTensor { shape, data }),
+                None => Entry::NotFloat {
+                    dtype: format!("{:?}", view.dtype()),
+                    shape,
+                },
+            };
+            entries.insert(name.to_string(), entry);
+        }
+        Ok(NamedTensors {
+            path: path.to_path_buf(),
+            entries,
+        })
+    }
+
+    /// Builds a set from in-memory tensors (used by importers); `origin` names them in errors.
+    pub fn from_host(
+        origin: &Path,
+        tensors: impl IntoIterator<Item = (String, HostTensor)>,
+    ) -> Self {
+        NamedTensors {
+            path: origin.to_path_buf(),
+            entries: tensors
+                .into_iter()
+                .map(|(n, t)| (n, Entry::Float(t)))
+                .collect(),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| match e {
+            Entry::Float(t) => t.shape.as_slice(),
+            Entry::NotFloat { shape, .. } => shape.as_slice(),
+        })
+    }
+
+    /// The tensor `name` as f32, with its shape checked when `expected` is given.
+    pub fn get(
+        &self,
+        name: &str,
+        expected: Option<&[usize]>,
+        hint: &str,
+    ) -> Result<&HostTensor, ModelError> {
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+                hint: hint.to_string(),
+            })?;
+        let t = match entry {
+            Entry::Float(t) => t,
+            Entry::NotFloat { dtype, .. } => {
+                return Err(ModelError::WrongDtype {
+                    path: self.path.clone(),
+                    name: name.to_string(),
+                    dtype: dtype.clone(),
+                });
+            }
+        };
+        if let Some(expected) = expected
+            && t.shape != expected
+        {
+            return Err(ModelError::WrongShape {
+                path: self.path.clone(),
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: t.shape.clone(),
+            });
+        }
+        Ok(t)
+    }
+}
+
+/// Integer data as f32 (for data files such as token ids or argmax indices; weights must be
+/// floating point and do not go through this).
+fn convert_int(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    fn le<const N: usize>(c: &[u8]) -> [u8; N] {
+        let mut b = [0u8; N];
+        b.copy_from_slice(c);
+        b
+    }
+    let v = match dtype {
+        Dtype::I64 => data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::U64 => data
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::I32 => data
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::U32 => data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::I16 => data
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::U16 => data
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes(le(c)) as f32)
+            .collect(),
+        Dtype::I8 => data.iter().map(|&b| b as i8 as f32).collect(),
+        Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as f32).collect(),
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// Reads every tensor of a safetensors file onto `device` as f32 (floats and integers; other
+/// dtypes are an error naming the tensor).
+pub fn read_safetensors(
+    path: &Path,
+    device: &Device,
+) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.iter() {
+        let data = convert(view.dtype(), view.data())
+            .or_else(|| convert_int(view.dtype(), view.data()))
+            .ok_or_else(|| ModelError::WrongDtype {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                dtype: format!("{:?}", view.dtype()),
+            })?;
+        let t = HostTensor {
+            shape: view.shape().to_vec(),
+            data,
+        };
+        out.insert(name.to_string(), t.to_device(device)?);
+    }
+    Ok(out)
+}
+
+/// A tensor serialized for safetensors.
+struct Bytes {
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl safetensors::View for &Bytes {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Writes f32 tensors to `path` atomically (temporary sibling file, then rename).
+pub fn write_safetensors<'a>(
+    path: &Path,
+    tensors: impl IntoIterator<Item = (String, &'a Tensor)>,
+) -> Result<(), ModelError> {
+    let mut prepared: Vec<(String, Bytes)> = Vec::new();
+    for (name, t) in tensors {
+        let flat = t
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .ctx(&format!("copying `{name}` to the host"))?;
+        let mut data = Vec::with_capacity(flat.len() * 4);
+        for x in flat {
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        prepared.push((
+            name,
+            Bytes {
+                shape: t.dims().to_vec(),
+                data,
+            },
+        ));
+    }
+    let bytes = safetensors::serialize(prepared.iter().map(|(n, b)| (n.as_str(), b)), None)
+        .map_err(|e| ModelError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    let err = |reason: String| ModelError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| err("the path has no file name".into()))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e.to_string())
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let a = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        let b = Tensor::new(&[f32::NEG_INFINITY, 1.5], &Device::Cpu).unwrap();
+        write_safetensors(&path, [("a".to_string(), &a), ("b.c".to_string(), &b)]).unwrap();
+        let back = read_safetensors(&path, &Device::Cpu).unwrap();
+        assert_eq!(
+            back["a"].to_vec2::<f32>().unwrap(),
+            a.to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(
+            back["b.c"].to_vec1::<f32>().unwrap(),
+            vec![f32::NEG_INFINITY, 1.5]
+        );
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn converts_half_and_double() {
+        assert_eq!(convert(Dtype::F64, &2.5f64.to_le_bytes()), Some(vec![2.5]));
+        assert_eq!(
+            convert(Dtype::BF16, &half::bf16::from_f32(-3.0).to_le_bytes()),
+            Some(vec![-3.0])
+        );
+        assert_eq!(convert(Dtype::I64, &[0; 8]), None);
+    }
+}

@@ -1,0 +1,352 @@
+//! Import of tracr-compiled models (haiku parameters + `meta.json` + `residual_labels.json`)
+//! into the TransformerLens layout.
+//!
+//! tracr's compiled transformer is a TransformerLens model with: no normalization, relu MLPs,
+//! standard (learned) positions, attention scaled by sqrt(key_size), bidirectional attention
+//! unless compiled causal, and no unembedding bias. Its haiku attention weights are
+//! `[D, H*key_size]` with head h in columns `h*key_size..(h+1)*key_size`; they are split into
+//! TransformerLens' `[H, D, key_size]`. The input is `[BOS] + tokens`, and the answer is read
+//! at every position after BOS: argmax over output rows (categorical) or the single output
+//! value (numerical).
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde_json::{Value, json};
+
+use super::config::{ActFn, AttentionDir, ModelConfig, Normalization, Positional};
+use super::error::ModelError;
+use super::io::{HostTensor, NamedTensors};
+use super::sidecar::{InputSpec, OutputSpec, SIDECAR_FORMAT, Sidecar};
+use super::transformer::Transformer;
+use super::weights::Weights;
+
+/// The tracr model shape, from `meta.json:model`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracrShape {
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub key_size: usize,
+    pub mlp_hidden_size: usize,
+    pub residual_width: usize,
+    pub n_positions: usize,
+    pub input_vocab_size: usize,
+    pub output_width: usize,
+}
+
+fn meta_err(path: &Path, field: &str, reason: impl Into<String>) -> ModelError {
+    ModelError::InvalidConfig {
+        path: path.to_path_buf(),
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn meta_usize(meta: &Value, path: &Path, field: &str) -> Result<usize, ModelError> {
+    meta["model"][field]
+        .as_u64()
+        .filter(|&n| n > 0)
+        .map(|n| n as usize)
+        .ok_or_else(|| {
+            meta_err(
+                path,
+                &format!("model.{field}"),
+                "missing or not a positive integer",
+            )
+        })
+}
+
+/// A JSON key or value as a token symbol: strings as they are, other values in JSON form.
+fn symbol(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Loads a tracr fixture directory into a runtime model and its sidecar.
+pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar), ModelError> {
+    let meta_path = dir.join("meta.json");
+    let meta_text =
+        std::fs::read_to_string(&meta_path).map_err(|e| ModelError::io(&meta_path, e))?;
+    let meta: Value = serde_json::from_str(&meta_text).map_err(|source| ModelError::Json {
+        path: meta_path.clone(),
+        source,
+    })?;
+    let mp = meta_path.as_path();
+
+    let shape = TracrShape {
+        num_layers: meta_usize(&meta, mp, "num_layers")?,
+        num_heads: meta_usize(&meta, mp, "num_heads")?,
+        key_size: meta_usize(&meta, mp, "key_size")?,
+        mlp_hidden_size: meta_usize(&meta, mp, "mlp_hidden_size")?,
+        residual_width: meta_usize(&meta, mp, "residual_width")?,
+        n_positions: meta_usize(&meta, mp, "n_positions")?,
+        input_vocab_size: meta_usize(&meta, mp, "input_vocab_size")?,
+        output_width: meta_usize(&meta, mp, "output_width")?,
+    };
+    if meta["model"]["layer_norm"].as_bool().unwrap_or(false) {
+        return Err(ModelError::UnsupportedConfig {
+            path: meta_path.clone(),
+            field: "model.layer_norm".into(),
+            value: "true".into(),
+            reason: "tracr models compiled with layer norm are not supported".into(),
+        });
+    }
+    if let Some(act) = meta["model"]["activation"].as_str()
+        && act != "relu"
+    {
+        return Err(ModelError::UnsupportedConfig {
+            path: meta_path.clone(),
+            field: "model.activation".into(),
+            value: json!(act).to_string(),
+            reason: "tracr MLPs are relu".into(),
+        });
+    }
+    let causal = meta["causal"].as_bool().unwrap_or(false);
+
+    // Input vocabulary: id -> symbol, from `input_encoding_keys_typed` when present (keeps
+    // integer tokens as integers), else `input_encoding`.
+    let mut tokens: Vec<Option<String>> = vec![None; shape.input_vocab_size];
+    let pairs: Vec<(String, u64)> = match meta["input_encoding_keys_typed"].as_array() {
+        Some(list) => list
+            .iter()
+            .map(
+                |pair| match (pair.get(0), pair.get(1).and_then(Value::as_u64)) {
+                    (Some(k), Some(id)) => Ok((symbol(k), id)),
+                    _ => Err(meta_err(
+                        mp,
+                        "input_encoding_keys_typed",
+                        "expected [token, id] pairs",
+                    )),
+                },
+            )
+            .collect::<Result<_, _>>()?,
+        None => meta["input_encoding"]
+            .as_object()
+            .ok_or_else(|| meta_err(mp, "input_encoding", "missing or not an object"))?
+            .iter()
+            .map(|(k, v)| {
+                v.as_u64().map(|id| (k.clone(), id)).ok_or_else(|| {
+                    meta_err(
+                        mp,
+                        "input_encoding",
+                        format!("id of `{k}` is not an integer"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    for (tok, id) in pairs {
+        let slot = tokens
+            .get_mut(id as usize)
+            .ok_or_else(|| meta_err(mp, "input_encoding", format!("id {id} ≥ input_vocab_size")))?;
+        *slot = Some(tok);
+    }
+    let tokens: Vec<String> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.ok_or_else(|| meta_err(mp, "input_encoding", format!("no token has id {i}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let bos = meta["compiler_bos"].as_str().map(str::to_string);
+
+    let output = match meta["output_encoding"].as_str() {
+        Some("categorical") => {
+            let table = meta["output_decoding"].as_object().ok_or_else(|| {
+                meta_err(mp, "output_decoding", "missing for a categorical output")
+            })?;
+            let mut decoding = vec![Value::Null; shape.output_width];
+            for (k, v) in table {
+                let i: usize = k
+                    .parse()
+                    .ok()
+                    .filter(|&i| i < shape.output_width)
+                    .ok_or_else(|| {
+                        meta_err(
+                            mp,
+                            "output_decoding",
+                            format!("key `{k}` is not an output row"),
+                        )
+                    })?;
+                decoding[i] = v.clone();
+            }
+            OutputSpec::Categorical { decoding }
+        }
+        Some("numerical") => OutputSpec::Numerical,
+        other => {
+            return Err(ModelError::UnsupportedConfig {
+                path: meta_path.clone(),
+                field: "output_encoding".into(),
+                value: json!(other).to_string(),
+                reason: "expected categorical or numerical".into(),
+            });
+        }
+    };
+
+    let labels_path = dir.join("residual_labels.json");
+    let labels_text =
+        std::fs::read_to_string(&labels_path).map_err(|e| ModelError::io(&labels_path, e))?;
+    let residual_labels: Vec<String> =
+        serde_json::from_str(&labels_text).map_err(|source| ModelError::Json {
+            path: labels_path.clone(),
+            source,
+        })?;
+
+    let weights_path = dir.join("weights.safetensors");
+    let haiku = NamedTensors::read(&weights_path)?;
+    let config = tracr_config(&shape, causal);
+    let named = to_transformer_lens(&haiku, &shape)?;
+    let weights = Weights::from_named(&config, &named, device)?;
+    let transformer = Transformer::new(config, weights)?;
+
+    let mut provenance = serde_json::Map::new();
+    provenance.insert("family".into(), json!("tracr"));
+    for key in [
+        "program",
+        "tracr_call",
+        "versions",
+        "vocab",
+        "max_seq_len",
+        "output_label",
+    ] {
+        if let Some(v) = meta.get(key) {
+            provenance.insert(key.into(), v.clone());
+        }
+    }
+    let sidecar = Sidecar {
+        format: SIDECAR_FORMAT.into(),
+        residual_labels,
+        input: InputSpec { bos, tokens },
+        output,
+        provenance: Value::Object(provenance),
+    };
+    sidecar.validate(transformer.config(), &meta_path)?;
+    Ok((transformer, sidecar))
+}
+
+/// The TransformerLens config equivalent to a tracr model.
+pub fn tracr_config(s: &TracrShape, causal: bool) -> ModelConfig {
+    ModelConfig {
+        n_layers: s.num_layers,
+        d_model: s.residual_width,
+        n_heads: s.num_heads,
+        d_head: s.key_size,
+        d_mlp: Some(s.mlp_hidden_size),
+        d_vocab: s.input_vocab_size,
+        d_vocab_out: s.output_width,
+        n_ctx: s.n_positions,
+        act_fn: Some(ActFn::Relu),
+        normalization: Normalization::None,
+        final_rms: false,
+        positional: Positional::Standard,
+        attention_dir: if causal {
+            AttentionDir::Causal
+        } else {
+            AttentionDir::Bidirectional
+        },
+        attn_only: false,
+        attn_scale: (s.key_size as f64).sqrt(),
+        use_attn_scale: true,
+        scale_attn_by_inverse_layer_idx: false,
+        eps: 1e-5,
+        attn_scores_soft_cap: None,
+        output_logits_soft_cap: None,
+        parallel_attn_mlp: false,
+        gated_mlp: false,
+        use_attn_result: false,
+        use_split_qkv_input: false,
+        use_attn_in: false,
+        use_hook_mlp_in: false,
+    }
+}
+
+/// Renames and reshapes haiku parameters into TransformerLens parameters.
+fn to_transformer_lens(haiku: &NamedTensors, s: &TracrShape) -> Result<NamedTensors, ModelError> {
+    let (d, h, ks, m) = (s.residual_width, s.num_heads, s.key_size, s.mlp_hidden_size);
+    let mut out: Vec<(String, HostTensor)> = Vec::new();
+    let get =
+        |name: &str, shape: &[usize]| haiku.get(name, Some(shape), " (tracr haiku parameter)");
+
+    out.push((
+        "embed.W_E".into(),
+        get("token_embed/embeddings", &[s.input_vocab_size, d])?.clone(),
+    ));
+    out.push((
+        "pos_embed.W_pos".into(),
+        get("pos_embed/embeddings", &[s.n_positions, d])?.clone(),
+    ));
+    for l in 0..s.num_layers {
+        let hk = format!("transformer/layer_{l}");
+        let tl = format!("blocks.{l}");
+        for (proj, tl_name) in [("query", "Q"), ("key", "K"), ("value", "V")] {
+            let w = get(&format!("{hk}/attn/{proj}/w"), &[d, h * ks])?;
+            // [D, H*ks] -> [H, D, ks]
+            let mut data = vec![0f32; h * d * ks];
+            for row in 0..d {
+                for head in 0..h {
+                    for e in 0..ks {
+                        data[(head * d + row) * ks + e] = w.data[row * h * ks + head * ks + e];
+                    }
+                }
+            }
+            out.push((
+                format!("{tl}.attn.W_{tl_name}"),
+                HostTensor {
+                    shape: vec![h, d, ks],
+                    data,
+                },
+            ));
+            let b = get(&format!("{hk}/attn/{proj}/b"), &[h * ks])?;
+            out.push((
+                format!("{tl}.attn.b_{tl_name}"),
+                HostTensor {
+                    shape: vec![h, ks],
+                    data: b.data.clone(),
+                },
+            ));
+        }
+        // [H*ks, D] is already head-major: reshape to [H, ks, D].
+        let w_o = get(&format!("{hk}/attn/linear/w"), &[h * ks, d])?;
+        out.push((
+            format!("{tl}.attn.W_O"),
+            HostTensor {
+                shape: vec![h, ks, d],
+                data: w_o.data.clone(),
+            },
+        ));
+        out.push((
+            format!("{tl}.attn.b_O"),
+            get(&format!("{hk}/attn/linear/b"), &[d])?.clone(),
+        ));
+        out.push((
+            format!("{tl}.mlp.W_in"),
+            get(&format!("{hk}/mlp/linear_1/w"), &[d, m])?.clone(),
+        ));
+        out.push((
+            format!("{tl}.mlp.b_in"),
+            get(&format!("{hk}/mlp/linear_1/b"), &[m])?.clone(),
+        ));
+        out.push((
+            format!("{tl}.mlp.W_out"),
+            get(&format!("{hk}/mlp/linear_2/w"), &[m, d])?.clone(),
+        ));
+        out.push((
+            format!("{tl}.mlp.b_out"),
+            get(&format!("{hk}/mlp/linear_2/b"), &[d])?.clone(),
+        ));
+    }
+    out.push((
+        "unembed.W_U".into(),
+        get("unembed/w", &[d, s.output_width])?.clone(),
+    ));
+    out.push((
+        "unembed.b_U".into(),
+        HostTensor {
+            shape: vec![s.output_width],
+            data: vec![0.0; s.output_width],
+        },
+    ));
+    Ok(NamedTensors::from_host(&haiku.path, out))
+}

@@ -1,0 +1,940 @@
+//! The forward pass: TransformerLens' `HookedTransformer.forward`, with hooks that are cached
+//! only when asked for and that interventions can replace.
+
+use std::collections::BTreeSet;
+
+use candle_core::{D, DType, Device, Tensor};
+
+use super::cache::ActivationCache;
+use super::config::{ActFn, AttentionDir, ModelConfig, Normalization, Positional, Rotary};
+use super::error::{ComputeContext, ModelError};
+use super::hooks::{AttnHook, BlockHook, HookPoint, HookSelection, MlpHook, NormHook};
+use super::intervention::Intervention;
+use super::weights::{AttnWeights, MlpWeights, NormWeights, Weights};
+
+/// A rectangular batch of token ids, `[batch, pos]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenBatch {
+    ids: Vec<u32>,
+    batch: usize,
+    len: usize,
+}
+
+impl TokenBatch {
+    /// Checks that there is at least one non-empty row and that all rows have one length.
+    pub fn new(rows: &[Vec<u32>]) -> Result<Self, ModelError> {
+        let first = rows
+            .first()
+            .ok_or_else(|| ModelError::Tokens("the batch is empty".into()))?;
+        let len = first.len();
+        if len == 0 {
+            return Err(ModelError::Tokens("row 0 is empty".into()));
+        }
+        for (i, r) in rows.iter().enumerate() {
+            if r.len() != len {
+                return Err(ModelError::Tokens(format!(
+                    "rows must all have the same length: row 0 has {len} tokens, row {i} has {}",
+                    r.len()
+                )));
+            }
+        }
+        Ok(TokenBatch {
+            ids: rows.iter().flatten().copied().collect(),
+            batch: rows.len(),
+            len,
+        })
+    }
+
+    /// Like `new`, from ids as read from JSON (ids beyond u32 are reported, not truncated).
+    pub fn from_u64_rows(rows: &[Vec<u64>]) -> Result<Self, ModelError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (b, r) in rows.iter().enumerate() {
+            let mut row = Vec::with_capacity(r.len());
+            for (p, &id) in r.iter().enumerate() {
+                row.push(u32::try_from(id).map_err(|_| {
+                    ModelError::Tokens(format!(
+                        "token id {id} at batch {b}, position {p} is too large"
+                    ))
+                })?);
+            }
+            out.push(row);
+        }
+        Self::new(&out)
+    }
+
+    /// Reads a token file: JSON `{"tokens": [[id, ...], ...]}` (rows of equal length).
+    pub fn from_json_file(path: &std::path::Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ModelError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let bad = |reason: String| ModelError::Tokens(format!("{}: {reason}", path.display()));
+        let rows = value
+            .get("tokens")
+            .and_then(|t| t.as_array())
+            .ok_or_else(|| bad("expected an object with a `tokens` array of rows".into()))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (b, row) in rows.iter().enumerate() {
+            let row = row
+                .as_array()
+                .ok_or_else(|| bad(format!("tokens[{b}] is not an array of token ids")))?;
+            let ids = row
+                .iter()
+                .enumerate()
+                .map(|(p, id)| {
+                    id.as_u64().ok_or_else(|| {
+                        bad(format!(
+                            "tokens[{b}][{p}] = {id} is not a non-negative integer token id"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<u64>, _>>()?;
+            out.push(ids);
+        }
+        Self::from_u64_rows(&out).map_err(|e| match e {
+            ModelError::Tokens(m) => bad(m),
+            other => other,
+        })
+    }
+
+    pub fn single(row: Vec<u32>) -> Result<Self, ModelError> {
+        Self::new(&[row])
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    pub fn row(&self, i: usize) -> &[u32] {
+        &self.ids[i * self.len..(i + 1) * self.len]
+    }
+
+    pub fn rows(&self) -> Vec<Vec<u32>> {
+        self.ids.chunks(self.len).map(<[u32]>::to_vec).collect()
+    }
+}
+
+/// What a run keeps and changes.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions<'a> {
+    /// Hooks to keep in the returned cache.
+    pub cache: HookSelection,
+    /// Interventions to apply (see `model::intervention` for the semantics).
+    pub interventions: &'a [Intervention],
+}
+
+impl<'a> RunOptions<'a> {
+    pub fn cache(cache: HookSelection) -> Self {
+        RunOptions {
+            cache,
+            interventions: &[],
+        }
+    }
+
+    pub fn intervene(interventions: &'a [Intervention]) -> Self {
+        RunOptions {
+            cache: HookSelection::None,
+            interventions,
+        }
+    }
+}
+
+/// The result of a forward pass.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// `[batch, pos, d_vocab_out]`
+    pub logits: Tensor,
+    pub cache: ActivationCache,
+}
+
+/// Rotary sin/cos tables `[n_ctx, rotary_dim]`, computed the way TransformerLens does (f32).
+#[derive(Clone, Debug)]
+struct RotaryTables {
+    rotary: Rotary,
+    sin: Tensor,
+    cos: Tensor,
+}
+
+impl RotaryTables {
+    fn new(r: Rotary, n_ctx: usize, device: &Device) -> Result<Self, ModelError> {
+        let half = r.dim / 2;
+        // TL: freq = base ** (dim / (rotary_dim / 2)), scaled by rotary_scaling_factor, repeated
+        // "(2 d)" for halves or "(d 2)" for adjacent pairs; angle = pos / freq. All in f32.
+        let base = r.base as f32;
+        let freqs: Vec<f32> = (0..half)
+            .map(|i| base.powf(i as f32 / half as f32) * r.scaling_factor as f32)
+            .collect();
+        let per_col: Vec<f32> = if r.adjacent_pairs {
+            freqs.iter().flat_map(|&f| [f, f]).collect()
+        } else {
+            freqs.iter().chain(freqs.iter()).copied().collect()
+        };
+        let mut sin = Vec::with_capacity(n_ctx * r.dim);
+        let mut cos = Vec::with_capacity(n_ctx * r.dim);
+        for p in 0..n_ctx {
+            for &f in &per_col {
+                let angle = p as f32 / f;
+                sin.push(angle.sin());
+                cos.push(angle.cos());
+            }
+        }
+        let ctx = "building rotary tables";
+        Ok(RotaryTables {
+            rotary: r,
+            sin: Tensor::from_vec(sin, (n_ctx, r.dim), device).ctx(ctx)?,
+            cos: Tensor::from_vec(cos, (n_ctx, r.dim), device).ctx(ctx)?,
+        })
+    }
+
+    /// Rotates the first `rotary_dim` features of `x` `[batch, pos, head, d_head]`.
+    fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, p, h, e) = x.dims4()?;
+        let rd = self.rotary.dim;
+        let x_rot = x.narrow(3, 0, rd)?;
+        let flip = if self.rotary.adjacent_pairs {
+            // [x0, x1] -> [-x1, x0] for each adjacent pair.
+            let pairs = x_rot.reshape((b, p, h, rd / 2, 2))?;
+            let first = pairs.narrow(4, 0, 1)?;
+            let second = pairs.narrow(4, 1, 1)?;
+            Tensor::cat(&[&second.neg()?, &first], 4)?.reshape((b, p, h, rd))?
+        } else {
+            let n = rd / 2;
+            Tensor::cat(
+                &[&x_rot.narrow(3, n, n)?.neg()?, &x_rot.narrow(3, 0, n)?],
+                3,
+            )?
+        };
+        let cos = self.cos.narrow(0, 0, p)?.reshape((1, p, 1, rd))?;
+        let sin = self.sin.narrow(0, 0, p)?.reshape((1, p, 1, rd))?;
+        let rotated = x_rot.broadcast_mul(&cos)?.add(&flip.broadcast_mul(&sin)?)?;
+        if rd == e {
+            Ok(rotated)
+        } else {
+            Tensor::cat(&[&rotated, &x.narrow(3, rd, e - rd)?], 3)
+        }
+    }
+}
+
+/// A TransformerLens-layout transformer on a candle device, computing in f32.
+#[derive(Clone, Debug)]
+pub struct Transformer {
+    config: ModelConfig,
+    weights: Weights,
+    device: Device,
+    rotary: Option<RotaryTables>,
+    hooks: Vec<HookPoint>,
+    hook_set: BTreeSet<HookPoint>,
+}
+
+/// Per-run state: which hooks to keep, which to change, and what was kept.
+struct Run<'a> {
+    select: &'a HookSelection,
+    interventions: &'a [Intervention],
+    cache: ActivationCache,
+}
+
+impl Run<'_> {
+    /// Whether a hook must be materialized (kept or changed).
+    fn wants(&self, point: &HookPoint) -> bool {
+        self.select.contains(point) || self.interventions.iter().any(|i| i.site.hook == *point)
+    }
+
+    /// Passes a value through a hook point: interventions first, then the cache.
+    fn hook(&mut self, point: HookPoint, value: Tensor) -> Result<Tensor, ModelError> {
+        let mut value = value;
+        for iv in self.interventions.iter().filter(|i| i.site.hook == point) {
+            value = iv.apply(&value)?;
+        }
+        if self.select.contains(&point) {
+            self.cache.insert(point, value.clone());
+        }
+        Ok(value)
+    }
+}
+
+/// `x @ w + b` over the last axis of `x`, any leading shape.
+fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    let dims = x.dims();
+    let (k, n) = w.dims2()?;
+    let lead: usize = dims[..dims.len() - 1].iter().product();
+    let y = x.contiguous()?.reshape((lead, k))?.matmul(w)?;
+    let y = match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    let mut out_shape = dims[..dims.len() - 1].to_vec();
+    out_shape.push(n);
+    y.reshape(out_shape)
+}
+
+/// Softmax over the last axis. Rows that are entirely -inf give zeros, as TransformerLens
+/// replaces the NaNs such rows produce with zeros.
+fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.clamp(f32::MIN, f32::MAX)?;
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let s = e.sum_keepdim(D::Minus1)?;
+    let s = (&s + s.eq(0f32)?.to_dtype(DType::F32)?)?;
+    e.broadcast_div(&s)
+}
+
+/// Per-head linear map: `[b,p,d]` (shared input) or `[b,p,h,d]` (per-head input) to `[b,p,h,e]`.
+fn project(x: &Tensor, w_flat: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let (h, _, e) = w.dims3()?;
+    if x.rank() == 3 {
+        let (bs, p, _) = x.dims3()?;
+        linear(x, w_flat, None)?
+            .reshape((bs, p, h, e))?
+            .broadcast_add(b)
+    } else {
+        let (bs, p, _, d) = x.dims4()?;
+        let y = x
+            .permute((2, 0, 1, 3))?
+            .contiguous()?
+            .reshape((h, bs * p, d))?
+            .matmul(w)?;
+        y.reshape((h, bs, p, e))?
+            .permute((1, 2, 0, 3))?
+            .contiguous()?
+            .broadcast_add(b)
+    }
+}
+
+/// Which normalization layer a call belongs to, to name its hooks.
+#[derive(Clone, Copy)]
+enum NormSite {
+    Ln1(usize),
+    Ln2(usize),
+    MlpLn(usize),
+    Final,
+}
+
+impl NormSite {
+    fn hook(self, n: NormHook) -> HookPoint {
+        match self {
+            NormSite::Ln1(l) => HookPoint::block(l, BlockHook::Ln1(n)),
+            NormSite::Ln2(l) => HookPoint::block(l, BlockHook::Ln2(n)),
+            NormSite::MlpLn(l) => HookPoint::mlp(l, MlpHook::Ln(n)),
+            NormSite::Final => HookPoint::LnFinal(n),
+        }
+    }
+}
+
+impl Transformer {
+    /// Assembles a model from a config and matching weights.
+    pub fn new(config: ModelConfig, weights: Weights) -> Result<Self, ModelError> {
+        let device = weights.device().clone();
+        let rotary = match config.positional {
+            Positional::Rotary(r) => Some(RotaryTables::new(r, config.n_ctx, &device)?),
+            _ => None,
+        };
+        let hooks = HookPoint::all_for(&config);
+        let hook_set = hooks.iter().copied().collect();
+        Ok(Transformer {
+            config,
+            weights,
+            device,
+            rotary,
+            hooks,
+            hook_set,
+        })
+    }
+
+    /// A seeded random model (tests, benches).
+    pub fn random(config: ModelConfig, seed: u64, device: &Device) -> Result<Self, ModelError> {
+        let weights = Weights::random(&config, seed, device)?;
+        Self::new(config, weights)
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every hook point of this model, in forward order.
+    pub fn hook_points(&self) -> &[HookPoint] {
+        &self.hooks
+    }
+
+    pub fn has_hook(&self, hook: &HookPoint) -> bool {
+        self.hook_set.contains(hook)
+    }
+
+    /// Hooks selected by glob patterns (`blocks.*.attn.hook_z`); see `HookSelection::from_globs`.
+    pub fn select_hooks<S: AsRef<str>>(&self, patterns: &[S]) -> Result<HookSelection, ModelError> {
+        HookSelection::from_globs(patterns, &self.hooks)
+    }
+
+    fn absent(&self, hook: &HookPoint) -> ModelError {
+        let c = &self.config;
+        let reason = match hook {
+            HookPoint::Block { layer, .. } if *layer >= c.n_layers => {
+                format!("the model has {} layers", c.n_layers)
+            }
+            HookPoint::PosEmbed => "the model has no positional embedding (rotary)".into(),
+            HookPoint::LnFinal(_) => "the model has no final normalization".into(),
+            HookPoint::Block { hook, .. } => match hook {
+                BlockHook::Ln1(_) | BlockHook::Ln2(_) => {
+                    "the model has no normalization layers".into()
+                }
+                BlockHook::Attn(AttnHook::RotQ | AttnHook::RotK) => {
+                    "the model has no rotary embedding".into()
+                }
+                BlockHook::AttnIn => "use_attn_in is false".into(),
+                BlockHook::QInput | BlockHook::KInput | BlockHook::VInput => {
+                    "use_split_qkv_input is false".into()
+                }
+                BlockHook::ResidMid if c.parallel_attn_mlp => {
+                    "parallel_attn_mlp models have no resid_mid".into()
+                }
+                BlockHook::Mlp(MlpHook::PreLinear) => "only gated MLPs have hook_pre_linear".into(),
+                BlockHook::Mlp(MlpHook::Mid | MlpHook::Ln(_)) => {
+                    "only solu_ln MLPs have hook_mid and mlp.ln".into()
+                }
+                _ if c.attn_only => "the model is attention-only".into(),
+                _ => "not present for this config".into(),
+            },
+            _ => "not present for this config".into(),
+        };
+        ModelError::AbsentHook {
+            hook: hook.to_string(),
+            reason,
+        }
+    }
+
+    /// Checks token ids and length against the model.
+    pub fn check_tokens(&self, tokens: &TokenBatch) -> Result<(), ModelError> {
+        if tokens.len() > self.config.n_ctx {
+            return Err(ModelError::SequenceTooLong {
+                len: tokens.len(),
+                n_ctx: self.config.n_ctx,
+            });
+        }
+        for (i, &id) in tokens.ids().iter().enumerate() {
+            if id as usize >= self.config.d_vocab {
+                return Err(ModelError::TokenOutOfRange {
+                    batch: i / tokens.len(),
+                    pos: i % tokens.len(),
+                    id: id as u64,
+                    d_vocab: self.config.d_vocab,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the model on a batch. Only hooks in `opts.cache` are kept; `opts.interventions`
+    /// replace hook values and everything downstream is recomputed.
+    pub fn forward(
+        &self,
+        tokens: &TokenBatch,
+        opts: &RunOptions<'_>,
+    ) -> Result<RunOutput, ModelError> {
+        self.check_tokens(tokens)?;
+        if let HookSelection::Only(set) = &opts.cache
+            && let Some(h) = set.iter().find(|h| !self.has_hook(h))
+        {
+            return Err(self.absent(h));
+        }
+        if let Some(iv) = opts
+            .interventions
+            .iter()
+            .find(|i| !self.has_hook(&i.site.hook))
+        {
+            return Err(self.absent(&iv.site.hook));
+        }
+        let mut run = Run {
+            select: &opts.cache,
+            interventions: opts.interventions,
+            cache: ActivationCache::default(),
+        };
+        let logits = self.forward_inner(tokens, &mut run)?;
+        Ok(RunOutput {
+            logits,
+            cache: run.cache,
+        })
+    }
+
+    fn forward_inner(&self, tokens: &TokenBatch, run: &mut Run<'_>) -> Result<Tensor, ModelError> {
+        let (b, p, d) = (tokens.batch(), tokens.len(), self.config.d_model);
+        let ids = Tensor::from_slice(tokens.ids(), b * p, &self.device).ctx("uploading tokens")?;
+        let embed = self
+            .weights
+            .w_e
+            .index_select(&ids, 0)
+            .and_then(|e| e.reshape((b, p, d)))
+            .ctx("embedding tokens")?;
+        let embed = run.hook(HookPoint::Embed, embed)?;
+
+        let pos_embed = match &self.weights.w_pos {
+            Some(w_pos) if self.config.has_pos_embed() => {
+                let pe = w_pos
+                    .narrow(0, 0, p)
+                    .and_then(|t| t.unsqueeze(0))
+                    .and_then(|t| t.broadcast_as((b, p, d)))
+                    .and_then(|t| t.contiguous())
+                    .ctx("positional embedding")?;
+                Some(run.hook(HookPoint::PosEmbed, pe)?)
+            }
+            _ => None,
+        };
+        let (mut resid, shortformer) = match (self.config.positional, pos_embed) {
+            (Positional::Standard, Some(pe)) => ((&embed + &pe).ctx("adding positions")?, None),
+            (Positional::Shortformer, Some(pe)) => (embed, Some(pe)),
+            _ => (embed, None),
+        };
+
+        let mask = match self.config.attention_dir {
+            AttentionDir::Causal => Some(self.causal_mask(p)?),
+            AttentionDir::Bidirectional => None,
+        };
+        for layer in 0..self.config.n_layers {
+            resid = self.block(layer, resid, shortformer.as_ref(), mask.as_ref(), run)?;
+        }
+
+        let resid = self.norm(NormSite::Final, &self.weights.ln_final, &resid, run)?;
+        let resid = run.hook(HookPoint::UnembedIn, resid)?;
+        let logits =
+            linear(&resid, &self.weights.w_u, Some(&self.weights.b_u)).ctx("unembedding")?;
+        let logits = run.hook(HookPoint::UnembedOut, logits)?;
+        match self.config.output_logits_soft_cap {
+            Some(cap) => soft_cap(&logits, cap).ctx("capping logits"),
+            None => Ok(logits),
+        }
+    }
+
+    /// `[p, p]` u8, 1 where key ≤ query.
+    fn causal_mask(&self, p: usize) -> Result<Tensor, ModelError> {
+        let v: Vec<u8> = (0..p)
+            .flat_map(|q| (0..p).map(move |k| u8::from(k <= q)))
+            .collect();
+        Tensor::from_vec(v, (p, p), &self.device).ctx("building the causal mask")
+    }
+
+    fn block(
+        &self,
+        layer: usize,
+        resid: Tensor,
+        shortformer: Option<&Tensor>,
+        mask: Option<&Tensor>,
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let cfg = &self.config;
+        let w = &self.weights.blocks[layer];
+        let hp = |hook| HookPoint::block(layer, hook);
+        let ctx = |what: &str| format!("computing {what} of block {layer}");
+        let resid_pre = run.hook(hp(BlockHook::ResidPre), resid)?;
+
+        let per_head = |x: &Tensor| -> Result<Tensor, ModelError> {
+            let (b, p, d) = x.dims3().ctx("repeating along heads")?;
+            x.unsqueeze(2)
+                .and_then(|t| t.broadcast_as((b, p, cfg.n_heads, d)))
+                .and_then(|t| t.contiguous())
+                .ctx("repeating along heads")
+        };
+        // TransformerLens feeds ln1 three times (query, key, value input). With a shared
+        // input the three results are identical, so it is computed once.
+        let attn_in = if cfg.use_attn_in {
+            Some(run.hook(hp(BlockHook::AttnIn), per_head(&resid_pre)?)?)
+        } else {
+            None
+        };
+        let add_pos = |x: Tensor| -> Result<Tensor, ModelError> {
+            match shortformer {
+                None => Ok(x),
+                Some(pe) if x.rank() == 3 => (&x + pe).ctx("adding shortformer positions"),
+                Some(pe) => pe
+                    .unsqueeze(2)
+                    .and_then(|pe| x.broadcast_add(&pe))
+                    .ctx("adding shortformer positions"),
+            }
+        };
+        let (q_in, k_in, v_in) = if cfg.use_split_qkv_input {
+            let q = run.hook(hp(BlockHook::QInput), per_head(&resid_pre)?)?;
+            let k = run.hook(hp(BlockHook::KInput), per_head(&resid_pre)?)?;
+            let v = run.hook(hp(BlockHook::VInput), per_head(&resid_pre)?)?;
+            let qn = self.norm(NormSite::Ln1(layer), &w.ln1, &q, run)?;
+            let kn = self.norm(NormSite::Ln1(layer), &w.ln1, &k, run)?;
+            let vn = self.norm(NormSite::Ln1(layer), &w.ln1, &v, run)?;
+            (add_pos(qn)?, add_pos(kn)?, vn)
+        } else {
+            let x = attn_in.as_ref().unwrap_or(&resid_pre);
+            let n = self.norm(NormSite::Ln1(layer), &w.ln1, x, run)?;
+            (add_pos(n.clone())?, add_pos(n.clone())?, n)
+        };
+
+        let attn_out = self.attention(layer, &w.attn, &q_in, &k_in, &v_in, mask, run)?;
+        let attn_out = run.hook(hp(BlockHook::AttnOut), attn_out)?;
+
+        let (Some(mlp), Some(ln2)) = (&w.mlp, &w.ln2) else {
+            let resid_post = (&resid_pre + &attn_out).ctx(&ctx("resid_post"))?;
+            return run.hook(hp(BlockHook::ResidPost), resid_post);
+        };
+        if cfg.parallel_attn_mlp {
+            let mlp_in = run.hook(hp(BlockHook::MlpIn), resid_pre.clone())?;
+            let normed = self.norm(NormSite::Ln2(layer), ln2, &mlp_in, run)?;
+            let mlp_out = self.mlp(layer, mlp, &normed, run)?;
+            let mlp_out = run.hook(hp(BlockHook::MlpOut), mlp_out)?;
+            let resid_post = (&resid_pre + &attn_out)
+                .and_then(|t| t + &mlp_out)
+                .ctx(&ctx("resid_post"))?;
+            return run.hook(hp(BlockHook::ResidPost), resid_post);
+        }
+        let resid_mid = (&resid_pre + &attn_out).ctx(&ctx("resid_mid"))?;
+        let resid_mid = run.hook(hp(BlockHook::ResidMid), resid_mid)?;
+        let mlp_in = run.hook(hp(BlockHook::MlpIn), resid_mid.clone())?;
+        let normed = self.norm(NormSite::Ln2(layer), ln2, &mlp_in, run)?;
+        let mlp_out = self.mlp(layer, mlp, &normed, run)?;
+        let mlp_out = run.hook(hp(BlockHook::MlpOut), mlp_out)?;
+        let resid_post = (&resid_mid + &mlp_out).ctx(&ctx("resid_post"))?;
+        run.hook(hp(BlockHook::ResidPost), resid_post)
+    }
+
+    /// A normalization layer with its `hook_scale` and `hook_normalized`; identity (no hooks)
+    /// when the model has no normalization.
+    fn norm(
+        &self,
+        site: NormSite,
+        w: &NormWeights,
+        x: &Tensor,
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let ctx = "computing a normalization";
+        let centered = match w.kind {
+            Normalization::None => return Ok(x.clone()),
+            Normalization::LayerNorm | Normalization::LayerNormPre => x
+                .mean_keepdim(D::Minus1)
+                .and_then(|m| x.broadcast_sub(&m))
+                .ctx(ctx)?,
+            Normalization::Rms | Normalization::RmsPre => x.clone(),
+        };
+        let scale = centered
+            .sqr()
+            .and_then(|s| s.mean_keepdim(D::Minus1))
+            .and_then(|s| s + self.config.eps)
+            .and_then(|s| s.sqrt())
+            .ctx(ctx)?;
+        let scale = run.hook(site.hook(NormHook::Scale), scale)?;
+        let normalized = centered.broadcast_div(&scale).ctx(ctx)?;
+        let normalized = run.hook(site.hook(NormHook::Normalized), normalized)?;
+        let out = match &w.w {
+            Some(g) => normalized.broadcast_mul(g).ctx(ctx)?,
+            None => normalized,
+        };
+        match &w.b {
+            Some(b) => out.broadcast_add(b).ctx(ctx),
+            None => Ok(out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: usize,
+        w: &AttnWeights,
+        q_in: &Tensor,
+        k_in: &Tensor,
+        v_in: &Tensor,
+        mask: Option<&Tensor>,
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let ah = |a| HookPoint::attn(layer, a);
+        let ctx = format!("computing attention of block {layer}");
+        let ctx = ctx.as_str();
+        let q = project(q_in, &w.w_q_flat, &w.w_q, &w.b_q).ctx(ctx)?;
+        let q = run.hook(ah(AttnHook::Q), q)?;
+        let k = project(k_in, &w.w_k_flat, &w.w_k, &w.b_k).ctx(ctx)?;
+        let k = run.hook(ah(AttnHook::K), k)?;
+        let v = project(v_in, &w.w_v_flat, &w.w_v, &w.b_v).ctx(ctx)?;
+        let v = run.hook(ah(AttnHook::V), v)?;
+        let (q, k) = match &self.rotary {
+            Some(rot) => {
+                let q = run.hook(ah(AttnHook::RotQ), rot.apply(&q).ctx(ctx)?)?;
+                let k = run.hook(ah(AttnHook::RotK), rot.apply(&k).ctx(ctx)?)?;
+                (q, k)
+            }
+            None => (q, k),
+        };
+        let (b, p, h, e) = q.dims4().ctx(ctx)?;
+        let qt = q.transpose(1, 2).and_then(|t| t.contiguous()).ctx(ctx)?; // [b,h,q,e]
+        let kt = k
+            .permute((0, 2, 3, 1))
+            .and_then(|t| t.contiguous())
+            .ctx(ctx)?; // [b,h,e,k]
+        let scale = self.config.layer_attn_scale(layer);
+        let mut scores = qt.matmul(&kt).and_then(|s| s / scale).ctx(ctx)?;
+        if let Some(cap) = self.config.attn_scores_soft_cap {
+            scores = soft_cap(&scores, cap).ctx(ctx)?;
+        }
+        if let Some(mask) = mask {
+            let neg = Tensor::new(f32::NEG_INFINITY, &self.device)
+                .and_then(|t| t.broadcast_as((b, h, p, p)))
+                .ctx(ctx)?;
+            scores = mask
+                .broadcast_as((b, h, p, p))
+                .and_then(|m| m.where_cond(&scores, &neg))
+                .ctx(ctx)?;
+        }
+        let scores = run.hook(ah(AttnHook::AttnScores), scores)?;
+        let pattern = softmax_last(&scores).ctx(ctx)?;
+        let pattern = run.hook(ah(AttnHook::Pattern), pattern)?;
+        let vt = v.transpose(1, 2).and_then(|t| t.contiguous()).ctx(ctx)?; // [b,h,k,e]
+        let z = pattern
+            .contiguous()
+            .and_then(|pt| pt.matmul(&vt))
+            .and_then(|z| z.transpose(1, 2))
+            .and_then(|z| z.contiguous())
+            .ctx(ctx)?; // [b,q,h,e]
+        let z = run.hook(ah(AttnHook::Z), z)?;
+
+        let result_hook = ah(AttnHook::Result);
+        if self.config.use_attn_result || run.wants(&result_hook) {
+            let d = self.config.d_model;
+            let result = z
+                .permute((2, 0, 1, 3))
+                .and_then(|t| t.contiguous())
+                .and_then(|t| t.reshape((h, b * p, e)))
+                .and_then(|t| t.matmul(&w.w_o))
+                .and_then(|t| t.reshape((h, b, p, d)))
+                .and_then(|t| t.permute((1, 2, 0, 3)))
+                .and_then(|t| t.contiguous())
+                .ctx(ctx)?; // [b,p,h,d]
+            let result = run.hook(result_hook, result)?;
+            result.sum(2).and_then(|t| t.broadcast_add(&w.b_o)).ctx(ctx)
+        } else {
+            z.reshape((b, p, h * e))
+                .and_then(|z| linear(&z, &w.w_o_flat, Some(&w.b_o)))
+                .ctx(ctx)
+        }
+    }
+
+    fn mlp(
+        &self,
+        layer: usize,
+        w: &MlpWeights,
+        x: &Tensor,
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let mh = |m| HookPoint::mlp(layer, m);
+        let ctx = format!("computing the MLP of block {layer}");
+        let ctx = ctx.as_str();
+        let act = self.config.act_fn.unwrap_or(ActFn::Relu);
+        let post = match &w.w_gate {
+            Some(w_gate) => {
+                let pre = linear(x, w_gate, None).ctx(ctx)?;
+                let pre = run.hook(mh(MlpHook::Pre), pre)?;
+                if act.has_layer_norm() {
+                    self.mlp_ln(layer, w, activation(act, &pre).ctx(ctx)?, run)?
+                } else {
+                    let pre_linear = linear(x, &w.w_in, None).ctx(ctx)?;
+                    let pre_linear = run.hook(mh(MlpHook::PreLinear), pre_linear)?;
+                    let post = activation(act, &pre)
+                        .and_then(|a| a * pre_linear)
+                        .and_then(|a| a.broadcast_add(&w.b_in))
+                        .ctx(ctx)?;
+                    run.hook(mh(MlpHook::Post), post)?
+                }
+            }
+            None => {
+                let pre = linear(x, &w.w_in, Some(&w.b_in)).ctx(ctx)?;
+                let pre = run.hook(mh(MlpHook::Pre), pre)?;
+                if act.has_layer_norm() {
+                    self.mlp_ln(layer, w, activation(act, &pre).ctx(ctx)?, run)?
+                } else {
+                    run.hook(mh(MlpHook::Post), activation(act, &pre).ctx(ctx)?)?
+                }
+            }
+        };
+        linear(&post, &w.w_out, Some(&w.b_out)).ctx(ctx)
+    }
+
+    /// `hook_mid` then `mlp.ln` then `hook_post`, for `solu_ln`.
+    fn mlp_ln(
+        &self,
+        layer: usize,
+        w: &MlpWeights,
+        mid: Tensor,
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let mid = run.hook(HookPoint::mlp(layer, MlpHook::Mid), mid)?;
+        let ln = w.ln.as_ref().ok_or_else(|| ModelError::Compute {
+            context: format!("block {layer}: solu_ln MLP without mlp.ln weights"),
+            source: candle_core::Error::Msg("missing mlp.ln".into()),
+        })?;
+        let post = self.norm(NormSite::MlpLn(layer), ln, &mid, run)?;
+        run.hook(HookPoint::mlp(layer, MlpHook::Post), post)
+    }
+}
+
+fn soft_cap(x: &Tensor, cap: f64) -> candle_core::Result<Tensor> {
+    (x / cap)?.tanh()? * cap
+}
+
+/// The MLP activation functions, as TransformerLens defines them.
+fn activation(act: ActFn, x: &Tensor) -> candle_core::Result<Tensor> {
+    match act {
+        ActFn::Relu => x.relu(),
+        ActFn::Gelu => x.gelu_erf(),
+        // candle's `gelu` is the tanh approximation 0.5x(1+tanh(√(2/π)(x+0.044715x³))), which
+        // is what gelu_new, gelu_fast and gelu_pytorch_tanh all compute.
+        ActFn::GeluNew | ActFn::GeluFast | ActFn::GeluPytorchTanh => x.gelu(),
+        ActFn::Silu => x.silu(),
+        ActFn::Solu | ActFn::SoluLn => x.mul(&softmax_last(x)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    fn v(x: &Tensor) -> Vec<f32> {
+        x.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn softmax_handles_masked_rows() {
+        let ninf = f32::NEG_INFINITY;
+        let x = t(&[0.0, ninf, ninf, ninf, (2f32).ln(), 0.0], &[2, 3]);
+        let y = v(&softmax_last(&x).unwrap());
+        assert_eq!(y[..3], [1.0, 0.0, 0.0]);
+        assert_eq!(y[3], 0.0, "an all -inf entry gets 0, not NaN");
+        assert!((y[4] - 2.0 / 3.0).abs() < 1e-6 && (y[5] - 1.0 / 3.0).abs() < 1e-6);
+        let all_masked = t(&[ninf, ninf], &[1, 2]);
+        assert_eq!(v(&softmax_last(&all_masked).unwrap()), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        let xs = [-3.0f32, -0.5, 0.0, 0.7, 2.5];
+        let x = t(&xs, &[5]);
+        let erf_gelu = |x: f64| 0.5 * x * (1.0 + libm_erf(x / 2f64.sqrt()));
+        let tanh_gelu = |x: f64| {
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+        };
+        let silu = |x: f64| x / (1.0 + (-x).exp());
+        for (act, f) in [
+            (ActFn::Relu, &(|x: f64| x.max(0.0)) as &dyn Fn(f64) -> f64),
+            (ActFn::Gelu, &erf_gelu),
+            (ActFn::GeluNew, &tanh_gelu),
+            (ActFn::GeluFast, &tanh_gelu),
+            (ActFn::Silu, &silu),
+        ] {
+            let y = v(&activation(act, &x).unwrap());
+            for (xi, yi) in xs.iter().zip(&y) {
+                let want = f(*xi as f64);
+                assert!(
+                    (*yi as f64 - want).abs() < 1e-5,
+                    "{act:?}({xi}) = {yi}, want {want}"
+                );
+            }
+        }
+        // SoLU: x * softmax(x).
+        let y = v(&activation(ActFn::Solu, &t(&[0.0, (3f32).ln()], &[1, 2])).unwrap());
+        assert!((y[0] - 0.0).abs() < 1e-6 && (y[1] - 0.75 * 3f32.ln()).abs() < 1e-6);
+    }
+
+    /// erf by its Taylor series (enough terms for |x| ≤ 3), to check candle's erf GELU
+    /// against an independent computation.
+    fn libm_erf(x: f64) -> f64 {
+        let mut sum = 0.0;
+        let mut term = x;
+        for n in 0..60 {
+            sum += term / (2 * n + 1) as f64;
+            term *= -x * x / (n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn rotary_rotates_pairs_by_position_times_frequency() {
+        // d_head 4, rotary_dim 4, base 100: frequencies (periods) 1 and 10.
+        for adjacent in [false, true] {
+            let r = Rotary {
+                dim: 4,
+                base: 100.0,
+                adjacent_pairs: adjacent,
+                scaling_factor: 1.0,
+            };
+            let tables = RotaryTables::new(r, 3, &Device::Cpu).unwrap();
+            let x = t(&[1.0, 2.0, 3.0, 4.0].repeat(3), &[1, 3, 1, 4]);
+            let y = v(&tables.apply(&x).unwrap());
+            for pos in 0..3 {
+                let (a0, a1) = (pos as f64 / 1.0, pos as f64 / 10.0);
+                // NeoX pairs features (0,2) and (1,3); GPT-J pairs (0,1) and (2,3).
+                let (pairs, angles) = if adjacent {
+                    ([(0, 1), (2, 3)], [a0, a1])
+                } else {
+                    ([(0, 2), (1, 3)], [a0, a1])
+                };
+                let xs = [1.0, 2.0, 3.0, 4.0];
+                let mut want = [0.0f64; 4];
+                for ((i, j), a) in pairs.iter().zip(angles) {
+                    want[*i] = xs[*i] * a.cos() - xs[*j] * a.sin();
+                    want[*j] = xs[*j] * a.cos() + xs[*i] * a.sin();
+                }
+                for f in 0..4 {
+                    let got = y[pos * 4 + f] as f64;
+                    assert!(
+                        (got - want[f]).abs() < 1e-5,
+                        "adjacent={adjacent} pos {pos} f {f}: {got} vs {}",
+                        want[f]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partial_rotary_passes_the_rest_through() {
+        let r = Rotary {
+            dim: 2,
+            base: 10000.0,
+            adjacent_pairs: false,
+            scaling_factor: 1.0,
+        };
+        let tables = RotaryTables::new(r, 2, &Device::Cpu).unwrap();
+        let x = t(&[1.0, 0.0, 5.0, 6.0, 1.0, 0.0, 5.0, 6.0], &[1, 2, 1, 4]);
+        let y = v(&tables.apply(&x).unwrap());
+        assert_eq!(&y[..4], &[1.0, 0.0, 5.0, 6.0]);
+        assert!((y[4] - 1f32.cos()).abs() < 1e-6 && (y[5] - 1f32.sin()).abs() < 1e-6);
+        assert_eq!(&y[6..], &[5.0, 6.0]);
+    }
+
+    #[test]
+    fn token_batch_validation() {
+        assert!(TokenBatch::new(&[]).is_err());
+        assert!(TokenBatch::new(&[vec![]]).is_err());
+        let err = TokenBatch::new(&[vec![1, 2], vec![3]])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("row 1 has 1"), "{err}");
+        assert!(TokenBatch::from_u64_rows(&[vec![1 << 40]]).is_err());
+        let tb = TokenBatch::new(&[vec![1, 2], vec![3, 4]]).unwrap();
+        assert_eq!(tb.row(1), &[3, 4]);
+    }
+}

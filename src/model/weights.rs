@@ -1,0 +1,452 @@
+//! Model weights under TransformerLens names and shapes, checked against the config.
+
+use std::collections::BTreeSet;
+
+use candle_core::{DType, Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use super::config::{ModelConfig, Normalization, Positional};
+use super::error::{ComputeContext, ModelError};
+use super::io::{HostTensor, NamedTensors};
+
+/// Parameters of one normalization layer (`w`, `b` present as the type requires).
+#[derive(Clone, Debug)]
+pub struct NormWeights {
+    pub kind: Normalization,
+    pub w: Option<Tensor>,
+    pub b: Option<Tensor>,
+}
+
+/// `blocks.{l}.attn.*`, plus the flattened matrices the forward pass multiplies with.
+#[derive(Clone, Debug)]
+pub struct AttnWeights {
+    /// `[n_heads, d_model, d_head]`
+    pub w_q: Tensor,
+    pub w_k: Tensor,
+    pub w_v: Tensor,
+    /// `[n_heads, d_head, d_model]`
+    pub w_o: Tensor,
+    /// `[n_heads, d_head]`
+    pub b_q: Tensor,
+    pub b_k: Tensor,
+    pub b_v: Tensor,
+    /// `[d_model]`
+    pub b_o: Tensor,
+    /// `[d_model, n_heads * d_head]`, head-major columns.
+    pub(crate) w_q_flat: Tensor,
+    pub(crate) w_k_flat: Tensor,
+    pub(crate) w_v_flat: Tensor,
+    /// `[n_heads * d_head, d_model]`
+    pub(crate) w_o_flat: Tensor,
+}
+
+/// `blocks.{l}.mlp.*`
+#[derive(Clone, Debug)]
+pub struct MlpWeights {
+    /// `[d_model, d_mlp]`
+    pub w_in: Tensor,
+    pub b_in: Tensor,
+    /// `[d_model, d_mlp]`, gated MLPs only.
+    pub w_gate: Option<Tensor>,
+    /// `[d_mlp, d_model]`
+    pub w_out: Tensor,
+    pub b_out: Tensor,
+    /// `mlp.ln` of `solu_ln` MLPs.
+    pub ln: Option<NormWeights>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BlockWeights {
+    pub ln1: NormWeights,
+    pub attn: AttnWeights,
+    /// `None` for attn-only models.
+    pub ln2: Option<NormWeights>,
+    pub mlp: Option<MlpWeights>,
+}
+
+/// Every parameter of a TransformerLens `HookedTransformer`.
+#[derive(Clone, Debug)]
+pub struct Weights {
+    /// `embed.W_E` `[d_vocab, d_model]`
+    pub w_e: Tensor,
+    /// `pos_embed.W_pos` `[n_ctx, d_model]` (standard and shortformer only)
+    pub w_pos: Option<Tensor>,
+    pub blocks: Vec<BlockWeights>,
+    pub ln_final: NormWeights,
+    /// `unembed.W_U` `[d_model, d_vocab_out]`
+    pub w_u: Tensor,
+    /// `unembed.b_U` `[d_vocab_out]`
+    pub b_u: Tensor,
+}
+
+/// Buffers TransformerLens keeps in `state_dict()` that carry no parameters.
+fn is_known_buffer(name: &str) -> bool {
+    [
+        "attn.mask",
+        "attn.IGNORE",
+        "attn.rotary_sin",
+        "attn.rotary_cos",
+    ]
+    .iter()
+    .any(|suffix| name.ends_with(suffix))
+}
+
+/// Takes tensors out of a `NamedTensors` by TL name, recording which were used.
+struct Taker<'a> {
+    src: &'a NamedTensors,
+    device: &'a Device,
+    used: BTreeSet<String>,
+}
+
+impl Taker<'_> {
+    fn take(&mut self, name: &str, shape: &[usize], why: &str) -> Result<Tensor, ModelError> {
+        let t = self.src.get(name, Some(shape), why)?;
+        self.used.insert(name.to_string());
+        t.to_device(self.device)
+    }
+
+    fn norm(
+        &mut self,
+        prefix: &str,
+        kind: Normalization,
+        len: usize,
+        why: &str,
+    ) -> Result<NormWeights, ModelError> {
+        let (w, b) = match kind {
+            Normalization::LayerNorm => (true, true),
+            Normalization::Rms => (true, false),
+            _ => (false, false),
+        };
+        Ok(NormWeights {
+            kind,
+            w: if w {
+                Some(self.take(&format!("{prefix}.w"), &[len], why)?)
+            } else {
+                None
+            },
+            b: if b {
+                Some(self.take(&format!("{prefix}.b"), &[len], why)?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+fn flat_in(w: &Tensor, d_model: usize, width: usize) -> candle_core::Result<Tensor> {
+    // [h, d, e] -> [d, h, e] -> [d, h*e]: column block h is head h.
+    w.permute((1, 0, 2))?
+        .contiguous()?
+        .reshape((d_model, width))
+}
+
+impl AttnWeights {
+    /// Builds the flattened matrices from the TL-shaped ones. The arguments are
+    /// TransformerLens' eight attention parameters, in its order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        w_q: Tensor,
+        w_k: Tensor,
+        w_v: Tensor,
+        w_o: Tensor,
+        b_q: Tensor,
+        b_k: Tensor,
+        b_v: Tensor,
+        b_o: Tensor,
+    ) -> Result<Self, ModelError> {
+        let (h, d, e) = w_q.dims3().ctx("reading W_Q's shape")?;
+        let width = h * e;
+        Ok(AttnWeights {
+            w_q_flat: flat_in(&w_q, d, width).ctx("flattening W_Q")?,
+            w_k_flat: flat_in(&w_k, d, width).ctx("flattening W_K")?,
+            w_v_flat: flat_in(&w_v, d, width).ctx("flattening W_V")?,
+            w_o_flat: w_o.reshape((width, d)).ctx("flattening W_O")?,
+            w_q,
+            w_k,
+            w_v,
+            w_o,
+            b_q,
+            b_k,
+            b_v,
+            b_o,
+        })
+    }
+}
+
+impl Weights {
+    /// Reads every parameter the config needs from `src`, checking names and shapes, and
+    /// refuses parameters the config does not use (they mean config and checkpoint disagree).
+    pub fn from_named(
+        cfg: &ModelConfig,
+        src: &NamedTensors,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let mut t = Taker {
+            src,
+            device,
+            used: BTreeSet::new(),
+        };
+        let (d, h, e) = (cfg.d_model, cfg.n_heads, cfg.d_head);
+        let w_e = t.take("embed.W_E", &[cfg.d_vocab, d], "")?;
+        let w_pos = if cfg.has_pos_embed() {
+            Some(t.take(
+                "pos_embed.W_pos",
+                &[cfg.n_ctx, d],
+                " (positional_embedding_type is standard or shortformer)",
+            )?)
+        } else {
+            None
+        };
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let p = format!("blocks.{l}");
+            let ln1 = t.norm(
+                &format!("{p}.ln1"),
+                cfg.normalization,
+                d,
+                " (normalization_type needs it)",
+            )?;
+            let attn = AttnWeights::new(
+                t.take(&format!("{p}.attn.W_Q"), &[h, d, e], "")?,
+                t.take(&format!("{p}.attn.W_K"), &[h, d, e], "")?,
+                t.take(&format!("{p}.attn.W_V"), &[h, d, e], "")?,
+                t.take(&format!("{p}.attn.W_O"), &[h, e, d], "")?,
+                t.take(&format!("{p}.attn.b_Q"), &[h, e], "")?,
+                t.take(&format!("{p}.attn.b_K"), &[h, e], "")?,
+                t.take(&format!("{p}.attn.b_V"), &[h, e], "")?,
+                t.take(&format!("{p}.attn.b_O"), &[d], "")?,
+            )?;
+            let (ln2, mlp) = if cfg.attn_only {
+                (None, None)
+            } else {
+                let m = cfg.d_mlp.unwrap_or(0);
+                let ln2 = t.norm(
+                    &format!("{p}.ln2"),
+                    cfg.normalization,
+                    d,
+                    " (normalization_type needs it)",
+                )?;
+                let w_gate = if cfg.gated_mlp {
+                    Some(t.take(&format!("{p}.mlp.W_gate"), &[d, m], " (gated_mlp is true)")?)
+                } else {
+                    None
+                };
+                let ln = if cfg.act_fn.is_some_and(|a| a.has_layer_norm()) {
+                    Some(t.norm(
+                        &format!("{p}.mlp.ln"),
+                        cfg.mlp_ln_normalization(),
+                        m,
+                        " (act_fn solu_ln needs it)",
+                    )?)
+                } else {
+                    None
+                };
+                let mlp = MlpWeights {
+                    w_in: t.take(&format!("{p}.mlp.W_in"), &[d, m], "")?,
+                    b_in: t.take(&format!("{p}.mlp.b_in"), &[m], "")?,
+                    w_gate,
+                    w_out: t.take(&format!("{p}.mlp.W_out"), &[m, d], "")?,
+                    b_out: t.take(&format!("{p}.mlp.b_out"), &[d], "")?,
+                    ln,
+                };
+                (Some(ln2), Some(mlp))
+            };
+            blocks.push(BlockWeights {
+                ln1,
+                attn,
+                ln2,
+                mlp,
+            });
+        }
+        let ln_final = t.norm(
+            "ln_final",
+            cfg.final_normalization(),
+            d,
+            " (normalization_type needs it)",
+        )?;
+        let w_u = t.take("unembed.W_U", &[d, cfg.d_vocab_out], "")?;
+        let b_u = t.take("unembed.b_U", &[cfg.d_vocab_out], "")?;
+
+        for name in src.names() {
+            if !t.used.contains(name) && !is_known_buffer(name) {
+                return Err(ModelError::UnexpectedTensor {
+                    path: src.path.clone(),
+                    name: name.to_string(),
+                    reason: unexpected_reason(cfg, name),
+                });
+            }
+        }
+        Ok(Weights {
+            w_e,
+            w_pos,
+            blocks,
+            ln_final,
+            w_u,
+            b_u,
+        })
+    }
+
+    /// Every parameter under its TransformerLens name, in `named_parameters()` order.
+    pub fn named(&self) -> Vec<(String, &Tensor)> {
+        let mut out: Vec<(String, &Tensor)> = vec![("embed.W_E".into(), &self.w_e)];
+        if let Some(p) = &self.w_pos {
+            out.push(("pos_embed.W_pos".into(), p));
+        }
+        fn push_norm<'a>(out: &mut Vec<(String, &'a Tensor)>, prefix: &str, n: &'a NormWeights) {
+            if let Some(w) = &n.w {
+                out.push((format!("{prefix}.w"), w));
+            }
+            if let Some(b) = &n.b {
+                out.push((format!("{prefix}.b"), b));
+            }
+        }
+        for (l, b) in self.blocks.iter().enumerate() {
+            let p = format!("blocks.{l}");
+            push_norm(&mut out, &format!("{p}.ln1"), &b.ln1);
+            if let Some(ln2) = &b.ln2 {
+                push_norm(&mut out, &format!("{p}.ln2"), ln2);
+            }
+            let a = &b.attn;
+            for (n, t) in [
+                ("W_Q", &a.w_q),
+                ("W_K", &a.w_k),
+                ("W_V", &a.w_v),
+                ("W_O", &a.w_o),
+                ("b_Q", &a.b_q),
+                ("b_K", &a.b_k),
+                ("b_V", &a.b_v),
+                ("b_O", &a.b_o),
+            ] {
+                out.push((format!("{p}.attn.{n}"), t));
+            }
+            if let Some(m) = &b.mlp {
+                out.push((format!("{p}.mlp.W_in"), &m.w_in));
+                out.push((format!("{p}.mlp.b_in"), &m.b_in));
+                if let Some(g) = &m.w_gate {
+                    out.push((format!("{p}.mlp.W_gate"), g));
+                }
+                out.push((format!("{p}.mlp.W_out"), &m.w_out));
+                out.push((format!("{p}.mlp.b_out"), &m.b_out));
+                if let Some(ln) = &m.ln {
+                    push_norm(&mut out, &format!("{p}.mlp.ln"), ln);
+                }
+            }
+        }
+        push_norm(&mut out, "ln_final", &self.ln_final);
+        out.push(("unembed.W_U".into(), &self.w_u));
+        out.push(("unembed.b_U".into(), &self.b_u));
+        out
+    }
+
+    /// Seeded random weights for tests and benches: Gaussian matrices scaled by
+    /// 1/sqrt(fan_in), small Gaussian biases, norm gains near 1. The same config and seed give
+    /// the same weights on every machine.
+    pub fn random(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<Self, ModelError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut host: Vec<(String, HostTensor)> = Vec::new();
+        let mut gauss = |name: String, shape: Vec<usize>, mean: f32, std: f32| {
+            let n: usize = shape.iter().product();
+            let normal = Normal::new(mean, std)
+                .unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("unit normal"));
+            let data = (0..n).map(|_| normal.sample(&mut rng)).collect();
+            host.push((name, HostTensor { shape, data }));
+        };
+        let (d, h, e, v) = (cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_vocab);
+        let sd = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
+        let norm = |gauss: &mut dyn FnMut(String, Vec<usize>, f32, f32),
+                    prefix: &str,
+                    kind: Normalization,
+                    len: usize| {
+            if matches!(kind, Normalization::LayerNorm | Normalization::Rms) {
+                gauss(format!("{prefix}.w"), vec![len], 1.0, 0.1);
+            }
+            if kind == Normalization::LayerNorm {
+                gauss(format!("{prefix}.b"), vec![len], 0.0, 0.1);
+            }
+        };
+        gauss("embed.W_E".into(), vec![v, d], 0.0, 1.0);
+        if cfg.has_pos_embed() {
+            gauss("pos_embed.W_pos".into(), vec![cfg.n_ctx, d], 0.0, 0.5);
+        }
+        for l in 0..cfg.n_layers {
+            let p = format!("blocks.{l}");
+            norm(&mut gauss, &format!("{p}.ln1"), cfg.normalization, d);
+            for n in ["W_Q", "W_K", "W_V"] {
+                gauss(format!("{p}.attn.{n}"), vec![h, d, e], 0.0, sd(d));
+            }
+            gauss(format!("{p}.attn.W_O"), vec![h, e, d], 0.0, sd(h * e));
+            for n in ["b_Q", "b_K", "b_V"] {
+                gauss(format!("{p}.attn.{n}"), vec![h, e], 0.0, 0.1);
+            }
+            gauss(format!("{p}.attn.b_O"), vec![d], 0.0, 0.1);
+            if !cfg.attn_only {
+                let m = cfg.d_mlp.unwrap_or(0);
+                norm(&mut gauss, &format!("{p}.ln2"), cfg.normalization, d);
+                gauss(format!("{p}.mlp.W_in"), vec![d, m], 0.0, sd(d));
+                gauss(format!("{p}.mlp.b_in"), vec![m], 0.0, 0.1);
+                if cfg.gated_mlp {
+                    gauss(format!("{p}.mlp.W_gate"), vec![d, m], 0.0, sd(d));
+                }
+                gauss(format!("{p}.mlp.W_out"), vec![m, d], 0.0, sd(m));
+                gauss(format!("{p}.mlp.b_out"), vec![d], 0.0, 0.1);
+                if cfg.act_fn.is_some_and(|a| a.has_layer_norm()) {
+                    norm(
+                        &mut gauss,
+                        &format!("{p}.mlp.ln"),
+                        cfg.mlp_ln_normalization(),
+                        m,
+                    );
+                }
+            }
+        }
+        norm(&mut gauss, "ln_final", cfg.final_normalization(), d);
+        gauss("unembed.W_U".into(), vec![d, cfg.d_vocab_out], 0.0, sd(d));
+        gauss("unembed.b_U".into(), vec![cfg.d_vocab_out], 0.0, 0.1);
+        let src = NamedTensors::from_host(std::path::Path::new("<random>"), host);
+        Weights::from_named(cfg, &src, device)
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        self.w_e.device()
+    }
+
+    /// Checks every tensor is f32 (the forward pass assumes it).
+    pub fn dtype(&self) -> DType {
+        self.w_e.dtype()
+    }
+}
+
+fn unexpected_reason(cfg: &ModelConfig, name: &str) -> String {
+    if name.ends_with("W_gate") {
+        "gated_mlp is false in config.json".into()
+    } else if name.starts_with("pos_embed") {
+        match cfg.positional {
+            Positional::Rotary(_) => {
+                "positional_embedding_type is rotary, which has no W_pos".into()
+            }
+            _ => "not a parameter of this config".into(),
+        }
+    } else if name.contains(".ln") || name.starts_with("ln_final") {
+        format!(
+            "normalization_type is {} in config.json",
+            cfg.normalization.tl_name().unwrap_or("null")
+        )
+    } else if name.contains(".mlp.") || name.contains(".ln2.") {
+        if cfg.attn_only {
+            "attn_only is true in config.json".into()
+        } else {
+            "not a parameter of this config".into()
+        }
+    } else if let Some(rest) = name.strip_prefix("blocks.") {
+        let layer = rest.split('.').next().unwrap_or("");
+        format!(
+            "config.json has n_layers = {}, so there is no block {layer}",
+            cfg.n_layers
+        )
+    } else {
+        "not a TransformerLens parameter of this config".into()
+    }
+}

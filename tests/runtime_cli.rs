@@ -1,0 +1,224 @@
+//! The `run` and `patch` subcommands, through the built binary: TransformerLens parity,
+//! patching parity, tracr decoding, determinism.
+
+mod runtime_common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use candle_core::Device;
+use congruity::model::io::read_safetensors;
+use runtime_common::{assert_close, case_dirs, fixtures, read_token_rows};
+use serde_json::{Value, json};
+
+fn congruity(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_congruity"))
+        .args(args)
+        .output()
+        .expect("the congruity binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = congruity(args);
+    assert!(
+        out.status.success(),
+        "congruity {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn run_cache_reproduces_transformer_lens() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in case_dirs("transformer_lens") {
+        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let out = tmp.path().join(format!("{case}.safetensors"));
+        ok(&[
+            "run",
+            "--model",
+            s(&dir),
+            "--tokens",
+            s(&dir.join("tokens.json")),
+            "--cache",
+            s(&out),
+            "--hooks",
+            "*",
+        ]);
+        let got = read_safetensors(&out, &Device::Cpu).unwrap();
+        let want = read_safetensors(&dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+        for (name, w) in &want {
+            let g = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{case}: CLI cache lacks {name}"));
+            assert_close(&format!("cli {case}/{name}"), g, w);
+        }
+    }
+}
+
+#[test]
+fn run_keeps_only_the_requested_hooks_and_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &case_dirs("transformer_lens")[0];
+    let tokens = dir.join("tokens.json");
+    let a = tmp.path().join("a.safetensors");
+    let b = tmp.path().join("b.safetensors");
+    for out in [&a, &b] {
+        ok(&[
+            "run",
+            "--model",
+            s(dir),
+            "--tokens",
+            s(&tokens),
+            "--cache",
+            s(out),
+            "--hooks",
+            "blocks.*.attn.hook_z",
+            "--hooks",
+            "hook_embed",
+        ]);
+    }
+    let got = read_safetensors(&a, &Device::Cpu).unwrap();
+    let names: Vec<&String> = got.keys().collect();
+    assert_eq!(
+        names,
+        [
+            "blocks.0.attn.hook_z",
+            "blocks.1.attn.hook_z",
+            "hook_embed",
+            "logits"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same command, same bytes"
+    );
+}
+
+#[test]
+fn patch_reproduces_transformer_lens_patching() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in case_dirs("transformer_lens") {
+        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let source_rows = read_token_rows(&dir.join("tokens.json"), "source_tokens");
+        let src = tmp.path().join(format!("{case}.source.json"));
+        std::fs::write(&src, json!({ "tokens": source_rows }).to_string()).unwrap();
+        let out = tmp.path().join(format!("{case}.patch.safetensors"));
+        ok(&[
+            "patch",
+            "--model",
+            s(&dir),
+            "--tokens",
+            s(&dir.join("tokens.json")),
+            "--source",
+            s(&src),
+            "--hook",
+            "blocks.0.attn.hook_z",
+            "--head",
+            "1",
+            "--out",
+            s(&out),
+        ]);
+        let got = read_safetensors(&out, &Device::Cpu).unwrap();
+        let want = read_safetensors(&dir.join("patching.safetensors"), &Device::Cpu).unwrap();
+        for name in ["patched_logits", "source_logits"] {
+            assert_close(&format!("cli {case}/{name}"), &got[name], &want[name]);
+        }
+        let expected = read_safetensors(&dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+        assert_close(
+            &format!("cli {case}/base_logits"),
+            &got["base_logits"],
+            &expected["logits"],
+        );
+
+        // Patching every position explicitly is the same as patching all of them.
+        let all_pos: Vec<String> = (0..source_rows[0].len()).map(|p| p.to_string()).collect();
+        let out2 = tmp.path().join(format!("{case}.patch2.safetensors"));
+        let base_tokens = dir.join("tokens.json");
+        let mut args = vec![
+            "patch",
+            "--model",
+            s(&dir),
+            "--tokens",
+            s(&base_tokens),
+            "--source",
+            s(&src),
+            "--hook",
+            "blocks.0.attn.hook_z",
+            "--head",
+            "1",
+            "--out",
+            s(&out2),
+            "--pos",
+        ];
+        args.extend(all_pos.iter().map(String::as_str));
+        ok(&args);
+        let got2 = read_safetensors(&out2, &Device::Cpu).unwrap();
+        assert_close(
+            &format!("cli {case}/patched_logits (--pos all)"),
+            &got2["patched_logits"],
+            &want["patched_logits"],
+        );
+    }
+}
+
+#[test]
+fn run_input_decodes_every_tracr_io_case() {
+    for dir in case_dirs("tracr") {
+        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let io: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("io.json")).unwrap()).unwrap();
+        for (i, c) in io["cases"].as_array().unwrap().iter().enumerate() {
+            let input: Vec<&str> = c["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            let input = input.join(" ");
+            let printed = ok(&["run", "--model", s(&dir), "--input", &input, "--json"]);
+            let got: Value = serde_json::from_str(printed.trim()).unwrap();
+            assert_eq!(got, json!({ "output": c["model"] }), "{case}: {input}");
+            if i % 10 == 0 {
+                let text = ok(&["run", "--model", s(&dir), "--input", &input]);
+                let want: Vec<String> = c["model"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                assert_eq!(text.trim_end(), want.join(" "), "{case}: {input}");
+            }
+        }
+    }
+}
+
+#[test]
+fn run_input_can_also_save_a_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("rev.safetensors");
+    let dir = fixtures().join("tracr/reverse");
+    let printed = ok(&[
+        "run",
+        "--model",
+        s(&dir),
+        "--input",
+        "a c b",
+        "--cache",
+        s(&out),
+        "--hooks",
+        "blocks.3.hook_attn_out",
+    ]);
+    assert_eq!(printed.trim(), "b c a");
+    let got = read_safetensors(&out, &Device::Cpu).unwrap();
+    assert_eq!(got["logits"].dims(), &[1, 4, 3]);
+    assert_eq!(got["blocks.3.hook_attn_out"].dims(), &[1, 4, 35]);
+}
