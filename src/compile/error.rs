@@ -1,0 +1,111 @@
+//! The compiler's one error type. Every variant names the program (and node, file, tensor) it is
+//! about and says what was expected, so a failed compile reads like a type error, not a panic.
+
+use std::path::PathBuf;
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum CompileError {
+    /// A construct the compiler has no exact transformer block for.
+    #[error("cannot compile `{program}`, node `{node}`: {reason}")]
+    #[diagnostic(code(congruity::compile::unsupported))]
+    Unsupported {
+        program: String,
+        node: String,
+        reason: String,
+        #[help]
+        help: Option<String>,
+    },
+
+    /// A categorical aggregate whose selector picks two positions holding different values on
+    /// some input of the domain: a transformer would average the two one-hot values, so the
+    /// program has no exact compilation (tracr silently outputs garbage here).
+    #[error(
+        "`{program}`: categorical aggregate `{node}` selects more than one position on input [{input}] \
+         ({detail}){partial_note}"
+    )]
+    #[diagnostic(
+        code(congruity::compile::ambiguous_aggregate),
+        help(
+            "make the selector pick at most one position (e.g. break ties with `indices`), or make the \
+             aggregate `numerical` if a mean is meant"
+        )
+    )]
+    AmbiguousAggregate {
+        program: String,
+        node: String,
+        input: String,
+        detail: String,
+        /// Empty when the whole domain was enumerated.
+        partial_note: String,
+    },
+
+    /// The reference evaluator rejected an input of the domain (division by zero, ...): the
+    /// interpretation is not a total function on its domain, so there is nothing exact to compile.
+    #[error("`{program}` fails on input [{input}] of its domain: {reason}")]
+    #[diagnostic(code(congruity::compile::evaluation))]
+    Evaluation {
+        program: String,
+        input: String,
+        reason: String,
+    },
+
+    /// A value set the compiler cannot lay out (non-numeric values in a numerical sequence, ...).
+    #[error("`{program}`, node `{node}`: {reason}")]
+    #[diagnostic(code(congruity::compile::values))]
+    Values {
+        program: String,
+        node: String,
+        reason: String,
+    },
+
+    #[error("no interpretation or pipeline named `{name}` in {file}; available: {available}")]
+    #[diagnostic(code(congruity::compile::unknown_program))]
+    UnknownProgram {
+        name: String,
+        file: String,
+        available: String,
+    },
+
+    #[error("pipeline `{pipeline}`: {reason}")]
+    #[diagnostic(code(congruity::compile::pipeline))]
+    Pipeline { pipeline: String, reason: String },
+
+    #[error("sampler: {reason}")]
+    #[diagnostic(code(congruity::compile::sample))]
+    Sample { reason: String },
+
+    #[error("cannot write {path}: {reason}")]
+    #[diagnostic(code(congruity::compile::write))]
+    Write { path: PathBuf, reason: String },
+
+    #[error("cannot read {path}: {reason}")]
+    #[diagnostic(code(congruity::compile::read))]
+    Read { path: PathBuf, reason: String },
+
+    /// A broken invariant of the compiler itself; always a bug, reported instead of panicking.
+    #[error("internal compiler error in `{program}`: {what}")]
+    #[diagnostic(
+        code(congruity::compile::internal),
+        help("please report this with the spec file")
+    )]
+    Internal { program: String, what: String },
+}
+
+impl CompileError {
+    pub(crate) fn internal(program: &str, what: impl Into<String>) -> CompileError {
+        CompileError::Internal {
+            program: program.to_string(),
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>, reason: impl ToString) -> CompileError {
+        CompileError::Write {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Scalar semantics the compiler needs to tabulate lambdas and predicates on finite value sets.
+//!
+//! The compiler builds lookup tables (MLPs) and attention patterns by evaluating each lambda on
+//! every combination of its arguments' value sets, with the reference evaluator's own scalar
+//! functions (`lang::eval`), so a table can never disagree with the semantics it implements.
+//!
+//! A failure here does not abort compilation: value sets are over-approximations, so a lambda may
+//! fail on a combination no input reaches. Such cells become "don't care" (no write); whether a
+//! reachable input fails is decided by the domain check against the reference evaluator.
+
+use num_rational::Rational64;
+
+use crate::lang::eval;
+use crate::lang::ir::{Lambda, Predicate, Value};
+
+/// Why a lambda could not be evaluated on one combination of arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalarError(pub String);
+
+/// `map` / `map2` semantics (the reference evaluator's): a `none` argument gives `none` without
+/// evaluating the body.
+pub fn apply(f: &Lambda, args: &[Value]) -> Result<Value, ScalarError> {
+    if args.iter().any(|a| *a == Value::None) {
+        return Ok(Value::None);
+    }
+    eval::eval_scalar(&f.body, args).map_err(|e| ScalarError(e.to_string()))
+}
+
+/// Whether `select(keys, queries, pred)` selects key value `key` for query value `query`, as the
+/// reference evaluator decides it (`none == none` is true there).
+pub fn holds(pred: &Predicate, key: &Value, query: &Value) -> Result<bool, ScalarError> {
+    match pred {
+        Predicate::Cmp(c) => eval::compare(*c, key, query).map_err(|e| ScalarError(e.to_string())),
+        Predicate::Lambda(l) => match eval::eval_scalar(&l.body, &[key.clone(), query.clone()]) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(ScalarError(format!(
+                "a select predicate must give a boolean, found {other}"
+            ))),
+            Err(e) => Err(ScalarError(e.to_string())),
+        },
+    }
+}
+
+/// A value as a number: numbers themselves, booleans as 0 / 1 (tracr's numerical booleans).
+pub fn as_number(v: &Value) -> Option<Rational64> {
+    match v {
+        Value::Num(r) => Some(*r),
+        Value::Bool(b) => Some(Rational64::from_integer(i64::from(*b))),
+        _ => None,
+    }
+}
+
+/// The exact decimal text of a value as a token or label: symbols raw (no quotes), numbers as
+/// integers or `p/q`.
+pub fn token_text(v: &Value) -> String {
+    match v {
+        Value::Sym(s) => s.to_string(),
+        other => other.to_string(),
+    }
+}
+
+pub fn to_f64(r: Rational64) -> f64 {
+    *r.numer() as f64 / *r.denom() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::ir::{BinOp, Comparison, Expr};
+
+    fn lam(body: Expr) -> Lambda {
+        Lambda {
+            params: vec!["a".into(), "b".into()],
+            body,
+        }
+    }
+
+    #[test]
+    fn none_short_circuits_maps_and_equality_sees_none() {
+        let f = lam(Expr::Binary(
+            BinOp::Add,
+            Box::new(Expr::Param(0)),
+            Box::new(Expr::Param(1)),
+        ));
+        assert_eq!(
+            apply(&f, &[Value::None, Value::int(1)]).unwrap(),
+            Value::None
+        );
+        assert!(holds(&Predicate::Cmp(Comparison::Eq), &Value::None, &Value::None).unwrap());
+        assert!(
+            holds(
+                &Predicate::Cmp(Comparison::True),
+                &Value::None,
+                &Value::int(1)
+            )
+            .unwrap()
+        );
+        assert!(
+            holds(
+                &Predicate::Cmp(Comparison::Lt),
+                &Value::None,
+                &Value::int(1)
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn predicates_take_key_then_query() {
+        assert!(
+            holds(
+                &Predicate::Cmp(Comparison::Lt),
+                &Value::int(1),
+                &Value::int(2)
+            )
+            .unwrap()
+        );
+        assert!(
+            !holds(
+                &Predicate::Cmp(Comparison::Lt),
+                &Value::int(2),
+                &Value::int(1)
+            )
+            .unwrap()
+        );
+    }
+}
