@@ -4,8 +4,6 @@
 //! to the largest head); MLP groups placed in the same layer share its hidden units. `W_Q`
 //! carries the softmax coldness; `use_attn_scale` is false, so scores are `q·k` as built.
 
-use std::ops::Range;
-
 use serde::Serialize;
 
 use super::blocks::{Dir, EmbedFn, Sparse};
@@ -29,7 +27,7 @@ pub struct OpPlacement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub units: Option<Range<usize>>,
+    pub units: Option<Vec<usize>>,
 }
 
 fn col(layout: &Layout, plan: &Plan, d: Dir) -> Result<usize, CompileError> {
@@ -228,7 +226,7 @@ pub fn assemble(
                 layer: l,
                 sublayer: "mlp",
                 head: None,
-                units: Some(start..next),
+                units: Some((start..next).collect()),
             };
         }
         layers.push(Layer {

@@ -25,6 +25,7 @@ pub mod layout;
 pub mod lower;
 pub mod mlp;
 pub mod report;
+pub mod sample;
 pub mod scalar;
 pub mod schedule;
 pub mod selector;

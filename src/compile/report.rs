@@ -5,11 +5,12 @@
 use serde_json::{Value as Json, json};
 
 use super::Compiled;
+use super::assemble::OpPlacement;
 use super::blocks::{Dir, EmbedFn};
 use super::lower::{OpBlock, Producer};
 use crate::lang::ir::NodeId;
 
-fn hooks_of(c: &Compiled, node: NodeId) -> Vec<Json> {
+fn hooks_of(c: &Compiled, placement: &[OpPlacement], node: NodeId) -> Vec<Json> {
     let mut out = Vec::new();
     match c.plan.producer.get(node.0) {
         Some(Producer::Embedding) => {
@@ -24,14 +25,14 @@ fn hooks_of(c: &Compiled, node: NodeId) -> Vec<Json> {
                 if !op.block.nodes().contains(&node) {
                     continue;
                 }
-                let p = &c.placement[i];
+                let p = &placement[i];
                 match &op.block {
                     OpBlock::Head(_) => out.push(
                         json!({"hook": format!("blocks.{}.attn.hook_z", p.layer), "head": p.head}),
                     ),
                     OpBlock::Mlp(_) => out.push(json!({
                         "hook": format!("blocks.{}.mlp.hook_post", p.layer),
-                        "units": p.units.as_ref().map(|r| [r.start, r.end]),
+                        "units": p.units,
                     })),
                 }
             }
@@ -42,6 +43,11 @@ fn hooks_of(c: &Compiled, node: NodeId) -> Vec<Json> {
 }
 
 pub fn report_json(c: &Compiled) -> Json {
+    report_with(c, &c.placement, &c.shape())
+}
+
+/// The report of an implementation of `c` whose ops sit at `placement` (a sampled one).
+pub fn report_with(c: &Compiled, placement: &[OpPlacement], shape: &super::Shape) -> Json {
     let plan = &c.plan;
     let variables: Vec<Json> = (0..plan.info.seqs.len())
         .filter(|i| plan.info.seqs[*i].is_some() && plan.producer[*i] != Producer::Selector)
@@ -61,14 +67,14 @@ pub fn report_json(c: &Compiled) -> Json {
                 "encoding": plan.info.seqs[i].as_ref().map(|s| s.encoding()),
                 "written_to_residual": plan.materialized[i],
                 "residual": residual,
-                "computed_by": hooks_of(c, id),
+                "computed_by": hooks_of(c, placement, id),
             })
         })
         .collect();
     let ops: Vec<Json> = plan
         .ops
         .iter()
-        .zip(&c.placement)
+        .zip(placement)
         .map(|(op, p)| {
             let computes: Vec<&String> = op.block.nodes().iter().map(|n| &plan.info.labels[n.0]).collect();
             match &op.block {
@@ -84,7 +90,7 @@ pub fn report_json(c: &Compiled) -> Json {
                     "kind": "Mlp",
                     "computes": computes,
                     "layer": p.layer,
-                    "units": p.units.as_ref().map(|r| [r.start, r.end]),
+                    "units": p.units,
                     "strategy": g.strategy,
                     "sources": g.sources.iter().map(|s| &plan.info.labels[s.node.0]).collect::<Vec<_>>(),
                 }),
@@ -93,7 +99,7 @@ pub fn report_json(c: &Compiled) -> Json {
         .collect();
     json!({
         "program": plan.program,
-        "shape": c.shape(),
+        "shape": shape,
         "softmax_coldness": c.coldness,
         "attention_scale": "scores are q·k (use_attn_scale = false); W_Q carries the coldness",
         "variables": variables,

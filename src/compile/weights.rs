@@ -47,21 +47,17 @@ impl Mat {
         &mut self.data[r * self.cols..(r + 1) * self.cols]
     }
 
-    /// `self · other`.
+    /// `self · other` (faer, sequential: the same bits whatever the thread count).
     pub fn matmul(&self, other: &Mat) -> Mat {
         assert_eq!(self.cols, other.rows, "matmul shape mismatch");
+        let a = faer::MatRef::from_row_major_slice(&self.data, self.rows, self.cols);
+        let b = faer::MatRef::from_row_major_slice(&other.data, other.rows, other.cols);
+        let mut c = faer::Mat::<f64>::zeros(self.rows, other.cols);
+        faer::linalg::matmul::matmul(c.as_mut(), faer::Accum::Replace, a, b, 1.0, faer::Par::Seq);
         let mut out = Mat::zeros(self.rows, other.cols);
         for i in 0..self.rows {
-            for k in 0..self.cols {
-                let a = self.get(i, k);
-                if a == 0.0 {
-                    continue;
-                }
-                let orow = other.row(k);
-                let dst = out.row_mut(i);
-                for (d, b) in dst.iter_mut().zip(orow) {
-                    *d += a * b;
-                }
+            for j in 0..other.cols {
+                out.set(i, j, c[(i, j)]);
             }
         }
         out

@@ -128,20 +128,27 @@ impl RuntimeModel {
     }
 }
 
-/// Compares model outputs with the evaluator on every input the evaluator accepts; returns the
-/// number of inputs compared and panics with the first mismatch.
-pub fn assert_matches_evaluator(
+/// The evaluator's output on each input of a domain (`None` where it rejects the input).
+pub fn expected_outputs(program: &Program, domain: &Domain) -> Vec<Option<Vec<Value>>> {
+    domain
+        .inputs
+        .iter()
+        .map(|x| lang::eval::eval_output(program, x).ok())
+        .collect()
+}
+
+/// Compares model outputs with precomputed evaluator outputs on every input the evaluator
+/// accepts; returns the number compared and panics with the first mismatch.
+pub fn assert_matches_expected(
     what: &str,
-    program: &Program,
     domain: &Domain,
+    expected: &[Option<Vec<Value>>],
     outputs: &[Vec<Value>],
 ) -> usize {
     let mut compared = 0;
-    for (input, got) in domain.inputs.iter().zip(outputs) {
-        let Ok(want) = lang::eval::eval_output(program, input) else {
-            continue;
-        };
-        let ok = got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| same_value(g, w));
+    for ((input, want), got) in domain.inputs.iter().zip(expected).zip(outputs) {
+        let Some(want) = want else { continue };
+        let ok = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| same_value(g, w));
         assert!(
             ok,
             "{what}: input [{}]: model {:?}, evaluator {:?}",
@@ -152,4 +159,83 @@ pub fn assert_matches_evaluator(
         compared += 1;
     }
     compared
+}
+
+/// [`assert_matches_expected`] evaluating the program on the spot.
+pub fn assert_matches_evaluator(
+    what: &str,
+    program: &Program,
+    domain: &Domain,
+    outputs: &[Vec<Value>],
+) -> usize {
+    assert_matches_expected(what, domain, &expected_outputs(program, domain), outputs)
+}
+
+impl RuntimeModel {
+    /// The paper's representation of each input: the residual stream after every layer
+    /// (`blocks.{l}.hook_resid_post`), mean-pooled over positions, concatenated over layers.
+    pub fn representations(&self, io: &IoSpec, inputs: &[Vec<Value>]) -> Vec<Vec<f32>> {
+        let n_layers = self.transformer.config().n_layers;
+        let names: Vec<String> = (0..n_layers)
+            .map(|l| format!("blocks.{l}.hook_resid_post"))
+            .collect();
+        let select = self.transformer.select_hooks(&names).expect("hooks");
+        let mut out = Vec::with_capacity(inputs.len());
+        for x in inputs {
+            let row: Vec<u32> = io
+                .encode(x)
+                .expect("in vocab")
+                .into_iter()
+                .map(|t| t as u32)
+                .collect();
+            let batch = TokenBatch::new(&[row]).expect("batch");
+            let run = self
+                .transformer
+                .forward(&batch, &RunOptions::cache(select.clone()))
+                .expect("forward");
+            let mut rep = Vec::new();
+            for name in &names {
+                let t = run
+                    .cache
+                    .get_by_name(name)
+                    .expect("hook name")
+                    .expect("cached");
+                let m: Vec<Vec<f32>> = t.squeeze(0).expect("batch 1").to_vec2().expect("2d");
+                let d = m[0].len();
+                for j in 0..d {
+                    rep.push(m.iter().map(|r| r[j]).sum::<f32>() / m.len() as f32);
+                }
+            }
+            out.push(rep);
+        }
+        out
+    }
+}
+
+/// Whether two representation matrices (inputs × features) are equal up to a permutation of
+/// the features (within `tol`).
+pub fn equal_up_to_permutation(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32) -> bool {
+    let (Some(ra), Some(rb)) = (a.first(), b.first()) else {
+        return a.len() == b.len();
+    };
+    if a.len() != b.len() || ra.len() != rb.len() {
+        return false;
+    }
+    let col = |m: &[Vec<f32>], j: usize| -> Vec<f32> { m.iter().map(|r| r[j]).collect() };
+    let mut used = vec![false; rb.len()];
+    for j in 0..ra.len() {
+        let ca = col(a, j);
+        let hit = (0..rb.len()).find(|k| {
+            !used[*k]
+                && col(b, *k)
+                    .iter()
+                    .zip(&ca)
+                    .all(|(x, y)| (x - y).abs() <= tol)
+        });
+        match hit {
+            Some(k) => used[k] = true,
+            None => return false,
+        }
+    }
+    true
 }
