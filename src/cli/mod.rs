@@ -2,6 +2,7 @@
 //! `run` function returning the process exit code; this file only dispatches.
 
 pub mod similarity;
+pub mod compare;
 pub mod check;
 pub mod eval;
 pub mod fmt;
@@ -23,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
     Similarity(similarity::Args),
+    /// Interpretive equivalence: selectivity / transfer matrices of sampled implementations and models
+    Compare(compare::Args),
     /// Parse and type-check spec files (files or directories of *.interp).
     Check(check::Args),
     /// Evaluate an interpretation or pipeline on one input with the exact reference evaluator.
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Similarity(args) => similarity::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Fmt(args) => fmt::run(args),

@@ -21,9 +21,12 @@
 //! of Wald, and row alignment of every representation checked ([`InputsId`]).
 
 pub mod chain;
+pub mod compare;
 pub mod extract;
 pub mod inputs;
 pub mod intervention;
+pub mod model_test;
+pub mod plot;
 pub mod point;
 pub mod representation;
 pub mod sampled;
