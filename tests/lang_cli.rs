@@ -213,3 +213,23 @@ fn bundled_tracr_specs_are_canonical() {
     ]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+#[test]
+fn eval_errors_point_at_the_failing_variable() {
+    let d = temp_dir("evalerr");
+    let f = write(
+        &d,
+        "amb.interp",
+        "task t { vocab {a, b} max_len 3 }\ninterpretation i for t {\n  same = aggregate(select(tokens, tokens, ==), indices)\n  output same\n}\n",
+    );
+    let o = congruity(&["eval", &f, "--input", "a b"]);
+    assert_eq!(stdout(&o), "0 1\n", "{}", stderr(&o));
+    let o = congruity(&["eval", &f, "--input", "a b a"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("ambiguous categorical aggregate `same`"),
+        "{err}"
+    );
+    assert!(err.contains("amb.interp:3:10"), "{err}");
+}

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::check::{eprint_error, eprint_report};
-use crate::lang::eval::{eval_output, eval_pipeline, value_json, value_text};
-use crate::lang::ir::Value;
+use crate::lang::eval::{EvalError, eval_output, eval_pipeline, value_json, value_text};
+use crate::lang::ir::{Program, Value};
 use crate::lang::{self, ErrorKind, LangError, ast};
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +64,8 @@ fn eval(args: &Args) -> Result<Vec<Value>, Failure> {
     if let Some(program) = spec.programs.get(&name) {
         let input =
             lang::domain::parse_input(&program.task, &args.input).map_err(Failure::Error)?;
-        return eval_output(program, &input).map_err(|e| Failure::Error(eval_error(&name, e)));
+        return eval_output(program, &input)
+            .map_err(|e| Failure::Error(eval_error(&loaded, program, &name, e)));
     }
     if let Some(pipeline) = spec.pipelines.get(&name) {
         let Some(first) = pipeline
@@ -79,7 +80,18 @@ fn eval(args: &Args) -> Result<Vec<Value>, Failure> {
         let input = lang::domain::parse_input(&first.task, &args.input).map_err(Failure::Error)?;
         return eval_pipeline(spec, pipeline, &input)
             .map(|t| t.output().to_vec())
-            .map_err(|e| Failure::Error(eval_error(&name, e)));
+            .map_err(|e| {
+                let stage = match &e {
+                    EvalError::Stage { program, .. } => spec.programs.get(program),
+                    _ => None,
+                };
+                Failure::Error(match stage {
+                    Some(p) => eval_error(&loaded, p, &name, e),
+                    None => {
+                        LangError::new(ErrorKind::Eval, format!("evaluating `{name}` failed: {e}"))
+                    }
+                })
+            });
     }
     let mut known: Vec<&str> = spec
         .programs
@@ -102,8 +114,43 @@ fn eval(args: &Args) -> Result<Vec<Value>, Failure> {
     Err(Failure::Error(e))
 }
 
-fn eval_error(name: &str, e: lang::eval::EvalError) -> LangError {
-    LangError::new(ErrorKind::Eval, format!("evaluating `{name}` failed: {e}"))
+/// An evaluation error, pointing at the variable that failed when it is known.
+fn eval_error(loaded: &lang::Loaded, program: &Program, name: &str, e: EvalError) -> LangError {
+    let message = format!("evaluating `{name}` failed: {e}");
+    let inner = match &e {
+        EvalError::Stage { error, .. } => error.as_ref(),
+        other => other,
+    };
+    let node = match inner {
+        EvalError::Scalar { node, .. }
+        | EvalError::AmbiguousAggregate { node, .. }
+        | EvalError::NonNumericAggregate { node, .. }
+        | EvalError::NonBoolPredicate { node, .. }
+        | EvalError::Overflow { node } => Some(node.as_str()),
+        _ => None,
+    };
+    let source = node
+        .and_then(|n| {
+            if n == "output" {
+                Some(program.output)
+            } else {
+                program.graph.by_name(n)
+            }
+        })
+        .and_then(|id| program.graph.node(id).source.clone());
+    let file = source
+        .as_ref()
+        .and_then(|s| loaded.files.iter().find(|f| f.path == s.file));
+    match (source, file) {
+        (Some(s), Some(f)) => LangError::at(
+            ErrorKind::Eval,
+            &f.source,
+            lang::ast::Span::new(s.start, s.end),
+            message,
+            "evaluation failed here",
+        ),
+        _ => LangError::new(ErrorKind::Eval, message),
+    }
 }
 
 /// The file's only interpretation (or only pipeline).
