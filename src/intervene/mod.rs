@@ -255,6 +255,47 @@ mod tests {
     }
 
     #[test]
+    fn hook_tokens_caches_ids_and_patching_it_runs_the_source() {
+        let mut cfg = ModelConfig::simple(1, 8, 2, 16, 7, 6);
+        cfg.use_hook_tokens = true;
+        let m = Transformer::random(cfg, 5, &Device::Cpu).unwrap();
+        let base = TokenBatch::new(&[vec![1, 2, 3]]).unwrap();
+        let source = TokenBatch::new(&[vec![6, 5, 4]]).unwrap();
+        let cache = activations(&m, &base, [HookPoint::Tokens]).unwrap();
+        assert_eq!(
+            vec3(cache.get(&HookPoint::Tokens).unwrap()),
+            vec![1., 2., 3.]
+        );
+        let out = patch(
+            &m,
+            &base,
+            &source,
+            &[Site::hook(HookPoint::Tokens).with_positions(vec![0, 1, 2])],
+        )
+        .unwrap();
+        assert_eq!(vec3(&out.patched_logits), vec3(&out.source_logits));
+        // Zeroing token ids is allowed (id 0 exists); a mean of ids that is not an integer is not.
+        let reference = TokenBatch::new(&[vec![1, 2, 3], vec![2, 2, 3]]).unwrap();
+        let iv = mean_ablation(&m, Site::hook(HookPoint::Tokens), &reference).unwrap();
+        let msg = m
+            .forward(&base, &RunOptions::intervene(&[iv]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("1.5") && msg.contains("not a token id"),
+            "{msg}"
+        );
+        // Without use_hook_tokens the hook does not exist.
+        let plain = model();
+        assert!(
+            activations(&plain, &base, [HookPoint::Tokens])
+                .unwrap_err()
+                .to_string()
+                .contains("use_hook_tokens")
+        );
+    }
+
+    #[test]
     fn mismatched_batches_are_errors() {
         let m = model();
         let a = TokenBatch::new(&[vec![1, 2]]).unwrap();

@@ -157,6 +157,8 @@ pub struct ModelConfig {
     /// Per-head copy of the residual as attention input (`hook_attn_in`).
     pub use_attn_in: bool,
     pub use_hook_mlp_in: bool,
+    /// Whether `hook_tokens` exists.
+    pub use_hook_tokens: bool,
 }
 
 /// Fields that change the forward pass in ways congruity does not implement: they must be
@@ -539,6 +541,7 @@ impl ModelConfig {
             use_split_qkv_input: f.bool("use_split_qkv_input", false)?,
             use_attn_in: f.bool("use_attn_in", false)?,
             use_hook_mlp_in: f.bool("use_hook_mlp_in", false)?,
+            use_hook_tokens: f.bool("use_hook_tokens", false)?,
         })
     }
 
@@ -639,6 +642,7 @@ impl ModelConfig {
         );
         m.insert("use_attn_in".into(), json!(self.use_attn_in));
         m.insert("use_hook_mlp_in".into(), json!(self.use_hook_mlp_in));
+        m.insert("use_hook_tokens".into(), json!(self.use_hook_tokens));
         m.insert("dtype".into(), json!("torch.float32"));
         Value::Object(m)
     }
@@ -680,6 +684,7 @@ impl ModelConfig {
             use_split_qkv_input: false,
             use_attn_in: false,
             use_hook_mlp_in: false,
+            use_hook_tokens: false,
         }
     }
 }

@@ -85,6 +85,8 @@ pub enum BlockHook {
 /// A TransformerLens hook point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HookPoint {
+    /// `hook_tokens` (`use_hook_tokens` only): the token ids `[batch, pos]`, as f32 in caches.
+    Tokens,
     /// `hook_embed`
     Embed,
     /// `hook_pos_embed` (standard and shortformer positions only)
@@ -161,7 +163,11 @@ impl HookPoint {
     /// that are asked for are computed: `attn.hook_result` exists whatever `use_attn_result`
     /// says, and `hook_mlp_in` whatever `use_hook_mlp_in` says.
     pub fn all_for(cfg: &ModelConfig) -> Vec<HookPoint> {
-        let mut out = vec![HookPoint::Embed];
+        let mut out = vec![];
+        if cfg.use_hook_tokens {
+            out.push(HookPoint::Tokens);
+        }
+        out.push(HookPoint::Embed);
         if cfg.has_pos_embed() {
             out.push(HookPoint::PosEmbed);
         }
@@ -262,6 +268,7 @@ fn attn_name(a: AttnHook) -> &'static str {
 impl fmt::Display for HookPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            HookPoint::Tokens => f.write_str("hook_tokens"),
             HookPoint::Embed => f.write_str("hook_embed"),
             HookPoint::PosEmbed => f.write_str("hook_pos_embed"),
             HookPoint::LnFinal(n) => write!(f, "ln_final.{}", norm_name(*n)),
@@ -363,6 +370,7 @@ impl FromStr for HookPoint {
             hint: hint.to_string(),
         };
         match s {
+            "hook_tokens" => return Ok(HookPoint::Tokens),
             "hook_embed" => return Ok(HookPoint::Embed),
             "hook_pos_embed" => return Ok(HookPoint::PosEmbed),
             "unembed.hook_in" => return Ok(HookPoint::UnembedIn),
@@ -523,6 +531,7 @@ mod tests {
 
     fn arb_hook() -> impl Strategy<Value = HookPoint> {
         prop_oneof![
+            Just(HookPoint::Tokens),
             Just(HookPoint::Embed),
             Just(HookPoint::PosEmbed),
             (0usize..200, arb_block_hook())

@@ -259,6 +259,7 @@ pub fn tracr_config(s: &TracrShape, causal: bool) -> ModelConfig {
         use_split_qkv_input: false,
         use_attn_in: false,
         use_hook_mlp_in: false,
+        use_hook_tokens: false,
     }
 }
 

@@ -392,6 +392,7 @@ impl Transformer {
                 format!("the model has {} layers", c.n_layers)
             }
             HookPoint::PosEmbed => "the model has no positional embedding (rotary)".into(),
+            HookPoint::Tokens => "use_hook_tokens is false".into(),
             HookPoint::LnFinal(_) => "the model has no final normalization".into(),
             HookPoint::Block { hook, .. } => match hook {
                 BlockHook::Ln1(_) | BlockHook::Ln2(_) => {
@@ -478,6 +479,11 @@ impl Transformer {
     fn forward_inner(&self, tokens: &TokenBatch, run: &mut Run<'_>) -> Result<Tensor, ModelError> {
         let (b, p, d) = (tokens.batch(), tokens.len(), self.config.d_model);
         let ids = Tensor::from_slice(tokens.ids(), b * p, &self.device).ctx("uploading tokens")?;
+        let ids = if self.config.use_hook_tokens && run.wants(&HookPoint::Tokens) {
+            self.hook_tokens(ids, b, p, run)?
+        } else {
+            ids
+        };
         let embed = self
             .weights
             .w_e
@@ -521,6 +527,40 @@ impl Transformer {
             Some(cap) => soft_cap(&logits, cap).ctx("capping logits"),
             None => Ok(logits),
         }
+    }
+
+    /// `hook_tokens`: the ids as f32 `[batch, pos]`. Interventions may change them (patching
+    /// tokens from a source run); the result must still be valid token ids.
+    fn hook_tokens(
+        &self,
+        ids: Tensor,
+        b: usize,
+        p: usize,
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let ctx = "hook_tokens";
+        let as_f32 = ids
+            .to_dtype(DType::F32)
+            .and_then(|t| t.reshape((b, p)))
+            .ctx(ctx)?;
+        let hooked = run.hook(HookPoint::Tokens, as_f32)?;
+        let values: Vec<f32> = hooked.flatten_all().and_then(|t| t.to_vec1()).ctx(ctx)?;
+        let mut out = Vec::with_capacity(values.len());
+        for (i, v) in values.into_iter().enumerate() {
+            if v.fract() != 0.0 || v < 0.0 || v as usize >= self.config.d_vocab {
+                return Err(ModelError::Intervention {
+                    hook: HookPoint::Tokens.to_string(),
+                    reason: format!(
+                        "batch {}, position {} became {v}, which is not a token id below d_vocab = {}",
+                        i / p,
+                        i % p,
+                        self.config.d_vocab
+                    ),
+                });
+            }
+            out.push(v as u32);
+        }
+        Tensor::from_vec(out, b * p, &self.device).ctx(ctx)
     }
 
     /// `[p, p]` u8, 1 where key ≤ query.
