@@ -4,10 +4,12 @@
 pub mod similarity;
 pub mod compare;
 pub mod check;
+pub mod compile;
 pub mod eval;
 pub mod fmt;
 pub mod patch;
 pub mod run;
+pub mod sample;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,10 @@ pub enum Command {
     Run(run::Args),
     /// Activation patching: one hook (head, positions) from a source run into a base run.
     Patch(patch::Args),
+    /// Compile an interpretation (or pipeline) into a transformer in the runtime's format.
+    Compile(compile::Args),
+    /// Sample function-preserving implementations of an interpretation (or pipeline).
+    Sample(sample::Args),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -49,5 +55,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(args),
         Command::Run(args) => run::run(args),
         Command::Patch(args) => patch::run(args),
+        Command::Compile(args) => compile::run(args),
+        Command::Sample(args) => sample::run(args),
     }
 }

@@ -47,20 +47,19 @@ fn write_value(
     v: &Value,
 ) -> Result<(), CompileError> {
     match plan.info.seq(node) {
-        Some(SeqInfo::Categorical { values, .. }) => {
-            if *v != Value::None {
-                let i = values.binary_search(v).map_err(|_| {
-                    CompileError::internal(
-                        &plan.program,
-                        format!(
-                            "embedding value {v} is outside the value set of `{}`",
-                            plan.info.labels[node.0]
-                        ),
-                    )
-                })?;
-                row[col(layout, plan, Dir::Val(node, i))?] += 1.0;
-            }
+        Some(SeqInfo::Categorical { values, .. }) if *v != Value::None => {
+            let i = values.binary_search(v).map_err(|_| {
+                CompileError::internal(
+                    &plan.program,
+                    format!(
+                        "embedding value {v} is outside the value set of `{}`",
+                        plan.info.labels[node.0]
+                    ),
+                )
+            })?;
+            row[col(layout, plan, Dir::Val(node, i))?] += 1.0;
         }
+        Some(SeqInfo::Categorical { .. }) => {}
         Some(SeqInfo::Numerical { .. }) => {
             if let Some(x) = as_number(v) {
                 row[col(layout, plan, Dir::Num(node))?] += to_f64(x);

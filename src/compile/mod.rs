@@ -24,6 +24,7 @@ pub mod error;
 pub mod layout;
 pub mod lower;
 pub mod mlp;
+pub mod pipeline;
 pub mod report;
 pub mod sample;
 pub mod scalar;
@@ -49,21 +50,12 @@ use scalar::{as_number, to_f64, token_text};
 use values::SeqInfo;
 
 /// Knobs of a compilation; the defaults are what `congruity compile` uses.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CompileOptions {
     pub lower: LowerOptions,
     /// Softmax coldness (the score of a selected key); `None` picks one from the context length
     /// such that attention leaks less than 1e-7 even at half the coldness.
     pub coldness: Option<f64>,
-}
-
-impl Default for CompileOptions {
-    fn default() -> Self {
-        CompileOptions {
-            lower: LowerOptions::default(),
-            coldness: None,
-        }
-    }
 }
 
 /// The default coldness for a context of `n_ctx` positions: with the BOS key half a score unit

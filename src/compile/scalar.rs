@@ -20,7 +20,7 @@ pub struct ScalarError(pub String);
 /// `map` / `map2` semantics (the reference evaluator's): a `none` argument gives `none` without
 /// evaluating the body.
 pub fn apply(f: &Lambda, args: &[Value]) -> Result<Value, ScalarError> {
-    if args.iter().any(|a| *a == Value::None) {
+    if args.contains(&Value::None) {
         return Ok(Value::None);
     }
     eval::eval_scalar(&f.body, args).map_err(|e| ScalarError(e.to_string()))

@@ -290,9 +290,9 @@ fn add_table(bl: &mut Bilinear, t: &Table, c: Rational64, nb: &[(Dir, Rational64
     let b = cell(None, None);
     let u: Vec<Rational64> = (0..t.n_queries).map(|q| cell(None, Some(q)) - b).collect();
     let v: Vec<Rational64> = (0..t.n_keys).map(|k| cell(Some(k), None) - b).collect();
-    for k in 0..t.n_keys {
-        for q in 0..t.n_queries {
-            let a = cell(Some(k), Some(q)) - u[q] - v[k] - b;
+    for (k, vk) in v.iter().enumerate() {
+        for (q, uq) in u.iter().enumerate() {
+            let a = cell(Some(k), Some(q)) - *uq - *vk - b;
             bl.add(Dir::Val(t.queries, q), Dir::Val(t.keys, k), c * a);
         }
     }
@@ -406,20 +406,24 @@ fn form_of(program: &Program, info: &ValueInfo, sel: NodeId) -> Result<Form, Sel
             for o in operands {
                 let f = form_of(program, info, o)?;
                 // Merge with an earlier single table over the same pair.
-                if let Some(t) = f.single_table() {
-                    if let Some(prev) = forms.iter_mut().find(|g| {
-                        g.single_table()
-                            .is_some_and(|p| p.keys == t.keys && p.queries == t.queries)
-                    }) {
-                        let p = prev.single_table().cloned().expect("checked above");
-                        *prev = Form::table(p.map(t, |a, b| if is_and { a && b } else { a || b }));
-                        continue;
-                    }
+                let merged = f.single_table().and_then(|t| {
+                    forms.iter_mut().find_map(|g| {
+                        let p = g
+                            .single_table()
+                            .filter(|p| p.keys == t.keys && p.queries == t.queries)?
+                            .clone();
+                        *g = Form::table(p.map(t, |a, b| if is_and { a && b } else { a || b }));
+                        Some(())
+                    })
+                });
+                if merged.is_none() {
+                    forms.push(f);
                 }
-                forms.push(f);
             }
-            if forms.len() == 1 {
-                return Ok(forms.pop().expect("one form"));
+            if forms.len() == 1
+                && let Some(f) = forms.pop()
+            {
+                return Ok(f);
             }
             if !is_and && forms.iter().any(|f| !f.exact) {
                 return Err(SelectorError {

@@ -97,7 +97,7 @@ impl Builder {
         let values = self
             .values(a)
             .iter()
-            .map(|v| scalar::apply(&f, &[v.clone()]).unwrap())
+            .map(|v| scalar::apply(&f, std::slice::from_ref(v)).unwrap())
             .collect();
         self.push(
             Op::Map { f, arg: a },
