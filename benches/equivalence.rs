@@ -24,7 +24,13 @@ fn spec(rel: &str) -> Spec {
     congruity::lang::load(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).expect("spec loads")
 }
 
-fn pool(spec: &Spec, target: &Arc<Target>, inputs: &Arc<InputSet>, k: usize, seed: u64) -> SampledSource {
+fn pool(
+    spec: &Spec,
+    target: &Arc<Target>,
+    inputs: &Arc<InputSet>,
+    k: usize,
+    seed: u64,
+) -> SampledSource {
     let traces: Vec<_> = inputs
         .inputs
         .iter()
@@ -45,7 +51,11 @@ fn point_end_to_end(c: &mut Criterion) {
     let spec = spec("specs/alternatives/reverse_by_sorting.interp");
     let mut compiler = Compiler::new(0);
     let len = Arc::new(compiler.target(&spec, "tracr_reverse").expect("compiles"));
-    let sort = Arc::new(compiler.target(&spec, "reverse_by_sorting").expect("compiles"));
+    let sort = Arc::new(
+        compiler
+            .target(&spec, "reverse_by_sorting")
+            .expect("compiles"),
+    );
     let inputs = Arc::new(InputSet::sample(&len.task, 64, 1, |_| Ok(())).expect("inputs"));
     let cfg = PointTestConfig {
         draws: 20,

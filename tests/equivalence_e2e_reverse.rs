@@ -18,12 +18,12 @@
 use std::path::{Path, PathBuf};
 
 use congruity::compile::{CompileOptions, compile_checked};
+use congruity::equivalence::Verdict;
 use congruity::equivalence::chain::{Codec, StageModel, reference_outputs, run_chain};
 use congruity::equivalence::compare::{CompareReport, CompareSettings, compare};
+use congruity::equivalence::extract::RepresentationSpec;
 use congruity::equivalence::inputs::InputSet;
 use congruity::equivalence::model_test::{ModelTestKind, ModelTestResult};
-use congruity::equivalence::Verdict;
-use congruity::equivalence::extract::RepresentationSpec;
 use congruity::lang::eval::eval_program;
 
 fn specs() -> PathBuf {
@@ -68,7 +68,8 @@ fn reverse_by_length_and_by_sorting_are_not_separated_but_a_wrong_reverse_is() {
         ("tracr_reverse", "by_length"),
         ("reverse_by_sorting", "by_sorting"),
     ] {
-        let (c, _) = compile_checked(&spec.programs[program], &CompileOptions::default(), 0).unwrap();
+        let (c, _) =
+            compile_checked(&spec.programs[program], &CompileOptions::default(), 0).unwrap();
         let d = models.join(dir);
         c.write(&d).unwrap();
         dirs.push(d);
@@ -114,7 +115,14 @@ fn reverse_by_length_and_by_sorting_are_not_separated_but_a_wrong_reverse_is() {
         let traces: Vec<Vec<_>> = inputs
             .inputs
             .iter()
-            .map(|i| vec![eval_program(&spec.programs[program], i).unwrap().output().to_vec()])
+            .map(|i| {
+                vec![
+                    eval_program(&spec.programs[program], i)
+                        .unwrap()
+                        .output()
+                        .to_vec(),
+                ]
+            })
             .collect();
         let reference = reference_outputs(&traces);
         run_chain(

@@ -87,7 +87,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub transfer_svg: Option<PathBuf>,
     /// Interval deciding verdicts
-    #[arg(long, default_value = "clopper-pearson", value_name = "clopper-pearson|wilson")]
+    #[arg(
+        long,
+        default_value = "clopper-pearson",
+        value_name = "clopper-pearson|wilson"
+    )]
     pub interval: String,
     /// Confidence level of every interval
     #[arg(long, default_value_t = 0.95, value_name = "C")]
@@ -232,7 +236,12 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), miette::Report> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| bad("output file", format!("`{}` has no file name", path.display())))?;
+        .ok_or_else(|| {
+            bad(
+                "output file",
+                format!("`{}` has no file name", path.display()),
+            )
+        })?;
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))

@@ -277,7 +277,11 @@ fn default_targets(spec: &Spec) -> Vec<String> {
 
 /// Computes every representation of `pools` (in parallel, with a progress bar), so that failures
 /// surface before any test and the tests only compute fits.
-fn materialise(pools: &[&dyn ImplementationSource], show: bool, what: &str) -> Result<(), CompareError> {
+fn materialise(
+    pools: &[&dyn ImplementationSource],
+    show: bool,
+    what: &str,
+) -> Result<(), CompareError> {
     let jobs: Vec<(usize, usize)> = pools
         .iter()
         .enumerate()
@@ -287,13 +291,14 @@ fn materialise(pools: &[&dyn ImplementationSource], show: bool, what: &str) -> R
     let results: Vec<Result<(), EquivalenceError>> = jobs
         .par_iter()
         .map(|&(p, i)| {
-            let r = pools[p].representation(i).map(|_| ()).map_err(|e| {
-                EquivalenceError::Source {
+            let r = pools[p]
+                .representation(i)
+                .map(|_| ())
+                .map_err(|e| EquivalenceError::Source {
                     label: pools[p].label().to_owned(),
                     index: i,
                     message: e.0,
-                }
-            });
+                });
             pb.inc(1);
             r
         })
@@ -327,7 +332,9 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
     let show = s.progress;
     let start = std::time::Instant::now();
     if s.samples == 0 {
-        return Err(CompareError::Settings("--samples must be at least 1".into()));
+        return Err(CompareError::Settings(
+            "--samples must be at least 1".into(),
+        ));
     }
     let loaded = crate::lang::load_all(spec_path).map_err(|source| CompareError::Spec {
         path: spec_path.to_path_buf(),
@@ -360,7 +367,10 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
             )));
         }
     }
-    note(show, &format!("{} compiling {} target(s)", since(start), names.len()));
+    note(
+        show,
+        &format!("{} compiling {} target(s)", since(start), names.len()),
+    );
     let mut compiler = Compiler::new(s.seed);
     let targets: Vec<Arc<Target>> = names
         .iter()
@@ -377,9 +387,12 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
         })?,
         None => match targets.first() {
             Some(t) => t.task.clone(),
-            None if spec.tasks.len() == 1 => spec.tasks.values().next().cloned().ok_or_else(
-                || CompareError::Settings("the spec has no task".into()),
-            )?,
+            None if spec.tasks.len() == 1 => spec
+                .tasks
+                .values()
+                .next()
+                .cloned()
+                .ok_or_else(|| CompareError::Settings("the spec has no task".into()))?,
             None => {
                 return Err(CompareError::Settings(format!(
                     "with only --models, say which task's domain the inputs come from with --task (tasks: {})",
@@ -453,8 +466,10 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
             s.representation.clone(),
         )?);
     }
-    let interp_refs: Vec<&dyn ImplementationSource> =
-        sampled.iter().map(|p| p as &dyn ImplementationSource).collect();
+    let interp_refs: Vec<&dyn ImplementationSource> = sampled
+        .iter()
+        .map(|p| p as &dyn ImplementationSource)
+        .collect();
     let model_refs: Vec<&dyn ImplementationSource> = model_pools
         .iter()
         .map(|p| p as &dyn ImplementationSource)
@@ -550,7 +565,12 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
         let owners: Vec<usize> = sampled
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.target().stages.iter().any(|st| st.program == circuit.program))
+            .filter(|(_, p)| {
+                p.target()
+                    .stages
+                    .iter()
+                    .any(|st| st.program == circuit.program)
+            })
             .map(|(i, _)| i)
             .collect();
         if owners.is_empty() {
@@ -703,7 +723,10 @@ impl CompareReport {
         let mut o = String::new();
         let pct = self.settings.confidence * 100.0;
         let iv = interval_name(self.settings.interval);
-        let _ = writeln!(o, "congruity compare: interpretive equivalence by sampled implementations");
+        let _ = writeln!(
+            o,
+            "congruity compare: interpretive equivalence by sampled implementations"
+        );
         if let Some(root) = self.spec.last() {
             let _ = writeln!(
                 o,
@@ -837,7 +860,8 @@ impl CompareReport {
                         1.0 - t.mean_own_fit,
                         1.0 - t.mean_other_fit,
                         match t.summary.verdict {
-                            Verdict::Distinguishable => "rejected (distinguishable from the members)",
+                            Verdict::Distinguishable =>
+                                "rejected (distinguishable from the members)",
                             Verdict::NotDistinguished => "not rejected",
                         }
                     ),
@@ -880,7 +904,10 @@ impl CompareReport {
                 "intervention: circuit `{}` patched in {} (heads of implementation 0: {})",
                 r.circuit,
                 x.clean,
-                r.patched_heads.first().map(|h| h.join(" ")).unwrap_or_default()
+                r.patched_heads
+                    .first()
+                    .map(|h| h.join(" "))
+                    .unwrap_or_default()
             );
             let _ = writeln!(
                 o,
@@ -905,9 +932,8 @@ impl CompareReport {
 
     /// The report as JSON: stable key order, same seed → same bytes.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_else(|e| {
-            format!("{{\"error\": \"cannot serialise the report: {e}\"}}")
-        });
+        let mut s = serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise the report: {e}\"}}"));
         s.push('\n');
         s
     }

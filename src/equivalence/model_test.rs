@@ -208,14 +208,8 @@ fn finish(
     cfg: &PointTestConfig,
     records: Vec<ModelDraw>,
 ) -> ModelTestResult {
-    let wins = records
-        .iter()
-        .filter(|r| r.outcome == Outcome::Win)
-        .count();
-    let ties = records
-        .iter()
-        .filter(|r| r.outcome == Outcome::Tie)
-        .count();
+    let wins = records.iter().filter(|r| r.outcome == Outcome::Win).count();
+    let ties = records.iter().filter(|r| r.outcome == Outcome::Tie).count();
     let n = records.len() as f64;
     ModelTestResult {
         kind,
@@ -261,7 +255,11 @@ mod tests {
         assert_eq!(closer.summary.verdict, Verdict::Distinguishable);
         assert!(closer.mean_own_fit > closer.mean_other_fit);
         let reverse = closer_test(&m, &f2, &f1, &cfg).unwrap();
-        assert!(reverse.summary.win_rate < 0.1, "{}", reverse.summary.win_rate);
+        assert!(
+            reverse.summary.win_rate < 0.1,
+            "{}",
+            reverse.summary.win_rate
+        );
         let member = membership_test(&m, &f1, &cfg).unwrap();
         assert_eq!(member.summary.verdict, Verdict::NotDistinguished);
         // Not a member of G2: G2's implementations predict each other far better.

@@ -137,8 +137,12 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
             ))
             .map_err(e)?;
         }
-        root.draw(&Text::new(format!("{}", h.hi), (sx + 26, y0 + 6), left(11.0)))
-            .map_err(e)?;
+        root.draw(&Text::new(
+            format!("{}", h.hi),
+            (sx + 26, y0 + 6),
+            left(11.0),
+        ))
+        .map_err(e)?;
         root.draw(&Text::new(
             format!("{}", h.lo),
             (sx + 26, y0 + sh - 6),
@@ -158,7 +162,11 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
 
 /// The selectivity matrix: colour = mean win rate over bootstraps; text = mean ± sd, `*` where
 /// the pooled verdict is distinguishable.
-pub fn selectivity_svg(m: &SelectivityMatrix, title: &str, notes: &[String]) -> Result<String, String> {
+pub fn selectivity_svg(
+    m: &SelectivityMatrix,
+    title: &str,
+    notes: &[String],
+) -> Result<String, String> {
     let values = m
         .cells
         .iter()
