@@ -371,11 +371,43 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
         show,
         &format!("{} compiling {} target(s)", since(start), names.len()),
     );
+    if !names.is_empty() && s.samples < 3 {
+        return Err(CompareError::Settings(format!(
+            "--samples {} is too few: the selectivity matrix draws three distinct implementations of one interpretation (a, b and c on its diagonal); use at least 3",
+            s.samples
+        )));
+    }
     let mut compiler = Compiler::new(s.seed);
     let targets: Vec<Arc<Target>> = names
         .iter()
         .map(|n| compiler.target(&spec, n).map(Arc::new))
         .collect::<Result<_, _>>()?;
+
+    // The circuit of the intervention test, checked before any expensive work.
+    let circuit = match &s.circuit {
+        None => None,
+        Some(cname) => {
+            let circuit = spec.circuits.get(cname).ok_or_else(|| {
+                CompareError::Settings(format!(
+                    "--circuit `{cname}` is not a circuit of the spec (circuits: {})",
+                    spec.circuits.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let owners: Vec<usize> = targets
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.stages.iter().any(|st| st.program == circuit.program))
+                .map(|(i, _)| i)
+                .collect();
+            if owners.is_empty() {
+                return Err(CompareError::Settings(format!(
+                    "circuit `{cname}` is about `{}`, which no compared interpretation or pipeline runs; add it to --interpretations",
+                    circuit.program
+                )));
+            }
+            Some((cname.clone(), circuit.clone(), owners))
+        }
+    };
 
     // The inputs: from the chosen task, accepted by every target.
     let task = match &s.task {
@@ -555,31 +587,8 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
     )?;
 
     let mut intervention = Vec::new();
-    if let Some(cname) = &s.circuit {
-        let circuit = spec.circuits.get(cname).ok_or_else(|| {
-            CompareError::Settings(format!(
-                "--circuit `{cname}` is not a circuit of the spec (circuits: {})",
-                spec.circuits.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        let owners: Vec<usize> = sampled
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| {
-                p.target()
-                    .stages
-                    .iter()
-                    .any(|st| st.program == circuit.program)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if owners.is_empty() {
-            return Err(CompareError::Settings(format!(
-                "circuit `{cname}` is about `{}`, which no compared interpretation or pipeline runs; add it to --interpretations",
-                circuit.program
-            )));
-        }
-        for oi in owners {
+    if let Some((cname, circuit, owners)) = &circuit {
+        for &oi in owners {
             let clean = &sampled[oi];
             let target = clean.target().clone();
             let accept = |input: &[crate::lang::ir::Value]| -> Result<(), String> {
