@@ -2,6 +2,7 @@
 //! `run` function returning the process exit code; this file only dispatches.
 
 pub mod check;
+pub mod compare;
 pub mod compile;
 pub mod eval;
 pub mod fmt;
@@ -44,6 +45,8 @@ pub enum Command {
     Patch(patch::Args),
     /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
     Prove(prove::Args),
+    /// Interpretive equivalence: selectivity / transfer matrices of sampled implementations and models
+    Compare(compare::Args),
     /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
     Similarity(similarity::Args),
 }
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Patch(args) => patch::run(args),
         Command::Prove(args) => prove::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Similarity(args) => similarity::run(args),
     }
 }

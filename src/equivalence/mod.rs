@@ -20,9 +20,16 @@
 //! Differences from the reference code: seeded splits and draws, Wilson / exact intervals instead
 //! of Wald, and row alignment of every representation checked ([`InputsId`]).
 
+pub mod chain;
+pub mod compare;
+pub mod extract;
+pub mod inputs;
 pub mod intervention;
+pub mod model_test;
+pub mod plot;
 pub mod point;
 pub mod representation;
+pub mod sampled;
 pub mod source;
 pub mod stats;
 pub mod synthetic;

@@ -1,0 +1,316 @@
+//! `congruity compare FILE [--interpretations A,B,...] [--models DIR...] --samples K --seed S
+//! [--measure NAME] [--inputs N] [--bootstraps B] [--json]`
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::compile::sample::Family;
+use crate::equivalence::compare::{CompareReport, CompareSettings, compare};
+use crate::equivalence::extract::{BosPolicy, Layers, RepresentationSpec};
+use crate::equivalence::plot::{selectivity_svg, transfer_svg};
+use crate::equivalence::representation::{Normalisation, Pooling};
+use crate::equivalence::stats::IntervalMethod;
+use crate::similarity::Measure;
+use crate::similarity::measure::VALID_FORMS;
+
+/// Interpretive equivalence: sample implementations of interpretations (or pipelines), run them on
+/// common seeded inputs, and test whether their representations tell the interpretations apart.
+#[derive(Debug, clap::Args)]
+#[command(after_help = format!(
+    "Prints the selectivity matrix between the interpretations (win rate of fit(a→b) > fit(a→c), \
+     a, b from the row, c from the column, with {} intervals), the tests of every --models pool \
+     against the interpretations, the transfer matrix (mean fit between every pair of pools) and, \
+     with --circuit, the intervention test.\nMeasures: {VALID_FORMS}.\nFamilies: {}.",
+    "Clopper–Pearson (default) or Wilson",
+    Family::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+))]
+pub struct Args {
+    /// Spec file (its interpretations, pipelines, tasks and circuits)
+    pub file: PathBuf,
+    /// Interpretations or pipelines to sample, comma-separated (default: every pipeline of the
+    /// spec, or every interpretation when it has none; none when --models is given alone)
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    pub interpretations: Vec<String>,
+    /// Model directories to compare: each is one pool (a model, or a directory of models such as
+    /// `congruity sample` writes)
+    #[arg(long, num_args = 1.., value_name = "DIR")]
+    pub models: Vec<PathBuf>,
+    /// Implementations sampled per interpretation
+    #[arg(long, value_name = "K")]
+    pub samples: usize,
+    /// Seed of every random choice (inputs, sampling, draws, splits of the tests)
+    #[arg(long, value_name = "S")]
+    pub seed: u64,
+    /// Similarity measure used as fit(x → y)
+    #[arg(long, default_value = "ridge-r2", value_name = "NAME")]
+    pub measure: String,
+    /// Number of common inputs
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub inputs: usize,
+    /// Replicates (bootstraps) of every selectivity cell
+    #[arg(long, default_value_t = 10, value_name = "B")]
+    pub bootstraps: usize,
+    /// Draws per replicate, per model test and per intervention test; pairs per transfer cell
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub draws: usize,
+    /// Sampler families, comma-separated, or `none` (default: all)
+    #[arg(long, value_delimiter = ',', value_name = "F,...")]
+    pub families: Vec<String>,
+    /// Pooling over positions: `mean`, `last`, or `positions=0,2` (counted from the first token)
+    #[arg(long, default_value = "mean", value_name = "P")]
+    pub pooling: String,
+    /// Whether BOS takes part in pooling (`exclude`: only the input's own tokens)
+    #[arg(long, default_value = "exclude", value_name = "exclude|include")]
+    pub bos: String,
+    /// Layer-norm every pooled vector (no affine, eps 1e-5) before pooling
+    #[arg(long)]
+    pub layer_norm: bool,
+    /// Read these hooks instead of the accumulated residual stream (comma-separated TL names)
+    #[arg(long, value_delimiter = ',', value_name = "HOOK,...")]
+    pub hooks: Vec<String>,
+    /// Task whose domain the inputs are drawn from (default: the first interpretation's)
+    #[arg(long, value_name = "NAME")]
+    pub task: Option<String>,
+    /// Run the intervention test with this circuit of the spec
+    #[arg(long, value_name = "NAME")]
+    pub circuit: Option<String>,
+    /// Patch this many of the circuit's heads (default: all)
+    #[arg(long, value_name = "N", requires = "circuit")]
+    pub patch_heads: Option<usize>,
+    /// Also write every sampled implementation under DIR/<interpretation>/<index>
+    #[arg(long, value_name = "DIR")]
+    pub keep_models: Option<PathBuf>,
+    /// Write the selectivity matrix as an SVG heatmap
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Write the transfer matrix as an SVG heatmap
+    #[arg(long, value_name = "FILE")]
+    pub transfer_svg: Option<PathBuf>,
+    /// Interval deciding verdicts
+    #[arg(
+        long,
+        default_value = "clopper-pearson",
+        value_name = "clopper-pearson|wilson"
+    )]
+    pub interval: String,
+    /// Confidence level of every interval
+    #[arg(long, default_value_t = 0.95, value_name = "C")]
+    pub confidence: f64,
+    /// Print one JSON object instead of text (same seed → same bytes)
+    #[arg(long)]
+    pub json: bool,
+    /// No progress on stderr
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match execute(&args) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bad(field: &str, reason: String) -> miette::Report {
+    miette::miette!(code = "congruity::compare::argument", "{field}: {reason}")
+}
+
+fn parse_pooling(s: &str) -> Result<Pooling, miette::Report> {
+    match s {
+        "mean" => Ok(Pooling::Mean),
+        "last" => Ok(Pooling::Last),
+        _ => match s.strip_prefix("positions=") {
+            Some(list) => {
+                let ps = list
+                    .split(',')
+                    .map(|p| p.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad("--pooling", format!("`{s}`: {e}")))?;
+                if ps.is_empty() {
+                    return Err(bad("--pooling", "no position given".into()));
+                }
+                Ok(Pooling::Positions(ps))
+            }
+            None => Err(bad(
+                "--pooling",
+                format!("`{s}` is not one of mean, last, positions=I,J,..."),
+            )),
+        },
+    }
+}
+
+fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
+    let measure: Measure = args.measure.parse().map_err(miette::Report::new)?;
+    let families = if args.families.is_empty() {
+        Family::ALL.to_vec()
+    } else if args.families.len() == 1 && args.families[0] == "none" {
+        Vec::new()
+    } else {
+        args.families
+            .iter()
+            .map(|f| f.parse::<Family>().map_err(|e| bad("--families", e)))
+            .collect::<Result<_, _>>()?
+    };
+    let bos = match args.bos.as_str() {
+        "exclude" => BosPolicy::Exclude,
+        "include" => BosPolicy::Include,
+        other => {
+            return Err(bad(
+                "--bos",
+                format!("`{other}` is not one of exclude, include"),
+            ));
+        }
+    };
+    let interval = match args.interval.as_str() {
+        "clopper-pearson" => IntervalMethod::ClopperPearson,
+        "wilson" => IntervalMethod::Wilson,
+        other => {
+            return Err(bad(
+                "--interval",
+                format!("`{other}` is not one of clopper-pearson, wilson"),
+            ));
+        }
+    };
+    if !(args.confidence > 0.0 && args.confidence < 1.0) {
+        return Err(bad(
+            "--confidence",
+            format!("must lie strictly between 0 and 1, got {}", args.confidence),
+        ));
+    }
+    for (flag, v) in [
+        ("--inputs", args.inputs),
+        ("--bootstraps", args.bootstraps),
+        ("--draws", args.draws),
+        ("--samples", args.samples),
+    ] {
+        if v == 0 {
+            return Err(bad(flag, "must be at least 1".into()));
+        }
+    }
+    Ok(CompareSettings {
+        interpretations: args.interpretations.clone(),
+        models: args.models.clone(),
+        samples: args.samples,
+        seed: args.seed,
+        measure,
+        inputs: args.inputs,
+        bootstraps: args.bootstraps,
+        draws: args.draws,
+        families,
+        representation: RepresentationSpec {
+            layers: if args.hooks.is_empty() {
+                Layers::AccumulatedResidual
+            } else {
+                Layers::Hooks(args.hooks.clone())
+            },
+            pooling: parse_pooling(&args.pooling)?,
+            bos,
+            norm: if args.layer_norm {
+                Normalisation::LayerNorm { eps: 1e-5 }
+            } else {
+                Normalisation::None
+            },
+        },
+        task: args.task.clone(),
+        circuit: args.circuit.clone(),
+        patch_heads: args.patch_heads,
+        keep_models: args.keep_models.clone(),
+        confidence: args.confidence,
+        interval,
+        progress: !args.quiet && !args.json,
+    })
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory.
+fn write_atomically(path: &Path, text: &str) -> Result<(), miette::Report> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            bad(
+                "output file",
+                format!("`{}` has no file name", path.display()),
+            )
+        })?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            miette::miette!(
+                code = "congruity::compare::write",
+                "cannot write {}: {e}",
+                path.display()
+            )
+        })
+}
+
+/// The command line as typed (program name shortened to `congruity`), for figure captions.
+fn command_line() -> String {
+    let mut words: Vec<String> = std::env::args().collect();
+    if let Some(first) = words.first_mut() {
+        *first = "congruity".into();
+    }
+    words.join(" ")
+}
+
+fn figure_notes(report: &CompareReport) -> Vec<String> {
+    vec![
+        command_line(),
+        format!(
+            "measure {}; K = {}; {} inputs ({}); {} bootstraps × {} draws; seed {}",
+            report.settings.measure,
+            report.settings.samples,
+            report.inputs.count,
+            report.inputs.id,
+            report.settings.bootstraps,
+            report.settings.draws,
+            report.seeds.master
+        ),
+        format!("representation: {}", report.settings.representation),
+    ]
+}
+
+fn execute(args: &Args) -> Result<String, miette::Report> {
+    let s = settings(args)?;
+    let report = compare(&args.file, &s).map_err(miette::Report::new)?;
+    if let Some(path) = &args.svg {
+        let sel = report.selectivity.as_ref().ok_or_else(|| {
+            bad(
+                "--svg",
+                "there is no selectivity matrix (no interpretation was sampled)".into(),
+            )
+        })?;
+        let svg = selectivity_svg(
+            sel,
+            "Selectivity: win rate of fit(a→b) > fit(a→c), mean ± sd over bootstraps (* distinguishable)",
+            &figure_notes(&report),
+        )
+        .map_err(|e| bad("--svg", e))?;
+        write_atomically(path, &svg)?;
+    }
+    if let Some(path) = &args.transfer_svg {
+        let svg = transfer_svg(
+            &report.transfer,
+            "Transfer: mean fit(row → column)",
+            &figure_notes(&report),
+        )
+        .map_err(|e| bad("--transfer-svg", e))?;
+        write_atomically(path, &svg)?;
+    }
+    Ok(if args.json {
+        report.to_json()
+    } else {
+        report.to_text()
+    })
+}

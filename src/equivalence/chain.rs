@@ -1,0 +1,612 @@
+//! Running an implementation — one model, or a pipeline's chain of stage models — on the common
+//! inputs, and turning the run into its representation.
+//!
+//! A chain runs every input through its stages in order: stage `k` reads the decoded output of
+//! stage `k − 1` on *that very input*, after stage `k`'s adapter (the reference code of the paper
+//! fed stages of different chains into each other; here a chain is one object and its stages only
+//! ever see its own outputs). The chain's representation is its stages' representations side by
+//! side, row-aligned on the common inputs.
+//!
+//! When the reference outputs of the interpretation are given, every stage's decoded output is
+//! checked against them: a sampled implementation that does not compute its interpretation is an
+//! error, not a data point.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use faer::Mat;
+
+use super::extract::{ExtractError, Patch, RepresentationSpec, run_model};
+use super::inputs::input_text;
+use crate::compile::IoSpec;
+use crate::compile::weights::Weights as CompiledWeights;
+use crate::compile::write::config_json;
+use crate::lang::domain::token_text;
+use crate::lang::ir::{Adapter, Value};
+use crate::model::io::{HostTensor, NamedTensors};
+use crate::model::sidecar::OutputSpec as SidecarOutput;
+use crate::model::{ModelConfig, ModelError, Sidecar, Site, Transformer, Weights};
+
+/// A compiled or sampled model's weights as a runtime [`Transformer`], in memory: the same
+/// tensors, names and `config.json` fields that `compile::write` puts on disk (a test checks that
+/// both give identical logits), without the round trip through files.
+pub fn to_transformer(w: &CompiledWeights, name: &str) -> Result<Transformer, ModelError> {
+    let origin = Path::new("<in-memory compiled model>");
+    let config = ModelConfig::from_json(&config_json(w, name), origin)?;
+    let t = |shape: Vec<usize>, data: &[f64]| HostTensor {
+        shape,
+        data: data.iter().map(|x| *x as f32).collect(),
+    };
+    let (h, dm, dh) = (w.n_heads, w.d_model, w.d_head);
+    let mut named: Vec<(String, HostTensor)> = vec![
+        (
+            "embed.W_E".into(),
+            t(vec![w.w_e.rows, w.w_e.cols], &w.w_e.data),
+        ),
+        (
+            "pos_embed.W_pos".into(),
+            t(vec![w.w_pos.rows, w.w_pos.cols], &w.w_pos.data),
+        ),
+    ];
+    for (l, layer) in w.layers.iter().enumerate() {
+        let p = |n: &str| format!("blocks.{l}.{n}");
+        let stack = |f: &dyn Fn(&crate::compile::weights::Head) -> &[f64], shape: Vec<usize>| {
+            let data: Vec<f64> = layer.heads.iter().flat_map(|hd| f(hd).to_vec()).collect();
+            t(shape, &data)
+        };
+        named.push((p("attn.W_Q"), stack(&|hd| &hd.w_q.data, vec![h, dm, dh])));
+        named.push((p("attn.W_K"), stack(&|hd| &hd.w_k.data, vec![h, dm, dh])));
+        named.push((p("attn.W_V"), stack(&|hd| &hd.w_v.data, vec![h, dm, dh])));
+        named.push((p("attn.W_O"), stack(&|hd| &hd.w_o.data, vec![h, dh, dm])));
+        named.push((p("attn.b_Q"), stack(&|hd| &hd.b_q, vec![h, dh])));
+        named.push((p("attn.b_K"), stack(&|hd| &hd.b_k, vec![h, dh])));
+        named.push((p("attn.b_V"), stack(&|hd| &hd.b_v, vec![h, dh])));
+        named.push((p("attn.b_O"), t(vec![dm], &layer.b_o)));
+        named.push((
+            p("mlp.W_in"),
+            t(vec![layer.w_in.rows, layer.w_in.cols], &layer.w_in.data),
+        ));
+        named.push((p("mlp.b_in"), t(vec![w.d_mlp], &layer.b_in)));
+        named.push((
+            p("mlp.W_out"),
+            t(vec![layer.w_out.rows, layer.w_out.cols], &layer.w_out.data),
+        ));
+        named.push((p("mlp.b_out"), t(vec![dm], &layer.b_out)));
+    }
+    named.push((
+        "unembed.W_U".into(),
+        t(vec![w.w_u.rows, w.w_u.cols], &w.w_u.data),
+    ));
+    named.push(("unembed.b_U".into(), t(vec![w.d_vocab_out], &w.b_u)));
+    let named = NamedTensors::from_host(origin, named);
+    let weights = Weights::from_named(&config, &named, &candle_core::Device::Cpu)?;
+    Transformer::new(config, weights)
+}
+
+/// How a stage model reads values and writes answers.
+#[derive(Debug, Clone)]
+pub enum Codec {
+    /// A compiled or sampled model: the compiler's own encodings.
+    Compiled(IoSpec),
+    /// A model directory: its `congruity.json`.
+    Sidecar(Sidecar),
+}
+
+impl Codec {
+    /// Leading positions that are not tokens of the input (BOS).
+    pub fn prefix(&self) -> usize {
+        match self {
+            Codec::Compiled(_) => 1,
+            Codec::Sidecar(s) => s.prefix_len(),
+        }
+    }
+
+    pub fn encode(&self, input: &[Value]) -> Result<Vec<u32>, String> {
+        match self {
+            Codec::Compiled(io) => io
+                .encode(input)
+                .map(|ids| ids.into_iter().map(|i| i as u32).collect())
+                .ok_or_else(|| {
+                    format!(
+                        "`{}` has a token outside the model's vocabulary {{{}}}",
+                        input_text(input),
+                        io.vocab
+                            .iter()
+                            .map(token_text)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }),
+            Codec::Sidecar(s) => {
+                let words: Vec<String> = input.iter().map(token_text).collect();
+                s.encode(&words).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// The value of one position's logits.
+    pub fn decode(&self, logits: &[f32]) -> Value {
+        match self {
+            Codec::Compiled(io) => io.decode(logits),
+            Codec::Sidecar(s) => match &s.output {
+                SidecarOutput::Categorical { decoding } => {
+                    let mut best = 0;
+                    for (i, x) in logits.iter().enumerate() {
+                        if *x > logits[best] {
+                            best = i;
+                        }
+                    }
+                    decoding.get(best).map(json_value).unwrap_or(Value::None)
+                }
+                SidecarOutput::Numerical { .. } => match logits.first() {
+                    Some(x) => float_value(f64::from(*x)),
+                    None => Value::None,
+                },
+            },
+        }
+    }
+}
+
+/// A decoded sidecar value as a language value: integers and `p/q` strings as numbers, `null` as
+/// `none`, booleans as booleans, other strings as symbols.
+fn json_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::None,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::int(i),
+            None => n.as_f64().map(float_value).unwrap_or(Value::None),
+        },
+        serde_json::Value::String(s) => {
+            if let Some((a, b)) = s.split_once('/')
+                && let (Ok(a), Ok(b)) = (a.trim().parse::<i64>(), b.trim().parse::<i64>())
+                && b != 0
+            {
+                return Value::Num(num_rational::Rational64::new(a, b));
+            }
+            Value::sym(s)
+        }
+        other => Value::sym(&other.to_string()),
+    }
+}
+
+/// A float as the nearest integer when it is within 1e-6 of one, else a rational with
+/// denominator 10^6 (numerical model outputs are only compared, never computed with).
+fn float_value(x: f64) -> Value {
+    let r = x.round();
+    if (x - r).abs() < 1e-6 && r.abs() < 9e15 {
+        Value::int(r as i64)
+    } else {
+        Value::Num(num_rational::Rational64::new(
+            (x * 1e6).round() as i64,
+            1_000_000,
+        ))
+    }
+}
+
+/// One stage of a chain, ready to run.
+#[derive(Debug, Clone)]
+pub struct StageModel {
+    /// The interpretation this stage implements (for messages and circuits).
+    pub program: String,
+    pub transformer: Transformer,
+    pub codec: Codec,
+    /// Maps the previous stage's outputs into this stage's vocabulary (`None` for the first).
+    pub adapter: Option<Adapter>,
+    /// Tokens this stage reads (after the adapter); `None` when unknown (model directories).
+    pub vocab: Option<Vec<Value>>,
+}
+
+/// Patching for a chain: at stage `stage`, `sites` get their values on the corrupted inputs
+/// (which run through the earlier stages of the same chain first).
+#[derive(Debug, Clone)]
+pub struct ChainPatch<'a> {
+    pub stage: usize,
+    pub sites: Vec<Site>,
+    pub corrupted: &'a [Vec<Value>],
+}
+
+/// Errors of a chain run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ChainError {
+    #[error("stage {stage} (`{program}`): {source}")]
+    #[diagnostic(code(congruity::equivalence::stage))]
+    Stage {
+        stage: usize,
+        program: String,
+        #[source]
+        source: ExtractError,
+    },
+    #[error("stage {stage} (`{program}`), input {input} (`{text}`): {reason}")]
+    #[diagnostic(code(congruity::equivalence::stage_input))]
+    Input {
+        stage: usize,
+        program: String,
+        input: usize,
+        text: String,
+        reason: String,
+    },
+    #[error(
+        "stage {stage} (`{program}`) is not an implementation of its interpretation: on input {input} (`{text}`) it outputs `{got}`, the interpretation gives `{want}`"
+    )]
+    #[diagnostic(code(congruity::equivalence::wrong_output))]
+    WrongOutput {
+        stage: usize,
+        program: String,
+        input: usize,
+        text: String,
+        got: String,
+        want: String,
+    },
+    #[error("{0}")]
+    #[diagnostic(code(congruity::equivalence::chain))]
+    Other(String),
+}
+
+/// A chain's run: the concatenated representation and each stage's decoded outputs.
+#[derive(Debug, Clone)]
+pub struct ChainRun {
+    pub features: Mat<f64>,
+    /// `outputs[k][i]`: stage `k`'s decoded output on input `i`.
+    pub outputs: Vec<Vec<Vec<Value>>>,
+}
+
+/// Maps `values` through the stage's adapter and checks them against its vocabulary.
+fn adapt(
+    stage: &StageModel,
+    k: usize,
+    inputs: &[Vec<Value>],
+) -> Result<Vec<Vec<Value>>, ChainError> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            input
+                .iter()
+                .map(|v| {
+                    let m = stage
+                        .adapter
+                        .as_ref()
+                        .map_or_else(|| v.clone(), |a| a.apply(v));
+                    if let Some(vocab) = &stage.vocab
+                        && vocab.binary_search(&m).is_err()
+                    {
+                        return Err(ChainError::Input {
+                            stage: k + 1,
+                            program: stage.program.clone(),
+                            input: i,
+                            text: input_text(input),
+                            reason: format!(
+                                "the previous stage's output {} (mapped to {}) is not a token of this stage",
+                                token_text(v),
+                                token_text(&m)
+                            ),
+                        });
+                    }
+                    Ok(m)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn encode_all(
+    stage: &StageModel,
+    k: usize,
+    inputs: &[Vec<Value>],
+) -> Result<Vec<Vec<u32>>, ChainError> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            stage
+                .codec
+                .encode(input)
+                .map_err(|reason| ChainError::Input {
+                    stage: k + 1,
+                    program: stage.program.clone(),
+                    input: i,
+                    text: input_text(input),
+                    reason,
+                })
+        })
+        .collect()
+}
+
+/// Runs stages `0..stop` on `inputs` without patching and returns what stage `stop` reads.
+fn inputs_of_stage(
+    stages: &[StageModel],
+    stop: usize,
+    inputs: &[Vec<Value>],
+    spec: &RepresentationSpec,
+) -> Result<Vec<Vec<Value>>, ChainError> {
+    let mut current = inputs.to_vec();
+    for (k, stage) in stages.iter().enumerate().take(stop) {
+        if k > 0 {
+            current = adapt(stage, k, &current)?;
+        }
+        let ids = encode_all(stage, k, &current)?;
+        let run = run_model(&stage.transformer, &ids, stage.codec.prefix(), spec, None).map_err(
+            |source| ChainError::Stage {
+                stage: k + 1,
+                program: stage.program.clone(),
+                source,
+            },
+        )?;
+        current = run
+            .logits
+            .iter()
+            .map(|pos| pos.iter().map(|l| stage.codec.decode(l)).collect())
+            .collect();
+    }
+    if stop > 0 {
+        current = adapt(&stages[stop], stop, &current)?;
+    }
+    Ok(current)
+}
+
+/// Runs a chain on `inputs`. With `reference` (`reference[k][i]`: stage `k`'s output on input
+/// `i` under the interpretation), every stage's decoded output must match it; patched runs are
+/// not checked (changing the outputs is what patching may do).
+pub fn run_chain(
+    stages: &[StageModel],
+    inputs: &[Vec<Value>],
+    spec: &RepresentationSpec,
+    reference: Option<&[Vec<Vec<Value>>]>,
+    patch: Option<&ChainPatch<'_>>,
+) -> Result<ChainRun, ChainError> {
+    if stages.is_empty() {
+        return Err(ChainError::Other("a chain needs at least one stage".into()));
+    }
+    if let Some(p) = patch
+        && p.stage >= stages.len()
+    {
+        return Err(ChainError::Other(format!(
+            "cannot patch stage {} of a {}-stage chain",
+            p.stage + 1,
+            stages.len()
+        )));
+    }
+    let corrupted_ids = match patch {
+        Some(p) => {
+            let reads = inputs_of_stage(stages, p.stage, p.corrupted, spec)?;
+            Some(encode_all(&stages[p.stage], p.stage, &reads)?)
+        }
+        None => None,
+    };
+    let mut parts: Vec<Mat<f64>> = Vec::with_capacity(stages.len());
+    let mut outputs = Vec::with_capacity(stages.len());
+    let mut current = inputs.to_vec();
+    for (k, stage) in stages.iter().enumerate() {
+        if k > 0 {
+            current = adapt(stage, k, &current)?;
+        }
+        let ids = encode_all(stage, k, &current)?;
+        let stage_patch = match (patch, &corrupted_ids) {
+            (Some(p), Some(src)) if p.stage == k => Some(Patch {
+                sites: p.sites.clone(),
+                source: src,
+            }),
+            _ => None,
+        };
+        let run = run_model(
+            &stage.transformer,
+            &ids,
+            stage.codec.prefix(),
+            spec,
+            stage_patch.as_ref(),
+        )
+        .map_err(|source| ChainError::Stage {
+            stage: k + 1,
+            program: stage.program.clone(),
+            source,
+        })?;
+        let decoded: Vec<Vec<Value>> = run
+            .logits
+            .iter()
+            .map(|pos| pos.iter().map(|l| stage.codec.decode(l)).collect())
+            .collect();
+        if patch.is_none()
+            && let Some(reference) = reference
+        {
+            let want = reference.get(k).ok_or_else(|| {
+                ChainError::Other(format!("no reference outputs for stage {}", k + 1))
+            })?;
+            for (i, (got, want)) in decoded.iter().zip(want).enumerate() {
+                if !same_values(got, want) {
+                    return Err(ChainError::WrongOutput {
+                        stage: k + 1,
+                        program: stage.program.clone(),
+                        input: i,
+                        text: input_text(&inputs[i]),
+                        got: input_text(got),
+                        want: input_text(want),
+                    });
+                }
+            }
+        }
+        parts.push(run.features);
+        outputs.push(decoded.clone());
+        current = decoded;
+    }
+    let n = inputs.len();
+    let width: usize = parts.iter().map(|m| m.ncols()).sum();
+    let mut features = Mat::<f64>::zeros(n, width);
+    let mut offset = 0;
+    for m in &parts {
+        features
+            .as_mut()
+            .subcols_mut(offset, m.ncols())
+            .copy_from(m.as_ref());
+        offset += m.ncols();
+    }
+    Ok(ChainRun { features, outputs })
+}
+
+fn same_values(got: &[Value], want: &[Value]) -> bool {
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| crate::compile::same_value(g, w))
+}
+
+/// The reference outputs of every stage on every input: `[stage][input][position]`.
+pub fn reference_outputs(traces: &[Vec<Vec<Value>>]) -> Vec<Vec<Vec<Value>>> {
+    // traces[i][k] → out[k][i]
+    let stages = traces.first().map_or(0, Vec::len);
+    (0..stages)
+        .map(|k| traces.iter().map(|t| t[k].clone()).collect())
+        .collect()
+}
+
+/// Which heads of each layer a circuit names, for reports.
+pub fn describe_sites(sites: &[Site]) -> String {
+    let mut by_layer: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in sites {
+        by_layer
+            .entry(s.hook.to_string())
+            .or_default()
+            .push(s.head.map_or("all".to_string(), |h| h.to_string()));
+    }
+    by_layer
+        .iter()
+        .map(|(h, heads)| format!("{h}[{}]", heads.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{CompileOptions, compile_checked};
+    use crate::equivalence::extract::{BosPolicy, Layers};
+    use crate::equivalence::representation::{Normalisation, Pooling};
+    use crate::model::{RunOptions, TokenBatch};
+
+    fn spec_path(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    fn reverse() -> (crate::lang::Spec, crate::compile::Compiled) {
+        let spec = crate::lang::load(spec_path("specs/tracr/reverse.interp")).unwrap();
+        let (c, _) = compile_checked(
+            &spec.programs["tracr_reverse"],
+            &CompileOptions::default(),
+            0,
+        )
+        .unwrap();
+        (spec, c)
+    }
+
+    #[test]
+    fn in_memory_model_equals_the_written_directory() {
+        let (_, c) = reverse();
+        let mem = to_transformer(&c.weights, "congruity-tracr_reverse").unwrap();
+        let dir = std::env::temp_dir().join(format!("congruity-chain-{}", std::process::id()));
+        c.write(&dir).unwrap();
+        let disk = crate::model::load(&dir, &candle_core::Device::Cpu).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(mem.config(), disk.transformer.config());
+        let tokens = TokenBatch::new(&[vec![0, 1, 2, 3, 1], vec![0, 3, 3, 2, 1]]).unwrap();
+        let a = mem.forward(&tokens, &RunOptions::default()).unwrap().logits;
+        let b = disk
+            .transformer
+            .forward(&tokens, &RunOptions::default())
+            .unwrap()
+            .logits;
+        let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn chain_checks_outputs_and_pools_each_input_over_its_own_tokens() {
+        let (spec, c) = reverse();
+        let program = &spec.programs["tracr_reverse"];
+        let stage = StageModel {
+            program: "tracr_reverse".into(),
+            transformer: to_transformer(&c.weights, "m").unwrap(),
+            codec: Codec::Compiled(c.io.clone()),
+            adapter: None,
+            vocab: Some(c.io.vocab.clone()),
+        };
+        let v = |s: &str| Value::sym(s);
+        let inputs = vec![
+            vec![v("a"), v("b"), v("c")],
+            vec![v("c")],
+            vec![v("b"), v("a"), v("a"), v("c")],
+            vec![v("c"), v("c"), v("a")],
+        ];
+        let reference: Vec<Vec<Vec<Value>>> = vec![
+            inputs
+                .iter()
+                .map(|i| {
+                    crate::lang::eval::eval_program(program, i)
+                        .unwrap()
+                        .output()
+                        .to_vec()
+                })
+                .collect(),
+        ];
+        let spec_mean = RepresentationSpec::default();
+        let run = run_chain(
+            std::slice::from_ref(&stage),
+            &inputs,
+            &spec_mean,
+            Some(&reference),
+            None,
+        )
+        .unwrap();
+        let layers = c.weights.n_layers() + 1;
+        assert_eq!(run.features.ncols(), layers * c.weights.d_model);
+        assert_eq!(run.outputs[0][0], vec![v("c"), v("b"), v("a")]);
+        // Row order follows the inputs even though they ran in length groups: input 3 alone
+        // gives the same row.
+        let alone = run_chain(
+            std::slice::from_ref(&stage),
+            &inputs[3..],
+            &spec_mean,
+            None,
+            None,
+        )
+        .unwrap();
+        for j in 0..run.features.ncols() {
+            assert_eq!(run.features[(3, j)], alone.features[(0, j)]);
+        }
+        // The mean excludes BOS: the one-token input's mean is its token position's vector.
+        let at = RepresentationSpec {
+            layers: Layers::AccumulatedResidual,
+            pooling: Pooling::Positions(vec![0]),
+            bos: BosPolicy::Exclude,
+            norm: Normalisation::None,
+        };
+        let first =
+            run_chain(std::slice::from_ref(&stage), &inputs[1..2], &at, None, None).unwrap();
+        for j in 0..run.features.ncols() {
+            assert!((run.features[(1, j)] - first.features[(0, j)]).abs() < 1e-12);
+        }
+        // A wrong reference is caught.
+        let mut wrong = reference.clone();
+        wrong[0][2][0] = v("a");
+        let err = run_chain(
+            std::slice::from_ref(&stage),
+            &inputs,
+            &spec_mean,
+            Some(&wrong),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ChainError::WrongOutput { input: 2, .. }),
+            "{err}"
+        );
+        // Positions past an input's length are an error naming the length.
+        let far = RepresentationSpec {
+            pooling: Pooling::Positions(vec![3]),
+            ..RepresentationSpec::default()
+        };
+        let err = run_chain(std::slice::from_ref(&stage), &inputs, &far, None, None).unwrap_err();
+        assert!(err.to_string().contains("length 1"), "{err}");
+    }
+}

@@ -1,0 +1,270 @@
+//! Point tests of a model (or a pool of models) against interpretations.
+//!
+//! - [`closer_test`]: `a` from the model pool M, `b` from G1's implementations, `c` from G2's; a
+//!   win is `fit(a→b) > fit(a→c)`. A lower bound above 1/2 says M's representations predict G1's
+//!   implementations better than G2's: M is *distinguishable from G2*, on G1's side.
+//! - [`membership_test`]: `a ≠ b` from G1, `m` from M; a win is `fit(a→b) > fit(m→b)`: G1's own
+//!   implementations predict each other better than M predicts them. A lower bound above 1/2 says
+//!   M is *not* one of G1's implementations; a win rate near 1/2 is what a member gives (not
+//!   significant is not a proof of membership).
+//!
+//! A model is called congruent with G1 against the alternatives G2, ... when every closer test
+//! (G1 vs G2) is distinguishable and the membership test in G1 is not.
+//!
+//! Draws are made first, sequentially from the seed, and fits are gathered in a fixed order, as in
+//! the rest of the module, so the outcome does not depend on the thread count.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::point::{Outcome, PointTestConfig, WinSummary, outcome};
+use super::source::{ImplRef, ImplementationSource, compute_fits};
+use super::{EquivalenceError, check_confidence, check_positive};
+
+/// Which comparison a [`ModelTestResult`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelTestKind {
+    /// win = fit(m→b) > fit(m→c), b ∈ G1 (`own`), c ∈ G2 (`other`).
+    Closer,
+    /// win = fit(a→b) > fit(m→b), a ≠ b ∈ G1 (`own`).
+    Membership,
+}
+
+/// One draw: `own_fit` is the left side of the win condition, `other_fit` the right side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelDraw {
+    pub model: usize,
+    /// `b` (closer) or `a` (membership).
+    pub first: usize,
+    /// `c` (closer) or `b` (membership).
+    pub second: usize,
+    pub own_fit: f64,
+    pub other_fit: f64,
+    pub outcome: Outcome,
+}
+
+/// Result of a closer or membership test.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelTestResult {
+    pub kind: ModelTestKind,
+    pub model: String,
+    pub own: String,
+    /// G2 for the closer test; `None` for membership.
+    pub other: Option<String>,
+    pub measure: String,
+    pub seed: u64,
+    pub summary: WinSummary,
+    /// Mean of `own_fit` and of `other_fit` over the draws.
+    pub mean_own_fit: f64,
+    pub mean_other_fit: f64,
+    pub records: Vec<ModelDraw>,
+}
+
+fn validate(cfg: &PointTestConfig) -> Result<(), EquivalenceError> {
+    check_positive("draws", cfg.draws)?;
+    check_confidence(cfg.confidence)
+}
+
+fn too_few(src: &dyn ImplementationSource, needed: usize, why: &str) -> EquivalenceError {
+    EquivalenceError::TooFewImplementations {
+        label: src.label().to_owned(),
+        count: src.count(),
+        needed,
+        why: why.to_owned(),
+    }
+}
+
+fn pick_other(rng: &mut ChaCha8Rng, count: usize, avoid: usize) -> usize {
+    let x = rng.random_range(0..count - 1);
+    if x >= avoid { x + 1 } else { x }
+}
+
+/// The closer test of model pool `model` between `own` (G1) and `other` (G2).
+pub fn closer_test(
+    model: &dyn ImplementationSource,
+    own: &dyn ImplementationSource,
+    other: &dyn ImplementationSource,
+    cfg: &PointTestConfig,
+) -> Result<ModelTestResult, EquivalenceError> {
+    validate(cfg)?;
+    if model.count() == 0 {
+        return Err(too_few(model, 1, "to draw the model"));
+    }
+    let same = own.label() == other.label();
+    if own.count() < 1 + usize::from(same) {
+        return Err(too_few(own, 1 + usize::from(same), "to draw b (and c ≠ b)"));
+    }
+    if other.count() == 0 {
+        return Err(too_few(other, 1, "to draw c"));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let draws: Vec<(usize, usize, usize)> = (0..cfg.draws)
+        .map(|_| {
+            let m = rng.random_range(0..model.count());
+            let b = rng.random_range(0..own.count());
+            let c = if same {
+                pick_other(&mut rng, own.count(), b)
+            } else {
+                rng.random_range(0..other.count())
+            };
+            (m, b, c)
+        })
+        .collect();
+    let r = |s: usize, i: usize| ImplRef {
+        source: s,
+        index: i,
+    };
+    let sources: [&dyn ImplementationSource; 3] = [model, own, other];
+    let pairs = draws
+        .iter()
+        .flat_map(|&(m, b, c)| [(r(0, m), r(1, b)), (r(0, m), r(2, c))]);
+    let fits = compute_fits(&sources, &cfg.measure, pairs)?;
+    let records: Vec<ModelDraw> = draws
+        .iter()
+        .map(|&(m, b, c)| {
+            let (x, y) = ((r(0, m), r(1, b)), (r(0, m), r(2, c)));
+            ModelDraw {
+                model: m,
+                first: b,
+                second: c,
+                own_fit: fits.value(x.0, x.1),
+                other_fit: fits.value(y.0, y.1),
+                outcome: outcome(fits.oriented(x.0, x.1), fits.oriented(y.0, y.1)),
+            }
+        })
+        .collect();
+    Ok(finish(
+        ModelTestKind::Closer,
+        model,
+        own,
+        Some(other.label().to_owned()),
+        cfg,
+        records,
+    ))
+}
+
+/// The membership test of model pool `model` in `own` (G1).
+pub fn membership_test(
+    model: &dyn ImplementationSource,
+    own: &dyn ImplementationSource,
+    cfg: &PointTestConfig,
+) -> Result<ModelTestResult, EquivalenceError> {
+    validate(cfg)?;
+    if model.count() == 0 {
+        return Err(too_few(model, 1, "to draw the model"));
+    }
+    if own.count() < 2 {
+        return Err(too_few(own, 2, "to draw two distinct implementations a, b"));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let draws: Vec<(usize, usize, usize)> = (0..cfg.draws)
+        .map(|_| {
+            let m = rng.random_range(0..model.count());
+            let a = rng.random_range(0..own.count());
+            let b = pick_other(&mut rng, own.count(), a);
+            (m, a, b)
+        })
+        .collect();
+    let r = |s: usize, i: usize| ImplRef {
+        source: s,
+        index: i,
+    };
+    let sources: [&dyn ImplementationSource; 2] = [model, own];
+    let pairs = draws
+        .iter()
+        .flat_map(|&(m, a, b)| [(r(1, a), r(1, b)), (r(0, m), r(1, b))]);
+    let fits = compute_fits(&sources, &cfg.measure, pairs)?;
+    let records: Vec<ModelDraw> = draws
+        .iter()
+        .map(|&(m, a, b)| {
+            let (x, y) = ((r(1, a), r(1, b)), (r(0, m), r(1, b)));
+            ModelDraw {
+                model: m,
+                first: a,
+                second: b,
+                own_fit: fits.value(x.0, x.1),
+                other_fit: fits.value(y.0, y.1),
+                outcome: outcome(fits.oriented(x.0, x.1), fits.oriented(y.0, y.1)),
+            }
+        })
+        .collect();
+    Ok(finish(
+        ModelTestKind::Membership,
+        model,
+        own,
+        None,
+        cfg,
+        records,
+    ))
+}
+
+fn finish(
+    kind: ModelTestKind,
+    model: &dyn ImplementationSource,
+    own: &dyn ImplementationSource,
+    other: Option<String>,
+    cfg: &PointTestConfig,
+    records: Vec<ModelDraw>,
+) -> ModelTestResult {
+    let wins = records.iter().filter(|r| r.outcome == Outcome::Win).count();
+    let ties = records.iter().filter(|r| r.outcome == Outcome::Tie).count();
+    let n = records.len() as f64;
+    ModelTestResult {
+        kind,
+        model: model.label().to_owned(),
+        own: own.label().to_owned(),
+        other,
+        measure: cfg.measure.to_string(),
+        seed: cfg.seed,
+        summary: WinSummary::new(wins, ties, records.len(), cfg.confidence, cfg.interval),
+        mean_own_fit: records.iter().map(|r| r.own_fit).sum::<f64>() / n,
+        mean_other_fit: records.iter().map(|r| r.other_fit).sum::<f64>() / n,
+        records,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::equivalence::point::Verdict;
+    use crate::equivalence::representation::InputsId;
+    use crate::equivalence::synthetic::{SyntheticFamily, gaussian_latent};
+
+    fn pools() -> (SyntheticFamily, SyntheticFamily, SyntheticFamily) {
+        let ids = InputsId("synthetic".into());
+        let g1 = gaussian_latent(&ids, 120, 4, 1);
+        let g2 = gaussian_latent(&ids, 120, 4, 2);
+        let f1 = SyntheticFamily::new("g1", g1.clone(), 8, 0.05, 6, 10);
+        let f2 = SyntheticFamily::new("g2", g2, 8, 0.05, 6, 20);
+        // A "model": another member of G1's family, drawn from a different seed.
+        let m = SyntheticFamily::new("model", g1, 8, 0.05, 2, 30);
+        (f1, f2, m)
+    }
+
+    #[test]
+    fn a_member_is_closer_to_its_family_and_not_distinguished_from_it() {
+        let (f1, f2, m) = pools();
+        let cfg = PointTestConfig {
+            draws: 60,
+            seed: 5,
+            ..PointTestConfig::default()
+        };
+        let closer = closer_test(&m, &f1, &f2, &cfg).unwrap();
+        assert_eq!(closer.summary.verdict, Verdict::Distinguishable);
+        assert!(closer.mean_own_fit > closer.mean_other_fit);
+        let reverse = closer_test(&m, &f2, &f1, &cfg).unwrap();
+        assert!(
+            reverse.summary.win_rate < 0.1,
+            "{}",
+            reverse.summary.win_rate
+        );
+        let member = membership_test(&m, &f1, &cfg).unwrap();
+        assert_eq!(member.summary.verdict, Verdict::NotDistinguished);
+        // Not a member of G2: G2's implementations predict each other far better.
+        let outsider = membership_test(&m, &f2, &cfg).unwrap();
+        assert_eq!(outsider.summary.verdict, Verdict::Distinguishable);
+        assert_eq!(closer, closer_test(&m, &f1, &f2, &cfg).unwrap());
+    }
+}

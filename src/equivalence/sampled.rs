@@ -1,0 +1,586 @@
+//! Implementation pools backed by the compiler: sampled implementations of an interpretation or
+//! a pipeline ([`SampledSource`]), and arbitrary model directories ([`ModelDirSource`]).
+//!
+//! Implementation `i` of an interpretation is `compile::sample::sample_one(compiled, families,
+//! seed, i)` — the same model `congruity sample --seed S` writes as item `i`. Implementation `i`
+//! of a pipeline is a chain holding implementation `i` of every stage, stage `k` sampled with
+//! base seed `item_seed(seed, 1_000_000 + k)` so stages never share draws. Models are built in
+//! memory ([`super::chain::to_transformer`]), run on the common inputs, checked against the
+//! interpretation's reference outputs, and only their representation is kept (computed once per
+//! index, on first use, whatever thread asks).
+//!
+//! The patched twin of a pool ([`SampledSource::patched`]) holds the *same* implementations with
+//! `n` circuit heads interchange-patched from the corrupted inputs. The circuit comes from the
+//! spec's `circuit` block; its variables are located in each implementation by the sampler's
+//! placement record (placement and head-order families move heads), so the patched heads are the
+//! ones that compute the circuit's variables in *that* implementation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::chain::{ChainPatch, Codec, StageModel, run_chain, to_transformer};
+use super::extract::RepresentationSpec;
+use super::inputs::InputSet;
+use super::representation::Representation;
+use super::source::{ImplementationSource, SourceError, derive_seed};
+use crate::compile::lower::OpBlock;
+use crate::compile::sample::{Family, Sample, item_seed, sample_one};
+use crate::compile::{CompileError, CompileOptions, Compiled, OpPlacement, compile_checked};
+use crate::lang::eval::{eval_pipeline, eval_program};
+use crate::lang::ir::{Adapter, Circuit, Spec, Task, Value};
+use crate::model::{AttnHook, HookPoint, Site};
+
+/// Errors preparing a pool.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PoolError {
+    #[error("`{name}` is neither an interpretation nor a pipeline of the spec (known: {known})")]
+    #[diagnostic(code(congruity::equivalence::unknown_target))]
+    Unknown { name: String, known: String },
+    #[error("compiling `{program}` failed")]
+    #[diagnostic(code(congruity::equivalence::compile))]
+    Compile {
+        program: String,
+        #[source]
+        #[diagnostic_source]
+        source: CompileError,
+    },
+    #[error("circuit `{circuit}`: {reason}")]
+    #[diagnostic(code(congruity::equivalence::circuit))]
+    Circuit { circuit: String, reason: String },
+    #[error("model directory {}: {reason}", dir.display())]
+    #[diagnostic(code(congruity::equivalence::model_dir))]
+    ModelDir { dir: PathBuf, reason: String },
+}
+
+/// One compiled stage of a target.
+#[derive(Debug, Clone)]
+pub struct TargetStage {
+    pub program: String,
+    pub adapter: Option<Adapter>,
+    pub compiled: Arc<Compiled>,
+}
+
+/// An interpretation (one stage) or a pipeline, compiled.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub is_pipeline: bool,
+    pub task: Arc<Task>,
+    pub stages: Vec<TargetStage>,
+}
+
+/// Compiles targets, each distinct interpretation once.
+#[derive(Default)]
+pub struct Compiler {
+    compiled: BTreeMap<String, Arc<Compiled>>,
+    /// Seed of the compiler's domain check (only used on domains too large to enumerate).
+    pub check_seed: u64,
+}
+
+impl Compiler {
+    pub fn new(check_seed: u64) -> Self {
+        Self {
+            compiled: BTreeMap::new(),
+            check_seed,
+        }
+    }
+
+    fn program(&mut self, spec: &Spec, name: &str) -> Result<Arc<Compiled>, PoolError> {
+        if let Some(c) = self.compiled.get(name) {
+            return Ok(c.clone());
+        }
+        let program = spec.programs.get(name).ok_or_else(|| PoolError::Unknown {
+            name: name.to_string(),
+            known: known(spec),
+        })?;
+        let (c, _) = compile_checked(program, &CompileOptions::default(), self.check_seed)
+            .map_err(|source| PoolError::Compile {
+                program: name.to_string(),
+                source,
+            })?;
+        let c = Arc::new(c);
+        self.compiled.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// The pipeline `name` if the spec has one, else the interpretation `name`.
+    pub fn target(&mut self, spec: &Spec, name: &str) -> Result<Target, PoolError> {
+        if let Some(p) = spec.pipelines.get(name) {
+            let mut stages = Vec::with_capacity(p.stages.len());
+            for s in &p.stages {
+                stages.push(TargetStage {
+                    program: s.program.clone(),
+                    adapter: s.adapter.clone(),
+                    compiled: self.program(spec, &s.program)?,
+                });
+            }
+            let task = spec
+                .programs
+                .get(&p.stages[0].program)
+                .map(|p| p.task.clone())
+                .ok_or_else(|| PoolError::Unknown {
+                    name: p.stages[0].program.clone(),
+                    known: known(spec),
+                })?;
+            return Ok(Target {
+                name: name.to_string(),
+                is_pipeline: true,
+                task,
+                stages,
+            });
+        }
+        let compiled = self.program(spec, name)?;
+        let task = spec.programs[name].task.clone();
+        Ok(Target {
+            name: name.to_string(),
+            is_pipeline: false,
+            task,
+            stages: vec![TargetStage {
+                program: name.to_string(),
+                adapter: None,
+                compiled,
+            }],
+        })
+    }
+}
+
+fn known(spec: &Spec) -> String {
+    let mut names: Vec<&str> = spec.pipelines.keys().map(String::as_str).collect();
+    names.extend(spec.programs.keys().map(String::as_str));
+    names.join(", ")
+}
+
+impl Target {
+    /// The interpretation's output of every stage on `input`, or why it has none (the input is
+    /// outside some stage's domain).
+    pub fn reference(&self, spec: &Spec, input: &[Value]) -> Result<Vec<Vec<Value>>, String> {
+        if self.is_pipeline {
+            let p = &spec.pipelines[&self.name];
+            eval_pipeline(spec, p, input)
+                .map(|t| t.stage_outputs)
+                .map_err(|e| format!("`{}`: {e}", self.name))
+        } else {
+            eval_program(&spec.programs[&self.name], input)
+                .map(|t| vec![t.output().to_vec()])
+                .map_err(|e| format!("`{}`: {e}", self.name))
+        }
+    }
+
+    /// The stage models of a chain of sampled implementations.
+    fn stage_models(&self, samples: &[Sample]) -> Result<Vec<StageModel>, SourceError> {
+        self.stages
+            .iter()
+            .zip(samples)
+            .map(|(st, s)| {
+                let transformer = to_transformer(&s.weights, &format!("congruity-{}", st.program))
+                    .map_err(|e| SourceError(format!("stage `{}`: {e}", st.program)))?;
+                Ok(StageModel {
+                    program: st.program.clone(),
+                    transformer,
+                    codec: Codec::Compiled(st.compiled.io.clone()),
+                    adapter: st.adapter.clone(),
+                    vocab: Some(st.compiled.io.vocab.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// Implementation `index` of every stage (see the module documentation for the seeds).
+    pub fn sample_chain(
+        &self,
+        families: &[Family],
+        seed: u64,
+        index: usize,
+    ) -> Result<Vec<Sample>, SourceError> {
+        let single = self.stages.len() == 1;
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(k, st)| {
+                let base = if single {
+                    seed
+                } else {
+                    item_seed(seed, 1_000_000 + k as u64)
+                };
+                sample_one(&st.compiled, families, base, index as u64)
+                    .map_err(|e| SourceError(format!("sampling stage `{}`: {e}", st.program)))
+            })
+            .collect()
+    }
+}
+
+/// Which heads of a stage to patch, from a circuit of the stage's interpretation.
+#[derive(Debug, Clone)]
+pub struct PatchPlan {
+    pub circuit: Circuit,
+    /// The stage whose interpretation the circuit is about.
+    pub stage: usize,
+    /// Patch this many of the circuit's heads (all when `None` or larger than the circuit).
+    pub heads: Option<usize>,
+    /// Chooses the heads when fewer than all are patched: implementation `i` uses
+    /// `derive_seed(seed, [i])`.
+    pub seed: u64,
+    pub corrupted: Arc<Vec<Vec<Value>>>,
+}
+
+impl PatchPlan {
+    /// Checks the circuit against the target and names the stage it patches.
+    pub fn new(
+        target: &Target,
+        circuit: &Circuit,
+        heads: Option<usize>,
+        seed: u64,
+        corrupted: Arc<Vec<Vec<Value>>>,
+    ) -> Result<Self, PoolError> {
+        let stage = target
+            .stages
+            .iter()
+            .position(|s| s.program == circuit.program)
+            .ok_or_else(|| PoolError::Circuit {
+                circuit: circuit.name.clone(),
+                reason: format!(
+                    "is about `{}`, which is not a stage of `{}` (stages: {})",
+                    circuit.program,
+                    target.name,
+                    target
+                        .stages
+                        .iter()
+                        .map(|s| s.program.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        if heads == Some(0) {
+            return Err(PoolError::Circuit {
+                circuit: circuit.name.clone(),
+                reason: "patching 0 heads changes nothing; ask for at least 1".into(),
+            });
+        }
+        let plan = Self {
+            circuit: circuit.clone(),
+            stage,
+            heads,
+            seed,
+            corrupted,
+        };
+        let c = &target.stages[stage].compiled;
+        if plan.circuit_heads(c, &c.placement).is_empty() {
+            return Err(PoolError::Circuit {
+                circuit: circuit.name.clone(),
+                reason: format!(
+                    "none of its variables ({}) is computed by an attention head in the compiled `{}`; there is no head to patch",
+                    circuit
+                        .sites
+                        .iter()
+                        .map(|s| s.variable.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    circuit.program
+                ),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// The `(layer, head)` of every head that computes a circuit variable, in circuit order.
+    fn circuit_heads(&self, c: &Compiled, placement: &[OpPlacement]) -> Vec<(usize, usize)> {
+        let nodes: Vec<_> = self.circuit.sites.iter().map(|s| s.node).collect();
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for node in nodes {
+            for (op, plan_op) in c.plan.ops.iter().enumerate() {
+                if let OpBlock::Head(h) = &plan_op.block
+                    && h.node == node
+                    && let Some(p) = placement.get(op)
+                    && let Some(head) = p.head
+                    && seen.insert((p.layer, head))
+                {
+                    out.push((p.layer, head));
+                }
+            }
+        }
+        out
+    }
+
+    /// The sites patched in implementation `index` (whose stage sample has `placement`).
+    pub fn sites(&self, c: &Compiled, placement: &[OpPlacement], index: usize) -> Vec<Site> {
+        let mut heads = self.circuit_heads(c, placement);
+        if let Some(n) = self.heads
+            && n < heads.len()
+        {
+            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, &[index as u64]));
+            heads.shuffle(&mut rng);
+            heads.truncate(n);
+            heads.sort();
+        }
+        heads
+            .into_iter()
+            .map(|(layer, head)| Site::hook(HookPoint::attn(layer, AttnHook::Z)).with_head(head))
+            .collect()
+    }
+}
+
+type Cached = OnceLock<Result<Representation, SourceError>>;
+
+/// A pool of sampled implementations of one target.
+pub struct SampledSource {
+    label: String,
+    target: Arc<Target>,
+    families: Vec<Family>,
+    seed: u64,
+    count: usize,
+    inputs: Arc<InputSet>,
+    /// `[stage][input][position]`
+    reference: Arc<Vec<Vec<Vec<Value>>>>,
+    spec: RepresentationSpec,
+    patch: Option<PatchPlan>,
+    cache: Vec<Cached>,
+    keep: Option<PathBuf>,
+}
+
+impl SampledSource {
+    /// `count` implementations of `target` sampled with `families` from `seed`. `reference` is
+    /// [`Target::reference`] on every input, transposed to `[stage][input]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        target: Arc<Target>,
+        families: Vec<Family>,
+        seed: u64,
+        count: usize,
+        inputs: Arc<InputSet>,
+        reference: Arc<Vec<Vec<Vec<Value>>>>,
+        spec: RepresentationSpec,
+    ) -> Self {
+        Self {
+            label: target.name.clone(),
+            target,
+            families,
+            seed,
+            count,
+            inputs,
+            reference,
+            spec,
+            patch: None,
+            cache: (0..count).map(|_| OnceLock::new()).collect(),
+            keep: None,
+        }
+    }
+
+    /// Also writes every sampled implementation to `dir/<label>/<index>` (model directories, or
+    /// one directory per stage for pipelines), for inspection with `congruity run`.
+    pub fn keep_models(mut self, dir: &Path) -> Self {
+        self.keep = Some(dir.join(&self.label));
+        self
+    }
+
+    /// The same implementations with circuit heads patched; labelled `<label>~patched`.
+    pub fn patched(&self, plan: PatchPlan) -> Self {
+        Self {
+            label: format!("{}~patched", self.label),
+            target: self.target.clone(),
+            families: self.families.clone(),
+            seed: self.seed,
+            count: self.count,
+            inputs: self.inputs.clone(),
+            reference: self.reference.clone(),
+            spec: self.spec.clone(),
+            patch: Some(plan),
+            cache: (0..self.count).map(|_| OnceLock::new()).collect(),
+            keep: None,
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The heads patched in implementation `index` (empty for an unpatched pool).
+    pub fn patched_sites(&self, index: usize) -> Result<Vec<Site>, SourceError> {
+        let Some(plan) = &self.patch else {
+            return Ok(Vec::new());
+        };
+        let chain = self.target.sample_chain(&self.families, self.seed, index)?;
+        let c = &self.target.stages[plan.stage].compiled;
+        Ok(plan.sites(c, &chain[plan.stage].placement, index))
+    }
+
+    fn compute(&self, index: usize) -> Result<Representation, SourceError> {
+        let chain = self.target.sample_chain(&self.families, self.seed, index)?;
+        if let Some(dir) = &self.keep {
+            let item = dir.join(format!("{index:04}"));
+            for (k, (st, s)) in self.target.stages.iter().zip(&chain).enumerate() {
+                let d = if self.target.stages.len() == 1 {
+                    item.clone()
+                } else {
+                    item.join(format!("{k:02}-{}", st.program))
+                };
+                s.write(&st.compiled, &d)
+                    .map_err(|e| SourceError(format!("writing {}: {e}", d.display())))?;
+            }
+        }
+        let models = self.target.stage_models(&chain)?;
+        let run = match &self.patch {
+            None => run_chain(
+                &models,
+                &self.inputs.inputs,
+                &self.spec,
+                Some(&self.reference),
+                None,
+            ),
+            Some(plan) => {
+                let c = &self.target.stages[plan.stage].compiled;
+                let sites = plan.sites(c, &chain[plan.stage].placement, index);
+                run_chain(
+                    &models,
+                    &self.inputs.inputs,
+                    &self.spec,
+                    None,
+                    Some(&ChainPatch {
+                        stage: plan.stage,
+                        sites,
+                        corrupted: &plan.corrupted,
+                    }),
+                )
+            }
+        }
+        .map_err(|e| SourceError(e.to_string()))?;
+        Representation::new(self.inputs.id.clone(), run.features).map_err(SourceError::from)
+    }
+}
+
+impl ImplementationSource for SampledSource {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    fn representation(&self, index: usize) -> Result<Representation, SourceError> {
+        let slot = self.cache.get(index).ok_or_else(|| {
+            SourceError(format!(
+                "index {index} out of range for {} implementations",
+                self.count
+            ))
+        })?;
+        slot.get_or_init(|| self.compute(index)).clone()
+    }
+}
+
+/// A pool of model directories (each holding `model.safetensors` + `config.json` +
+/// `congruity.json`, or a tracr export), run on the common inputs through their sidecar's
+/// encodings. Their outputs are not checked: they need not implement anything.
+pub struct ModelDirSource {
+    label: String,
+    dirs: Vec<PathBuf>,
+    inputs: Arc<InputSet>,
+    spec: RepresentationSpec,
+    cache: Vec<Cached>,
+}
+
+fn is_model_dir(d: &Path) -> bool {
+    ["config.json", "model.safetensors", "weights.safetensors"]
+        .iter()
+        .any(|f| d.join(f).is_file())
+}
+
+impl ModelDirSource {
+    /// `dir` is one model, or a directory whose sub-directories are models (as `congruity
+    /// sample` writes them), taken in name order.
+    pub fn open(
+        dir: &Path,
+        label: String,
+        inputs: Arc<InputSet>,
+        spec: RepresentationSpec,
+    ) -> Result<Self, PoolError> {
+        let bad = |reason: String| PoolError::ModelDir {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        if !dir.is_dir() {
+            return Err(bad("no such directory".into()));
+        }
+        let dirs = if is_model_dir(dir) {
+            vec![dir.to_path_buf()]
+        } else {
+            let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| bad(format!("cannot list it: {e}")))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_dir()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                        && is_model_dir(p)
+                })
+                .collect();
+            subs.sort();
+            subs
+        };
+        if dirs.is_empty() {
+            return Err(bad(
+                "holds no model (config.json + model.safetensors, or a tracr export) and no sub-directory that does"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            label,
+            cache: (0..dirs.len()).map(|_| OnceLock::new()).collect(),
+            dirs,
+            inputs,
+            spec,
+        })
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    fn compute(&self, index: usize) -> Result<Representation, SourceError> {
+        let dir = &self.dirs[index];
+        let loaded = crate::model::load(dir, &candle_core::Device::Cpu)
+            .map_err(|e| SourceError(format!("{}: {e}", dir.display())))?;
+        let sidecar = loaded.sidecar.clone().ok_or_else(|| {
+            SourceError(format!(
+                "{} has no congruity.json: without it the inputs cannot be encoded",
+                dir.display()
+            ))
+        })?;
+        let stage = StageModel {
+            program: dir.display().to_string(),
+            transformer: loaded.transformer,
+            codec: Codec::Sidecar(sidecar),
+            adapter: None,
+            vocab: None,
+        };
+        let run = run_chain(&[stage], &self.inputs.inputs, &self.spec, None, None)
+            .map_err(|e| SourceError(e.to_string()))?;
+        Representation::new(self.inputs.id.clone(), run.features).map_err(SourceError::from)
+    }
+}
+
+impl ImplementationSource for ModelDirSource {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn count(&self) -> usize {
+        self.dirs.len()
+    }
+
+    fn representation(&self, index: usize) -> Result<Representation, SourceError> {
+        let slot = self.cache.get(index).ok_or_else(|| {
+            SourceError(format!(
+                "index {index} out of range for {} models",
+                self.dirs.len()
+            ))
+        })?;
+        slot.get_or_init(|| self.compute(index)).clone()
+    }
+}
