@@ -32,12 +32,17 @@ struct TempSpec(PathBuf);
 
 impl TempSpec {
     fn new(tag: &str, text: &str) -> TempSpec {
-        let dir = std::env::temp_dir().join(format!("congruity-smt-cli-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("congruity-smt-cli-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("spec.interp");
         let specs = root().join("specs");
-        std::fs::write(&file, text.replace("SPECS/", &format!("{}/", specs.display()))).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("SPECS/", &format!("{}/", specs.display())),
+        )
+        .unwrap();
         TempSpec(file)
     }
 
@@ -77,7 +82,10 @@ fn refuted_exits_1_and_prints_the_counterexample() {
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     let first = out.lines().next().unwrap();
-    assert!(first.starts_with("refuted  wrong (equivalent(tracr_reverse, reverse_wrong)) "), "{out}");
+    assert!(
+        first.starts_with("refuted  wrong (equivalent(tracr_reverse, reverse_wrong)) "),
+        "{out}"
+    );
     // The input as `congruity eval` reads it, and what differs there.
     assert!(out.contains("\n    input: "), "{out}");
     assert!(out.contains("\n    output at 0: "), "{out}");
@@ -85,10 +93,32 @@ fn refuted_exits_1_and_prints_the_counterexample() {
     assert!(out.contains("proved   well_formed_reverse_wrong"), "{out}");
     assert!(out.ends_with("1 proved, 1 refuted, 0 unknown\n"), "{out}");
     // The printed input replays through `congruity eval` with the same outputs.
-    let input = out.lines().find_map(|l| l.strip_prefix("    input: ")).unwrap();
-    let good = congruity(&["eval", &spec.path(), "--program", "tracr_reverse", "--input", input]);
-    let bad = congruity(&["eval", &spec.path(), "--program", "reverse_wrong", "--input", input]);
-    assert!(good.status.success() && bad.status.success(), "{}{}", stderr(&good), stderr(&bad));
+    let input = out
+        .lines()
+        .find_map(|l| l.strip_prefix("    input: "))
+        .unwrap();
+    let good = congruity(&[
+        "eval",
+        &spec.path(),
+        "--program",
+        "tracr_reverse",
+        "--input",
+        input,
+    ]);
+    let bad = congruity(&[
+        "eval",
+        &spec.path(),
+        "--program",
+        "reverse_wrong",
+        "--input",
+        input,
+    ]);
+    assert!(
+        good.status.success() && bad.status.success(),
+        "{}{}",
+        stderr(&good),
+        stderr(&bad)
+    );
     assert_ne!(stdout(&good), stdout(&bad));
 }
 
@@ -108,26 +138,58 @@ fn unknown_exits_2_and_refuted_wins_over_unknown() {
     assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).starts_with("unknown  hard "), "{}", stdout(&o));
     assert!(stdout(&o).contains("reason: length"), "{}", stdout(&o));
-    let both = format!("{hard}interpretation off_by_one for sort {{\n  output map(|t| t + 1, tokens)\n}}\nprove wrong: equivalent(sort, off_by_one)\n");
+    let both = format!(
+        "{hard}interpretation off_by_one for sort {{\n  output map(|t| t + 1, tokens)\n}}\nprove wrong: equivalent(sort, off_by_one)\n"
+    );
     let spec = TempSpec::new("both", &both);
     let o = congruity(&["prove", &spec.path()]);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     // --check runs one proof only.
     let o = congruity(&["prove", &spec.path(), "--check", "wrong"]);
     assert_eq!(code(&o), 1);
-    assert_eq!(stdout(&o).lines().filter(|l| l.starts_with("refuted") || l.starts_with("unknown")).count(), 1, "{}", stdout(&o));
+    assert_eq!(
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("refuted") || l.starts_with("unknown"))
+            .count(),
+        1,
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn bad_input_exits_3() {
-    let o = congruity(&["prove", "specs/alternatives/sort_by_counting.interp", "--check", "nope"]);
+    let o = congruity(&[
+        "prove",
+        "specs/alternatives/sort_by_counting.interp",
+        "--check",
+        "nope",
+    ]);
     assert_eq!(code(&o), 3);
-    assert!(stderr(&o).contains("no proof named `nope`"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("equivalent_tracr_sort_sort_by_counting"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no proof named `nope`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("equivalent_tracr_sort_sort_by_counting"),
+        "{}",
+        stderr(&o)
+    );
     let o = congruity(&["prove", "specs/does_not_exist.interp"]);
     assert_eq!(code(&o), 3);
-    assert!(stderr(&o).contains("does_not_exist.interp"), "{}", stderr(&o));
-    let o = congruity(&["prove", "specs/alternatives/sort_by_counting.interp", "--timeout", "0"]);
+    assert!(
+        stderr(&o).contains("does_not_exist.interp"),
+        "{}",
+        stderr(&o)
+    );
+    let o = congruity(&[
+        "prove",
+        "specs/alternatives/sort_by_counting.interp",
+        "--timeout",
+        "0",
+    ]);
     assert_eq!(code(&o), 3);
 }
 
@@ -140,7 +202,11 @@ fn json_is_stable_and_sorted() {
     let o = congruity(&["prove", &spec.path(), "--json"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let again = congruity(&["prove", &spec.path(), "--json", "--sequential"]);
-    assert_eq!(stdout(&o), stdout(&again), "same spec, same bytes, whatever the parallelism");
+    assert_eq!(
+        stdout(&o),
+        stdout(&again),
+        "same spec, same bytes, whatever the parallelism"
+    );
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(v.get("timings").is_none());
     let with_t = congruity(&["prove", &spec.path(), "--json", "--timings"]);

@@ -14,7 +14,11 @@ const LIMIT: u128 = 200_000;
 
 #[test]
 fn z3_agrees_with_enumeration_on_every_spec() {
-    let opts = ProveOptions { timeout: Some(Duration::from_secs(120)), parallel: true, max_len: None };
+    let opts = ProveOptions {
+        timeout: Some(Duration::from_secs(120)),
+        parallel: true,
+        max_len: None,
+    };
     let mut done: BTreeSet<String> = BTreeSet::new();
     let (mut checked, mut refuted, mut skipped) = (0, 0, 0);
     let mut failures = Vec::new();
@@ -38,15 +42,26 @@ fn z3_agrees_with_enumeration_on_every_spec() {
             if let Err(e) = agrees(&report, &truth) {
                 failures.push(format!("{}: {}: {e}", file.display(), goal_text(&goal)));
             }
-            if let (Verdict::Refuted { counterexample }, Truth::Fails(_)) = (&report.verdict, &truth) {
+            if let (Verdict::Refuted { counterexample }, Truth::Fails(_)) =
+                (&report.verdict, &truth)
+            {
                 assert!(counterexample.length >= 1);
             }
         }
     }
-    eprintln!("{checked} goals checked against enumeration ({refuted} refuted), {skipped} skipped (domain too large)");
-    assert!(failures.is_empty(), "z3 and enumeration disagree:\n{}", failures.join("\n"));
+    eprintln!(
+        "{checked} goals checked against enumeration ({refuted} refuted), {skipped} skipped (domain too large)"
+    );
+    assert!(
+        failures.is_empty(),
+        "z3 and enumeration disagree:\n{}",
+        failures.join("\n")
+    );
     assert!(checked >= 40, "only {checked} goals checked");
-    assert!(refuted >= 1, "no goal was refuted: the comparison never exercised a counterexample");
+    assert!(
+        refuted >= 1,
+        "no goal was refuted: the comparison never exercised a counterexample"
+    );
 }
 
 /// Where the programs a goal names are defined (imports bring the same definitions into many
@@ -68,7 +83,8 @@ fn fingerprint(spec: &lang::ir::Spec, goal: &lang::ir::ProofGoal) -> String {
                 .and_then(|p| p.source.clone())
                 .or_else(|| spec.pipelines.get(n).and_then(|p| p.source.clone()))
                 .or_else(|| spec.circuits.get(n).and_then(|c| c.source.clone()));
-            src.map(|s| s.file.display().to_string()).unwrap_or_default()
+            src.map(|s| s.file.display().to_string())
+                .unwrap_or_default()
         })
         .collect();
     files.join(",")

@@ -25,17 +25,29 @@ fn inline(dir: &str, text: &str) -> Spec {
 }
 
 fn opts() -> ProveOptions {
-    ProveOptions { timeout: Some(Duration::from_secs(120)), parallel: true, max_len: None }
+    ProveOptions {
+        timeout: Some(Duration::from_secs(120)),
+        parallel: true,
+        max_len: None,
+    }
 }
 
 fn equivalent(a: &str, b: &str) -> ProofGoal {
-    ProofGoal::Equivalent { a: a.into(), b: b.into() }
+    ProofGoal::Equivalent {
+        a: a.into(),
+        b: b.into(),
+    }
 }
 
 #[test]
 fn wrong_reverse_is_refuted_with_an_input_the_evaluator_confirms() {
     let spec = load("alternatives/reverse_wrong.interp");
-    let report = smt::prove(&spec, "rev", &equivalent("tracr_reverse", "reverse_wrong"), &opts());
+    let report = smt::prove(
+        &spec,
+        "rev",
+        &equivalent("tracr_reverse", "reverse_wrong"),
+        &opts(),
+    );
     let Verdict::Refuted { counterexample: c } = &report.verdict else {
         panic!("expected a refutation: {}", report.text());
     };
@@ -53,7 +65,14 @@ fn wrong_reverse_is_refuted_with_an_input_the_evaluator_confirms() {
         assert_eq!(d.right, lang::eval::value_text(&bad[d.position]));
     }
     // Refuted at every length: position 0 always reads past the end.
-    assert!(report.lengths.iter().all(|l| l.status == LengthStatus::Refuted), "{}", report.length_table());
+    assert!(
+        report
+            .lengths
+            .iter()
+            .all(|l| l.status == LengthStatus::Refuted),
+        "{}",
+        report.length_table()
+    );
     // The shortest counterexample is reported.
     assert_eq!(c.length, 1);
     assert!(report.text().contains("input: "), "{}", report.text());
@@ -64,14 +83,23 @@ fn sorts_are_equivalent() {
     let spec = load("alternatives/sort_by_counting.interp");
     for goal in [
         equivalent("tracr_sort", "sort_by_counting"),
-        ProofGoal::Aligned { a: "tracr_sort".into(), b: "sort_by_counting".into(), pairs: vec![("target_pos".into(), "target_pos".into())] },
+        ProofGoal::Aligned {
+            a: "tracr_sort".into(),
+            b: "sort_by_counting".into(),
+            pairs: vec![("target_pos".into(), "target_pos".into())],
+        },
     ] {
         let r = smt::prove(&spec, "sort", &goal, &opts());
         assert_eq!(r.verdict, Verdict::Proved, "{}", r.text());
         assert_eq!(r.lengths.len(), 5);
     }
     let spec = load("alternatives/sort_by_histogram.interp");
-    let r = smt::prove(&spec, "sort", &equivalent("tracr_sort", "sort_by_histogram"), &opts());
+    let r = smt::prove(
+        &spec,
+        "sort",
+        &equivalent("tracr_sort", "sort_by_histogram"),
+        &opts(),
+    );
     assert_eq!(r.verdict, Verdict::Proved, "{}", r.text());
 }
 
@@ -80,11 +108,23 @@ fn sort_unique_and_sort_agree_on_their_common_domain() {
     // tracr_sort_unique runs on distinct tokens from {1..5}; tracr_sort on any tokens from {1..4}:
     // their common domain is distinct tokens from {1..4}, where both sort.
     let spec = load("proofs/tracr_wellformed.interp");
-    let r = smt::prove(&spec, "common", &equivalent("tracr_sort_unique", "tracr_sort"), &opts());
+    let r = smt::prove(
+        &spec,
+        "common",
+        &equivalent("tracr_sort_unique", "tracr_sort"),
+        &opts(),
+    );
     assert_eq!(r.verdict, Verdict::Proved, "{}", r.text());
     assert_eq!(r.lengths.len(), 5);
     // Off the common domain they differ: sort_unique is ill-formed on repeated tokens.
-    let wf = smt::prove(&spec, "wf", &ProofGoal::WellFormed { program: "tracr_sort".into() }, &opts());
+    let wf = smt::prove(
+        &spec,
+        "wf",
+        &ProofGoal::WellFormed {
+            program: "tracr_sort".into(),
+        },
+        &opts(),
+    );
     assert_eq!(wf.verdict, Verdict::Proved, "{}", wf.text());
 }
 
@@ -108,13 +148,31 @@ interpretation unrestricted_sort_unique for any_tokens {
 }
 "#,
     );
-    let r = smt::prove(&spec, "wf", &ProofGoal::WellFormed { program: "unrestricted_sort_unique".into() }, &opts());
-    let Verdict::Refuted { counterexample: c } = &r.verdict else { panic!("{}", r.text()) };
-    assert_eq!(c.length, 2, "two equal tokens are the shortest case: {}", r.text());
+    let r = smt::prove(
+        &spec,
+        "wf",
+        &ProofGoal::WellFormed {
+            program: "unrestricted_sort_unique".into(),
+        },
+        &opts(),
+    );
+    let Verdict::Refuted { counterexample: c } = &r.verdict else {
+        panic!("{}", r.text())
+    };
+    assert_eq!(
+        c.length,
+        2,
+        "two equal tokens are the shortest case: {}",
+        r.text()
+    );
     assert_eq!(c.inputs[0][0], c.inputs[0][1]);
     let err = eval_program(&spec.programs["unrestricted_sort_unique"], &c.inputs[0]).unwrap_err();
     assert!(matches!(err, EvalError::AmbiguousAggregate { .. }), "{err}");
-    assert!(c.errors[0].contains("ambiguous categorical aggregate"), "{:?}", c.errors);
+    assert!(
+        c.errors[0].contains("ambiguous categorical aggregate"),
+        "{:?}",
+        c.errors
+    );
 }
 
 /// tracr's make_sort keeps keys unique with `x + min_key * i / max_seq_len`; used on sequences
@@ -138,8 +196,17 @@ interpretation sort_max_seq_len_5 for longer {
 }
 "#,
     );
-    let r = smt::prove(&spec, "wf", &ProofGoal::WellFormed { program: "sort_max_seq_len_5".into() }, &opts());
-    let Verdict::Refuted { counterexample: c } = &r.verdict else { panic!("{}", r.text()) };
+    let r = smt::prove(
+        &spec,
+        "wf",
+        &ProofGoal::WellFormed {
+            program: "sort_max_seq_len_5".into(),
+        },
+        &opts(),
+    );
+    let Verdict::Refuted { counterexample: c } = &r.verdict else {
+        panic!("{}", r.text())
+    };
     assert_eq!(c.length, 6, "{}", r.text());
     for l in &r.lengths[..5] {
         assert_eq!(l.status, LengthStatus::Proved, "{}", r.length_table());
@@ -162,9 +229,15 @@ interpretation sort_by_counting for sort {
 }
 "#,
     );
-    let o = ProveOptions { timeout: Some(Duration::from_millis(1)), parallel: true, max_len: None };
+    let o = ProveOptions {
+        timeout: Some(Duration::from_millis(1)),
+        parallel: true,
+        max_len: None,
+    };
     let r = smt::prove(&spec, "eq", &equivalent("sort", "sort_by_counting"), &o);
-    let Verdict::Unknown { reason } = &r.verdict else { panic!("{}", r.text()) };
+    let Verdict::Unknown { reason } = &r.verdict else {
+        panic!("{}", r.text())
+    };
     assert!(reason.contains("length 10"), "{reason}");
     assert!(r.lengths.iter().any(|l| matches!(&l.status, LengthStatus::Unknown { reason } if reason.contains("timeout") || reason.contains("canceled"))), "{}", r.length_table());
 }
@@ -173,7 +246,9 @@ interpretation sort_by_counting for sort {
 fn goals_naming_nothing_are_unknown_with_the_reason() {
     let spec = load("tracr/reverse.interp");
     let r = smt::prove(&spec, "x", &equivalent("tracr_reverse", "nope"), &opts());
-    let Verdict::Unknown { reason } = &r.verdict else { panic!("{}", r.text()) };
+    let Verdict::Unknown { reason } = &r.verdict else {
+        panic!("{}", r.text())
+    };
     assert!(reason.contains("`nope`"), "{reason}");
 }
 
@@ -182,7 +257,18 @@ fn goals_naming_nothing_are_unknown_with_the_reason() {
 #[test]
 fn pipelines_compose() {
     let spec = load("toy/pipelines.interp");
-    let o = ProveOptions { timeout: Some(Duration::from_secs(120)), parallel: true, max_len: Some(6) };
-    let r = smt::prove(&spec, "p", &ProofGoal::WellFormed { program: "algo_6".into() }, &o);
+    let o = ProveOptions {
+        timeout: Some(Duration::from_secs(120)),
+        parallel: true,
+        max_len: Some(6),
+    };
+    let r = smt::prove(
+        &spec,
+        "p",
+        &ProofGoal::WellFormed {
+            program: "algo_6".into(),
+        },
+        &o,
+    );
     assert_eq!(r.verdict, Verdict::Proved, "{}", r.text());
 }

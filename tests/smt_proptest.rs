@@ -110,38 +110,91 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
     let d = depth - 1;
     match want {
         K::Num => match g.pick(10) {
-            0 => bin(BinOp::Add, typed(g, params, K::Num, d), typed(g, params, K::Num, d)),
-            1 => bin(BinOp::Sub, typed(g, params, K::Num, d), typed(g, params, K::Num, d)),
-            2 => bin(BinOp::Mul, typed(g, params, K::Num, d), typed(g, params, K::Num, d)),
+            0 => bin(
+                BinOp::Add,
+                typed(g, params, K::Num, d),
+                typed(g, params, K::Num, d),
+            ),
+            1 => bin(
+                BinOp::Sub,
+                typed(g, params, K::Num, d),
+                typed(g, params, K::Num, d),
+            ),
+            2 => bin(
+                BinOp::Mul,
+                typed(g, params, K::Num, d),
+                typed(g, params, K::Num, d),
+            ),
             3 => {
                 // Mostly a non-zero constant divisor; sometimes one that can be zero.
-                let den = if g.pick(3) == 0 { typed(g, params, K::Num, d) } else { Expr::Const(Value::int(2 + g.pick(2) as i64)) };
+                let den = if g.pick(3) == 0 {
+                    typed(g, params, K::Num, d)
+                } else {
+                    Expr::Const(Value::int(2 + g.pick(2) as i64))
+                };
                 bin(BinOp::Div, typed(g, params, K::Num, d), den)
             }
             4 => {
-                let den = if g.pick(3) == 0 { typed(g, params, K::Num, d) } else { Expr::Const(Value::int(2 + g.pick(2) as i64)) };
+                let den = if g.pick(3) == 0 {
+                    typed(g, params, K::Num, d)
+                } else {
+                    Expr::Const(Value::int(2 + g.pick(2) as i64))
+                };
                 bin(BinOp::Mod, typed(g, params, K::Num, d), den)
             }
-            5 | 6 => Expr::If(Box::new(typed(g, params, K::Bool, d)), Box::new(typed(g, params, K::Num, d)), Box::new(typed(g, params, K::Num, d))),
-            7 => Expr::Call([Builtin::Min, Builtin::Max][g.pick(2)], vec![typed(g, params, K::Num, d), typed(g, params, K::Num, d)]),
+            5 | 6 => Expr::If(
+                Box::new(typed(g, params, K::Bool, d)),
+                Box::new(typed(g, params, K::Num, d)),
+                Box::new(typed(g, params, K::Num, d)),
+            ),
+            7 => Expr::Call(
+                [Builtin::Min, Builtin::Max][g.pick(2)],
+                vec![typed(g, params, K::Num, d), typed(g, params, K::Num, d)],
+            ),
             8 => Expr::Call(Builtin::Abs, vec![typed(g, params, K::Num, d)]),
             _ => Expr::Unary(UnOp::Neg, Box::new(typed(g, params, K::Num, d))),
         },
         K::Sym => match g.pick(3) {
-            0 => Expr::If(Box::new(typed(g, params, K::Bool, d)), Box::new(typed(g, params, K::Sym, d)), Box::new(typed(g, params, K::Sym, d))),
-            1 => Expr::Call([Builtin::Min, Builtin::Max][g.pick(2)], vec![typed(g, params, K::Sym, d), typed(g, params, K::Sym, d)]),
+            0 => Expr::If(
+                Box::new(typed(g, params, K::Bool, d)),
+                Box::new(typed(g, params, K::Sym, d)),
+                Box::new(typed(g, params, K::Sym, d)),
+            ),
+            1 => Expr::Call(
+                [Builtin::Min, Builtin::Max][g.pick(2)],
+                vec![typed(g, params, K::Sym, d), typed(g, params, K::Sym, d)],
+            ),
             _ => typed(g, params, K::Sym, 0),
         },
         K::Bool | K::Any => match g.pick(6) {
-            0 => bin([BinOp::And, BinOp::Or][g.pick(2)], typed(g, params, K::Bool, d), typed(g, params, K::Bool, d)),
+            0 => bin(
+                [BinOp::And, BinOp::Or][g.pick(2)],
+                typed(g, params, K::Bool, d),
+                typed(g, params, K::Bool, d),
+            ),
             1 => Expr::Unary(UnOp::Not, Box::new(typed(g, params, K::Bool, d))),
             2 => {
                 let ops = [BinOp::Eq, BinOp::Ne, BinOp::Lt, BinOp::Le];
-                bin(ops[g.pick(4)], typed(g, params, K::Sym, d), typed(g, params, K::Sym, d))
+                bin(
+                    ops[g.pick(4)],
+                    typed(g, params, K::Sym, d),
+                    typed(g, params, K::Sym, d),
+                )
             }
             _ => {
-                let ops = [BinOp::Eq, BinOp::Ne, BinOp::Lt, BinOp::Le, BinOp::Gt, BinOp::Ge];
-                bin(ops[g.pick(6)], typed(g, params, K::Num, d), typed(g, params, K::Num, d))
+                let ops = [
+                    BinOp::Eq,
+                    BinOp::Ne,
+                    BinOp::Lt,
+                    BinOp::Le,
+                    BinOp::Gt,
+                    BinOp::Ge,
+                ];
+                bin(
+                    ops[g.pick(6)],
+                    typed(g, params, K::Num, d),
+                    typed(g, params, K::Num, d),
+                )
             }
         },
     }
@@ -150,7 +203,11 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
 /// A random expression over `arity` parameters, without regard to kinds.
 fn expr(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
     if depth == 0 || g.pick(4) == 0 {
-        return if g.pick(3) == 0 { Expr::Const(constant(g)) } else { Expr::Param(g.pick(arity)) };
+        return if g.pick(3) == 0 {
+            Expr::Const(constant(g))
+        } else {
+            Expr::Param(g.pick(arity))
+        };
     }
     let d = depth - 1;
     match g.pick(16) {
@@ -160,23 +217,52 @@ fn expr(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
         3 => bin(BinOp::Div, expr(g, arity, d), expr(g, arity, d)),
         4 => bin(BinOp::Mod, expr(g, arity, d), expr(g, arity, d)),
         5..=8 => cmp(g, arity, d),
-        9 => bin(if g.pick(2) == 0 { BinOp::And } else { BinOp::Or }, cmp(g, arity, d), cmp(g, arity, d)),
+        9 => bin(
+            if g.pick(2) == 0 {
+                BinOp::And
+            } else {
+                BinOp::Or
+            },
+            cmp(g, arity, d),
+            cmp(g, arity, d),
+        ),
         10 => Expr::Unary(UnOp::Not, Box::new(cmp(g, arity, d))),
         11 => Expr::Unary(UnOp::Neg, Box::new(expr(g, arity, d))),
-        12 | 13 => Expr::If(Box::new(cmp(g, arity, d)), Box::new(expr(g, arity, d)), Box::new(expr(g, arity, d))),
-        14 => Expr::Call([Builtin::Min, Builtin::Max][g.pick(2)], vec![expr(g, arity, d), expr(g, arity, d)]),
+        12 | 13 => Expr::If(
+            Box::new(cmp(g, arity, d)),
+            Box::new(expr(g, arity, d)),
+            Box::new(expr(g, arity, d)),
+        ),
+        14 => Expr::Call(
+            [Builtin::Min, Builtin::Max][g.pick(2)],
+            vec![expr(g, arity, d), expr(g, arity, d)],
+        ),
         _ => Expr::Call(Builtin::Abs, vec![expr(g, arity, d)]),
     }
 }
 
 fn cmp(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
-    let ops = [BinOp::Eq, BinOp::Ne, BinOp::Lt, BinOp::Le, BinOp::Gt, BinOp::Ge];
+    let ops = [
+        BinOp::Eq,
+        BinOp::Ne,
+        BinOp::Lt,
+        BinOp::Le,
+        BinOp::Gt,
+        BinOp::Ge,
+    ];
     let op = ops[g.pick(ops.len())];
-    bin(op, expr(g, arity, depth.min(1)), expr(g, arity, depth.min(1)))
+    bin(
+        op,
+        expr(g, arity, depth.min(1)),
+        expr(g, arity, depth.min(1)),
+    )
 }
 
 fn lam(arity: usize, body: Expr) -> Lambda {
-    Lambda { params: (0..arity).map(|i| format!("p{i}")).collect(), body }
+    Lambda {
+        params: (0..arity).map(|i| format!("p{i}")).collect(),
+        body,
+    }
 }
 
 const CMPS: [Comparison; 8] = [
@@ -214,7 +300,12 @@ struct Builder {
 
 impl Builder {
     fn new(tokens: K) -> Builder {
-        let mut b = Builder { graph: Graph::default(), seqs: vec![], sels: vec![], kinds: vec![] };
+        let mut b = Builder {
+            graph: Graph::default(),
+            seqs: vec![],
+            sels: vec![],
+            kinds: vec![],
+        };
         let t = b.push(Op::Tokens, seq(Encoding::Categorical), None);
         b.kinds[t.0] = (tokens, false);
         let i = b.push(Op::Indices, seq(Encoding::Categorical), None);
@@ -236,15 +327,27 @@ impl Builder {
     fn push(&mut self, op: Op, ty: NodeType, name: Option<String>) -> NodeId {
         let is_sel = ty == NodeType::Selector;
         self.kinds.push((K::Any, true));
-        self.graph.nodes.push(Node { name, op, ty, source: None });
+        self.graph.nodes.push(Node {
+            name,
+            op,
+            ty,
+            source: None,
+        });
         let id = NodeId(self.graph.nodes.len() - 1);
-        if is_sel { self.sels.push(id) } else { self.seqs.push(id) }
+        if is_sel {
+            self.sels.push(id)
+        } else {
+            self.seqs.push(id)
+        }
         id
     }
 }
 
 fn seq(e: Encoding) -> NodeType {
-    NodeType::Seq { encoding: e, values: ValueSet::new() }
+    NodeType::Seq {
+        encoding: e,
+        values: ValueSet::new(),
+    }
 }
 
 /// Grows a program from the genome. `rewrite` builds an equivalent program by different means
@@ -258,7 +361,11 @@ fn program(g: &mut Genome<'_>, tokens: K, rewrite: bool) -> Graph {
         let name = Some(format!("v{k}"));
         let s = |g: &mut Genome<'_>, b: &Builder| b.seqs[g.pick(b.seqs.len())];
         let choice = g.pick(11);
-        let choice = if b.sels.is_empty() && (4..=8).contains(&choice) { 2 } else { choice };
+        let choice = if b.sels.is_empty() && (4..=8).contains(&choice) {
+            2
+        } else {
+            choice
+        };
         let out_kind = [K::Num, K::Num, K::Sym, K::Bool][g.pick(4)];
         match choice {
             0 | 1 => {
@@ -275,9 +382,25 @@ fn program(g: &mut Genome<'_>, tokens: K, rewrite: bool) -> Graph {
                 let id = if rewrite {
                     // map2(|p, q| e(p, q), x, y) == map2(|q, p| e(p, q), y, x).
                     let swapped = swap_params(&body);
-                    b.push(Op::Map2 { f: lam(2, swapped), a: y, b: x }, seq(Encoding::Categorical), name)
+                    b.push(
+                        Op::Map2 {
+                            f: lam(2, swapped),
+                            a: y,
+                            b: x,
+                        },
+                        seq(Encoding::Categorical),
+                        name,
+                    )
                 } else {
-                    b.push(Op::Map2 { f: lam(2, body), a: x, b: y }, seq(Encoding::Categorical), name)
+                    b.push(
+                        Op::Map2 {
+                            f: lam(2, body),
+                            a: x,
+                            b: y,
+                        },
+                        seq(Encoding::Categorical),
+                        name,
+                    )
                 };
                 b.set(id, out_kind, nx || ny);
             }
@@ -290,15 +413,38 @@ fn program(g: &mut Genome<'_>, tokens: K, rewrite: bool) -> Graph {
                 let sel = b.sels[g.pick(b.sels.len())];
                 let vals = s(g, &b);
                 let (kv, _) = b.kind(vals);
-                let id = b.push(Op::Aggregate { selector: sel, values: vals }, seq(Encoding::Categorical), name);
+                let id = b.push(
+                    Op::Aggregate {
+                        selector: sel,
+                        values: vals,
+                    },
+                    seq(Encoding::Categorical),
+                    name,
+                );
                 b.set(id, kv, true);
             }
             7 => {
                 let sel = b.sels[g.pick(b.sels.len())];
                 // Numbers to average, mostly.
-                let nums: Vec<NodeId> = b.seqs.iter().copied().filter(|n| b.kind(*n) == (K::Num, false)).collect();
-                let vals = if nums.is_empty() || g.pick(6) == 0 { s(g, &b) } else { nums[g.pick(nums.len())] };
-                let id = b.push(Op::Aggregate { selector: sel, values: vals }, seq(Encoding::Numerical), name);
+                let nums: Vec<NodeId> = b
+                    .seqs
+                    .iter()
+                    .copied()
+                    .filter(|n| b.kind(*n) == (K::Num, false))
+                    .collect();
+                let vals = if nums.is_empty() || g.pick(6) == 0 {
+                    s(g, &b)
+                } else {
+                    nums[g.pick(nums.len())]
+                };
+                let id = b.push(
+                    Op::Aggregate {
+                        selector: sel,
+                        values: vals,
+                    },
+                    seq(Encoding::Numerical),
+                    name,
+                );
                 b.set(id, K::Num, false);
             }
             8 => {
@@ -328,19 +474,52 @@ fn program(g: &mut Genome<'_>, tokens: K, rewrite: bool) -> Graph {
                 let (k, q) = (s(g, &b), s(g, &b));
                 let params = [b.kind(k).0, b.kind(q).0];
                 let body = typed(g, &params, K::Bool, 2);
-                b.push(Op::Select { keys: k, queries: q, pred: Predicate::Lambda(lam(2, body)) }, NodeType::Selector, name);
+                b.push(
+                    Op::Select {
+                        keys: k,
+                        queries: q,
+                        pred: Predicate::Lambda(lam(2, body)),
+                    },
+                    NodeType::Selector,
+                    name,
+                );
             }
             _ => {
                 // Keys and queries of one kind, mostly (comparisons across kinds fail).
                 let k = s(g, &b);
-                let same: Vec<NodeId> = b.seqs.iter().copied().filter(|n| b.kind(*n) == b.kind(k)).collect();
-                let q = if g.pick(6) == 0 { s(g, &b) } else { same[g.pick(same.len())] };
+                let same: Vec<NodeId> = b
+                    .seqs
+                    .iter()
+                    .copied()
+                    .filter(|n| b.kind(*n) == b.kind(k))
+                    .collect();
+                let q = if g.pick(6) == 0 {
+                    s(g, &b)
+                } else {
+                    same[g.pick(same.len())]
+                };
                 let c = CMPS[g.pick(CMPS.len())];
                 if rewrite {
-                    let inner = b.push(Op::Select { keys: k, queries: q, pred: Predicate::Cmp(negated(c)) }, NodeType::Selector, None);
+                    let inner = b.push(
+                        Op::Select {
+                            keys: k,
+                            queries: q,
+                            pred: Predicate::Cmp(negated(c)),
+                        },
+                        NodeType::Selector,
+                        None,
+                    );
                     b.push(Op::SelectNot(inner), NodeType::Selector, name);
                 } else {
-                    b.push(Op::Select { keys: k, queries: q, pred: Predicate::Cmp(c) }, NodeType::Selector, name);
+                    b.push(
+                        Op::Select {
+                            keys: k,
+                            queries: q,
+                            pred: Predicate::Cmp(c),
+                        },
+                        NodeType::Selector,
+                        name,
+                    );
                 }
             }
         }
@@ -348,7 +527,14 @@ fn program(g: &mut Genome<'_>, tokens: K, rewrite: bool) -> Graph {
     // The output: the last sequence made (a fresh map of the tokens if there is none).
     let last = *b.seqs.last().expect("tokens and indices");
     let out = if last.0 <= 1 {
-        b.push(Op::Map { f: lam(1, Expr::Param(0)), arg: NodeId(0) }, seq(Encoding::Categorical), None)
+        b.push(
+            Op::Map {
+                f: lam(1, Expr::Param(0)),
+                arg: NodeId(0),
+            },
+            seq(Encoding::Categorical),
+            None,
+        )
     } else {
         last
     };
@@ -362,7 +548,11 @@ fn swap_params(e: &Expr) -> Expr {
         Expr::Const(v) => Expr::Const(v.clone()),
         Expr::Unary(o, a) => Expr::Unary(*o, Box::new(swap_params(a))),
         Expr::Binary(o, a, b) => bin(*o, swap_params(a), swap_params(b)),
-        Expr::If(c, a, b) => Expr::If(Box::new(swap_params(c)), Box::new(swap_params(a)), Box::new(swap_params(b))),
+        Expr::If(c, a, b) => Expr::If(
+            Box::new(swap_params(c)),
+            Box::new(swap_params(a)),
+            Box::new(swap_params(b)),
+        ),
         Expr::Call(f, args) => Expr::Call(*f, args.iter().map(swap_params).collect()),
     }
 }
@@ -372,15 +562,39 @@ fn restriction(kind: usize, vocab: &[Value]) -> Option<(Graph, NodeId)> {
     let out = match kind {
         // Every token differs from the smallest token of the vocabulary.
         1 => b.push(
-            Op::Map { f: lam(1, bin(BinOp::Ne, Expr::Param(0), Expr::Const(vocab[0].clone()))), arg: NodeId(0) },
+            Op::Map {
+                f: lam(
+                    1,
+                    bin(BinOp::Ne, Expr::Param(0), Expr::Const(vocab[0].clone())),
+                ),
+                arg: NodeId(0),
+            },
             seq(Encoding::Categorical),
             None,
         ),
         // All tokens distinct.
         2 => {
-            let eq = b.push(Op::Select { keys: NodeId(0), queries: NodeId(0), pred: Predicate::Cmp(Comparison::Eq) }, NodeType::Selector, None);
+            let eq = b.push(
+                Op::Select {
+                    keys: NodeId(0),
+                    queries: NodeId(0),
+                    pred: Predicate::Cmp(Comparison::Eq),
+                },
+                NodeType::Selector,
+                None,
+            );
             let w = b.push(Op::SelectorWidth(eq), seq(Encoding::Categorical), None);
-            b.push(Op::Map { f: lam(1, bin(BinOp::Eq, Expr::Param(0), Expr::Const(Value::int(1)))), arg: w }, seq(Encoding::Categorical), None)
+            b.push(
+                Op::Map {
+                    f: lam(
+                        1,
+                        bin(BinOp::Eq, Expr::Param(0), Expr::Const(Value::int(1))),
+                    ),
+                    arg: w,
+                },
+                seq(Encoding::Categorical),
+                None,
+            )
         }
         _ => return None,
     };
@@ -403,17 +617,27 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (0..3usize, 3..=4usize, 0..6usize, 0..6usize, any::<bool>(), prop::collection::vec(any::<u8>(), 24..64), prop::collection::vec(any::<u8>(), 8..16))
-        .prop_map(|(vocab, max_len, restrict, goal, mutate, genome, extra)| Case {
-            vocab,
-            max_len,
-            // Restrictions in a third of the cases.
-            restrict: if restrict >= 4 { restrict - 3 } else { 0 },
-            goal,
-            mutate,
-            genome,
-            extra,
-        })
+    (
+        0..3usize,
+        3..=4usize,
+        0..6usize,
+        0..6usize,
+        any::<bool>(),
+        prop::collection::vec(any::<u8>(), 24..64),
+        prop::collection::vec(any::<u8>(), 8..16),
+    )
+        .prop_map(
+            |(vocab, max_len, restrict, goal, mutate, genome, extra)| Case {
+                vocab,
+                max_len,
+                // Restrictions in a third of the cases.
+                restrict: if restrict >= 4 { restrict - 3 } else { 0 },
+                goal,
+                mutate,
+                genome,
+                extra,
+            },
+        )
 }
 
 /// Builds the spec and the goal of a case.
@@ -426,18 +650,36 @@ fn build(c: &Case) -> (Spec, ProofGoal) {
         max_len: c.max_len,
         // A restriction that fails to evaluate is a broken spec (the domain enumerator stops);
         // on the mixed vocabulary `==` between tokens would, so it gets none.
-        restriction: if matches!(vocab, Vocab::Mixed) { None } else { restriction(c.restrict, &tokens) },
+        restriction: if matches!(vocab, Vocab::Mixed) {
+            None
+        } else {
+            restriction(c.restrict, &tokens)
+        },
         source: None,
     });
     let tk = [K::Num, K::Sym, K::Any][c.vocab];
-    let p = program(&mut Genome { bytes: &c.genome, at: 0 }, tk, false);
+    let p = program(
+        &mut Genome {
+            bytes: &c.genome,
+            at: 0,
+        },
+        tk,
+        false,
+    );
     // The second program: the same genome rewritten, or (mutated) a slightly different genome.
     let mut genome_q = c.genome.clone();
     if c.mutate {
         let i = c.extra[0] as usize % genome_q.len();
         genome_q[i] = genome_q[i].wrapping_add(1 + c.extra[1] % 7);
     }
-    let q = program(&mut Genome { bytes: &genome_q, at: 0 }, tk, true);
+    let q = program(
+        &mut Genome {
+            bytes: &genome_q,
+            at: 0,
+        },
+        tk,
+        true,
+    );
     let mk = |name: &str, graph: Graph| Program {
         name: name.into(),
         task: task.clone(),
@@ -449,50 +691,97 @@ fn build(c: &Case) -> (Spec, ProofGoal) {
     let mut spec = Spec::default();
     spec.tasks.insert("t".into(), task.clone());
     let goal = match c.goal {
-        0 => ProofGoal::WellFormed { program: "p".into() },
-        1 | 2 => ProofGoal::Equivalent { a: "p".into(), b: "q".into() },
+        0 => ProofGoal::WellFormed {
+            program: "p".into(),
+        },
+        1 | 2 => ProofGoal::Equivalent {
+            a: "p".into(),
+            b: "q".into(),
+        },
         3 => {
             // Variables named in both programs, a few of them.
-            let names: Vec<String> = pp.graph.nodes.iter().filter_map(|n| n.name.clone()).filter(|n| qq.graph.by_name(n).is_some()).collect();
+            let names: Vec<String> = pp
+                .graph
+                .nodes
+                .iter()
+                .filter_map(|n| n.name.clone())
+                .filter(|n| qq.graph.by_name(n).is_some())
+                .collect();
             let k = 1 + c.extra[2] as usize % names.len().max(1);
-            let pairs: Vec<(String, String)> = names.into_iter().take(k).map(|n| (n.clone(), n)).collect();
-            ProofGoal::Aligned { a: "p".into(), b: "q".into(), pairs }
+            let pairs: Vec<(String, String)> =
+                names.into_iter().take(k).map(|n| (n.clone(), n)).collect();
+            ProofGoal::Aligned {
+                a: "p".into(),
+                b: "q".into(),
+                pairs,
+            }
         }
         4 => {
             // A circuit over a random subset of p's named variables.
             let mut sites = Vec::new();
             for (i, n) in pp.graph.nodes.iter().enumerate() {
-                if let Some(name) = &n.name {
-                    if c.extra[3 + i % 5] >> (i % 8) & 1 == 1 {
-                        sites.push(CircuitSite { variable: name.clone(), node: NodeId(i), hooks: vec![] });
-                    }
+                if let Some(name) = &n.name
+                    && c.extra[3 + i % 5] >> (i % 8) & 1 == 1
+                {
+                    sites.push(CircuitSite {
+                        variable: name.clone(),
+                        node: NodeId(i),
+                        hooks: vec![],
+                    });
                 }
             }
-            spec.circuits.insert("c".into(), Circuit { name: "c".into(), program: "p".into(), sites, source: None });
-            ProofGoal::Sufficient { circuit: "c".into() }
+            spec.circuits.insert(
+                "c".into(),
+                Circuit {
+                    name: "c".into(),
+                    program: "p".into(),
+                    sites,
+                    source: None,
+                },
+            );
+            ProofGoal::Sufficient {
+                circuit: "c".into(),
+            }
         }
         _ => {
             // p |> q as a pipeline: well-formed (adapters, the second stage's domain) or
             // equivalent to q |> p.
             let adapter = match vocab {
                 Vocab::Ints => Some(Adapter::Clamp { lo: 0, hi: 2 }),
-                Vocab::Syms => Some(Adapter::Table(BTreeMap::from([(Value::None, Value::sym("a")), (Value::Bool(true), Value::sym("b"))]))),
+                Vocab::Syms => Some(Adapter::Table(BTreeMap::from([
+                    (Value::None, Value::sym("a")),
+                    (Value::Bool(true), Value::sym("b")),
+                ]))),
                 Vocab::Mixed => Some(Adapter::Modulo { lo: 0, n: 2 }),
             };
             for (name, a, b) in [("pq", "p", "q"), ("qp", "q", "p")] {
-                spec.pipelines.insert(name.into(), Pipeline {
-                    name: name.into(),
-                    stages: vec![
-                        PipelineStage { program: a.into(), adapter: None },
-                        PipelineStage { program: b.into(), adapter: adapter.clone() },
-                    ],
-                    source: None,
-                });
+                spec.pipelines.insert(
+                    name.into(),
+                    Pipeline {
+                        name: name.into(),
+                        stages: vec![
+                            PipelineStage {
+                                program: a.into(),
+                                adapter: None,
+                            },
+                            PipelineStage {
+                                program: b.into(),
+                                adapter: adapter.clone(),
+                            },
+                        ],
+                        source: None,
+                    },
+                );
             }
-            if c.extra[4] % 2 == 0 {
-                ProofGoal::WellFormed { program: "pq".into() }
+            if c.extra[4].is_multiple_of(2) {
+                ProofGoal::WellFormed {
+                    program: "pq".into(),
+                }
             } else {
-                ProofGoal::Equivalent { a: "pq".into(), b: "qp".into() }
+                ProofGoal::Equivalent {
+                    a: "pq".into(),
+                    b: "qp".into(),
+                }
             }
         }
     };
@@ -503,13 +792,26 @@ fn build(c: &Case) -> (Spec, ProofGoal) {
 
 #[test]
 fn z3_agrees_with_enumeration_on_random_programs() {
-    let config = Config { cases: CASES, rng_seed: RngSeed::Fixed(SEED), failure_persistence: None, ..Config::default() };
+    let config = Config {
+        cases: CASES,
+        rng_seed: RngSeed::Fixed(SEED),
+        failure_persistence: None,
+        ..Config::default()
+    };
     let mut runner = TestRunner::new(config);
-    let (proved, refuted, ran) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let (proved, refuted, ran) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let result = runner.run(&case(), |c| {
         let (spec, goal) = build(&c);
         let truth = enumerate(&spec, &goal, 10_000).expect("tiny domain");
-        let opts = ProveOptions { timeout: Some(Duration::from_secs(60)), parallel: false, max_len: None };
+        let opts = ProveOptions {
+            timeout: Some(Duration::from_secs(60)),
+            parallel: false,
+            max_len: None,
+        };
         let report = smt::prove(&spec, "random", &goal, &opts);
         ran.fetch_add(1, Ordering::Relaxed);
         match report.verdict {
@@ -518,7 +820,11 @@ fn z3_agrees_with_enumeration_on_random_programs() {
             Verdict::Unknown { .. } => 0,
         };
         if let Err(e) = agrees(&report, &truth) {
-            return Err(TestCaseError::fail(format!("{}: {e}\nspec programs: {:#?}", goal_text(&goal), spec.programs)));
+            return Err(TestCaseError::fail(format!(
+                "{}: {e}\nspec programs: {:#?}",
+                goal_text(&goal),
+                spec.programs
+            )));
         }
         Ok(())
     });

@@ -55,14 +55,28 @@ interpretation increment_by_index_swapped for increment_by_index {
 "#;
 
 fn spec() -> Spec {
-    let name = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/toy/smt_scale_alternatives.interp");
+    let name =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/toy/smt_scale_alternatives.interp");
     check_str(&name.display().to_string(), ALTERNATIVES).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 /// Well-formedness of every toy interpretation and pipeline, and every equivalence above.
 fn goals() -> Vec<(String, ProofGoal)> {
-    let wf = |p: &str| (format!("well_formed({p})"), ProofGoal::WellFormed { program: p.into() });
-    let eq = |a: &str, b: &str| (format!("equivalent({a}, {b})"), ProofGoal::Equivalent { a: a.into(), b: b.into() });
+    let wf = |p: &str| {
+        (
+            format!("well_formed({p})"),
+            ProofGoal::WellFormed { program: p.into() },
+        )
+    };
+    let eq = |a: &str, b: &str| {
+        (
+            format!("equivalent({a}, {b})"),
+            ProofGoal::Equivalent {
+                a: a.into(),
+                b: b.into(),
+            },
+        )
+    };
     let mut out: Vec<(String, ProofGoal)> = [
         "sort",
         "count_less_than",
@@ -93,8 +107,15 @@ fn goals() -> Vec<(String, ProofGoal)> {
 
 fn run(max_len: Option<usize>, parallel: bool, timeout: Duration) -> Vec<ProofReport> {
     let spec = spec();
-    let opts = ProveOptions { timeout: Some(timeout), parallel, max_len };
-    goals().iter().map(|(name, goal)| smt::prove(&spec, name, goal, &opts)).collect()
+    let opts = ProveOptions {
+        timeout: Some(timeout),
+        parallel,
+        max_len,
+    };
+    goals()
+        .iter()
+        .map(|(name, goal)| smt::prove(&spec, name, goal, &opts))
+        .collect()
 }
 
 /// Every check is proved, except one real finding: `algo_4` (sort, then check_alternating) is
@@ -103,14 +124,32 @@ fn run(max_len: Option<usize>, parallel: bool, timeout: Duration) -> Vec<ProofRe
 fn assert_all_proved(reports: &[ProofReport]) {
     for r in reports {
         if r.name == "well_formed(algo_4)" {
-            let Verdict::Refuted { counterexample: c } = &r.verdict else { panic!("{}", r.text()) };
+            let Verdict::Refuted { counterexample: c } = &r.verdict else {
+                panic!("{}", r.text())
+            };
             assert_eq!(c.length, 1, "{}", r.text());
-            assert!(c.errors[0].contains("outside the domain of task `check_alternating`"), "{:?}", c.errors);
+            assert!(
+                c.errors[0].contains("outside the domain of task `check_alternating`"),
+                "{:?}",
+                c.errors
+            );
             assert_eq!(r.lengths[0].status, LengthStatus::Refuted);
-            assert!(r.lengths[1..].iter().all(|l| l.status == LengthStatus::Proved), "{}", r.length_table());
+            assert!(
+                r.lengths[1..]
+                    .iter()
+                    .all(|l| l.status == LengthStatus::Proved),
+                "{}",
+                r.length_table()
+            );
             continue;
         }
-        assert_eq!(r.verdict, Verdict::Proved, "{}\n{}", r.text(), r.length_table());
+        assert_eq!(
+            r.verdict,
+            Verdict::Proved,
+            "{}\n{}",
+            r.text(),
+            r.length_table()
+        );
     }
 }
 

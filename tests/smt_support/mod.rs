@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use congruity::lang::domain;
-use congruity::lang::eval::{EvalError, NodeValue, Trace, check_input, eval_pipeline, eval_program};
+use congruity::lang::eval::{
+    EvalError, NodeValue, Trace, check_input, eval_pipeline, eval_program,
+};
 use congruity::lang::ir::{NodeId, Program, ProofGoal, Spec, Task, Value};
 use congruity::smt::{ProofReport, Verdict};
 
@@ -54,7 +56,11 @@ pub fn domain_inputs(task: &Task, limit: u128) -> Option<Vec<Vec<Value>>> {
     if domain::upper_bound(task)? > limit {
         return None;
     }
-    Some(domain::inputs(task).map(|i| i.expect("restriction evaluates")).collect())
+    Some(
+        domain::inputs(task)
+            .map(|i| i.expect("restriction evaluates"))
+            .collect(),
+    )
 }
 
 enum Run {
@@ -90,7 +96,9 @@ fn subject_task<'a>(spec: &'a Spec, name: &str) -> &'a Task {
 /// Decides `goal` by enumeration, or `None` when the domain has more than `limit` inputs.
 pub fn enumerate(spec: &Spec, goal: &ProofGoal, limit: u128) -> Option<Truth> {
     let first = match goal {
-        ProofGoal::Implements { program, .. } | ProofGoal::WellFormed { program } => program.clone(),
+        ProofGoal::Implements { program, .. } | ProofGoal::WellFormed { program } => {
+            program.clone()
+        }
         ProofGoal::Equivalent { a, .. } | ProofGoal::Aligned { a, .. } => a.clone(),
         ProofGoal::Sufficient { circuit } => spec.circuits[circuit].program.clone(),
     };
@@ -139,7 +147,11 @@ pub fn enumerate(spec: &Spec, goal: &ProofGoal, limit: u128) -> Option<Truth> {
                     return Some(Truth::Fails(vec![x.clone(), x.clone()]));
                 };
                 // `NodeValue` is not `Hash`; its debug text is a faithful key.
-                let key: Vec<&NodeValue> = c.sites.iter().map(|s| t.node(s.node).expect("node")).collect();
+                let key: Vec<&NodeValue> = c
+                    .sites
+                    .iter()
+                    .map(|s| t.node(s.node).expect("node"))
+                    .collect();
                 let key = format!("{key:?}");
                 let out = t.output().to_vec();
                 match seen.get(&(x.len(), key.clone())) {
@@ -176,10 +188,18 @@ pub fn agrees(report: &ProofReport, truth: &Truth) -> Result<(), String> {
 /// and pipeline, equivalence of every pair of interpretations of one task, alignment of the
 /// variables two such interpretations both name, and sufficiency of every circuit.
 pub fn goals(spec: &Spec) -> Vec<(String, ProofGoal)> {
-    let mut out: Vec<(String, ProofGoal)> =
-        spec.proofs.iter().map(|p| (p.name.clone(), p.goal.clone())).collect();
+    let mut out: Vec<(String, ProofGoal)> = spec
+        .proofs
+        .iter()
+        .map(|p| (p.name.clone(), p.goal.clone()))
+        .collect();
     for name in spec.programs.keys().chain(spec.pipelines.keys()) {
-        out.push((format!("wf_{name}"), ProofGoal::WellFormed { program: name.clone() }));
+        out.push((
+            format!("wf_{name}"),
+            ProofGoal::WellFormed {
+                program: name.clone(),
+            },
+        ));
     }
     let progs: Vec<&Program> = spec.programs.values().collect();
     for (i, a) in progs.iter().enumerate() {
@@ -189,7 +209,10 @@ pub fn goals(spec: &Spec) -> Vec<(String, ProofGoal)> {
             }
             out.push((
                 format!("eq_{}_{}", a.name, b.name),
-                ProofGoal::Equivalent { a: a.name.clone(), b: b.name.clone() },
+                ProofGoal::Equivalent {
+                    a: a.name.clone(),
+                    b: b.name.clone(),
+                },
             ));
             let shared: Vec<(String, String)> = a
                 .graph
@@ -202,13 +225,20 @@ pub fn goals(spec: &Spec) -> Vec<(String, ProofGoal)> {
             if !shared.is_empty() {
                 out.push((
                     format!("al_{}_{}", a.name, b.name),
-                    ProofGoal::Aligned { a: a.name.clone(), b: b.name.clone(), pairs: shared },
+                    ProofGoal::Aligned {
+                        a: a.name.clone(),
+                        b: b.name.clone(),
+                        pairs: shared,
+                    },
                 ));
             }
         }
     }
     for c in spec.circuits.keys() {
-        out.push((format!("suff_{c}"), ProofGoal::Sufficient { circuit: c.clone() }));
+        out.push((
+            format!("suff_{c}"),
+            ProofGoal::Sufficient { circuit: c.clone() },
+        ));
     }
     out
 }
