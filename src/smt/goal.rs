@@ -543,4 +543,142 @@ mod tests {
         );
         let _ = BinOp::Add;
     }
+
+    fn circuit(spec: &mut Spec, program: &str, vars: &[&str]) {
+        let p = &spec.programs[program];
+        let sites = vars
+            .iter()
+            .map(|v| crate::lang::ir::CircuitSite {
+                variable: v.to_string(),
+                node: variable(p, v).unwrap(),
+                hooks: vec![],
+            })
+            .collect();
+        spec.circuits.insert(
+            "c".into(),
+            crate::lang::ir::Circuit {
+                name: "c".into(),
+                program: program.into(),
+                sites,
+                source: None,
+            },
+        );
+    }
+
+    #[test]
+    fn sufficiency_needs_the_variables_that_carry_the_tokens() {
+        let t = task("reverse", syms(&["a", "b"]), 3);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let copy = g.map(p(0), tok);
+        g.name(copy, "copy");
+        let i = g.indices();
+        let all = g.select(tok, tok, Comparison::True);
+        let len = g.width(all);
+        g.name(len, "length");
+        let opp = g.map2(bin(BinOp::Sub, bin(BinOp::Sub, p(0), p(1)), int(1)), len, i);
+        g.name(opp, "opp");
+        let flip = g.select(i, opp, Comparison::Eq);
+        let out = g.agg(flip, copy);
+        let mut spec = spec(vec![g.program("rev", &t, out)]);
+        // `opp` is the same for every input of a length: it cannot determine the output.
+        circuit(&mut spec, "rev", &["opp"]);
+        let raws = solve_all(
+            &spec,
+            ProofGoal::Sufficient {
+                circuit: "c".into(),
+            },
+        );
+        let Raw::Sat(inputs, _) = &raws[0] else {
+            panic!("{:?}", raws[0])
+        };
+        assert_eq!(inputs.len(), 2);
+        assert_ne!(inputs[0], inputs[1]);
+        // With the tokens' copy it does, at every length.
+        circuit(&mut spec, "rev", &["opp", "copy"]);
+        let raws = solve_all(
+            &spec,
+            ProofGoal::Sufficient {
+                circuit: "c".into(),
+            },
+        );
+        assert!(raws.iter().all(|r| matches!(r, Raw::Unsat)), "{raws:?}");
+    }
+
+    #[test]
+    fn selector_algebra() {
+        let t = task("hist", ints(0..=2), 4);
+        let mut g = G::default();
+        let tok = g.tokens();
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let out = g.width(eq);
+        let hist = g.program("hist", &t, out);
+        // not(not(eq) or false) and true == eq
+        let mut g = G::default();
+        let tok = g.tokens();
+        let eq = g.select(tok, tok, Comparison::Eq);
+        let ne = g.not(eq);
+        let none = g.select(tok, tok, Comparison::False);
+        let either = g.or(ne, none);
+        let back = g.not(either);
+        let all = g.select(tok, tok, Comparison::True);
+        let both = g.and(back, all);
+        let out = g.width(both);
+        let hist2 = g.program("hist2", &t, out);
+        let spec = spec(vec![hist, hist2]);
+        let goal = ProofGoal::Equivalent {
+            a: "hist".into(),
+            b: "hist2".into(),
+        };
+        assert!(
+            solve_all(&spec, goal)
+                .iter()
+                .all(|r| matches!(r, Raw::Unsat))
+        );
+    }
+
+    #[test]
+    fn replay_rejects_what_is_not_a_counterexample() {
+        let t = task("reverse", syms(&["a", "b", "c"]), 4);
+        let spec = spec(vec![
+            reverse("good", &t, 1),
+            reverse("good2", &t, 1),
+            reverse("bad", &t, 0),
+        ]);
+        let input = vec![Value::sym("a"), Value::sym("b")];
+        let same = Resolved::new(
+            &spec,
+            &ProofGoal::Equivalent {
+                a: "good".into(),
+                b: "good2".into(),
+            },
+        )
+        .unwrap();
+        let why = super::super::replay::replay(&same, std::slice::from_ref(&input)).unwrap_err();
+        assert!(why.contains("no difference"), "{why}");
+        let wf = Resolved::new(
+            &spec,
+            &ProofGoal::WellFormed {
+                program: "good".into(),
+            },
+        )
+        .unwrap();
+        assert!(super::super::replay::replay(&wf, std::slice::from_ref(&input)).is_err());
+        // Outside the vocabulary: not an input of the domain at all.
+        let out = vec![Value::sym("z")];
+        let why = super::super::replay::replay(&same, &[out]).unwrap_err();
+        assert!(why.contains("not in the domain"), "{why}");
+        // A real one is confirmed, with the evaluator's values.
+        let diff = Resolved::new(
+            &spec,
+            &ProofGoal::Equivalent {
+                a: "good".into(),
+                b: "bad".into(),
+            },
+        )
+        .unwrap();
+        let cex = super::super::replay::replay(&diff, &[input]).unwrap();
+        assert_eq!(cex.differences[0].left, "b");
+        assert_eq!(cex.differences[0].right, "none");
+    }
 }
