@@ -720,14 +720,14 @@ fn build(c: &Case) -> (Spec, ProofGoal) {
             // A circuit over a random subset of p's named variables.
             let mut sites = Vec::new();
             for (i, n) in pp.graph.nodes.iter().enumerate() {
-                if let Some(name) = &n.name {
-                    if c.extra[3 + i % 5] >> (i % 8) & 1 == 1 {
-                        sites.push(CircuitSite {
-                            variable: name.clone(),
-                            node: NodeId(i),
-                            hooks: vec![],
-                        });
-                    }
+                if let Some(name) = &n.name
+                    && c.extra[3 + i % 5] >> (i % 8) & 1 == 1
+                {
+                    sites.push(CircuitSite {
+                        variable: name.clone(),
+                        node: NodeId(i),
+                        hooks: vec![],
+                    });
                 }
             }
             spec.circuits.insert(
@@ -773,7 +773,7 @@ fn build(c: &Case) -> (Spec, ProofGoal) {
                     },
                 );
             }
-            if c.extra[4] % 2 == 0 {
+            if c.extra[4].is_multiple_of(2) {
                 ProofGoal::WellFormed {
                     program: "pq".into(),
                 }

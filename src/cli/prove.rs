@@ -47,26 +47,26 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    if let Some(name) = &args.check {
-        if !spec.proofs.iter().any(|p| &p.name == name) {
-            let names: Vec<&str> = spec.proofs.iter().map(|p| p.name.as_str()).collect();
-            eprintln!(
-                "error: `{}` has no proof named `{name}`; its proofs: {}",
-                args.file.display(),
-                if names.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    names.join(", ")
-                }
-            );
-            return ExitCode::from(3);
-        }
+    if let Some(name) = &args.check
+        && !spec.proofs.iter().any(|p| &p.name == name)
+    {
+        let names: Vec<&str> = spec.proofs.iter().map(|p| p.name.as_str()).collect();
+        let listed = if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        };
+        eprintln!(
+            "error: `{}` has no proof named `{name}`; its proofs: {listed}",
+            args.file.display()
+        );
+        return ExitCode::from(3);
     }
-    if let Some(t) = args.timeout {
-        if !(t.is_finite() && t > 0.0) {
-            eprintln!("error: --timeout must be a positive number of seconds, got {t}");
-            return ExitCode::from(3);
-        }
+    if let Some(t) = args.timeout
+        && !(t.is_finite() && t > 0.0)
+    {
+        eprintln!("error: --timeout must be a positive number of seconds, got {t}");
+        return ExitCode::from(3);
     }
     let progress = std::io::stderr().is_terminal();
     let mut reports: Vec<ProofReport> = Vec::new();

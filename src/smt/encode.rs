@@ -157,7 +157,9 @@ pub(crate) fn unroll_with(
                 let xs = operand(arg)?.seq()?.to_vec();
                 let mut out = Vec::with_capacity(n);
                 for x in &xs {
-                    out.push(lift(&mut cx, &[x.clone()], |cx, args| cx.apply(f, args))?);
+                    out.push(lift(&mut cx, std::slice::from_ref(x), |cx, args| {
+                        cx.apply(f, args)
+                    })?);
                 }
                 NodeVal::Seq(out)
             }

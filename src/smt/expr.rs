@@ -8,10 +8,10 @@
 
 use z3::ast::{Bool, Int};
 
-use crate::lang::ir::{BinOp, Builtin, Expr, Lambda, UnOp, Value};
+use crate::lang::ir::{BinOp, Builtin, Expr, Lambda, UnOp};
 
 use super::SmtError;
-use super::value::{Kind, Num, SVal, SymTable, and, ff, not, or, tt};
+use super::value::{Kind, Num, SVal, SymTable, and, not, or};
 
 /// Why an evaluation can fail; kept with each error condition for the reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,8 +21,6 @@ pub(crate) enum Fault {
     ModNonInteger,
     Type(String),
     Ambiguous,
-    /// Anything a later stage finds wrong with a value (e.g. a pipeline adapter).
-    Other(String),
 }
 
 impl std::fmt::Display for Fault {
@@ -33,7 +31,6 @@ impl std::fmt::Display for Fault {
             Fault::ModNonInteger => f.write_str("`%` on a non-integer"),
             Fault::Type(what) => write!(f, "type error: {what}"),
             Fault::Ambiguous => f.write_str("ambiguous categorical aggregate"),
-            Fault::Other(what) => f.write_str(what),
         }
     }
 }
@@ -311,20 +308,11 @@ fn strict_less(a: &SVal, b: &SVal) -> Bool {
     or(&cases)
 }
 
-/// The disjunction of a list of error conditions.
-pub(crate) fn any_error(errs: &[ErrCond]) -> Bool {
-    let conds: Vec<Bool> = errs.iter().map(|e| e.cond.clone()).collect();
-    or(&conds)
-}
-
-/// Keeps `tt` reachable for callers that build guards from scratch.
-pub(crate) fn no_guard() -> Bool {
-    tt()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lang::ir::Value;
+    use crate::smt::value::tt;
     use num_rational::Rational64;
     use z3::ast::Ast;
     use z3::{SatResult, Solver};
@@ -344,7 +332,7 @@ mod tests {
     /// Evaluates `e` at concrete integer arguments through z3: the value, or the faults possible.
     fn run(e: &Expr, args: &[i64]) -> Result<Value, Vec<Fault>> {
         let syms = SymTable::default();
-        let mut cx = ExprCx::new(&syms, no_guard());
+        let mut cx = ExprCx::new(&syms, tt());
         let params: Vec<SVal> = args.iter().map(|&a| SVal::num(Num::int(a))).collect();
         let v = cx.expr(e, &params).unwrap();
         let s = Solver::new();
@@ -415,7 +403,7 @@ mod tests {
     #[test]
     fn comparisons_of_kinds() {
         let syms = SymTable::new(["a", "b"].map(std::sync::Arc::from));
-        let mut cx = ExprCx::new(&syms, no_guard());
+        let mut cx = ExprCx::new(&syms, tt());
         let a = SVal::constant(&Value::sym("a"), &syms).unwrap();
         let b = SVal::constant(&Value::sym("b"), &syms).unwrap();
         let one = SVal::num(Num::int(1));

@@ -206,6 +206,9 @@ pub(crate) struct Query {
     pub inputs: Vec<Vec<super::value::SVal>>,
     /// Lemmas to assert once their premises are proved valid.
     pub facts: Vec<Conditional>,
+    /// Every way a program can fail to evaluate, described (for messages when a counterexample
+    /// does not replay).
+    pub claims: Vec<(String, Bool)>,
 }
 
 pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
@@ -245,22 +248,18 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
         facts.extend(run.facts.iter().cloned());
         Ok(run)
     };
-    let mut both = |run: &mut dyn FnMut(
-        &Subject<'_>,
-        &[super::value::SVal],
-    ) -> Result<Run, SmtError>|
-     -> Result<(Run, Run), SmtError> {
-        match pair.clone() {
-            Some(ab) => Ok(ab),
-            None => Ok((
-                run(&r.subjects[0], &inputs[0])?,
-                run(&r.subjects[1], &inputs[0])?,
-            )),
-        }
-    };
+    let mut claims = Vec::new();
     let cex = match &r.goal {
         ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } => {
-            let (a, b) = both(&mut run)?;
+            let (a, b) = match pair {
+                Some(ab) => ab,
+                None => (
+                    run(&r.subjects[0], &inputs[0])?,
+                    run(&r.subjects[1], &inputs[0])?,
+                ),
+            };
+            claims_of(&r.subjects[0], &a, &mut claims);
+            claims_of(&r.subjects[1], &b, &mut claims);
             let differ: Vec<Bool> = a
                 .output
                 .iter()
@@ -270,7 +269,15 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
             or(&[a.error, b.error, or(&differ)])
         }
         ProofGoal::Aligned { .. } => {
-            let (a, b) = both(&mut run)?;
+            let (a, b) = match pair {
+                Some(ab) => ab,
+                None => (
+                    run(&r.subjects[0], &inputs[0])?,
+                    run(&r.subjects[1], &inputs[0])?,
+                ),
+            };
+            claims_of(&r.subjects[0], &a, &mut claims);
+            claims_of(&r.subjects[1], &b, &mut claims);
             let mut differ = Vec::new();
             for (x, y, _) in &r.pairs {
                 let (vx, vy) = (&a.stages[0].nodes[x.0], &b.stages[0].nodes[y.0]);
@@ -282,6 +289,8 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
         ProofGoal::Sufficient { .. } => {
             let a = run(&r.subjects[0], &inputs[0])?;
             let b = run(&r.subjects[0], &inputs[1])?;
+            claims_of(&r.subjects[0], &a, &mut claims);
+            claims_of(&r.subjects[0], &b, &mut claims);
             let mut agree = Vec::new();
             for (x, _, _) in &r.pairs {
                 agree.push(a.stages[0].nodes[x.0].same(&b.stages[0].nodes[x.0])?);
@@ -294,22 +303,45 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
                 .collect();
             or(&[a.error, b.error, and(&[and(&agree), or(&differ)])])
         }
-        ProofGoal::WellFormed { .. } => run(&r.subjects[0], &inputs[0])?.error,
+        ProofGoal::WellFormed { .. } => {
+            let a = run(&r.subjects[0], &inputs[0])?;
+            claims_of(&r.subjects[0], &a, &mut claims);
+            a.error
+        }
     };
     conds.push(cex);
     Ok(Query {
         formula: and(&conds),
         inputs,
         facts,
+        claims,
     })
+}
+
+/// What each error condition of a run means, for messages: `subject: `node` (fault)`.
+fn claims_of(subject: &Subject<'_>, run: &Run, out: &mut Vec<(String, Bool)>) {
+    for (u, (prog, _)) in run.stages.iter().zip(&subject.stages) {
+        for e in &u.errs {
+            let node = prog
+                .graph
+                .nodes
+                .get(e.node.0)
+                .and_then(|n| n.name.clone())
+                .unwrap_or_else(|| format!("node {}", e.node.0));
+            out.push((
+                format!("{}: `{node}` ({})", subject.name, e.err.fault),
+                e.err.cond.clone(),
+            ));
+        }
+    }
 }
 
 /// What z3 said at one length.
 #[derive(Clone, Debug)]
 pub(crate) enum Raw {
     Unsat,
-    /// The input copies of a counterexample.
-    Sat(Vec<Vec<Value>>),
+    /// The input copies of a counterexample, and the evaluation failures z3's model claims.
+    Sat(Vec<Vec<Value>>, Vec<String>),
     Unknown(String),
 }
 
@@ -417,7 +449,15 @@ pub(crate) fn solve_length(
                             .collect::<Result<Vec<_>, _>>()?,
                     );
                 }
-                Raw::Sat(copies)
+                let mut claimed = Vec::new();
+                for (what, cond) in &q.claims {
+                    if m.eval(cond, true).and_then(|b| b.as_bool()) == Some(true)
+                        && !claimed.contains(what)
+                    {
+                        claimed.push(what.clone());
+                    }
+                }
+                Raw::Sat(copies, claimed)
             }
         })
     });
@@ -464,7 +504,7 @@ mod tests {
             b: "bad".into(),
         };
         for raw in solve_all(&spec, neq) {
-            let Raw::Sat(inputs) = raw else {
+            let Raw::Sat(inputs, _) = raw else {
                 panic!("expected a counterexample, got {raw:?}")
             };
             assert_eq!(inputs.len(), 1);
@@ -494,7 +534,7 @@ mod tests {
             },
         );
         assert!(matches!(raws[0], Raw::Unsat));
-        let Raw::Sat(inputs) = &raws[1] else {
+        let Raw::Sat(inputs, _) = &raws[1] else {
             panic!("{:?}", raws[1])
         };
         assert_eq!(
@@ -503,115 +543,142 @@ mod tests {
         );
         let _ = BinOp::Add;
     }
-}
 
-#[cfg(test)]
-mod scale_probe {
-    use super::*;
-    use crate::lang::ir::{BinOp, Comparison};
-    use crate::smt::testutil::*;
+    fn circuit(spec: &mut Spec, program: &str, vars: &[&str]) {
+        let p = &spec.programs[program];
+        let sites = vars
+            .iter()
+            .map(|v| crate::lang::ir::CircuitSite {
+                variable: v.to_string(),
+                node: variable(p, v).unwrap(),
+                hooks: vec![],
+            })
+            .collect();
+        spec.circuits.insert(
+            "c".into(),
+            crate::lang::ir::Circuit {
+                name: "c".into(),
+                program: program.into(),
+                sites,
+                source: None,
+            },
+        );
+    }
 
-    /// Timing probe on vocab 0..=10, max_len 10; run with `--ignored --nocapture`.
     #[test]
-    #[ignore]
-    fn probe() {
-        let t = task("rev", ints(0..=10), 10);
-        // sort (tracr make_sort_unique, keys = tokens), histogram
+    fn sufficiency_needs_the_variables_that_carry_the_tokens() {
+        let t = task("reverse", syms(&["a", "b"]), 3);
         let mut g = G::default();
         let tok = g.tokens();
+        let copy = g.map(p(0), tok);
+        g.name(copy, "copy");
         let i = g.indices();
-        let lt = g.select(tok, tok, Comparison::Lt);
-        let smaller = g.width(lt);
-        let sel = g.select(smaller, i, Comparison::Eq);
-        let out = g.agg(sel, tok);
-        let sort = g.program("sort", &t, out);
+        let all = g.select(tok, tok, Comparison::True);
+        let len = g.width(all);
+        g.name(len, "length");
+        let opp = g.map2(bin(BinOp::Sub, bin(BinOp::Sub, p(0), p(1)), int(1)), len, i);
+        g.name(opp, "opp");
+        let flip = g.select(i, opp, Comparison::Eq);
+        let out = g.agg(flip, copy);
+        let mut spec = spec(vec![g.program("rev", &t, out)]);
+        // `opp` is the same for every input of a length: it cannot determine the output.
+        circuit(&mut spec, "rev", &["opp"]);
+        let raws = solve_all(
+            &spec,
+            ProofGoal::Sufficient {
+                circuit: "c".into(),
+            },
+        );
+        let Raw::Sat(inputs, _) = &raws[0] else {
+            panic!("{:?}", raws[0])
+        };
+        assert_eq!(inputs.len(), 2);
+        assert_ne!(inputs[0], inputs[1]);
+        // With the tokens' copy it does, at every length.
+        circuit(&mut spec, "rev", &["opp", "copy"]);
+        let raws = solve_all(
+            &spec,
+            ProofGoal::Sufficient {
+                circuit: "c".into(),
+            },
+        );
+        assert!(raws.iter().all(|r| matches!(r, Raw::Unsat)), "{raws:?}");
+    }
+
+    #[test]
+    fn selector_algebra() {
+        let t = task("hist", ints(0..=2), 4);
         let mut g = G::default();
         let tok = g.tokens();
         let eq = g.select(tok, tok, Comparison::Eq);
         let out = g.width(eq);
         let hist = g.program("hist", &t, out);
+        // not(not(eq) or false) and true == eq
         let mut g = G::default();
         let tok = g.tokens();
         let eq = g.select(tok, tok, Comparison::Eq);
-        let not = g.not(eq);
-        let ne = g.not(not);
-        let out = g.width(ne);
+        let ne = g.not(eq);
+        let none = g.select(tok, tok, Comparison::False);
+        let either = g.or(ne, none);
+        let back = g.not(either);
+        let all = g.select(tok, tok, Comparison::True);
+        let both = g.and(back, all);
+        let out = g.width(both);
         let hist2 = g.program("hist2", &t, out);
-        // unique-key domain and two sorts
-        let mut rg = G::default();
-        let tok = rg.tokens();
-        let eq = rg.select(tok, tok, Comparison::Eq);
-        let w = rg.width(eq);
-        let ok = rg.map(bin(BinOp::Eq, p(0), int(1)), w);
-        let tu = std::sync::Arc::new(crate::lang::ir::Task {
-            name: "u".into(),
-            vocab: ints(0..=10),
-            max_len: 10,
-            restriction: Some((rg.graph, ok)),
-            source: None,
-        });
-        let mut g = G::default();
-        let tok = g.tokens();
-        let i = g.indices();
-        let lt = g.select(tok, tok, Comparison::Lt);
-        let smaller = g.width(lt);
-        let sel = g.select(smaller, i, Comparison::Eq);
-        let out = g.agg(sel, tok);
-        let sort_u = g.program("sort_u", &tu, out);
-        let mut g = G::default();
-        let tok = g.tokens();
-        let i = g.indices();
-        let lt = g.select(tok, tok, Comparison::Lt);
-        let eq = g.select(tok, tok, Comparison::Eq);
-        let ilt = g.select(i, i, Comparison::Lt);
-        let tie = g.and(eq, ilt);
-        let before = g.or(lt, tie);
-        let smaller = g.width(before);
-        let sel = g.select(smaller, i, Comparison::Eq);
-        let out = g.agg(sel, tok);
-        let sort_s = g.program("sort_s", &tu, out);
+        let spec = spec(vec![hist, hist2]);
+        let goal = ProofGoal::Equivalent {
+            a: "hist".into(),
+            b: "hist2".into(),
+        };
+        assert!(
+            solve_all(&spec, goal)
+                .iter()
+                .all(|r| matches!(r, Raw::Unsat))
+        );
+    }
+
+    #[test]
+    fn replay_rejects_what_is_not_a_counterexample() {
+        let t = task("reverse", syms(&["a", "b", "c"]), 4);
         let spec = spec(vec![
-            reverse("a", &t, 1),
-            reverse("b", &t, 1),
-            sort,
-            hist,
-            hist2,
-            sort_u,
-            sort_s,
+            reverse("good", &t, 1),
+            reverse("good2", &t, 1),
+            reverse("bad", &t, 0),
         ]);
-        for goal in [
-            ProofGoal::WellFormed {
-                program: "sort_u".into(),
+        let input = vec![Value::sym("a"), Value::sym("b")];
+        let same = Resolved::new(
+            &spec,
+            &ProofGoal::Equivalent {
+                a: "good".into(),
+                b: "good2".into(),
             },
-            ProofGoal::Equivalent {
-                a: "sort_u".into(),
-                b: "sort_s".into(),
+        )
+        .unwrap();
+        let why = super::super::replay::replay(&same, std::slice::from_ref(&input)).unwrap_err();
+        assert!(why.contains("no difference"), "{why}");
+        let wf = Resolved::new(
+            &spec,
+            &ProofGoal::WellFormed {
+                program: "good".into(),
             },
-            ProofGoal::WellFormed {
-                program: "a".into(),
+        )
+        .unwrap();
+        assert!(super::super::replay::replay(&wf, std::slice::from_ref(&input)).is_err());
+        // Outside the vocabulary: not an input of the domain at all.
+        let out = vec![Value::sym("z")];
+        let why = super::super::replay::replay(&same, &[out]).unwrap_err();
+        assert!(why.contains("not in the domain"), "{why}");
+        // A real one is confirmed, with the evaluator's values.
+        let diff = Resolved::new(
+            &spec,
+            &ProofGoal::Equivalent {
+                a: "good".into(),
+                b: "bad".into(),
             },
-            ProofGoal::Equivalent {
-                a: "a".into(),
-                b: "b".into(),
-            },
-            ProofGoal::WellFormed {
-                program: "sort".into(),
-            },
-            ProofGoal::Equivalent {
-                a: "hist".into(),
-                b: "hist2".into(),
-            },
-        ] {
-            let r = Resolved::new(&spec, &goal).unwrap();
-            for n in 1..=10 {
-                let (raw, d) = solve_length(&r, n, Some(Duration::from_secs(60)));
-                let tag = match raw {
-                    Raw::Unsat => "unsat".to_string(),
-                    Raw::Sat(x) => format!("sat {x:?}"),
-                    Raw::Unknown(w) => w,
-                };
-                println!("{goal:?} n={n} {tag} {:.3}s", d.as_secs_f64());
-            }
-        }
+        )
+        .unwrap();
+        let cex = super::super::replay::replay(&diff, &[input]).unwrap();
+        assert_eq!(cex.differences[0].left, "b");
+        assert_eq!(cex.differences[0].right, "none");
     }
 }

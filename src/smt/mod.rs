@@ -113,21 +113,25 @@ pub fn prove(spec: &Spec, name: &str, goal: &ProofGoal, opts: &ProveOptions) -> 
         let status = match raw {
             goal::Raw::Unsat => LengthStatus::Proved,
             goal::Raw::Unknown(reason) => LengthStatus::Unknown { reason },
-            goal::Raw::Sat(inputs) => match replay::replay(&resolved, &inputs) {
+            goal::Raw::Sat(inputs, claims) => match replay::replay(&resolved, &inputs) {
                 Ok(cex) => {
                     refutation.get_or_insert(cex);
                     LengthStatus::Refuted
                 }
-                Err(why) => LengthStatus::Unknown {
-                    reason: format!(
-                        "z3's counterexample {} did not replay in the evaluator: {why}",
-                        inputs
-                            .iter()
-                            .map(|x| tokens(x))
-                            .collect::<Vec<_>>()
-                            .join(" / ")
-                    ),
-                },
+                Err(why) => {
+                    let shown: Vec<String> = inputs.iter().map(|x| tokens(x)).collect();
+                    let claimed = if claims.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (z3's model claims: {})", claims.join("; "))
+                    };
+                    LengthStatus::Unknown {
+                        reason: format!(
+                            "z3's counterexample `{}` did not replay in the evaluator: {why}{claimed}",
+                            shown.join(" / ")
+                        ),
+                    }
+                }
             },
         };
         if let LengthStatus::Unknown { reason } = &status {

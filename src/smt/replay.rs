@@ -104,8 +104,7 @@ pub(crate) fn replay(r: &Resolved<'_>, inputs: &[Vec<Value>]) -> Result<Countere
         errors: Vec::new(),
     };
     // Runs a subject and records its failure, if any.
-    let mut go = |s: &Subject<'_>, input: &[Value], errors: &mut Vec<String>| match run(r, s, input)
-    {
+    let go = |s: &Subject<'_>, input: &[Value], errors: &mut Vec<String>| match run(r, s, input) {
         Ok(o) => Some(o),
         Err(e) => {
             errors.push(format!("{}: {e}", s.name));

@@ -1,6 +1,5 @@
 //! Hand-built IR for unit tests (the parser lives on another branch; these stay independent).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::lang::ir::{
@@ -74,10 +73,6 @@ impl G {
         self.push(Op::Indices, Self::seq(Encoding::Categorical))
     }
 
-    pub fn full(&mut self, v: Value) -> NodeId {
-        self.push(Op::Full(v), Self::seq(Encoding::Categorical))
-    }
-
     pub fn map(&mut self, body: Expr, arg: NodeId) -> NodeId {
         self.push(
             Op::Map {
@@ -85,16 +80,6 @@ impl G {
                 arg,
             },
             Self::seq(Encoding::Categorical),
-        )
-    }
-
-    pub fn nmap(&mut self, body: Expr, arg: NodeId) -> NodeId {
-        self.push(
-            Op::Map {
-                f: lam(1, body),
-                arg,
-            },
-            Self::seq(Encoding::Numerical),
         )
     }
 
@@ -120,17 +105,6 @@ impl G {
         )
     }
 
-    pub fn select_lam(&mut self, keys: NodeId, queries: NodeId, body: Expr) -> NodeId {
-        self.push(
-            Op::Select {
-                keys,
-                queries,
-                pred: Predicate::Lambda(lam(2, body)),
-            },
-            NodeType::Selector,
-        )
-    }
-
     pub fn and(&mut self, a: NodeId, b: NodeId) -> NodeId {
         self.push(Op::SelectAnd(a, b), NodeType::Selector)
     }
@@ -151,13 +125,6 @@ impl G {
         self.push(
             Op::Aggregate { selector, values },
             Self::seq(Encoding::Categorical),
-        )
-    }
-
-    pub fn nagg(&mut self, selector: NodeId, values: NodeId) -> NodeId {
-        self.push(
-            Op::Aggregate { selector, values },
-            Self::seq(Encoding::Numerical),
         )
     }
 
@@ -208,9 +175,4 @@ pub(crate) fn syms(vocab: &[&str]) -> Vec<Value> {
 
 pub(crate) fn ints(r: std::ops::RangeInclusive<i64>) -> Vec<Value> {
     r.map(Value::int).collect()
-}
-
-#[allow(dead_code)]
-pub(crate) fn table(rows: &[(Value, Value)]) -> BTreeMap<Value, Value> {
-    rows.iter().cloned().collect()
 }

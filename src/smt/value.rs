@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use num_rational::Rational64;
 use z3::Model;
-use z3::ast::{Ast, Bool, Int, Real};
+use z3::ast::{Bool, Int, Real};
 
 use crate::lang::ir::Value;
 
