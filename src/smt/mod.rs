@@ -74,16 +74,41 @@ pub fn goal_text(goal: &ProofGoal) -> String {
 
 /// Proves one goal against a spec.
 pub fn prove(spec: &Spec, name: &str, goal: &ProofGoal, opts: &ProveOptions) -> ProofReport {
+    prove_resolved(spec, name, goal, goal_text(goal), false, opts)
+}
+
+/// Proves that `program` never does what tracr gets silently wrong: a categorical aggregate
+/// selecting two positions that hold different values (tracr averages their one-hot codes and
+/// decodes garbage). Weaker than `well_formed`, which also rejects two selected positions that
+/// hold the same value (tracr's average is then still right). A refutation names the input, the
+/// aggregate, the query position and the values, as the evaluator computes them up to that
+/// aggregate.
+pub fn prove_no_garbling(spec: &Spec, program: &str, opts: &ProveOptions) -> ProofReport {
+    let goal = ProofGoal::WellFormed {
+        program: program.to_string(),
+    };
+    let text = format!("no_garbled_aggregate({program})");
+    prove_resolved(spec, &text, &goal, text.clone(), true, opts)
+}
+
+fn prove_resolved(
+    spec: &Spec,
+    name: &str,
+    goal: &ProofGoal,
+    goal_text: String,
+    garbling: bool,
+    opts: &ProveOptions,
+) -> ProofReport {
     let start = Instant::now();
     let mut report = ProofReport {
         name: name.to_string(),
-        goal: goal_text(goal),
+        goal: goal_text,
         verdict: Verdict::Proved,
         lengths: Vec::new(),
         elapsed: Duration::ZERO,
     };
     let resolved = match goal::Resolved::new(spec, goal) {
-        Ok(r) => r,
+        Ok(r) => goal::Resolved { garbling, ..r },
         Err(e) => {
             report.verdict = Verdict::Unknown {
                 reason: e.to_string(),
