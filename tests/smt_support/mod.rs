@@ -214,6 +214,13 @@ pub fn goals(spec: &Spec) -> Vec<(String, ProofGoal)> {
                     b: b.name.clone(),
                 },
             ));
+            out.push((
+                format!("impl_{}_{}", b.name, a.name),
+                ProofGoal::Implements {
+                    program: b.name.clone(),
+                    reference: a.name.clone(),
+                },
+            ));
             let shared: Vec<(String, String)> = a
                 .graph
                 .nodes
