@@ -10,6 +10,8 @@ use congruity::lang::ir::{ProofGoal, Spec};
 use congruity::lang::{self, check_str};
 use congruity::smt::{self, LengthStatus, ProveOptions, Verdict};
 
+mod smt_support;
+
 fn specs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("specs")
 }
@@ -271,4 +273,95 @@ fn pipelines_compose() {
         &o,
     );
     assert_eq!(r.verdict, Verdict::Proved, "{}", r.text());
+}
+
+/// Every tracr library program, on its task's domain: well-formed (no categorical aggregate ever
+/// selects two positions), hence nothing tracr would garble; both verdicts agree with
+/// enumeration.
+#[test]
+fn tracr_library_programs_are_well_formed_and_never_garbled() {
+    let spec = load("proofs/tracr_wellformed.interp");
+    assert_eq!(spec.programs.len(), 13);
+    for (name, p) in &spec.programs {
+        let wf = smt::prove(
+            &spec,
+            name,
+            &ProofGoal::WellFormed {
+                program: name.clone(),
+            },
+            &opts(),
+        );
+        assert_eq!(wf.verdict, Verdict::Proved, "{}", wf.text());
+        let g = smt::prove_no_garbling(&spec, name, &opts());
+        assert_eq!(g.verdict, Verdict::Proved, "{}", g.text());
+        let inputs = smt_support::domain_inputs(&p.task, 200_000).expect("small domain");
+        assert!(inputs.iter().all(|x| eval_program(p, x).is_ok()), "{name}");
+        assert!(inputs.iter().all(|x| !smt_support::garbles(p, x)), "{name}");
+    }
+}
+
+/// Where tracr goes silently wrong. make_sort past its max_seq_len: two different tokens get the
+/// same key and one head averages them (refuted, values shown). make_sort_unique on repeated
+/// tokens: ill-formed (two positions selected), yet never garbled, because the positions it
+/// confuses hold equal tokens; what tracr gets wrong there is the empty row, not an average.
+#[test]
+fn garbling_is_found_and_told_apart_from_harmless_ambiguity() {
+    let spec = inline(
+        "tracr",
+        r#"
+task longer {
+  vocab   {1..=4}
+  max_len 6
+}
+interpretation sort_max_seq_len_5 for longer {
+  keys       = map2(|x, i| x + 1 * i / 5, tokens, indices)
+  smaller    = select(keys, keys, <)
+  target_pos = selector_width(smaller)
+  sel_new    = select(target_pos, indices, ==)
+  output       aggregate(sel_new, tokens)
+}
+task any_tokens {
+  vocab   {1..=5}
+  max_len 5
+}
+interpretation unrestricted_sort_unique for any_tokens {
+  smaller    = select(tokens, tokens, <)
+  target_pos = selector_width(smaller)
+  sel_new    = select(target_pos, indices, ==)
+  output       aggregate(sel_new, tokens)
+}
+"#,
+    );
+    let g = smt::prove_no_garbling(&spec, "sort_max_seq_len_5", &opts());
+    let Verdict::Refuted { counterexample: c } = &g.verdict else {
+        panic!("{}", g.text())
+    };
+    assert_eq!(c.length, 6, "{}", g.text());
+    assert!(
+        c.errors[0].contains("categorical aggregate `output` at query position"),
+        "{:?}",
+        c.errors
+    );
+    let p = &spec.programs["sort_max_seq_len_5"];
+    assert!(smt_support::garbles(p, &c.inputs[0]));
+
+    let name = "unrestricted_sort_unique";
+    let wf = smt::prove(
+        &spec,
+        name,
+        &ProofGoal::WellFormed {
+            program: name.into(),
+        },
+        &opts(),
+    );
+    assert!(
+        matches!(wf.verdict, Verdict::Refuted { .. }),
+        "{}",
+        wf.text()
+    );
+    let g = smt::prove_no_garbling(&spec, name, &opts());
+    assert_eq!(g.verdict, Verdict::Proved, "{}", g.text());
+    let p = &spec.programs[name];
+    let inputs = smt_support::domain_inputs(&p.task, 200_000).unwrap();
+    assert!(inputs.iter().all(|x| !smt_support::garbles(p, x)));
 }

@@ -86,6 +86,9 @@ pub(crate) struct Resolved<'a> {
     /// names; for `sufficient`, the circuit's nodes (in subject 0) twice.
     pub pairs: Vec<(NodeId, NodeId, String)>,
     pub syms: SymTable,
+    /// With `WellFormed`: look only for what tracr gets silently wrong, a categorical aggregate
+    /// selecting two positions that hold different values (see `crate::smt::prove_no_garbling`).
+    pub garbling: bool,
 }
 
 impl<'a> Resolved<'a> {
@@ -167,6 +170,7 @@ impl<'a> Resolved<'a> {
             max_len,
             pairs,
             syms: SymTable::new(symbols),
+            garbling: false,
         })
     }
 
@@ -303,6 +307,11 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
                 .collect();
             or(&[a.error, b.error, and(&[and(&agree), or(&differ)])])
         }
+        ProofGoal::WellFormed { .. } if r.garbling => {
+            let a = run(&r.subjects[0], &inputs[0])?;
+            claims_of(&r.subjects[0], &a, &mut claims);
+            garbled(r.subjects[0].program()?, &a)?
+        }
         ProofGoal::WellFormed { .. } => {
             let a = run(&r.subjects[0], &inputs[0])?;
             claims_of(&r.subjects[0], &a, &mut claims);
@@ -316,6 +325,49 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
         facts,
         claims,
     })
+}
+
+/// Some categorical aggregate selects two positions holding different values, with no failure
+/// in any node before it (the replay evaluates the program up to that aggregate).
+fn garbled(p: &Program, run: &Run) -> Result<Bool, SmtError> {
+    let u = &run.stages[0];
+    let mut cases = Vec::new();
+    for (id, node) in p.graph.nodes.iter().enumerate() {
+        let crate::lang::ir::Op::Aggregate { selector, values } = &node.op else {
+            continue;
+        };
+        if !matches!(
+            node.ty,
+            crate::lang::ir::NodeType::Seq {
+                encoding: crate::lang::ir::Encoding::Categorical,
+                ..
+            }
+        ) {
+            continue;
+        }
+        let m = u.nodes[selector.0].sel()?;
+        let vs = u.nodes[values.0].seq()?;
+        let earlier: Vec<Bool> = u
+            .errs
+            .iter()
+            .filter(|e| e.node.0 < id)
+            .map(|e| e.err.cond.clone())
+            .collect();
+        let mut here = Vec::new();
+        for row in m {
+            for k1 in 0..row.len() {
+                for k2 in k1 + 1..row.len() {
+                    here.push(and(&[
+                        row[k1].clone(),
+                        row[k2].clone(),
+                        not(&vs[k1].same(&vs[k2])),
+                    ]));
+                }
+            }
+        }
+        cases.push(and(&[not(&or(&earlier)), or(&here)]));
+    }
+    Ok(or(&cases))
 }
 
 /// What each error condition of a run means, for messages: `subject: `node` (fault)`.

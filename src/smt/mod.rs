@@ -1,14 +1,43 @@
 //! z3 proofs on the bounded input domain: implements, equivalent, aligned, sufficient, well-formed.
 //!
-//! Each goal is checked one sequence length at a time (1..=max_len): the programs are unrolled
-//! into z3 terms exactly (`encode`, `expr`), the negation of the goal is asked for a model, and a
-//! model is a counterexample that the exact evaluator replays before it is reported. `unsat` at
-//! every length is `proved`; a timeout, an unsupported construct or a counterexample the
-//! evaluator does not confirm is `unknown`, never `proved`.
+//! Each goal is checked one sequence length at a time (1..=max_len, in parallel, one z3 context
+//! per length): the programs are unrolled into z3 terms exactly (`encode`, `expr`), the negation
+//! of the goal is asked for a model, and a model is a counterexample that the exact evaluator
+//! (`lang::eval`) replays before it is reported. `unsat` at every length is `proved`; a timeout,
+//! an unsupported construct or a counterexample the evaluator does not confirm is `unknown` with
+//! the reason, never `proved`.
 //!
-//! Errors count: a goal about outputs (implements, equivalent, aligned, sufficient) is refuted by
-//! an input on which a program fails to evaluate (ambiguous categorical aggregate, division by
-//! zero, ...), because the claim is about values the program does not have there.
+//! Semantics, matching the evaluator:
+//! - Values: numbers as `Int` terms while integral and `Real` otherwise (exact rationals),
+//!   booleans as `Bool`, symbols as `Int` codes in string order, `none` as an indicator; a value
+//!   that can be of several kinds carries one indicator per kind (`value`).
+//! - Selectors are Boolean matrices, `selector_width` a sum of 0/1 terms, a categorical aggregate
+//!   the selected value (two or more selected is an error condition), a numerical aggregate the
+//!   exact mean, as `sum / c` under a case split on the count `c` (linear; 0 when empty).
+//! - Lambdas are translated operation by operation; `/` and `%` by zero, `%` on non-integers and
+//!   operands of the wrong kind are error conditions, guarded by the path the evaluator takes
+//!   (`if` branches, short-circuit `and` / `or`, maps skip `none`).
+//! - Errors count: a goal about values (implements, equivalent, aligned, sufficient) is refuted
+//!   by an input on which a program fails to evaluate, because the claim is about values the
+//!   program does not have there; `well_formed` is refuted by any failure.
+//! - Domain: tokens in the (common) vocabulary, every task's `where` true at every position (a
+//!   `where` that fails to evaluate puts the input outside the domain). Two programs of
+//!   different tasks are compared on the intersection of their domains.
+//! - Pipelines compose stage by stage through their adapters; a later stage's input outside its
+//!   task's domain is an error, as in `eval_pipeline`.
+//!
+//! Not modelled: the evaluator's 64-bit overflow. z3 computes with unbounded rationals, so a
+//! program that overflows i64 somewhere in its domain could be `proved` where the evaluator
+//! errors (no spec comes near: values are bounded by the small vocabularies).
+//!
+//! Scaling devices, none of which can change a verdict: proven lemmas about counts over
+//! transitive selectors (`encode::width_lemmas`, premises checked by z3 first), canonical strict
+//! comparisons so complementary counts share their terms, and sweeping for two-program goals
+//! (`sweep`: nodes the evaluator suggests equal are proved equal and then shared).
+//!
+//! Time limits: a watchdog interrupts the length's z3 context when `timeout` passes (z3 4.8.12's
+//! own `timeout` parameter uses timer threads that deadlock when several contexts solve in
+//! parallel); lemma premises and sweep pairs get deterministic resource limits (`rlimit`).
 
 mod encode;
 mod expr;
@@ -74,16 +103,41 @@ pub fn goal_text(goal: &ProofGoal) -> String {
 
 /// Proves one goal against a spec.
 pub fn prove(spec: &Spec, name: &str, goal: &ProofGoal, opts: &ProveOptions) -> ProofReport {
+    prove_resolved(spec, name, goal, goal_text(goal), false, opts)
+}
+
+/// Proves that `program` never does what tracr gets silently wrong: a categorical aggregate
+/// selecting two positions that hold different values (tracr averages their one-hot codes and
+/// decodes garbage). Weaker than `well_formed`, which also rejects two selected positions that
+/// hold the same value (tracr's average is then still right). A refutation names the input, the
+/// aggregate, the query position and the values, as the evaluator computes them up to that
+/// aggregate.
+pub fn prove_no_garbling(spec: &Spec, program: &str, opts: &ProveOptions) -> ProofReport {
+    let goal = ProofGoal::WellFormed {
+        program: program.to_string(),
+    };
+    let text = format!("no_garbled_aggregate({program})");
+    prove_resolved(spec, &text, &goal, text.clone(), true, opts)
+}
+
+fn prove_resolved(
+    spec: &Spec,
+    name: &str,
+    goal: &ProofGoal,
+    goal_text: String,
+    garbling: bool,
+    opts: &ProveOptions,
+) -> ProofReport {
     let start = Instant::now();
     let mut report = ProofReport {
         name: name.to_string(),
-        goal: goal_text(goal),
+        goal: goal_text,
         verdict: Verdict::Proved,
         lengths: Vec::new(),
         elapsed: Duration::ZERO,
     };
     let resolved = match goal::Resolved::new(spec, goal) {
-        Ok(r) => r,
+        Ok(r) => goal::Resolved { garbling, ..r },
         Err(e) => {
             report.verdict = Verdict::Unknown {
                 reason: e.to_string(),

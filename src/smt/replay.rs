@@ -3,10 +3,10 @@
 //! never produce a false one.
 
 use crate::lang::eval::{
-    EvalError, NodeValue, SelectorMatrix, Trace, check_input, eval_pipeline, eval_program,
-    value_text,
+    EvalError, NodeValue, SelectorMatrix, Trace, check_input, eval_graph, eval_pipeline,
+    eval_program, value_text,
 };
-use crate::lang::ir::{ProofGoal, Value};
+use crate::lang::ir::{Encoding, Graph, NodeType, Op, ProofGoal, Value};
 
 use super::goal::{Resolved, Subject};
 use super::report::{Counterexample, Difference};
@@ -82,6 +82,47 @@ fn node_diffs(what: &str, a: &NodeValue, b: &NodeValue) -> Vec<Difference> {
     }
 }
 
+/// The first categorical aggregate of the program that, evaluated up to it, selects two
+/// positions holding different values on `input`.
+fn garbled(s: &Subject<'_>, input: &[Value]) -> Result<String, String> {
+    let p = s.stages[0].0;
+    for (id, node) in p.graph.nodes.iter().enumerate() {
+        let (
+            Op::Aggregate { selector, values },
+            NodeType::Seq {
+                encoding: Encoding::Categorical,
+                ..
+            },
+        ) = (&node.op, &node.ty)
+        else {
+            continue;
+        };
+        let prefix = Graph {
+            nodes: p.graph.nodes[..id].to_vec(),
+        };
+        let vals = eval_graph(&prefix, input)
+            .map_err(|e| format!("the program fails before any garbled aggregate: {e}"))?;
+        let (Some(NodeValue::Selector(m)), Some(NodeValue::Seq(vs))) =
+            (vals.get(selector.0), vals.get(values.0))
+        else {
+            return Err("malformed aggregate operands".into());
+        };
+        for q in 0..m.n {
+            let sel: Vec<usize> = (0..m.n).filter(|k| m.get(q, *k)).collect();
+            if sel.iter().any(|&k| vs[k] != vs[sel[0]]) {
+                let name = node.name.clone().unwrap_or_else(|| format!("node {id}"));
+                let held: Vec<String> = sel.iter().map(|&k| value_text(&vs[k])).collect();
+                return Ok(format!(
+                    "{}: categorical aggregate `{name}` at query position {q} selects positions {sel:?} holding {}",
+                    s.name,
+                    held.join(", ")
+                ));
+            }
+        }
+    }
+    Err("no categorical aggregate selects two different values".into())
+}
+
 /// Confirms a counterexample with the evaluator, or says why it does not confirm.
 pub(crate) fn replay(r: &Resolved<'_>, inputs: &[Vec<Value>]) -> Result<Counterexample, String> {
     if inputs.len() != r.copies() {
@@ -112,6 +153,9 @@ pub(crate) fn replay(r: &Resolved<'_>, inputs: &[Vec<Value>]) -> Result<Countere
         }
     };
     match &r.goal {
+        ProofGoal::WellFormed { .. } if r.garbling => {
+            cex.errors.push(garbled(&r.subjects[0], &inputs[0])?);
+        }
         ProofGoal::WellFormed { .. } => {
             go(&r.subjects[0], &inputs[0], &mut cex.errors);
         }

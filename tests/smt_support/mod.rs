@@ -214,6 +214,13 @@ pub fn goals(spec: &Spec) -> Vec<(String, ProofGoal)> {
                     b: b.name.clone(),
                 },
             ));
+            out.push((
+                format!("impl_{}_{}", b.name, a.name),
+                ProofGoal::Implements {
+                    program: b.name.clone(),
+                    reference: a.name.clone(),
+                },
+            ));
             let shared: Vec<(String, String)> = a
                 .graph
                 .nodes
@@ -241,4 +248,40 @@ pub fn goals(spec: &Spec) -> Vec<(String, ProofGoal)> {
         ));
     }
     out
+}
+
+/// Whether, evaluated up to some categorical aggregate without failing before it, `p` selects
+/// two positions holding different values there (what tracr silently garbles).
+pub fn garbles(p: &Program, input: &[Value]) -> bool {
+    use congruity::lang::eval::eval_graph;
+    use congruity::lang::ir::{Encoding, Graph, NodeType, Op};
+    for (id, node) in p.graph.nodes.iter().enumerate() {
+        let (
+            Op::Aggregate { selector, values },
+            NodeType::Seq {
+                encoding: Encoding::Categorical,
+                ..
+            },
+        ) = (&node.op, &node.ty)
+        else {
+            continue;
+        };
+        let prefix = Graph {
+            nodes: p.graph.nodes[..id].to_vec(),
+        };
+        let Ok(vals) = eval_graph(&prefix, input) else {
+            return false;
+        };
+        let (NodeValue::Selector(m), NodeValue::Seq(vs)) = (&vals[selector.0], &vals[values.0])
+        else {
+            return false;
+        };
+        for q in 0..m.n {
+            let sel: Vec<usize> = (0..m.n).filter(|k| m.get(q, *k)).collect();
+            if sel.iter().any(|&k| vs[k] != vs[sel[0]]) {
+                return true;
+            }
+        }
+    }
+    false
 }
