@@ -462,3 +462,49 @@ fn selector_width_of_an_or_over_two_pairs_uses_product_sequences() {
             .any(|l| l.starts_with("(tokens, indices):"))
     );
 }
+
+#[test]
+fn ambiguity_check_reports_inputs_and_partial_coverage() {
+    // Aggregating indices over equal tokens selects two positions holding different values.
+    let mut b = Builder::new(syms(&["a", "b"]), 3);
+    let t = b.tokens();
+    let i = b.indices();
+    let same = b.select(t, t, Predicate::Cmp(Comparison::Eq));
+    let out = b.aggregate(same, i, Encoding::Categorical);
+    let program = b.program(out);
+    let full = check::domain(&program.task, 0).unwrap();
+    assert!(full.exhaustive);
+    let err = check::check_aggregates(&program, &full)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("on input [a a]") && err.contains("holding 0, 1") && !err.contains("partial"),
+        "{err}"
+    );
+    let sampled = check::domain_with(&program.task, 5, 2, 50).unwrap();
+    assert!(!sampled.exhaustive);
+    let err = check::check_aggregates(&program, &sampled)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("partial check") && err.contains("seed 5"),
+        "{err}"
+    );
+}
+
+#[test]
+fn selecting_several_positions_with_one_value_compiles() {
+    // Equal tokens hold the same token: the head averages identical one-hots, which is exact,
+    // though the evaluator rejects such inputs as ambiguous.
+    let mut b = Builder::new(syms(&["a", "b"]), 3);
+    let t = b.tokens();
+    let same = b.select(t, t, Predicate::Cmp(Comparison::Eq));
+    let out = b.aggregate(same, t, Encoding::Categorical);
+    let program = b.program(out);
+    let (compiled, report) = compile_checked(&program, &CompileOptions::default(), 0).unwrap();
+    assert!(report.same_value_ambiguities > 0);
+    assert_eq!(
+        compiled.run::<f32>(&syms(&["a", "b", "a"])).unwrap(),
+        syms(&["a", "b", "a"])
+    );
+}
