@@ -115,13 +115,31 @@ pub enum CompareError {
     Settings(String),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Pool(#[from] PoolError),
+    Pool(Box<PoolError>),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Inputs(#[from] InputError),
+    Inputs(Box<InputError>),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Equivalence(#[from] EquivalenceError),
+    Equivalence(Box<EquivalenceError>),
+}
+
+impl From<PoolError> for CompareError {
+    fn from(e: PoolError) -> Self {
+        CompareError::Pool(Box::new(e))
+    }
+}
+
+impl From<InputError> for CompareError {
+    fn from(e: InputError) -> Self {
+        CompareError::Inputs(Box::new(e))
+    }
+}
+
+impl From<EquivalenceError> for CompareError {
+    fn from(e: EquivalenceError) -> Self {
+        CompareError::Equivalence(Box::new(e))
+    }
 }
 
 /// A spec file and its hash.
