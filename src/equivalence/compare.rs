@@ -822,7 +822,7 @@ impl CompareReport {
                 let _ = writeln!(o);
                 let _ = writeln!(
                     o,
-                    "pairs (all bootstraps pooled; win rate [{pct}% {iv}] in each direction)"
+                    "pairs (all bootstraps pooled; win rate [{pct}% {iv}] in each direction; mean gap = mean of fit(a→b) − fit(a→c))"
                 );
                 for i in 0..m {
                     for j in (i + 1)..m {
@@ -841,7 +841,7 @@ impl CompareReport {
                         };
                         let _ = writeln!(
                             o,
-                            "  {:w$} vs {:w$}  {:.3} [{:.3}, {:.3}] / {:.3} [{:.3}, {:.3}]  {word}",
+                            "  {:w$} vs {:w$}  {:.3} [{:.3}, {:.3}] / {:.3} [{:.3}, {:.3}]  mean gap {:.1e} / {:.1e}  {word}",
                             sel.labels[i],
                             sel.labels[j],
                             a.win_rate,
@@ -850,6 +850,8 @@ impl CompareReport {
                             b.win_rate,
                             ib.lower,
                             ib.upper,
+                            sel.cells[i][j].gap.mean,
+                            sel.cells[j][i].gap.mean,
                         );
                     }
                 }
@@ -938,11 +940,12 @@ impl CompareReport {
             );
             let _ = writeln!(
                 o,
-                "  targets {}: fit(r→t) > fit(r_patched→t) in {:.3} [{:.3}, {:.3}], {} ties; one-sided p = {:.3e} (exact), {:.3e} (z = {:.2}): {}",
+                "  targets {}: fit(r→t) > fit(r_patched→t) in {:.3} [{:.3}, {:.3}] (mean gap {:.1e}), {} ties; one-sided p = {:.3e} (exact), {:.3e} (z = {:.2}): {}",
                 x.targets,
                 x.win_rate,
                 i.lower,
                 i.upper,
+                x.mean_gap,
                 x.ties,
                 x.test.p_exact,
                 x.test.p_z,
