@@ -215,7 +215,7 @@ pub enum ChainError {
         stage: usize,
         program: String,
         #[source]
-        source: ExtractError,
+        source: Box<ExtractError>,
     },
     #[error("stage {stage} (`{program}`), input {input} (`{text}`): {reason}")]
     #[diagnostic(code(congruity::equivalence::stage_input))]
@@ -330,7 +330,7 @@ fn inputs_of_stage(
             |source| ChainError::Stage {
                 stage: k + 1,
                 program: stage.program.clone(),
-                source,
+                source: Box::new(source),
             },
         )?;
         current = run
@@ -399,7 +399,7 @@ pub fn run_chain(
         .map_err(|source| ChainError::Stage {
             stage: k + 1,
             program: stage.program.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let decoded: Vec<Vec<Value>> = run
             .logits

@@ -115,13 +115,31 @@ pub enum CompareError {
     Settings(String),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Pool(#[from] PoolError),
+    Pool(Box<PoolError>),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Inputs(#[from] InputError),
+    Inputs(Box<InputError>),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Equivalence(#[from] EquivalenceError),
+    Equivalence(Box<EquivalenceError>),
+}
+
+impl From<PoolError> for CompareError {
+    fn from(e: PoolError) -> Self {
+        CompareError::Pool(Box::new(e))
+    }
+}
+
+impl From<InputError> for CompareError {
+    fn from(e: InputError) -> Self {
+        CompareError::Inputs(Box::new(e))
+    }
+}
+
+impl From<EquivalenceError> for CompareError {
+    fn from(e: EquivalenceError) -> Self {
+        CompareError::Equivalence(Box::new(e))
+    }
 }
 
 /// A spec file and its hash.
@@ -804,7 +822,7 @@ impl CompareReport {
                 let _ = writeln!(o);
                 let _ = writeln!(
                     o,
-                    "pairs (all bootstraps pooled; win rate [{pct}% {iv}] in each direction)"
+                    "pairs (all bootstraps pooled; win rate [{pct}% {iv}] in each direction; mean gap = mean of fit(a→b) − fit(a→c))"
                 );
                 for i in 0..m {
                     for j in (i + 1)..m {
@@ -823,7 +841,7 @@ impl CompareReport {
                         };
                         let _ = writeln!(
                             o,
-                            "  {:w$} vs {:w$}  {:.3} [{:.3}, {:.3}] / {:.3} [{:.3}, {:.3}]  {word}",
+                            "  {:w$} vs {:w$}  {:.3} [{:.3}, {:.3}] / {:.3} [{:.3}, {:.3}]  mean gap {:.1e} / {:.1e}  {word}",
                             sel.labels[i],
                             sel.labels[j],
                             a.win_rate,
@@ -832,6 +850,8 @@ impl CompareReport {
                             b.win_rate,
                             ib.lower,
                             ib.upper,
+                            sel.cells[i][j].gap.mean,
+                            sel.cells[j][i].gap.mean,
                         );
                     }
                 }
@@ -920,11 +940,12 @@ impl CompareReport {
             );
             let _ = writeln!(
                 o,
-                "  targets {}: fit(r→t) > fit(r_patched→t) in {:.3} [{:.3}, {:.3}], {} ties; one-sided p = {:.3e} (exact), {:.3e} (z = {:.2}): {}",
+                "  targets {}: fit(r→t) > fit(r_patched→t) in {:.3} [{:.3}, {:.3}] (mean gap {:.1e}), {} ties; one-sided p = {:.3e} (exact), {:.3e} (z = {:.2}): {}",
                 x.targets,
                 x.win_rate,
                 i.lower,
                 i.upper,
+                x.mean_gap,
                 x.ties,
                 x.test.p_exact,
                 x.test.p_z,

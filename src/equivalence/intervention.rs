@@ -63,6 +63,9 @@ pub struct InterventionResult {
     pub wins: usize,
     pub ties: usize,
     pub win_rate: f64,
+    /// Mean of `fit(r→t) − fit(r_patched→t)` (oriented: larger is more similar): the size of what
+    /// the win rate counts.
+    pub mean_gap: f64,
     pub wilson: Interval,
     pub clopper_pearson: Interval,
     pub test: OneSidedTest,
@@ -164,6 +167,14 @@ pub fn intervention_test(
             }
         })
         .collect();
+    let mean_gap = draws
+        .iter()
+        .map(|&(k, t)| {
+            let (r, rp, tr) = refs(k, t);
+            fits.oriented(r, tr) - fits.oriented(rp, tr)
+        })
+        .sum::<f64>()
+        / cfg.draws as f64;
     let p = Proportion::new(wins, cfg.draws);
     let test = one_sided_above_half(p);
     Ok(InterventionResult {
@@ -177,6 +188,7 @@ pub fn intervention_test(
         wins,
         ties,
         win_rate: p.rate(),
+        mean_gap,
         wilson: p.wilson(cfg.confidence),
         clopper_pearson: p.clopper_pearson(cfg.confidence),
         significant: test.p_exact < 1.0 - cfg.confidence,

@@ -42,7 +42,16 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
     let label_w = h.labels.iter().map(|l| l.len()).max().unwrap_or(4) as i32 * 8 + 24;
     let cell = 92i32;
     let top = 70 + 16 * h.notes.len() as i32;
-    let width = (label_w + cell * m as i32 + 140).max(560) as u32;
+    // Text is not measured (no font files); about 0.6 em per character keeps long notes inside.
+    let text_w = h
+        .notes
+        .iter()
+        .map(|n| n.chars().count() as i32 * 6)
+        .chain(std::iter::once(h.title.chars().count() as i32 * 9))
+        .max()
+        .unwrap_or(0)
+        + 24;
+    let width = (label_w + cell * m as i32 + 140).max(560).max(text_w) as u32;
     let height = (top + 40 + cell * m as i32 + 40) as u32;
     let mut out = String::new();
     {

@@ -316,6 +316,9 @@ pub struct SelectivityCell {
     pub pooled: WinSummary,
     /// How many replicates alone were distinguishable.
     pub distinguishable_replicates: usize,
+    /// `fit(a→b) − fit(a→c)` (oriented: larger is more similar) over all draws: the effect the
+    /// win rate counts. A verdict resting on gaps of 1e-6 says nothing a reader should act on.
+    pub gap: Spread,
 }
 
 /// Point tests over every ordered pair of pools.
@@ -384,9 +387,16 @@ pub fn selectivity_matrix(
 
     let mut cells: Vec<Vec<SelectivityCell>> = (0..m).map(|_| Vec::with_capacity(m)).collect();
     for (i, j, reps) in &plan {
+        let mut gaps = Vec::new();
         let summaries: Vec<WinSummary> = reps
             .iter()
-            .map(|triples| tally(&fits, triples, *i, *j, &cfg.point).0)
+            .map(|triples| {
+                for t in triples {
+                    let (a, b, c) = triple_refs(*t, *i, *j);
+                    gaps.push(fits.oriented(a, b) - fits.oriented(a, c));
+                }
+                tally(&fits, triples, *i, *j, &cfg.point).0
+            })
             .collect();
         let rates: Vec<f64> = summaries.iter().map(|s| s.win_rate).collect();
         let wins = summaries.iter().map(|s| s.wins).sum();
@@ -402,6 +412,7 @@ pub fn selectivity_matrix(
                 .filter(|s| s.verdict == Verdict::Distinguishable)
                 .count(),
             replicates: summaries,
+            gap: Spread::of(&gaps),
         });
     }
     Ok(SelectivityMatrix {

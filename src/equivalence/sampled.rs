@@ -46,8 +46,7 @@ pub enum PoolError {
     Compile {
         program: String,
         #[source]
-        #[diagnostic_source]
-        source: CompileError,
+        source: Box<CompileError>,
     },
     #[error("circuit `{circuit}`: {reason}")]
     #[diagnostic(code(congruity::equivalence::circuit))]
@@ -101,7 +100,7 @@ impl Compiler {
         let (c, _) = compile_checked(program, &CompileOptions::default(), self.check_seed)
             .map_err(|source| PoolError::Compile {
                 program: name.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         let c = Arc::new(c);
         self.compiled.insert(name.to_string(), c.clone());
