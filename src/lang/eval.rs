@@ -575,10 +575,7 @@ impl Trace {
 
     /// A named variable's value (`output` is the output).
     pub fn var(&self, program: &Program, name: &str) -> Option<&NodeValue> {
-        if name == "output" {
-            return self.node(program.output);
-        }
-        program.graph.by_name(name).and_then(|id| self.node(id))
+        program.variable(name).and_then(|id| self.node(id))
     }
 }
 
