@@ -219,65 +219,43 @@ impl Checker {
     }
 
     fn file(&mut self, f: &ParsedFile, root: bool) {
-        // Names first, so items may refer to items written later in the file.
-        let mut tasks = Vec::new();
-        let mut interps = Vec::new();
-        let mut pipelines = Vec::new();
-        let mut circuits = Vec::new();
-        let mut checks = Vec::new();
-        let mut proofs = Vec::new();
+        // Names first, so items may refer to items written later in the file. Checks and proofs
+        // count in the root file only.
+        let mut defined: Vec<&Item> = Vec::new();
         for item in &f.ast.items {
-            match item {
-                Item::Import(_) => {}
-                Item::Task(t) => {
-                    if self.define(Namespace::Task, f, &t.name) {
-                        tasks.push(t);
-                    }
-                }
-                Item::Interpretation(i) => {
-                    if self.define(Namespace::Program, f, &i.name) {
-                        interps.push(i);
-                    }
-                }
-                Item::Pipeline(p) => {
-                    if self.define(Namespace::Program, f, &p.name) {
-                        pipelines.push(p);
-                    }
-                }
-                Item::Circuit(c) => {
-                    if self.define(Namespace::Circuit, f, &c.name) {
-                        circuits.push(c);
-                    }
-                }
-                Item::Check(c) => {
-                    if root && self.define(Namespace::Check, f, &c.name) {
-                        checks.push(c);
-                    }
-                }
-                Item::Prove(p) => {
-                    if root {
-                        proofs.push(p);
-                    }
-                }
+            let keep = match item {
+                Item::Import(_) => false,
+                Item::Task(t) => self.define(Namespace::Task, f, &t.name),
+                Item::Interpretation(i) => self.define(Namespace::Program, f, &i.name),
+                Item::Pipeline(p) => self.define(Namespace::Program, f, &p.name),
+                Item::Circuit(c) => self.define(Namespace::Circuit, f, &c.name),
+                Item::Check(c) => root && self.define(Namespace::Check, f, &c.name),
+                Item::Prove(_) => root,
+            };
+            if keep {
+                defined.push(item);
             }
         }
-        for t in tasks {
-            self.task(f, t);
-        }
-        for i in interps {
-            self.interpretation(f, i);
-        }
-        for p in pipelines {
-            self.pipeline(f, p);
-        }
-        for c in circuits {
-            self.circuit(f, c);
-        }
-        for c in checks {
-            self.check(f, c);
-        }
-        for p in proofs {
-            self.proof(f, p);
+        // Then kind by kind, each after the kinds it refers to (a stable sort keeps the file's
+        // order within a kind).
+        defined.sort_by_key(|item| match item {
+            Item::Import(_) | Item::Task(_) => 0,
+            Item::Interpretation(_) => 1,
+            Item::Pipeline(_) => 2,
+            Item::Circuit(_) => 3,
+            Item::Check(_) => 4,
+            Item::Prove(_) => 5,
+        });
+        for item in defined {
+            match item {
+                Item::Import(_) => {}
+                Item::Task(t) => self.task(f, t),
+                Item::Interpretation(i) => self.interpretation(f, i),
+                Item::Pipeline(p) => self.pipeline(f, p),
+                Item::Circuit(c) => self.circuit(f, c),
+                Item::Check(c) => self.check(f, c),
+                Item::Prove(p) => self.proof(f, p),
+            }
         }
     }
 
