@@ -2057,7 +2057,9 @@ impl<'c> GraphBuilder<'c> {
         } else {
             "a selector"
         };
-        match arg {
+        let span = arg.span();
+        // What the argument is instead, and how to write what is wanted.
+        let (is, help) = match arg {
             Arg::Seq(e) => {
                 let id = self.seq_expr(e, None)?;
                 let is_sel = matches!(self.graph.node(id).ty, NodeType::Selector);
@@ -2065,68 +2067,45 @@ impl<'c> GraphBuilder<'c> {
                     return Some(id);
                 }
                 let desc = self.describe(id);
-                let (found, help) = if is_sel {
+                if is_sel {
                     (
-                        "a selector",
-                        format!(
+                        format!("but {desc} is a selector"),
+                        Some(format!(
                             "a selector becomes a sequence through `aggregate({}, values)` or `selector_width(...)`",
                             trim_desc(&desc)
-                        ),
+                        )),
                     )
                 } else {
                     (
-                        "a sequence",
-                        "a selector is made with `select(keys, queries, predicate)`".to_string(),
+                        format!("but {desc} is a sequence"),
+                        Some(
+                            "a selector is made with `select(keys, queries, predicate)`"
+                                .to_string(),
+                        ),
                     )
-                };
-                let er = self
-                    .at(
-                        ErrorKind::ArgKind,
-                        e.span,
-                        format!("the {what} of `{func}` must be {wanted}, but {desc} is {found}"),
-                        format!("expected {wanted}"),
-                    )
-                    .with_help(help);
-                self.err(er);
-                None
+                }
             }
-            Arg::Value(v) => {
-                let text = &self.f.source.text[v.span().start..v.span().end];
-                let er = self
-                    .at(
-                        ErrorKind::ArgKind,
-                        v.span(),
-                        format!("the {what} of `{func}` must be {wanted}, not a constant"),
-                        format!("expected {wanted}"),
-                    )
-                    .with_help(format!("a constant sequence is written `full({text})`"));
-                self.err(er);
-                None
+            Arg::Value(_) => {
+                let text = &self.f.source.text[span.start..span.end];
+                (
+                    "not a constant".to_string(),
+                    Some(format!("a constant sequence is written `full({text})`")),
+                )
             }
-            Arg::Lambda(l) => {
-                let er = self.at(
-                    ErrorKind::ArgKind,
-                    l.span,
-                    format!("the {what} of `{func}` must be {wanted}, not a lambda"),
-                    format!("expected {wanted}"),
-                );
-                self.err(er);
-                None
-            }
-            Arg::Cmp(op, span) => {
-                let er = self.at(
-                    ErrorKind::ArgKind,
-                    *span,
-                    format!(
-                        "the {what} of `{func}` must be {wanted}, not the comparison `{}`",
-                        op.as_str()
-                    ),
-                    format!("expected {wanted}"),
-                );
-                self.err(er);
-                None
-            }
+            Arg::Lambda(_) => ("not a lambda".to_string(), None),
+            Arg::Cmp(op, _) => (format!("not the comparison `{}`", op.as_str()), None),
+        };
+        let mut er = self.at(
+            ErrorKind::ArgKind,
+            span,
+            format!("the {what} of `{func}` must be {wanted}, {is}"),
+            format!("expected {wanted}"),
+        );
+        if let Some(help) = help {
+            er = er.with_help(help);
         }
+        self.err(er);
+        None
     }
 
     fn call(

@@ -302,10 +302,9 @@ impl Conv<'_> {
             fields.push(match f.as_rule() {
                 Rule::vocab => {
                     let mut items = Vec::new();
-                    for it in Children::of(f).it {
-                        if is_keyword_rule(it.as_rule()) {
-                            continue;
-                        }
+                    let mut vc = Children::of(f);
+                    while vc.peek_rule().is_some() {
+                        let it = vc.next()?;
                         items.push(match it.as_rule() {
                             Rule::int_range => {
                                 let rspan = self.span(&it);
