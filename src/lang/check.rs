@@ -3232,27 +3232,16 @@ interpretation frac for f {
 
     #[test]
     fn task_problems() {
-        assert_eq!(
-            kinds("task t { vocab {} max_len 3 }"),
-            vec![ErrorKind::Vocab]
-        );
-        assert_eq!(
-            kinds("task t { vocab {a, b, a} max_len 3 }"),
-            vec![ErrorKind::Vocab]
-        );
-        assert_eq!(
-            kinds("task t { vocab {a} max_len 0 }"),
-            vec![ErrorKind::MaxLen]
-        );
-        assert_eq!(
-            kinds("task t { vocab {a} max_len 100000 }"),
-            vec![ErrorKind::MaxLen]
-        );
-        assert_eq!(kinds("task t { vocab {a} }"), vec![ErrorKind::TaskField]);
-        assert_eq!(
-            kinds("task t { vocab {3..1} max_len 2 }"),
-            vec![ErrorKind::Vocab]
-        );
+        for (src, want) in [
+            ("task t { vocab {} max_len 3 }", ErrorKind::Vocab),
+            ("task t { vocab {a, b, a} max_len 3 }", ErrorKind::Vocab),
+            ("task t { vocab {a} max_len 0 }", ErrorKind::MaxLen),
+            ("task t { vocab {a} max_len 100000 }", ErrorKind::MaxLen),
+            ("task t { vocab {a} }", ErrorKind::TaskField),
+            ("task t { vocab {3..1} max_len 2 }", ErrorKind::Vocab),
+        ] {
+            assert_eq!(kinds(src), vec![want], "{src}");
+        }
         let spec = ok("task t { vocab {0..3, 5} max_len 2 }");
         assert_eq!(
             spec.tasks["t"].vocab,
@@ -3330,36 +3319,28 @@ prove sufficient(c)"
         assert_eq!(spec.proofs[0].name, "equivalent_i_j");
         assert_eq!(spec.proofs[1].timeout_secs, Some(2.5));
         assert_eq!(spec.checks["m"].expectations.len(), 2);
-        assert_eq!(
-            kinds(&format!(
-                "{base}circuit c for i {{ length -> blocks.0.mlp }}"
-            )),
-            vec![ErrorKind::Hook]
-        );
-        assert_eq!(
-            kinds(&format!(
-                "{base}circuit c for i {{ length -> blocks.0.hook_mlp_out[0] }}"
-            )),
-            vec![ErrorKind::Hook]
-        );
-        assert_eq!(
-            kinds(&format!("{base}circuit c for i {{ nope -> hook_embed }}")),
-            vec![ErrorKind::UnknownName]
-        );
-        assert_eq!(
-            kinds(&format!("{base}prove equivalent(i)")),
-            vec![ErrorKind::Arity]
-        );
-        assert_eq!(
-            kinds(&format!(
-                "{base}prove equivalent(i, j)\nprove equivalent(i, j)"
-            )),
-            vec![ErrorKind::Duplicate]
-        );
-        assert_eq!(
-            kinds(&format!("{base}check m {{ expect iia(i) }}")),
-            vec![ErrorKind::UnknownName]
-        );
+        for (tail, want) in [
+            (
+                "circuit c for i { length -> blocks.0.mlp }",
+                ErrorKind::Hook,
+            ),
+            (
+                "circuit c for i { length -> blocks.0.hook_mlp_out[0] }",
+                ErrorKind::Hook,
+            ),
+            (
+                "circuit c for i { nope -> hook_embed }",
+                ErrorKind::UnknownName,
+            ),
+            ("prove equivalent(i)", ErrorKind::Arity),
+            (
+                "prove equivalent(i, j)\nprove equivalent(i, j)",
+                ErrorKind::Duplicate,
+            ),
+            ("check m { expect iia(i) }", ErrorKind::UnknownName),
+        ] {
+            assert_eq!(kinds(&format!("{base}{tail}")), vec![want], "{tail}");
+        }
     }
 
     #[test]
