@@ -24,6 +24,18 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs congruity where it must fail with exit code 1; returns stderr.
+fn failure(args: &[&str]) -> String {
+    let o = congruity(args);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "congruity {args:?}: {}",
+        stdout(&o)
+    );
+    stderr(&o)
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("congruity-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -74,9 +86,8 @@ fn check_reports_errors_on_stderr_and_exits_1() {
     assert!(err.contains("bad.interp:3:15"), "{err}");
     assert!(err.contains("unknown name `y`"), "{err}");
     assert!(err.contains("1 of 2 file(s) have errors"), "{err}");
-    let o = congruity(&["check", d.join("nope.interp").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cannot read"));
+    let err = failure(&["check", d.join("nope.interp").to_str().unwrap()]);
+    assert!(err.contains("cannot read"), "{err}");
 }
 
 #[test]
@@ -131,30 +142,22 @@ pipeline p = inc |> count via clamp
     let o = congruity(&["eval", &f, "--program", "p", "--input", "0 2 3"]);
     assert_eq!(stdout(&o), "1 2 2\n", "{}", stderr(&o));
     // Several runnable items: --program is required.
-    let o = congruity(&["eval", &f, "--input", "x"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("choose one with --program"),
-        "{}",
-        stderr(&o)
-    );
+    let err = failure(&["eval", &f, "--input", "x"]);
+    assert!(err.contains("choose one with --program"), "{err}");
 }
 
 #[test]
 fn eval_rejects_bad_input_naming_the_token() {
-    let o = congruity(&["eval", "specs/tracr/reverse.interp", "--input", "a z c"]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    let err = failure(&["eval", "specs/tracr/reverse.interp", "--input", "a z c"]);
     assert!(
         err.contains("`z` is not a token of task `reverse`"),
         "{err}"
     );
     assert!(err.contains("--input:1:3"), "{err}");
     assert!(err.contains("{a, b, c}"), "{err}");
-    let o = congruity(&["eval", "specs/tracr/reverse.interp", "--input", "a b c a b"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("at most 4"), "{}", stderr(&o));
-    let o = congruity(&[
+    let err = failure(&["eval", "specs/tracr/reverse.interp", "--input", "a b c a b"]);
+    assert!(err.contains("at most 4"), "{err}");
+    let err = failure(&[
         "eval",
         "specs/tracr/reverse.interp",
         "--program",
@@ -162,8 +165,7 @@ fn eval_rejects_bad_input_naming_the_token() {
         "--input",
         "a",
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("tracr_reverse"), "{}", stderr(&o));
+    assert!(err.contains("tracr_reverse"), "{err}");
 }
 
 #[test]
@@ -196,9 +198,8 @@ fn fmt_rewrites_in_place_and_check_reports() {
     assert!(o.status.success(), "{}", stdout(&o));
     // A file that does not parse is reported and left alone.
     let bad = write(&d, "bad.interp", "task t {\n");
-    let o = congruity(&["fmt", &bad]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("unterminated block"), "{}", stderr(&o));
+    let err = failure(&["fmt", &bad]);
+    assert!(err.contains("unterminated block"), "{err}");
     assert_eq!(std::fs::read_to_string(&bad).unwrap(), "task t {\n");
 }
 
@@ -224,9 +225,7 @@ fn eval_errors_point_at_the_failing_variable() {
     );
     let o = congruity(&["eval", &f, "--input", "a b"]);
     assert_eq!(stdout(&o), "0 1\n", "{}", stderr(&o));
-    let o = congruity(&["eval", &f, "--input", "a b a"]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    let err = failure(&["eval", &f, "--input", "a b a"]);
     assert!(
         err.contains("ambiguous categorical aggregate `same`"),
         "{err}"

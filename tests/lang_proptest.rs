@@ -5,6 +5,7 @@
 use congruity::lang::ast::*;
 use congruity::lang::eval::{EvalError, NodeValue, eval_program};
 use congruity::lang::ir::{NodeType, Value};
+use congruity::lang::parse::KEYWORDS;
 use congruity::lang::{check_str, domain, fmt, parse_str};
 use num_rational::Rational64;
 use proptest::prelude::*;
@@ -19,30 +20,6 @@ fn config(cases: u32, seed: u64) -> Config {
         ..Config::default()
     }
 }
-
-const KEYWORDS: &[&str] = &[
-    "task",
-    "interpretation",
-    "pipeline",
-    "circuit",
-    "check",
-    "prove",
-    "import",
-    "for",
-    "output",
-    "if",
-    "then",
-    "else",
-    "and",
-    "or",
-    "not",
-    "true",
-    "false",
-    "none",
-    "numerical",
-    "categorical",
-    "via",
-];
 
 fn sp() -> Span {
     Span::default()

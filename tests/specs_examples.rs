@@ -31,15 +31,23 @@ fn spec_path(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Runs `congruity eval SPEC [--program P] --input INPUT [--json]`; returns stdout, or panics with
-/// stderr when the command fails.
-fn run(rel: &str, program: Option<&str>, input: &str, json: bool) -> String {
-    let path = spec_path(rel);
+/// `congruity eval SPEC --input INPUT [--program P]`.
+fn eval_command(rel: &str, program: Option<&str>, input: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_congruity"));
-    cmd.arg("eval").arg(&path).arg("--input").arg(input);
+    cmd.arg("eval")
+        .arg(spec_path(rel))
+        .arg("--input")
+        .arg(input);
     if let Some(p) = program {
         cmd.arg("--program").arg(p);
     }
+    cmd
+}
+
+/// Runs `congruity eval SPEC [--program P] --input INPUT [--json]`; returns stdout, or panics with
+/// stderr when the command fails.
+fn run(rel: &str, program: Option<&str>, input: &str, json: bool) -> String {
+    let mut cmd = eval_command(rel, program, input);
     if json {
         cmd.arg("--json");
     }
@@ -47,11 +55,20 @@ fn run(rel: &str, program: Option<&str>, input: &str, json: bool) -> String {
     assert!(
         out.status.success(),
         "congruity eval {} --input {input:?} exited with {}: {}",
-        path.display(),
+        spec_path(rel).display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("eval prints UTF-8")
+}
+
+/// Runs an evaluation the spec must refuse (`why` says why); returns stderr.
+fn refused(rel: &str, program: Option<&str>, input: &str, why: &str) -> String {
+    let out = eval_command(rel, program, input)
+        .output()
+        .expect("the congruity binary runs");
+    assert!(!out.status.success(), "{why}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The `output` array of `congruity eval ... --json`.
@@ -134,15 +151,12 @@ fn sort_unique_example() {
 #[test]
 fn sort_unique_refuses_repeated_tokens() {
     // make_sort_unique "only supports unique keys": the task's `where` keeps such inputs out.
-    let out = Command::new(env!("CARGO_BIN_EXE_congruity"))
-        .arg("eval")
-        .arg(spec_path("tracr/sort_unique.interp"))
-        .arg("--input")
-        .arg("2 2 1")
-        .output()
-        .expect("the congruity binary runs");
-    assert!(!out.status.success(), "a repeated token must be refused");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(
+        "tracr/sort_unique.interp",
+        None,
+        "2 2 1",
+        "a repeated token must be refused",
+    );
     assert!(stderr.contains("outside the domain"), "{stderr}");
 }
 
@@ -384,17 +398,12 @@ fn toy_pipelines() {
 fn check_alternating_needs_two_tokens() {
     // On one token the source's Select raises ("key is None!"); the task's `where` keeps it out,
     // so the pipeline that feeds it a sorted single token fails with a domain error.
-    let out = Command::new(env!("CARGO_BIN_EXE_congruity"))
-        .arg("eval")
-        .arg(spec_path("toy/pipelines.interp"))
-        .arg("--program")
-        .arg("algo_4")
-        .arg("--input")
-        .arg("3")
-        .output()
-        .expect("the congruity binary runs");
-    assert!(!out.status.success(), "a single token must be refused");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(
+        "toy/pipelines.interp",
+        Some("algo_4"),
+        "3",
+        "a single token must be refused",
+    );
     assert!(stderr.contains("check_alternating"), "{stderr}");
 }
 

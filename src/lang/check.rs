@@ -36,7 +36,12 @@ const PRIMITIVES: &[(&str, &str)] = &[
     ("selector_width", "selector_width(selector)"),
     ("full", "full(value)"),
 ];
-const SCALAR_FUNCTIONS: &[&str] = &["min", "max", "abs"];
+/// The functions of lambda bodies and their signatures, for messages.
+const SCALAR_FUNCTIONS: &[(&str, Builtin, &str)] = &[
+    ("min", Builtin::Min, "min(a, b)"),
+    ("max", Builtin::Max, "max(a, b)"),
+    ("abs", Builtin::Abs, "abs(a)"),
+];
 const BUILTIN_SEQS: &[&str] = &["tokens", "indices"];
 
 /// One parsed file ready for checking.
@@ -152,6 +157,17 @@ fn value_set_text(vs: &ValueSet) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
+/// Keeps the first of a field given several times; a repeat returns where the first was given.
+fn keep_first<T>(slot: &mut Option<(T, Span)>, value: T, span: Span) -> Option<Span> {
+    match slot {
+        Some((_, first)) => Some(*first),
+        None => {
+            *slot = Some((value, span));
+            None
+        }
+    }
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("{n} {one}")
@@ -203,65 +219,43 @@ impl Checker {
     }
 
     fn file(&mut self, f: &ParsedFile, root: bool) {
-        // Names first, so items may refer to items written later in the file.
-        let mut tasks = Vec::new();
-        let mut interps = Vec::new();
-        let mut pipelines = Vec::new();
-        let mut circuits = Vec::new();
-        let mut checks = Vec::new();
-        let mut proofs = Vec::new();
+        // Names first, so items may refer to items written later in the file. Checks and proofs
+        // count in the root file only.
+        let mut defined: Vec<&Item> = Vec::new();
         for item in &f.ast.items {
-            match item {
-                Item::Import(_) => {}
-                Item::Task(t) => {
-                    if self.define(Namespace::Task, f, &t.name) {
-                        tasks.push(t);
-                    }
-                }
-                Item::Interpretation(i) => {
-                    if self.define(Namespace::Program, f, &i.name) {
-                        interps.push(i);
-                    }
-                }
-                Item::Pipeline(p) => {
-                    if self.define(Namespace::Program, f, &p.name) {
-                        pipelines.push(p);
-                    }
-                }
-                Item::Circuit(c) => {
-                    if self.define(Namespace::Circuit, f, &c.name) {
-                        circuits.push(c);
-                    }
-                }
-                Item::Check(c) => {
-                    if root && self.define(Namespace::Check, f, &c.name) {
-                        checks.push(c);
-                    }
-                }
-                Item::Prove(p) => {
-                    if root {
-                        proofs.push(p);
-                    }
-                }
+            let keep = match item {
+                Item::Import(_) => false,
+                Item::Task(t) => self.define(Namespace::Task, f, &t.name),
+                Item::Interpretation(i) => self.define(Namespace::Program, f, &i.name),
+                Item::Pipeline(p) => self.define(Namespace::Program, f, &p.name),
+                Item::Circuit(c) => self.define(Namespace::Circuit, f, &c.name),
+                Item::Check(c) => root && self.define(Namespace::Check, f, &c.name),
+                Item::Prove(_) => root,
+            };
+            if keep {
+                defined.push(item);
             }
         }
-        for t in tasks {
-            self.task(f, t);
-        }
-        for i in interps {
-            self.interpretation(f, i);
-        }
-        for p in pipelines {
-            self.pipeline(f, p);
-        }
-        for c in circuits {
-            self.circuit(f, c);
-        }
-        for c in checks {
-            self.check(f, c);
-        }
-        for p in proofs {
-            self.proof(f, p);
+        // Then kind by kind, each after the kinds it refers to (a stable sort keeps the file's
+        // order within a kind).
+        defined.sort_by_key(|item| match item {
+            Item::Import(_) | Item::Task(_) => 0,
+            Item::Interpretation(_) => 1,
+            Item::Pipeline(_) => 2,
+            Item::Circuit(_) => 3,
+            Item::Check(_) => 4,
+            Item::Prove(_) => 5,
+        });
+        for item in defined {
+            match item {
+                Item::Import(_) => {}
+                Item::Task(t) => self.task(f, t),
+                Item::Interpretation(i) => self.interpretation(f, i),
+                Item::Pipeline(p) => self.pipeline(f, p),
+                Item::Circuit(c) => self.circuit(f, c),
+                Item::Check(c) => self.check(f, c),
+                Item::Prove(p) => self.proof(f, p),
+            }
         }
     }
 
@@ -276,19 +270,15 @@ impl Checker {
         for field in &t.fields {
             let (word, span, first) = match field {
                 ast::TaskField::Vocab { items, span } => {
-                    let first = vocab_field.map(|v| v.1);
-                    vocab_field.get_or_insert((items, *span));
-                    ("vocab", *span, first)
+                    ("vocab", *span, keep_first(&mut vocab_field, items, *span))
                 }
-                ast::TaskField::MaxLen { value, span } => {
-                    let first = max_len_field.map(|v| v.1);
-                    max_len_field.get_or_insert((value, *span));
-                    ("max_len", *span, first)
-                }
+                ast::TaskField::MaxLen { value, span } => (
+                    "max_len",
+                    *span,
+                    keep_first(&mut max_len_field, value, *span),
+                ),
                 ast::TaskField::Where { expr, span } => {
-                    let first = where_field.map(|v| v.1);
-                    where_field.get_or_insert((expr, *span));
-                    ("where", *span, first)
+                    ("where", *span, keep_first(&mut where_field, expr, *span))
                 }
             };
             if let Some(first) = first {
@@ -971,33 +961,8 @@ impl Checker {
             }
             seen.insert(var.name.clone(), var.span);
             let Some(prog) = &prog else { continue };
-            let node = if var.name == "output" {
-                Some(prog.output)
-            } else {
-                prog.graph.by_name(&var.name)
-            };
-            let Some(node) = node else {
-                let vars: Vec<&str> = prog
-                    .graph
-                    .nodes
-                    .iter()
-                    .filter_map(|n| n.name.as_deref())
-                    .collect();
-                let mut e = LangError::at(
-                    ErrorKind::UnknownName,
-                    &f.source,
-                    var.span,
-                    format!(
-                        "interpretation `{}` has no variable `{}`",
-                        prog.name, var.name
-                    ),
-                    "not a variable of the interpretation",
-                );
-                e = match did_you_mean(&var.name, vars.iter().copied()) {
-                    Some(s) => e.with_help(format!("did you mean `{s}`?")),
-                    None => e.with_help(format!("its variables: {}, output", vars.join(", "))),
-                };
-                self.err(e);
+            let Some(node) = prog.variable(&var.name) else {
+                self.err(unknown_variable(f, prog, var, true));
                 continue;
             };
             sites.push(CircuitSite {
@@ -1157,19 +1122,6 @@ impl Checker {
         );
     }
 
-    fn arity_error(&mut self, f: &ParsedFile, span: Span, what: &str, sig: &str, found: usize) {
-        self.err(
-            LangError::at(
-                ErrorKind::Arity,
-                &f.source,
-                span,
-                format!("`{what}` takes {}, found {found}", sig_arity(sig)),
-                format!("{} here", plural(found, "argument", "arguments")),
-            )
-            .with_help(format!("write `{sig}`")),
-        );
-    }
-
     fn expectation(
         &mut self,
         f: &ParsedFile,
@@ -1203,9 +1155,15 @@ impl Checker {
             self.err(e);
             return None;
         };
-        let want = if goal.name == "distinguishable" { 2 } else { 1 };
-        if args.len() != want {
-            self.arity_error(f, span, &goal.name, sig, args.len());
+        if args.len() != sig_arity_count(sig) {
+            self.err(arity_error(
+                &f.source,
+                span,
+                &goal.name,
+                sig,
+                args.len(),
+                "here",
+            ));
             return None;
         }
         if goal.name == "iia" {
@@ -1323,7 +1281,14 @@ impl Checker {
         };
         let exact = goal_name != "aligned";
         if p.args.len() < plain || (exact && p.args.len() != plain) {
-            self.arity_error(f, p.span, goal_name, sig, p.args.len());
+            self.err(arity_error(
+                &f.source,
+                p.span,
+                goal_name,
+                sig,
+                p.args.len(),
+                "here",
+            ));
             return;
         }
         let mut lead = Vec::new();
@@ -1406,27 +1371,8 @@ impl Checker {
                                 ast::ProofArg::Alias(x, y) => (x, y),
                             };
                             for (prog, v) in [(&a, x), (&b, y)] {
-                                if v.name != "output" && prog.graph.by_name(&v.name).is_none() {
-                                    let vars: Vec<&str> = prog
-                                        .graph
-                                        .nodes
-                                        .iter()
-                                        .filter_map(|n| n.name.as_deref())
-                                        .collect();
-                                    let mut e = LangError::at(
-                                        ErrorKind::UnknownName,
-                                        &f.source,
-                                        v.span,
-                                        format!(
-                                            "interpretation `{}` has no variable `{}`",
-                                            prog.name, v.name
-                                        ),
-                                        "not a variable of the interpretation",
-                                    );
-                                    if let Some(s) = did_you_mean(&v.name, vars.iter().copied()) {
-                                        e = e.with_help(format!("did you mean `{s}`?"));
-                                    }
-                                    self.err(e);
+                                if prog.variable(&v.name).is_none() {
+                                    self.err(unknown_variable(f, prog, v, false));
                                 }
                             }
                             pairs.push((x.name.clone(), y.name.clone()));
@@ -1506,20 +1452,60 @@ impl Checker {
     }
 }
 
+/// How many arguments a signature takes, in words; a last parameter `...` means "or more".
 fn sig_arity(sig: &str) -> String {
-    let inner = sig
-        .split_once('(')
-        .and_then(|(_, r)| r.split_once(')'))
-        .map_or("", |(a, _)| a);
-    let n = if inner.trim().is_empty() {
-        0
-    } else {
-        inner.split(',').count()
-    };
-    if inner.contains("...") {
-        format!("{} or more arguments", n - 1)
-    } else {
-        plural(n, "argument", "arguments")
+    let params = sig_params(sig);
+    match params.split_last() {
+        Some((last, fixed)) if last.trim() == "..." => {
+            format!("{} or more arguments", fixed.len())
+        }
+        _ => plural(params.len(), "argument", "arguments"),
+    }
+}
+
+/// `what` called with `found` arguments where `sig` takes another number. `found_word` ends the
+/// label under the caret ("3 arguments here").
+fn arity_error(
+    file: &SourceFile,
+    span: Span,
+    what: &str,
+    sig: &str,
+    found: usize,
+    found_word: &str,
+) -> LangError {
+    LangError::at(
+        ErrorKind::Arity,
+        file,
+        span,
+        format!("`{what}` takes {}, found {found}", sig_arity(sig)),
+        format!("{} {found_word}", plural(found, "argument", "arguments")),
+    )
+    .with_help(format!("write `{sig}`"))
+}
+
+/// "interpretation `p` has no variable `v`", with a guess when a variable's name is close;
+/// `list_all` names every variable when none is.
+fn unknown_variable(f: &ParsedFile, prog: &Program, var: &Ident, list_all: bool) -> LangError {
+    let vars: Vec<&str> = prog
+        .graph
+        .nodes
+        .iter()
+        .filter_map(|n| n.name.as_deref())
+        .collect();
+    let e = LangError::at(
+        ErrorKind::UnknownName,
+        &f.source,
+        var.span,
+        format!(
+            "interpretation `{}` has no variable `{}`",
+            prog.name, var.name
+        ),
+        "not a variable of the interpretation",
+    );
+    match did_you_mean(&var.name, vars.iter().copied()) {
+        Some(s) => e.with_help(format!("did you mean `{s}`?")),
+        None if list_all => e.with_help(format!("its variables: {}, output", vars.join(", "))),
+        None => e,
     }
 }
 
@@ -2071,7 +2057,9 @@ impl<'c> GraphBuilder<'c> {
         } else {
             "a selector"
         };
-        match arg {
+        let span = arg.span();
+        // What the argument is instead, and how to write what is wanted.
+        let (is, help) = match arg {
             Arg::Seq(e) => {
                 let id = self.seq_expr(e, None)?;
                 let is_sel = matches!(self.graph.node(id).ty, NodeType::Selector);
@@ -2079,68 +2067,45 @@ impl<'c> GraphBuilder<'c> {
                     return Some(id);
                 }
                 let desc = self.describe(id);
-                let (found, help) = if is_sel {
+                if is_sel {
                     (
-                        "a selector",
-                        format!(
+                        format!("but {desc} is a selector"),
+                        Some(format!(
                             "a selector becomes a sequence through `aggregate({}, values)` or `selector_width(...)`",
                             trim_desc(&desc)
-                        ),
+                        )),
                     )
                 } else {
                     (
-                        "a sequence",
-                        "a selector is made with `select(keys, queries, predicate)`".to_string(),
+                        format!("but {desc} is a sequence"),
+                        Some(
+                            "a selector is made with `select(keys, queries, predicate)`"
+                                .to_string(),
+                        ),
                     )
-                };
-                let er = self
-                    .at(
-                        ErrorKind::ArgKind,
-                        e.span,
-                        format!("the {what} of `{func}` must be {wanted}, but {desc} is {found}"),
-                        format!("expected {wanted}"),
-                    )
-                    .with_help(help);
-                self.err(er);
-                None
+                }
             }
-            Arg::Value(v) => {
-                let text = &self.f.source.text[v.span().start..v.span().end];
-                let er = self
-                    .at(
-                        ErrorKind::ArgKind,
-                        v.span(),
-                        format!("the {what} of `{func}` must be {wanted}, not a constant"),
-                        format!("expected {wanted}"),
-                    )
-                    .with_help(format!("a constant sequence is written `full({text})`"));
-                self.err(er);
-                None
+            Arg::Value(_) => {
+                let text = &self.f.source.text[span.start..span.end];
+                (
+                    "not a constant".to_string(),
+                    Some(format!("a constant sequence is written `full({text})`")),
+                )
             }
-            Arg::Lambda(l) => {
-                let er = self.at(
-                    ErrorKind::ArgKind,
-                    l.span,
-                    format!("the {what} of `{func}` must be {wanted}, not a lambda"),
-                    format!("expected {wanted}"),
-                );
-                self.err(er);
-                None
-            }
-            Arg::Cmp(op, span) => {
-                let er = self.at(
-                    ErrorKind::ArgKind,
-                    *span,
-                    format!(
-                        "the {what} of `{func}` must be {wanted}, not the comparison `{}`",
-                        op.as_str()
-                    ),
-                    format!("expected {wanted}"),
-                );
-                self.err(er);
-                None
-            }
+            Arg::Lambda(_) => ("not a lambda".to_string(), None),
+            Arg::Cmp(op, _) => (format!("not the comparison `{}`", op.as_str()), None),
+        };
+        let mut er = self.at(
+            ErrorKind::ArgKind,
+            span,
+            format!("the {what} of `{func}` must be {wanted}, {is}"),
+            format!("expected {wanted}"),
+        );
+        if let Some(help) = help {
+            er = er.with_help(help);
         }
+        self.err(er);
+        None
     }
 
     fn call(
@@ -2158,7 +2123,7 @@ impl<'c> GraphBuilder<'c> {
                 "not a primitive",
             );
             let names: Vec<&str> = PRIMITIVES.iter().map(|p| p.0).collect();
-            er = if SCALAR_FUNCTIONS.contains(&func.name.as_str()) {
+            er = if SCALAR_FUNCTIONS.iter().any(|s| s.0 == func.name) {
                 er.with_help(format!(
                     "`{}` works on single values; use it inside a lambda: `map(|x| {}(x, ...), s)`",
                     func.name, func.name
@@ -2176,21 +2141,8 @@ impl<'c> GraphBuilder<'c> {
             self.err(er);
             return None;
         };
-        let want = sig_arity_count(sig);
-        if args.len() != want {
-            let er = self
-                .at(
-                    ErrorKind::Arity,
-                    e.span,
-                    format!(
-                        "`{}` takes {}, found {}",
-                        func.name,
-                        plural(want, "argument", "arguments"),
-                        args.len()
-                    ),
-                    format!("{} given", plural(args.len(), "argument", "arguments")),
-                )
-                .with_help(format!("write `{sig}`"));
+        if args.len() != sig_arity_count(sig) {
+            let er = arity_error(&self.f.source, e.span, &func.name, sig, args.len(), "given");
             self.err(er);
             return None;
         }
@@ -2582,51 +2534,33 @@ impl<'c> GraphBuilder<'c> {
             ExprKind::Call { func, args } => {
                 let lowered: Vec<Option<Expr>> =
                     args.iter().map(|a| self.lower(a, params)).collect();
-                let (builtin, want) = match func.name.as_str() {
-                    "min" => (Builtin::Min, 2),
-                    "max" => (Builtin::Max, 2),
-                    "abs" => (Builtin::Abs, 1),
-                    other => {
-                        let mut er = self.at(
-                            ErrorKind::UnknownFunction,
-                            func.span,
-                            format!("unknown function `{other}`"),
-                            "not a function",
-                        );
-                        er = if PRIMITIVES.iter().any(|p| p.0 == other) {
-                            er.with_help(format!(
-                                "`{other}` works on whole sequences; a lambda body works on single values (min, max, abs)"
-                            ))
-                        } else if let Some(s) =
-                            did_you_mean(other, SCALAR_FUNCTIONS.iter().copied())
-                        {
-                            er.with_help(format!("did you mean `{s}`?"))
-                        } else {
-                            er.with_help("functions in lambda bodies: min(a, b), max(a, b), abs(a)")
-                        };
-                        self.err(er);
-                        return None;
-                    }
-                };
-                if args.len() != want {
-                    let sig = if want == 1 {
-                        "abs(a)".to_string()
+                let Some(&(_, builtin, sig)) = SCALAR_FUNCTIONS.iter().find(|s| s.0 == func.name)
+                else {
+                    let other = func.name.as_str();
+                    let names: Vec<&str> = SCALAR_FUNCTIONS.iter().map(|s| s.0).collect();
+                    let mut er = self.at(
+                        ErrorKind::UnknownFunction,
+                        func.span,
+                        format!("unknown function `{other}`"),
+                        "not a function",
+                    );
+                    er = if PRIMITIVES.iter().any(|p| p.0 == other) {
+                        er.with_help(format!(
+                            "`{other}` works on whole sequences; a lambda body works on single values ({})",
+                            names.join(", ")
+                        ))
+                    } else if let Some(s) = did_you_mean(other, names.iter().copied()) {
+                        er.with_help(format!("did you mean `{s}`?"))
                     } else {
-                        format!("{}(a, b)", func.name)
+                        let sigs: Vec<&str> = SCALAR_FUNCTIONS.iter().map(|s| s.2).collect();
+                        er.with_help(format!("functions in lambda bodies: {}", sigs.join(", ")))
                     };
-                    let er = self
-                        .at(
-                            ErrorKind::Arity,
-                            e.span,
-                            format!(
-                                "`{}` takes {}, found {}",
-                                func.name,
-                                plural(want, "argument", "arguments"),
-                                args.len()
-                            ),
-                            format!("{} given", plural(args.len(), "argument", "arguments")),
-                        )
-                        .with_help(format!("write `{sig}`"));
+                    self.err(er);
+                    return None;
+                };
+                if args.len() != sig_arity_count(sig) {
+                    let er =
+                        arity_error(&self.f.source, e.span, &func.name, sig, args.len(), "given");
                     self.err(er);
                     return None;
                 }
@@ -2957,23 +2891,35 @@ fn join_quoted(names: &[String]) -> String {
 }
 
 fn sig_arity_count(sig: &str) -> usize {
+    sig_params(sig).len()
+}
+
+/// The parameters between a signature's outer parentheses: `map2(|x, y| ..., s1, s2)` has three
+/// (the commas of a lambda's parameter list, between its bars, do not count).
+fn sig_params(sig: &str) -> Vec<&str> {
     let inner = sig
         .split_once('(')
         .and_then(|(_, r)| r.rsplit_once(')'))
         .map_or("", |(a, _)| a);
-    // Lambdas inside the signature contain commas between bars: count top-level commas only.
-    let mut depth = 0i32;
-    let mut n = if inner.trim().is_empty() { 0 } else { 1 };
-    for c in inner.chars() {
+    if inner.trim().is_empty() {
+        return Vec::new();
+    }
+    let (mut in_bars, mut parens, mut start) = (false, 0i32, 0);
+    let mut params = Vec::new();
+    for (i, c) in inner.char_indices() {
         match c {
-            '|' => depth = if depth == 0 { 1 } else { 0 },
-            '(' => depth += 2,
-            ')' => depth -= 2,
-            ',' if depth == 0 => n += 1,
+            '|' => in_bars = !in_bars,
+            '(' => parens += 1,
+            ')' => parens -= 1,
+            ',' if !in_bars && parens == 0 => {
+                params.push(&inner[start..i]);
+                start = i + 1;
+            }
             _ => {}
         }
     }
-    n
+    params.push(&inner[start..]);
+    params
 }
 
 /// Every mean of a multiset of 1..=max_len values drawn from `values`, plus 0 (nothing selected).
@@ -2990,6 +2936,7 @@ fn mean_values(values: &ValueSet, max_len: usize) -> Result<ValueSet, String> {
             }
         })
         .collect();
+    let too_many = || format!("the numerical aggregate can take more than {MAX_VALUE_SET} values");
     let mut out = ValueSet::new();
     out.insert(Value::int(0));
     let mut sums: BTreeSet<Rational64> = nums.iter().copied().collect();
@@ -3002,9 +2949,7 @@ fn mean_values(values: &ValueSet, max_len: usize) -> Result<ValueSet, String> {
             out.insert(Value::Num(m));
         }
         if out.len() > MAX_VALUE_SET {
-            return Err(format!(
-                "the numerical aggregate can take more than {MAX_VALUE_SET} values"
-            ));
+            return Err(too_many());
         }
         if k == max_len {
             break;
@@ -3018,9 +2963,7 @@ fn mean_values(values: &ValueSet, max_len: usize) -> Result<ValueSet, String> {
                 );
             }
             if next.len() > MAX_VALUE_SET * 4 {
-                return Err(format!(
-                    "the numerical aggregate can take more than {MAX_VALUE_SET} values"
-                ));
+                return Err(too_many());
             }
         }
         sums = next;
@@ -3119,11 +3062,7 @@ mod tests {
     const TASK: &str = "task reverse { vocab {a, b, c} max_len 4 }\n";
 
     fn seq_values(p: &Program, name: &str) -> ValueSet {
-        let id = if name == "output" {
-            p.output
-        } else {
-            p.graph.by_name(name).expect("variable")
-        };
+        let id = p.variable(name).expect("variable");
         match &p.graph.node(id).ty {
             NodeType::Seq { values, .. } => values.clone(),
             NodeType::Selector => panic!("selector"),
@@ -3152,16 +3091,7 @@ mod tests {
         assert_eq!(seq_values(p, "output"), out);
         // Topological order: every operand before its user.
         for (i, n) in p.graph.nodes.iter().enumerate() {
-            let ops: Vec<NodeId> = match &n.op {
-                Op::Map { arg, .. } => vec![*arg],
-                Op::Map2 { a, b, .. } => vec![*a, *b],
-                Op::Select { keys, queries, .. } => vec![*keys, *queries],
-                Op::SelectAnd(a, b) | Op::SelectOr(a, b) => vec![*a, *b],
-                Op::SelectNot(a) | Op::SelectorWidth(a) => vec![*a],
-                Op::Aggregate { selector, values } => vec![*selector, *values],
-                _ => vec![],
-            };
-            assert!(ops.iter().all(|o| o.0 < i));
+            assert!(n.op.operands().iter().all(|o| o.0 < i));
         }
     }
 
@@ -3302,27 +3232,16 @@ interpretation frac for f {
 
     #[test]
     fn task_problems() {
-        assert_eq!(
-            kinds("task t { vocab {} max_len 3 }"),
-            vec![ErrorKind::Vocab]
-        );
-        assert_eq!(
-            kinds("task t { vocab {a, b, a} max_len 3 }"),
-            vec![ErrorKind::Vocab]
-        );
-        assert_eq!(
-            kinds("task t { vocab {a} max_len 0 }"),
-            vec![ErrorKind::MaxLen]
-        );
-        assert_eq!(
-            kinds("task t { vocab {a} max_len 100000 }"),
-            vec![ErrorKind::MaxLen]
-        );
-        assert_eq!(kinds("task t { vocab {a} }"), vec![ErrorKind::TaskField]);
-        assert_eq!(
-            kinds("task t { vocab {3..1} max_len 2 }"),
-            vec![ErrorKind::Vocab]
-        );
+        for (src, want) in [
+            ("task t { vocab {} max_len 3 }", ErrorKind::Vocab),
+            ("task t { vocab {a, b, a} max_len 3 }", ErrorKind::Vocab),
+            ("task t { vocab {a} max_len 0 }", ErrorKind::MaxLen),
+            ("task t { vocab {a} max_len 100000 }", ErrorKind::MaxLen),
+            ("task t { vocab {a} }", ErrorKind::TaskField),
+            ("task t { vocab {3..1} max_len 2 }", ErrorKind::Vocab),
+        ] {
+            assert_eq!(kinds(src), vec![want], "{src}");
+        }
         let spec = ok("task t { vocab {0..3, 5} max_len 2 }");
         assert_eq!(
             spec.tasks["t"].vocab,
@@ -3400,36 +3319,28 @@ prove sufficient(c)"
         assert_eq!(spec.proofs[0].name, "equivalent_i_j");
         assert_eq!(spec.proofs[1].timeout_secs, Some(2.5));
         assert_eq!(spec.checks["m"].expectations.len(), 2);
-        assert_eq!(
-            kinds(&format!(
-                "{base}circuit c for i {{ length -> blocks.0.mlp }}"
-            )),
-            vec![ErrorKind::Hook]
-        );
-        assert_eq!(
-            kinds(&format!(
-                "{base}circuit c for i {{ length -> blocks.0.hook_mlp_out[0] }}"
-            )),
-            vec![ErrorKind::Hook]
-        );
-        assert_eq!(
-            kinds(&format!("{base}circuit c for i {{ nope -> hook_embed }}")),
-            vec![ErrorKind::UnknownName]
-        );
-        assert_eq!(
-            kinds(&format!("{base}prove equivalent(i)")),
-            vec![ErrorKind::Arity]
-        );
-        assert_eq!(
-            kinds(&format!(
-                "{base}prove equivalent(i, j)\nprove equivalent(i, j)"
-            )),
-            vec![ErrorKind::Duplicate]
-        );
-        assert_eq!(
-            kinds(&format!("{base}check m {{ expect iia(i) }}")),
-            vec![ErrorKind::UnknownName]
-        );
+        for (tail, want) in [
+            (
+                "circuit c for i { length -> blocks.0.mlp }",
+                ErrorKind::Hook,
+            ),
+            (
+                "circuit c for i { length -> blocks.0.hook_mlp_out[0] }",
+                ErrorKind::Hook,
+            ),
+            (
+                "circuit c for i { nope -> hook_embed }",
+                ErrorKind::UnknownName,
+            ),
+            ("prove equivalent(i)", ErrorKind::Arity),
+            (
+                "prove equivalent(i, j)\nprove equivalent(i, j)",
+                ErrorKind::Duplicate,
+            ),
+            ("check m { expect iia(i) }", ErrorKind::UnknownName),
+        ] {
+            assert_eq!(kinds(&format!("{base}{tail}")), vec![want], "{tail}");
+        }
     }
 
     #[test]
@@ -3461,5 +3372,10 @@ prove sufficient(c)"
         assert_eq!(sig_arity_count("map2(|x, y| ..., s1, s2)"), 3);
         assert_eq!(sig_arity_count("full(value)"), 1);
         assert_eq!(sig_arity_count("select(keys, queries, predicate)"), 3);
+        assert_eq!(sig_arity("full(value)"), "1 argument");
+        assert_eq!(
+            sig_arity("aligned(interpretation, interpretation, x = y, ...)"),
+            "3 or more arguments"
+        );
     }
 }

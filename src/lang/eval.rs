@@ -575,10 +575,7 @@ impl Trace {
 
     /// A named variable's value (`output` is the output).
     pub fn var(&self, program: &Program, name: &str) -> Option<&NodeValue> {
-        if name == "output" {
-            return self.node(program.output);
-        }
-        program.graph.by_name(name).and_then(|id| self.node(id))
+        program.variable(name).and_then(|id| self.node(id))
     }
 }
 
@@ -823,14 +820,19 @@ pub fn eval_graph(graph: &Graph, input: &[Value]) -> Result<Vec<NodeValue>, Eval
     Ok(values)
 }
 
-fn seq_operand(values: &[NodeValue], i: usize, op: NodeId) -> Result<&[Value], EvalError> {
+/// The value of operand `op` of node `i`, which must come before it.
+fn operand(values: &[NodeValue], i: usize, op: NodeId) -> Result<&NodeValue, EvalError> {
     if op.0 >= i {
         return Err(EvalError::Malformed(format!(
             "node {i} reads node {} that comes after it",
             op.0
         )));
     }
-    match &values[op.0] {
+    Ok(&values[op.0])
+}
+
+fn seq_operand(values: &[NodeValue], i: usize, op: NodeId) -> Result<&[Value], EvalError> {
+    match operand(values, i, op)? {
         NodeValue::Seq(v) => Ok(v.as_slice()),
         NodeValue::Selector(_) => Err(EvalError::Malformed(format!(
             "node {i} reads selector node {} as a sequence",
@@ -844,13 +846,7 @@ fn selector_operand(
     i: usize,
     op: NodeId,
 ) -> Result<&SelectorMatrix, EvalError> {
-    if op.0 >= i {
-        return Err(EvalError::Malformed(format!(
-            "node {i} reads node {} that comes after it",
-            op.0
-        )));
-    }
-    match &values[op.0] {
+    match operand(values, i, op)? {
         NodeValue::Selector(m) => Ok(m),
         NodeValue::Seq(_) => Err(EvalError::Malformed(format!(
             "node {i} reads sequence node {} as a selector",

@@ -179,8 +179,8 @@ struct Printer<'a> {
     out: String,
 }
 
-/// One printed line of a block: the part before the padded column, the part after, and an
-/// optional trailing comment.
+/// One printed line of a block (member `m` of its item, with comments anchored at
+/// `Anchor::Member(item, m)`): the part before the padded column and the part after.
 struct Row {
     head: String,
     /// Separator placed after the padding (`= ` for statements, `` for fields).
@@ -188,9 +188,8 @@ struct Row {
     rest: String,
     /// The expression behind `rest`, for wrapping a line that is too long.
     expr: Option<SeqExpr>,
-    anchor: Anchor,
-    /// Starts a new alignment group (a blank line came before it).
-    blank_before: bool,
+    /// The member's span in the source, for its comments and the blank lines around it.
+    span: Span,
 }
 
 impl<'a> Printer<'a> {
@@ -339,8 +338,7 @@ impl<'a> Printer<'a> {
                 let rows: Vec<Row> = t
                     .fields
                     .iter()
-                    .enumerate()
-                    .map(|(m, f)| {
+                    .map(|f| {
                         let (head, rest) = match f {
                             TaskField::Vocab { items, .. } => (
                                 "vocab",
@@ -361,87 +359,70 @@ impl<'a> Printer<'a> {
                             sep: "",
                             rest,
                             expr,
-                            anchor: Anchor::Member(i, m),
-                            blank_before: false,
+                            span: f.span(),
                         }
                     })
                     .collect();
-                let spans: Vec<Span> = t.fields.iter().map(|f| f.span()).collect();
-                self.block(i, &format!("task {}", t.name.name), rows, &spans);
+                self.block(i, &format!("task {}", t.name.name), rows);
             }
             Item::Interpretation(it) => {
                 let rows: Vec<Row> = it
                     .stmts
                     .iter()
-                    .enumerate()
-                    .map(|(m, s)| match s {
-                        Stmt::Let { name, expr, .. } => Row {
-                            head: name.name.clone(),
-                            sep: "= ",
+                    .map(|s| {
+                        let (head, sep, expr) = match s {
+                            Stmt::Let { name, expr, .. } => (name.name.clone(), "= ", expr),
+                            Stmt::Output { expr, .. } => ("output".to_string(), "", expr),
+                        };
+                        Row {
+                            head,
+                            sep,
                             rest: seq(expr, 0),
                             expr: Some(expr.clone()),
-                            anchor: Anchor::Member(i, m),
-                            blank_before: false,
-                        },
-                        Stmt::Output { expr, .. } => Row {
-                            head: "output".to_string(),
-                            sep: "",
-                            rest: seq(expr, 0),
-                            expr: Some(expr.clone()),
-                            anchor: Anchor::Member(i, m),
-                            blank_before: false,
-                        },
+                            span: s.span(),
+                        }
                     })
                     .collect();
-                let spans: Vec<Span> = it.stmts.iter().map(|s| s.span()).collect();
                 self.block(
                     i,
                     &format!("interpretation {} for {}", it.name.name, it.task.name),
                     rows,
-                    &spans,
                 );
             }
             Item::Circuit(c) => {
                 let rows: Vec<Row> = c
                     .entries
                     .iter()
-                    .enumerate()
-                    .map(|(m, e)| Row {
+                    .map(|e| Row {
                         head: e.var.name.clone(),
                         sep: "-> ",
                         rest: e.hooks.iter().map(hook).collect::<Vec<_>>().join(", "),
                         expr: None,
-                        anchor: Anchor::Member(i, m),
-                        blank_before: false,
+                        span: e.span,
                     })
                     .collect();
-                let spans: Vec<Span> = c.entries.iter().map(|e| e.span).collect();
                 self.block(
                     i,
                     &format!("circuit {} for {}", c.name.name, c.program.name),
                     rows,
-                    &spans,
                 );
             }
             Item::Check(c) => {
                 let rows: Vec<Row> = c
                     .fields
                     .iter()
-                    .enumerate()
-                    .map(|(m, f)| {
+                    .map(|f| {
                         let (head, rest) = check_field(f);
                         Row {
                             head: head.to_string(),
                             sep: "",
                             rest,
                             expr: None,
-                            anchor: Anchor::Member(i, m),
-                            blank_before: false,
+                            span: f.span(),
                         }
                     })
                     .collect();
-                let spans: Vec<Span> = c.fields.iter().map(|f| f.span()).collect();
-                self.block(i, &format!("check {}", c.name.name), rows, &spans);
+                self.block(i, &format!("check {}", c.name.name), rows);
             }
         }
     }
@@ -454,7 +435,8 @@ impl<'a> Printer<'a> {
     }
 
     /// `header {`, the aligned rows, `}`.
-    fn block(&mut self, i: usize, header: &str, mut rows: Vec<Row>, spans: &[Span]) {
+    fn block(&mut self, i: usize, header: &str, rows: Vec<Row>) {
+        let member = |m: usize| Anchor::Member(i, m);
         let item_anchor = Anchor::Item(i);
         let head_comment = self.c.header.get(&i).cloned();
         let dangling = self.c.dangling.get(&i).cloned().unwrap_or_default();
@@ -470,16 +452,18 @@ impl<'a> Printer<'a> {
             self.out.push_str(&c);
         }
         self.out.push('\n');
+        // A blank line before a row starts a new alignment group.
+        let mut blank_before = vec![false; rows.len()];
         for m in 1..rows.len() {
-            let prev_end = self.trailing_end(rows[m - 1].anchor, spans[m - 1].end);
-            let start = self.start_of(rows[m].anchor, spans[m]);
-            rows[m].blank_before = self.blank_between(prev_end, start);
+            let prev_end = self.trailing_end(member(m - 1), rows[m - 1].span.end);
+            let start = self.start_of(member(m), rows[m].span);
+            blank_before[m] = self.blank_between(prev_end, start);
         }
         // Pad heads within each group of lines not separated by a blank line.
         let mut g = 0;
         while g < rows.len() {
             let mut end = g + 1;
-            while end < rows.len() && !rows[end].blank_before {
+            while end < rows.len() && !blank_before[end] {
                 end += 1;
             }
             // Names and field words are padded to the group's longest; with `=` / `->` rows in
@@ -513,24 +497,23 @@ impl<'a> Printer<'a> {
                 texts.push(lines);
             }
             // Trailing comments of a group start in one column.
-            let comment_col = rows[g..end]
-                .iter()
+            let comment_col = (g..end)
                 .zip(&texts)
-                .filter(|(r, _)| self.c.trailing.contains_key(&r.anchor))
+                .filter(|(m, _)| self.c.trailing.contains_key(&member(*m)))
                 .map(|(_, t)| t.last().map_or(0, |l| l.chars().count()))
                 .max()
                 .unwrap_or(0)
                 + 2;
-            for (k, (row, lines)) in rows[g..end].iter().zip(texts).enumerate() {
-                if k == 0 && row.blank_before {
+            for (m, (row, lines)) in (g..end).zip(rows[g..end].iter().zip(texts)) {
+                if m == g && blank_before[m] {
                     self.out.push('\n');
                 }
-                self.leading(row.anchor, "  ", spans[g + k].start);
+                self.leading(member(m), "  ", row.span.start);
                 let n = lines.len();
                 for (j, l) in lines.into_iter().enumerate() {
                     self.out.push_str(&l);
                     if j + 1 == n
-                        && let Some(c) = self.c.trailing.get(&row.anchor)
+                        && let Some(c) = self.c.trailing.get(&member(m))
                     {
                         let pad = comment_col.saturating_sub(l.chars().count());
                         self.out.push_str(&" ".repeat(pad));

@@ -201,6 +201,21 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The nodes this operation reads, in operand order.
+    pub fn operands(&self) -> Vec<NodeId> {
+        match self {
+            Op::Tokens | Op::Indices | Op::Full(_) => vec![],
+            Op::Map { arg, .. } => vec![*arg],
+            Op::Map2 { a, b, .. } => vec![*a, *b],
+            Op::Select { keys, queries, .. } => vec![*keys, *queries],
+            Op::SelectAnd(a, b) | Op::SelectOr(a, b) => vec![*a, *b],
+            Op::SelectNot(a) | Op::SelectorWidth(a) => vec![*a],
+            Op::Aggregate { selector, values } => vec![*selector, *values],
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeType {
     Seq {
@@ -260,6 +275,18 @@ pub struct Program {
     pub graph: Graph,
     pub output: NodeId,
     pub source: Option<SourceRef>,
+}
+
+impl Program {
+    /// The node a variable name refers to; `output` is the output node, whatever its own name
+    /// (an output that is a variable, `output x`, keeps the name `x`).
+    pub fn variable(&self, name: &str) -> Option<NodeId> {
+        if name == "output" {
+            Some(self.output)
+        } else {
+            self.graph.by_name(name)
+        }
+    }
 }
 
 /// How a pipeline stage maps the previous stage's output values into its own vocabulary.

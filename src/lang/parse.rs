@@ -11,6 +11,32 @@ use super::ast::*;
 use super::diag::{ErrorKind, LangError, SourceFile, join_words};
 use super::grammar::{Rule, SpecParser};
 
+/// The hard keywords: the words of the grammar's `keyword` rule, which are never names. Field
+/// words inside blocks (`vocab`, `where`, `clamp`, ...) are contextual and not listed.
+pub const KEYWORDS: &[&str] = &[
+    "task",
+    "interpretation",
+    "pipeline",
+    "circuit",
+    "check",
+    "prove",
+    "import",
+    "for",
+    "output",
+    "if",
+    "then",
+    "else",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+    "none",
+    "numerical",
+    "categorical",
+    "via",
+];
+
 /// The deepest expression nesting accepted. Every later stage walks expressions recursively; a
 /// bound here keeps them all far from the stack limit whatever the input.
 pub const MAX_NESTING: usize = 100;
@@ -276,10 +302,9 @@ impl Conv<'_> {
             fields.push(match f.as_rule() {
                 Rule::vocab => {
                     let mut items = Vec::new();
-                    for it in Children::of(f).it {
-                        if is_keyword_rule(it.as_rule()) {
-                            continue;
-                        }
+                    let mut vc = Children::of(f);
+                    while vc.peek_rule().is_some() {
+                        let it = vc.next()?;
                         items.push(match it.as_rule() {
                             Rule::int_range => {
                                 let rspan = self.span(&it);
@@ -917,7 +942,7 @@ const SEQ_EXPRESSION: &str = "a sequence expression";
 /// Words for the literal keywords pest reports as expected.
 fn token_words(token: &str) -> Option<&'static str> {
     Some(match token {
-        "task" | "interpretation" | "pipeline" | "circuit" | "check" | "prove" | "import" => ITEM,
+        t if ITEM_WORDS.contains(&t) => ITEM,
         "for" => "`for`",
         "then" => "`then`",
         "else" => "`else`",
@@ -1199,30 +1224,7 @@ fn syntax_help(text: &str, pos: usize) -> Option<String> {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect();
-    const HARD: &[&str] = &[
-        "task",
-        "interpretation",
-        "pipeline",
-        "circuit",
-        "check",
-        "prove",
-        "import",
-        "for",
-        "output",
-        "if",
-        "then",
-        "else",
-        "and",
-        "or",
-        "not",
-        "true",
-        "false",
-        "none",
-        "numerical",
-        "categorical",
-        "via",
-    ];
-    if HARD.contains(&word.as_str()) {
+    if KEYWORDS.contains(&word.as_str()) {
         let before = text[..pos.min(text.len())].trim_end();
         if before.ends_with('|')
             || before.ends_with(',')
@@ -1260,6 +1262,24 @@ mod tests {
         match parse_str("t.interp", src) {
             Ok(f) => panic!("expected an error, parsed {f:?}"),
             Err(e) => e,
+        }
+    }
+
+    /// `KEYWORDS` (used for hints here and by the property tests) must list exactly the words of
+    /// the grammar's `keyword` rule.
+    #[test]
+    fn keywords_are_the_grammars() {
+        let grammar = include_str!("../../grammar/congruity.pest");
+        let start = grammar.find("keyword = @{").expect("a keyword rule");
+        let rule = &grammar[start..];
+        let rule = &rule[..rule.find('}').expect("the rule ends")];
+        let words: Vec<&str> = rule.split('"').skip(1).step_by(2).collect();
+        assert_eq!(words, KEYWORDS);
+        for w in KEYWORDS {
+            assert!(
+                SpecParser::parse(Rule::ident, w).is_err(),
+                "`{w}` parsed as a name"
+            );
         }
     }
 
