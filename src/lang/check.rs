@@ -656,6 +656,25 @@ impl Checker {
         None
     }
 
+    /// What `implements`, `equivalent` and `well_formed` may name: an interpretation, or a
+    /// pipeline (its domain is its first stage's).
+    fn lookup_subject(
+        &mut self,
+        f: &ParsedFile,
+        name: &Ident,
+        context: &str,
+    ) -> Option<ProofSubject> {
+        if let Some(pl) = self.spec.pipelines.get(&name.name) {
+            let first = pl.stages.first()?;
+            let task = self.spec.programs.get(&first.program)?.task.clone();
+            return Some(ProofSubject {
+                name: name.name.clone(),
+                task,
+            });
+        }
+        self.lookup_program(f, name, context).map(ProofSubject::of)
+    }
+
     // --- pipelines ---------------------------------------------------------------------------
 
     fn pipeline(&mut self, f: &ParsedFile, p: &ast::PipelineDef) {
@@ -1239,14 +1258,14 @@ impl Checker {
 
     fn proof(&mut self, f: &ParsedFile, p: &ast::ProveDef) {
         const GOALS: &[(&str, &str)] = &[
-            ("implements", "implements(interpretation, reference)"),
-            ("equivalent", "equivalent(interpretation, interpretation)"),
+            ("implements", "implements(program, reference)"),
+            ("equivalent", "equivalent(program, program)"),
             (
                 "aligned",
                 "aligned(interpretation, interpretation, x = y, ...)",
             ),
             ("sufficient", "sufficient(circuit)"),
-            ("well_formed", "well_formed(interpretation)"),
+            ("well_formed", "well_formed(program)"),
         ];
         let goal_name = p.goal.name.as_str();
         let Some((_, sig)) = GOALS.iter().find(|(g, _)| *g == goal_name) else {
@@ -1322,82 +1341,72 @@ impl Checker {
                 }
             }
             "well_formed" => {
-                if self.lookup_program(f, &lead[0], "`well_formed`").is_none() {
+                if self.lookup_subject(f, &lead[0], "`well_formed`").is_none() {
                     return;
                 }
                 ProofGoal::WellFormed {
                     program: lead[0].name.clone(),
                 }
             }
-            _ => {
-                let a = self
-                    .lookup_program(f, &lead[0], &format!("`{goal_name}`"))
-                    .cloned();
-                let b = self
-                    .lookup_program(f, &lead[1], &format!("`{goal_name}`"))
-                    .cloned();
+            "implements" | "equivalent" => {
+                let context = format!("`{goal_name}`");
+                let a = self.lookup_subject(f, &lead[0], &context);
+                let b = self.lookup_subject(f, &lead[1], &context);
                 let (Some(a), Some(b)) = (a, b) else { return };
                 if a.task.name != b.task.name {
-                    self.err(
-                        LangError::at(
-                            ErrorKind::Proof,
-                            &f.source,
-                            lead[1].span,
-                            format!(
-                                "`{goal_name}` compares programs on one domain, but `{}` is for task `{}` and `{}` \
-                                 for task `{}`",
-                                a.name, a.task.name, b.name, b.task.name
-                            ),
-                            format!("for task `{}`", b.task.name),
-                        )
-                        .with_label(lead[0].span, format!("for task `{}`", a.task.name)),
-                    );
+                    self.err(different_tasks(f, goal_name, &lead, &a, &b));
                     return;
                 }
-                match goal_name {
-                    "implements" => ProofGoal::Implements {
-                        program: a.name.clone(),
-                        reference: b.name.clone(),
-                    },
-                    "equivalent" => ProofGoal::Equivalent {
-                        a: a.name.clone(),
-                        b: b.name.clone(),
-                    },
-                    _ => {
-                        let mut pairs = Vec::new();
-                        for arg in &p.args[2..] {
-                            let (x, y) = match arg {
-                                ast::ProofArg::Name(i) => (i, i),
-                                ast::ProofArg::Alias(x, y) => (x, y),
-                            };
-                            for (prog, v) in [(&a, x), (&b, y)] {
-                                if prog.variable(&v.name).is_none() {
-                                    self.err(unknown_variable(f, prog, v, false));
-                                }
-                            }
-                            pairs.push((x.name.clone(), y.name.clone()));
-                        }
-                        if pairs.is_empty() {
-                            self.err(
-                                LangError::at(
-                                    ErrorKind::Arity,
-                                    &f.source,
-                                    p.span,
-                                    "`aligned` needs at least one pair of variables",
-                                    "no variables to align",
-                                )
-                                .with_help(format!(
-                                    "write `aligned({}, {}, x = y)`",
-                                    a.name, b.name
-                                )),
-                            );
-                        }
-                        ProofGoal::Aligned {
-                            a: a.name.clone(),
-                            b: b.name.clone(),
-                            pairs,
+                if goal_name == "implements" {
+                    ProofGoal::Implements {
+                        program: a.name,
+                        reference: b.name,
+                    }
+                } else {
+                    ProofGoal::Equivalent {
+                        a: a.name,
+                        b: b.name,
+                    }
+                }
+            }
+            _ => {
+                let a = self.lookup_program(f, &lead[0], "`aligned`").cloned();
+                let b = self.lookup_program(f, &lead[1], "`aligned`").cloned();
+                let (Some(a), Some(b)) = (a, b) else { return };
+                if a.task.name != b.task.name {
+                    let (sa, sb) = (ProofSubject::of(&a), ProofSubject::of(&b));
+                    self.err(different_tasks(f, goal_name, &lead, &sa, &sb));
+                    return;
+                }
+                let mut pairs = Vec::new();
+                for arg in &p.args[2..] {
+                    let (x, y) = match arg {
+                        ast::ProofArg::Name(i) => (i, i),
+                        ast::ProofArg::Alias(x, y) => (x, y),
+                    };
+                    for (prog, v) in [(&a, x), (&b, y)] {
+                        if prog.variable(&v.name).is_none() {
+                            self.err(unknown_variable(f, prog, v, false));
                         }
                     }
+                    pairs.push((x.name.clone(), y.name.clone()));
+                }
+                if pairs.is_empty() {
+                    self.err(
+                        LangError::at(
+                            ErrorKind::Arity,
+                            &f.source,
+                            p.span,
+                            "`aligned` needs at least one pair of variables",
+                            "no variables to align",
+                        )
+                        .with_help(format!("write `aligned({}, {}, x = y)`", a.name, b.name)),
+                    );
+                }
+                ProofGoal::Aligned {
+                    a: a.name.clone(),
+                    b: b.name.clone(),
+                    pairs,
                 }
             }
         };
@@ -1481,6 +1490,43 @@ fn arity_error(
         format!("{} {found_word}", plural(found, "argument", "arguments")),
     )
     .with_help(format!("write `{sig}`"))
+}
+
+/// The subject of a proof goal: its name and the task whose domain it reads.
+struct ProofSubject {
+    name: String,
+    task: Arc<Task>,
+}
+
+impl ProofSubject {
+    fn of(p: &Program) -> ProofSubject {
+        ProofSubject {
+            name: p.name.clone(),
+            task: p.task.clone(),
+        }
+    }
+}
+
+/// A goal comparing two programs on one domain, given programs of different tasks.
+fn different_tasks(
+    f: &ParsedFile,
+    goal_name: &str,
+    lead: &[Ident],
+    a: &ProofSubject,
+    b: &ProofSubject,
+) -> LangError {
+    LangError::at(
+        ErrorKind::Proof,
+        &f.source,
+        lead[1].span,
+        format!(
+            "`{goal_name}` compares programs on one domain, but `{}` is for task `{}` and `{}` \
+             for task `{}`",
+            a.name, a.task.name, b.name, b.task.name
+        ),
+        format!("for task `{}`", b.task.name),
+    )
+    .with_label(lead[0].span, format!("for task `{}`", a.task.name))
 }
 
 /// "interpretation `p` has no variable `v`", with a guess when a variable's name is close;
@@ -3071,6 +3117,57 @@ mod tests {
 
     fn ints(r: std::ops::RangeInclusive<i64>) -> ValueSet {
         r.map(Value::int).collect()
+    }
+
+    #[test]
+    fn proofs_may_name_pipelines_except_where_variables_are_named() {
+        let base = "task s { vocab {0..=2} max_len 3 }
+task u { vocab {0..=2} max_len 3 }
+interpretation id for s { output map(|x| x, tokens) }
+interpretation inc for s { output map(|x| x + 1, tokens) }
+interpretation other for u { output map(|x| x, tokens) }
+pipeline p = inc |> id via clamp
+";
+        let spec = ok(&format!(
+            "{base}prove well_formed(p)\nprove equivalent(p, id)\nprove implements(id, p)\n"
+        ));
+        let goals: Vec<&ProofGoal> = spec.proofs.iter().map(|p| &p.goal).collect();
+        assert_eq!(
+            goals,
+            [
+                &ProofGoal::WellFormed {
+                    program: "p".into()
+                },
+                &ProofGoal::Equivalent {
+                    a: "p".into(),
+                    b: "id".into()
+                },
+                &ProofGoal::Implements {
+                    program: "id".into(),
+                    reference: "p".into()
+                },
+            ]
+        );
+        // A pipeline's domain is its first stage's: `p` is for task `s`, not `u`.
+        let e = errs(&format!("{base}prove equivalent(p, other)\n"));
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].message
+                .contains("`p` is for task `s` and `other` for task `u`"),
+            "{}",
+            e[0].message
+        );
+        // `aligned` names variables, which only an interpretation has.
+        let e = errs(&format!("{base}prove aligned(p, id, y = y)\n"));
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].help
+                .as_deref()
+                .unwrap_or("")
+                .contains("`p` is a pipeline"),
+            "{:?}",
+            e[0]
+        );
     }
 
     #[test]
