@@ -306,16 +306,10 @@ fn add_noise_width(w: &mut Weights, extra: usize, rng: &mut ChaCha8Rng) {
     }
 }
 
-fn used_units(layer: &super::weights::Layer) -> Vec<usize> {
-    (0..layer.w_out.rows)
-        .filter(|u| layer.w_out.row(*u).iter().any(|x| *x != 0.0))
-        .collect()
-}
-
 fn overprovision(w: &mut Weights, owners: &mut Owners, rng: &mut ChaCha8Rng) -> Vec<usize> {
     let mut added = Vec::new();
     for (l, layer) in w.layers.iter_mut().enumerate() {
-        let used = used_units(layer);
+        let used = layer.used_units();
         if used.is_empty() {
             added.push(0);
             continue;
@@ -384,7 +378,7 @@ fn permute_units(w: &mut Weights, owners: &mut Owners, rng: &mut ChaCha8Rng) {
 
 fn rescale(w: &mut Weights, rng: &mut ChaCha8Rng) {
     for layer in w.layers.iter_mut() {
-        for u in used_units(layer) {
+        for u in layer.used_units() {
             let c: f64 = (rng.random_range(-1.0..1.0) * std::f64::consts::LN_2).exp();
             for r in 0..layer.w_in.rows {
                 let x = layer.w_in.get(r, u);
@@ -569,20 +563,7 @@ pub fn sample_many(
 
 impl Sample {
     pub fn shape(&self) -> Shape {
-        let used = self
-            .weights
-            .layers
-            .iter()
-            .map(|l| used_units(l).len())
-            .max()
-            .unwrap_or(0);
-        Shape {
-            n_layers: self.weights.n_layers(),
-            d_model: self.weights.d_model,
-            d_mlp: used,
-            n_heads: self.weights.n_heads,
-            d_head: self.weights.d_head,
-        }
+        Shape::of(&self.weights)
     }
 
     /// Writes the implementation as a model directory (atomically).

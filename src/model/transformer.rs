@@ -10,6 +10,7 @@ use super::config::{ActFn, AttentionDir, ModelConfig, Normalization, Positional,
 use super::error::{ComputeContext, ModelError};
 use super::hooks::{AttnHook, BlockHook, HookPoint, HookSelection, MlpHook, NormHook};
 use super::intervention::Intervention;
+use super::io::read_json;
 use super::weights::{AttnWeights, MlpWeights, NormWeights, Weights};
 
 /// A rectangular batch of token ids, `[batch, pos]`.
@@ -64,12 +65,7 @@ impl TokenBatch {
 
     /// Reads a token file: JSON `{"tokens": [[id, ...], ...]}` (rows of equal length).
     pub fn from_json_file(path: &std::path::Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| ModelError::Json {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let value: serde_json::Value = read_json(path)?;
         let bad = |reason: String| ModelError::Tokens(format!("{}: {reason}", path.display()));
         let rows = value
             .get("tokens")
