@@ -15,17 +15,13 @@ use congruity::model::{
     AttnHook, BlockHook, HookPoint, HookSelection, LoadedModel, ModelFormat, OutputValue,
     RunOptions, Site, TokenBatch, load,
 };
-use runtime_common::{assert_close, case_dirs, fixtures};
+use runtime_common::{assert_close, case_dirs, case_name, fixtures, read_json, token_ids};
 use serde_json::Value;
-
-fn read_json(path: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 #[test]
 fn every_io_case_reproduces_the_compiled_model_output() {
     for dir in case_dirs("tracr") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let model = load(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_eq!(model.format, ModelFormat::Tracr);
         let io = read_json(&dir.join("io.json"));
@@ -53,15 +49,9 @@ fn every_io_case_reproduces_the_compiled_model_output() {
                 .collect();
             // The sidecar encoding equals tracr's token_ids (BOS first).
             for (c, input) in group.iter().zip(&inputs) {
-                let ids: Vec<u32> = c["token_ids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap() as u32)
-                    .collect();
                 assert_eq!(
                     model.sidecar.as_ref().unwrap().encode(input).unwrap(),
-                    ids,
+                    token_ids(&c["token_ids"]),
                     "{case}"
                 );
             }
@@ -81,7 +71,7 @@ fn every_io_case_reproduces_the_compiled_model_output() {
 #[test]
 fn per_layer_activations_match_tracr() {
     for dir in case_dirs("tracr") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let model = load(&dir, &Device::Cpu).unwrap().transformer;
         let meta = read_json(&dir.join("meta.json"));
         let acts = read_safetensors(&dir.join("activations.safetensors"), &Device::Cpu).unwrap();
@@ -89,15 +79,9 @@ fn per_layer_activations_match_tracr() {
         let mut compared = 0;
         for item in meta["activation_inputs"].as_array().unwrap() {
             let k = item["index"].as_u64().unwrap();
-            let ids: Vec<u32> = item["token_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect();
             let out = model
                 .forward(
-                    &TokenBatch::single(ids).unwrap(),
+                    &TokenBatch::single(token_ids(&item["token_ids"])).unwrap(),
                     &RunOptions::cache(HookSelection::All),
                 )
                 .unwrap();

@@ -322,5 +322,10 @@ pub fn same_value(model: &Value, reference: &Value) -> bool {
         || matches!((as_number(model), as_number(reference)), (Some(a), Some(b)) if a == b)
 }
 
+/// [`same_value`] at every position of an output sequence (of equal length).
+pub fn same_values(model: &[Value], reference: &[Value]) -> bool {
+    model.len() == reference.len() && model.iter().zip(reference).all(|(m, r)| same_value(m, r))
+}
+
 #[cfg(test)]
 mod tests;

@@ -68,6 +68,10 @@ mod tests {
     use super::*;
     use crate::lang::ir::{BinOp, Comparison, Expr};
 
+    fn cmp(c: Comparison, key: &Value, query: &Value) -> Result<bool, ScalarError> {
+        holds(&Predicate::Cmp(c), key, query)
+    }
+
     fn lam(body: Expr) -> Lambda {
         Lambda {
             params: vec!["a".into(), "b".into()],
@@ -86,42 +90,14 @@ mod tests {
             apply(&f, &[Value::None, Value::int(1)]).unwrap(),
             Value::None
         );
-        assert!(holds(&Predicate::Cmp(Comparison::Eq), &Value::None, &Value::None).unwrap());
-        assert!(
-            holds(
-                &Predicate::Cmp(Comparison::True),
-                &Value::None,
-                &Value::int(1)
-            )
-            .unwrap()
-        );
-        assert!(
-            holds(
-                &Predicate::Cmp(Comparison::Lt),
-                &Value::None,
-                &Value::int(1)
-            )
-            .is_err()
-        );
+        assert!(cmp(Comparison::Eq, &Value::None, &Value::None).unwrap());
+        assert!(cmp(Comparison::True, &Value::None, &Value::int(1)).unwrap());
+        assert!(cmp(Comparison::Lt, &Value::None, &Value::int(1)).is_err());
     }
 
     #[test]
     fn predicates_take_key_then_query() {
-        assert!(
-            holds(
-                &Predicate::Cmp(Comparison::Lt),
-                &Value::int(1),
-                &Value::int(2)
-            )
-            .unwrap()
-        );
-        assert!(
-            !holds(
-                &Predicate::Cmp(Comparison::Lt),
-                &Value::int(2),
-                &Value::int(1)
-            )
-            .unwrap()
-        );
+        assert!(cmp(Comparison::Lt, &Value::int(1), &Value::int(2)).unwrap());
+        assert!(!cmp(Comparison::Lt, &Value::int(2), &Value::int(1)).unwrap());
     }
 }

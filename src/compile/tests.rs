@@ -253,7 +253,7 @@ fn check_exhaustive(program: &Program, opts: &CompileOptions) -> Compiled {
         };
         let got = compiled.run::<f32>(&input).expect("encodes");
         assert!(
-            got.iter().zip(&want).all(|(g, w)| same_value(g, w)),
+            same_values(&got, &want),
             "input {input:?}: model {got:?}, evaluator {want:?}"
         );
         checked += 1;
