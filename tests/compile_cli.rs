@@ -3,20 +3,27 @@
 
 mod compile_support;
 
+use std::path::Path;
+
 use compile_support::{arg, cli_fails, congruity, ok, read_json};
+
+/// `congruity compile SPEC --program PROGRAM --out OUT`, expected to succeed.
+fn compile(spec: &str, program: &str, out: &Path) -> String {
+    ok(&["compile", spec, "--program", program, "--out", arg(out)])
+}
+
+/// `congruity run --model MODEL --input INPUT [EXTRA...]`, expected to succeed.
+fn run_input(model: &Path, input: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "--model", arg(model), "--input", input];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
 
 #[test]
 fn compile_then_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("rev");
-    ok(&[
-        "compile",
-        "specs/tracr/reverse.interp",
-        "--program",
-        "tracr_reverse",
-        "--out",
-        arg(&out),
-    ]);
+    compile("specs/tracr/reverse.interp", "tracr_reverse", &out);
     for f in [
         "model.safetensors",
         "config.json",
@@ -25,7 +32,7 @@ fn compile_then_run() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let r = ok(&["run", "--model", arg(&out), "--input", "a b c c"]);
+    let r = run_input(&out, "a b c c", &[]);
     assert_eq!(r.trim(), "c c b a");
     let sidecar = read_json(&out.join("congruity.json"));
     assert_eq!(sidecar["format"], "congruity-model/1");
@@ -49,14 +56,7 @@ fn compile_then_run() {
     assert_eq!(config["normalization_type"], serde_json::Value::Null);
     // Same command, same bytes.
     let again = tmp.path().join("rev2");
-    ok(&[
-        "compile",
-        "specs/tracr/reverse.interp",
-        "--program",
-        "tracr_reverse",
-        "--out",
-        arg(&again),
-    ]);
+    compile("specs/tracr/reverse.interp", "tracr_reverse", &again);
     for f in ["model.safetensors", "config.json", "compile.json"] {
         assert_eq!(
             std::fs::read(out.join(f)).unwrap(),
@@ -88,7 +88,7 @@ fn sample_then_run() {
     ]);
     for i in 0..4 {
         let dir = out.join(format!("{i:04}"));
-        let r = ok(&["run", "--model", arg(&dir), "--input", "3 1 2 1"]);
+        let r = run_input(&dir, "3 1 2 1", &[]);
         assert_eq!(r.trim(), "1 1 2 3");
         let sc = read_json(&dir.join("congruity.json"));
         assert_eq!(
@@ -104,15 +104,8 @@ fn sample_then_run() {
 fn numerical_outputs_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fp");
-    ok(&[
-        "compile",
-        "specs/tracr/frac_prevs.interp",
-        "--program",
-        "tracr_frac_prevs",
-        "--out",
-        arg(&out),
-    ]);
-    let r = ok(&["run", "--model", arg(&out), "--input", "x w x w", "--json"]);
+    compile("specs/tracr/frac_prevs.interp", "tracr_frac_prevs", &out);
+    let r = run_input(&out, "x w x w", &["--json"]);
     let v: serde_json::Value = serde_json::from_str(r.trim()).unwrap();
     let got: Vec<f64> = v["output"]
         .as_array()
@@ -200,14 +193,7 @@ fn ambiguous_categorical_aggregate_is_a_compile_error_with_an_input() {
 fn pipelines_compile_and_sample() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("p");
-    ok(&[
-        "compile",
-        "specs/toy/pipelines.interp",
-        "--program",
-        "algo_1",
-        "--out",
-        arg(&out),
-    ]);
+    compile("specs/toy/pipelines.interp", "algo_1", &out);
     assert!(out.join("pipeline.json").is_file());
     let s = tmp.path().join("ps");
     ok(&[
@@ -225,11 +211,5 @@ fn pipelines_compile_and_sample() {
     let m = read_json(&s.join("0001/pipeline.json"));
     assert_eq!(m["provenance"]["sample"]["index"], 1);
     let stage = m["stages"][1]["dir"].as_str().unwrap();
-    ok(&[
-        "run",
-        "--model",
-        arg(&s.join("0001").join(stage)),
-        "--input",
-        "3 1 2",
-    ]);
+    run_input(&s.join("0001").join(stage), "3 1 2", &[]);
 }

@@ -98,27 +98,16 @@ fn per_layer_activations_match_tracr() {
                 hook(HookPoint::block(0, BlockHook::ResidPre)),
             );
             for l in 0..n_layers {
-                let p = format!("{k}.layer_{l}");
-                check(
-                    format!("{p}.attn.logits"),
-                    hook(HookPoint::attn(l, AttnHook::AttnScores)),
-                );
-                check(
-                    format!("{p}.attn.out"),
-                    hook(HookPoint::block(l, BlockHook::AttnOut)),
-                );
-                check(
-                    format!("{p}.attn.resid_post"),
-                    hook(HookPoint::block(l, BlockHook::ResidMid)),
-                );
-                check(
-                    format!("{p}.mlp.out"),
-                    hook(HookPoint::block(l, BlockHook::MlpOut)),
-                );
-                check(
-                    format!("{p}.mlp.resid_post"),
-                    hook(HookPoint::block(l, BlockHook::ResidPost)),
-                );
+                // tracr's name for each TransformerLens hook of layer l.
+                for (tracr_name, tl_hook) in [
+                    ("attn.logits", HookPoint::attn(l, AttnHook::AttnScores)),
+                    ("attn.out", HookPoint::block(l, BlockHook::AttnOut)),
+                    ("attn.resid_post", HookPoint::block(l, BlockHook::ResidMid)),
+                    ("mlp.out", HookPoint::block(l, BlockHook::MlpOut)),
+                    ("mlp.resid_post", HookPoint::block(l, BlockHook::ResidPost)),
+                ] {
+                    check(format!("{k}.layer_{l}.{tracr_name}"), hook(tl_hook));
+                }
             }
             check(format!("{k}.output"), hook(HookPoint::UnembedIn));
             let argmax = out

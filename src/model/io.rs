@@ -233,6 +233,15 @@ pub fn write_safetensors<'a>(
     write_atomically(path, &bytes)
 }
 
+/// Writes `value` as pretty-printed JSON to `path`, atomically.
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), ModelError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ModelError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomically(path, text.as_bytes())
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let err = |reason: String| ModelError::Write {
