@@ -171,15 +171,7 @@ impl Owners {
     }
 
     fn placement(&self, n_ops: usize) -> Vec<OpPlacement> {
-        let mut out: Vec<OpPlacement> = vec![
-            OpPlacement {
-                layer: 0,
-                sublayer: "attn",
-                head: None,
-                units: None
-            };
-            n_ops
-        ];
+        let mut out = vec![OpPlacement::UNPLACED; n_ops];
         for (l, hs) in self.heads.iter().enumerate() {
             for (h, o) in hs.iter().enumerate() {
                 if let Some(i) = o {

@@ -186,21 +186,53 @@ fn sibling(dir: &Path, tag: &str) -> Result<PathBuf, CompileError> {
     Ok(parent.join(format!(".{name}.{tag}-{}-{n}", std::process::id())))
 }
 
-fn json_bytes(v: &Json) -> Vec<u8> {
+pub(crate) fn json_bytes(v: &Json) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
     s.push('\n');
     s.into_bytes()
 }
 
-/// Writes a model directory atomically (temporary sibling directory, then rename; an existing
-/// directory is replaced only once the new one is complete).
-pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileError> {
+/// Builds a directory with `fill` under a temporary sibling name, then moves it to `dir`. An
+/// existing `dir` is replaced only once the new one is complete (and put back if the final
+/// rename fails), so an interrupted run never leaves a half-written directory.
+pub(crate) fn replace_dir_atomically(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), CompileError>,
+) -> Result<(), CompileError> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| CompileError::write(parent, e))?;
     }
     let tmp = sibling(dir, "tmp")?;
-    let result = (|| {
-        std::fs::create_dir(&tmp).map_err(|e| CompileError::write(&tmp, e))?;
+    let result = std::fs::create_dir(&tmp)
+        .map_err(|e| CompileError::write(&tmp, e))
+        .and_then(|()| fill(&tmp));
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = if dir.exists() {
+        let old = sibling(dir, "old")?;
+        std::fs::rename(dir, &old).map_err(|e| CompileError::write(dir, e))?;
+        Some(old)
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        if let Some(old) = &old {
+            let _ = std::fs::rename(old, dir);
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(CompileError::write(dir, e));
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(())
+}
+
+/// Writes a model directory atomically (see [`replace_dir_atomically`]).
+pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileError> {
+    replace_dir_atomically(dir, |tmp| {
         let bytes = safetensors_bytes(&tensors(files.weights))
             .map_err(|e| CompileError::write(tmp.join("model.safetensors"), e))?;
         let put = |name: &str, bytes: &[u8]| {
@@ -233,27 +265,5 @@ pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileErro
             put("basis.safetensors", &bytes)?;
         }
         Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    let old = if dir.exists() {
-        let old = sibling(dir, "old")?;
-        std::fs::rename(dir, &old).map_err(|e| CompileError::write(dir, e))?;
-        Some(old)
-    } else {
-        None
-    };
-    if let Err(e) = std::fs::rename(&tmp, dir) {
-        if let Some(old) = &old {
-            let _ = std::fs::rename(old, dir);
-        }
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(CompileError::write(dir, e));
-    }
-    if let Some(old) = old {
-        let _ = std::fs::remove_dir_all(old);
-    }
-    Ok(())
+    })
 }
