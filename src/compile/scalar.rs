@@ -50,14 +50,9 @@ pub fn as_number(v: &Value) -> Option<Rational64> {
     }
 }
 
-/// The exact decimal text of a value as a token or label: symbols raw (no quotes), numbers as
-/// integers or `p/q`.
-pub fn token_text(v: &Value) -> String {
-    match v {
-        Value::Sym(s) => s.to_string(),
-        other => other.to_string(),
-    }
-}
+/// The exact text of a value as a token or label (symbols raw, numbers as integers or `p/q`):
+/// the same text the command line reads inputs in.
+pub use crate::lang::domain::token_text;
 
 pub fn to_f64(r: Rational64) -> f64 {
     *r.numer() as f64 / *r.denom() as f64
