@@ -1,8 +1,6 @@
 //! The forward pass: TransformerLens' `HookedTransformer.forward`, with hooks that are cached
 //! only when asked for and that interventions can replace.
 
-use std::collections::BTreeSet;
-
 use candle_core::{D, DType, Device, Tensor};
 
 use super::cache::ActivationCache;
@@ -232,8 +230,8 @@ pub struct Transformer {
     weights: Weights,
     device: Device,
     rotary: Option<RotaryTables>,
+    /// In forward order, which is also the derived order: lookups binary-search it.
     hooks: Vec<HookPoint>,
-    hook_set: BTreeSet<HookPoint>,
 }
 
 /// Per-run state: which hooks to keep, which to change, and what was kept.
@@ -338,14 +336,13 @@ impl Transformer {
             _ => None,
         };
         let hooks = HookPoint::all_for(&config);
-        let hook_set = hooks.iter().copied().collect();
+        debug_assert!(hooks.windows(2).all(|w| w[0] < w[1]), "hooks out of order");
         Ok(Transformer {
             config,
             weights,
             device,
             rotary,
             hooks,
-            hook_set,
         })
     }
 
@@ -373,7 +370,7 @@ impl Transformer {
     }
 
     pub fn has_hook(&self, hook: &HookPoint) -> bool {
-        self.hook_set.contains(hook)
+        self.hooks.binary_search(hook).is_ok()
     }
 
     /// Hooks selected by glob patterns (`blocks.*.attn.hook_z`); see `HookSelection::from_globs`.
