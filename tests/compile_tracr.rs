@@ -5,7 +5,7 @@
 
 mod compile_support;
 
-use compile_support::{RuntimeModel, fixtures, read_json, root};
+use compile_support::{RuntimeModel, array_of, fixtures, read_json, root};
 use congruity::compile::{CompileOptions, Compiled, Shape, check, compile_checked, same_values};
 use congruity::lang;
 use congruity::lang::ir::{Program, Value};
@@ -78,25 +78,13 @@ fn fixtures_io_json_matches_tracr_rasp() {
         let cases = io["cases"].as_array().unwrap();
         let inputs: Vec<Vec<Value>> = cases
             .iter()
-            .map(|c| {
-                c["input"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(json_value)
-                    .collect()
-            })
+            .map(|c| array_of(&c["input"], json_value))
             .collect();
         let p = program_at(file, program, None, None);
         let c = compile(&p);
         let outputs = run(&c, &inputs);
         for ((case, x), got) in cases.iter().zip(&inputs).zip(&outputs) {
-            let want: Vec<Value> = case["rasp"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(json_value)
-                .collect();
+            let want = array_of(&case["rasp"], json_value);
             assert!(
                 same_values(got, &want),
                 "{name} {x:?}: compiled {got:?}, tracr RASP {want:?}"

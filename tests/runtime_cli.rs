@@ -6,7 +6,8 @@ mod runtime_common;
 use candle_core::Device;
 use congruity::model::io::read_safetensors;
 use runtime_common::{
-    arg, assert_close, case_dirs, case_name, fixtures, ok, read_json, read_token_rows,
+    arg, array_of, assert_close, case_dirs, case_name, fixtures, input_symbols, ok, read_json,
+    read_token_rows,
 };
 use serde_json::{Value, json};
 
@@ -140,27 +141,16 @@ fn run_input_decodes_every_tracr_io_case() {
         let case = case_name(&dir);
         let io = read_json(&dir.join("io.json"));
         for (i, c) in io["cases"].as_array().unwrap().iter().enumerate() {
-            let input: Vec<&str> = c["input"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap())
-                .collect();
-            let input = input.join(" ");
+            let input = input_symbols(&c["input"]).join(" ");
             let printed = ok(&["run", "--model", arg(&dir), "--input", &input, "--json"]);
             let got: Value = serde_json::from_str(printed.trim()).unwrap();
             assert_eq!(got, json!({ "output": c["model"] }), "{case}: {input}");
             if i % 10 == 0 {
                 let text = ok(&["run", "--model", arg(&dir), "--input", &input]);
-                let want: Vec<String> = c["model"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect();
+                let want = array_of(&c["model"], |v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
                 assert_eq!(text.trim_end(), want.join(" "), "{case}: {input}");
             }
         }

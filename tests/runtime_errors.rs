@@ -42,6 +42,11 @@ fn load_err(dir: &Path) -> String {
     }
 }
 
+/// The library's and the binary's message for the same broken model directory.
+fn both_errors(dir: &Path) -> [String; 2] {
+    [load_err(dir), cli_load(dir)]
+}
+
 fn cli_run_tokens(dir: &Path, tokens: &Path) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.safetensors");
@@ -70,7 +75,7 @@ fn missing_tensor() {
         },
         |_| {},
     );
-    for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+    for msg in both_errors(tmp.path()) {
         assert!(msg.contains("blocks.1.attn.W_K"), "{msg}");
         assert!(msg.contains("model.safetensors"), "{msg}");
     }
@@ -89,7 +94,7 @@ fn wrong_shape_names_both_shapes() {
         },
         |_| {},
     );
-    for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+    for msg in both_errors(tmp.path()) {
         assert!(msg.contains("blocks.0.attn.W_Q"), "{msg}");
         assert!(
             msg.contains("[4, 64, 8]") && msg.contains("[4, 64, 16]"),
@@ -125,7 +130,7 @@ fn unknown_config_values() {
         ("use_local_attn", json!(true)),
     ] {
         let tmp = broken_model(|_| {}, |c| c[field] = value.clone());
-        for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+        for msg in both_errors(tmp.path()) {
             assert!(msg.contains(field), "{field}: {msg}");
             assert!(msg.contains(&value.to_string()), "{field}: {msg}");
         }
@@ -228,7 +233,7 @@ fn truncated_or_corrupt_safetensors() {
             tmp.path().join("config.json"),
         )
         .unwrap();
-        for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+        for msg in both_errors(tmp.path()) {
             assert!(
                 msg.contains("model.safetensors") && msg.contains("safetensors file"),
                 "{what}: {msg}"

@@ -15,7 +15,9 @@ use congruity::model::{
     AttnHook, BlockHook, HookPoint, HookSelection, LoadedModel, ModelFormat, OutputValue,
     RunOptions, Site, TokenBatch, load,
 };
-use runtime_common::{assert_close, case_dirs, case_name, fixtures, read_json, token_ids};
+use runtime_common::{
+    assert_close, case_dirs, case_name, fixtures, input_symbols, read_json, token_ids,
+};
 use serde_json::Value;
 
 #[test]
@@ -36,17 +38,8 @@ fn every_io_case_reproduces_the_compiled_model_output() {
         }
         let mut checked = 0;
         for group in by_len.values() {
-            let inputs: Vec<Vec<String>> = group
-                .iter()
-                .map(|c| {
-                    c["input"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|s| s.as_str().unwrap().to_string())
-                        .collect()
-                })
-                .collect();
+            let inputs: Vec<Vec<String>> =
+                group.iter().map(|c| input_symbols(&c["input"])).collect();
             // The sidecar encoding equals tracr's token_ids (BOS first).
             for (c, input) in group.iter().zip(&inputs) {
                 assert_eq!(

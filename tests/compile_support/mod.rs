@@ -6,7 +6,7 @@
 #[path = "../runtime_common/mod.rs"]
 mod runtime_common;
 #[allow(unused_imports)] // each test file uses a different part
-pub use runtime_common::{arg, cli_fails, congruity, fixtures, ok, read_json};
+pub use runtime_common::{arg, array_of, cli_fails, congruity, fixtures, ok, read_json};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -39,13 +39,23 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A JSON array's elements, each converted by `f`.
+pub fn array_of<T>(v: &serde_json::Value, f: impl FnMut(&serde_json::Value) -> T) -> Vec<T> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{v} is not an array"))
+        .iter()
+        .map(f)
+        .collect()
+}
+
 /// A JSON array of token ids.
 pub fn token_ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("{v} is not an array of token ids"))
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    array_of(v, |x| x.as_u64().unwrap() as u32)
+}
+
+/// A JSON array of input symbols (an io.json `input`).
+pub fn input_symbols(v: &serde_json::Value) -> Vec<String> {
+    array_of(v, |x| x.as_str().unwrap().to_string())
 }
 
 /// `tokens.json`'s rows under `key`.
