@@ -165,38 +165,58 @@ impl HookPoint {
     /// Every hook point a model of `n_layers` layers could have, whatever its config: the
     /// vocabulary that spec files and command lines are checked against.
     pub fn every(n_layers: usize) -> Vec<HookPoint> {
-        use AttnHook as A;
-        use BlockHook as B;
-        let norms = [NormHook::Scale, NormHook::Normalized];
         let mut out = vec![HookPoint::Tokens, HookPoint::Embed, HookPoint::PosEmbed];
         for layer in 0..n_layers {
-            let mut b = vec![B::ResidPre, B::AttnIn, B::QInput, B::KInput, B::VInput];
-            b.extend(norms.map(B::Ln1));
-            b.extend(
-                [
-                    A::Q,
-                    A::K,
-                    A::V,
-                    A::RotQ,
-                    A::RotK,
-                    A::AttnScores,
-                    A::Pattern,
-                    A::Z,
-                    A::Result,
-                ]
-                .map(B::Attn),
-            );
-            b.extend([B::AttnOut, B::ResidMid, B::MlpIn]);
-            b.extend(norms.map(B::Ln2));
-            b.extend([MlpHook::Pre, MlpHook::PreLinear, MlpHook::Mid].map(B::Mlp));
-            b.extend(norms.map(|n| B::Mlp(MlpHook::Ln(n))));
-            b.extend([B::Mlp(MlpHook::Post), B::MlpOut, B::ResidPost]);
-            out.extend(b.into_iter().map(|hook| HookPoint::Block { layer, hook }));
+            out.extend(BlockHook::ALL.map(|hook| HookPoint::Block { layer, hook }));
         }
-        out.extend(norms.map(HookPoint::LnFinal));
+        out.extend(NormHook::ALL.map(HookPoint::LnFinal));
         out.extend([HookPoint::UnembedIn, HookPoint::UnembedOut]);
         out
     }
+}
+
+impl NormHook {
+    pub const ALL: [NormHook; 2] = [NormHook::Scale, NormHook::Normalized];
+}
+
+impl BlockHook {
+    /// Every hook a block can have, in forward order.
+    pub const ALL: [BlockHook; 29] = {
+        use AttnHook as A;
+        use BlockHook as B;
+        use NormHook as N;
+        [
+            B::ResidPre,
+            B::AttnIn,
+            B::QInput,
+            B::KInput,
+            B::VInput,
+            B::Ln1(N::Scale),
+            B::Ln1(N::Normalized),
+            B::Attn(A::Q),
+            B::Attn(A::K),
+            B::Attn(A::V),
+            B::Attn(A::RotQ),
+            B::Attn(A::RotK),
+            B::Attn(A::AttnScores),
+            B::Attn(A::Pattern),
+            B::Attn(A::Z),
+            B::Attn(A::Result),
+            B::AttnOut,
+            B::ResidMid,
+            B::MlpIn,
+            B::Ln2(N::Scale),
+            B::Ln2(N::Normalized),
+            B::Mlp(MlpHook::Pre),
+            B::Mlp(MlpHook::PreLinear),
+            B::Mlp(MlpHook::Mid),
+            B::Mlp(MlpHook::Ln(N::Scale)),
+            B::Mlp(MlpHook::Ln(N::Normalized)),
+            B::Mlp(MlpHook::Post),
+            B::MlpOut,
+            B::ResidPost,
+        ]
+    };
 }
 
 fn norm_name(n: NormHook) -> &'static str {
@@ -220,6 +240,34 @@ fn attn_name(a: AttnHook) -> &'static str {
     }
 }
 
+/// The name inside `blocks.{l}.`; parsing inverts it, so each name is written only here.
+impl fmt::Display for BlockHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockHook::ResidPre => f.write_str("hook_resid_pre"),
+            BlockHook::AttnIn => f.write_str("hook_attn_in"),
+            BlockHook::QInput => f.write_str("hook_q_input"),
+            BlockHook::KInput => f.write_str("hook_k_input"),
+            BlockHook::VInput => f.write_str("hook_v_input"),
+            BlockHook::Ln1(n) => write!(f, "ln1.{}", norm_name(*n)),
+            BlockHook::Attn(a) => write!(f, "attn.{}", attn_name(*a)),
+            BlockHook::AttnOut => f.write_str("hook_attn_out"),
+            BlockHook::ResidMid => f.write_str("hook_resid_mid"),
+            BlockHook::MlpIn => f.write_str("hook_mlp_in"),
+            BlockHook::Ln2(n) => write!(f, "ln2.{}", norm_name(*n)),
+            BlockHook::Mlp(m) => match m {
+                MlpHook::Pre => f.write_str("mlp.hook_pre"),
+                MlpHook::PreLinear => f.write_str("mlp.hook_pre_linear"),
+                MlpHook::Mid => f.write_str("mlp.hook_mid"),
+                MlpHook::Ln(n) => write!(f, "mlp.ln.{}", norm_name(*n)),
+                MlpHook::Post => f.write_str("mlp.hook_post"),
+            },
+            BlockHook::MlpOut => f.write_str("hook_mlp_out"),
+            BlockHook::ResidPost => f.write_str("hook_resid_post"),
+        }
+    }
+}
+
 impl fmt::Display for HookPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -229,90 +277,8 @@ impl fmt::Display for HookPoint {
             HookPoint::LnFinal(n) => write!(f, "ln_final.{}", norm_name(*n)),
             HookPoint::UnembedIn => f.write_str("unembed.hook_in"),
             HookPoint::UnembedOut => f.write_str("unembed.hook_out"),
-            HookPoint::Block { layer, hook } => {
-                write!(f, "blocks.{layer}.")?;
-                match hook {
-                    BlockHook::ResidPre => f.write_str("hook_resid_pre"),
-                    BlockHook::AttnIn => f.write_str("hook_attn_in"),
-                    BlockHook::QInput => f.write_str("hook_q_input"),
-                    BlockHook::KInput => f.write_str("hook_k_input"),
-                    BlockHook::VInput => f.write_str("hook_v_input"),
-                    BlockHook::Ln1(n) => write!(f, "ln1.{}", norm_name(*n)),
-                    BlockHook::Attn(a) => write!(f, "attn.{}", attn_name(*a)),
-                    BlockHook::AttnOut => f.write_str("hook_attn_out"),
-                    BlockHook::ResidMid => f.write_str("hook_resid_mid"),
-                    BlockHook::MlpIn => f.write_str("hook_mlp_in"),
-                    BlockHook::Ln2(n) => write!(f, "ln2.{}", norm_name(*n)),
-                    BlockHook::Mlp(m) => match m {
-                        MlpHook::Pre => f.write_str("mlp.hook_pre"),
-                        MlpHook::PreLinear => f.write_str("mlp.hook_pre_linear"),
-                        MlpHook::Mid => f.write_str("mlp.hook_mid"),
-                        MlpHook::Ln(n) => write!(f, "mlp.ln.{}", norm_name(*n)),
-                        MlpHook::Post => f.write_str("mlp.hook_post"),
-                    },
-                    BlockHook::MlpOut => f.write_str("hook_mlp_out"),
-                    BlockHook::ResidPost => f.write_str("hook_resid_post"),
-                }
-            }
+            HookPoint::Block { layer, hook } => write!(f, "blocks.{layer}.{hook}"),
         }
-    }
-}
-
-fn parse_norm(s: &str) -> Option<NormHook> {
-    match s {
-        "hook_scale" => Some(NormHook::Scale),
-        "hook_normalized" => Some(NormHook::Normalized),
-        _ => None,
-    }
-}
-
-fn parse_block_hook(rest: &str) -> Option<BlockHook> {
-    let simple = match rest {
-        "hook_resid_pre" => Some(BlockHook::ResidPre),
-        "hook_attn_in" => Some(BlockHook::AttnIn),
-        "hook_q_input" => Some(BlockHook::QInput),
-        "hook_k_input" => Some(BlockHook::KInput),
-        "hook_v_input" => Some(BlockHook::VInput),
-        "hook_attn_out" => Some(BlockHook::AttnOut),
-        "hook_resid_mid" => Some(BlockHook::ResidMid),
-        "hook_mlp_in" => Some(BlockHook::MlpIn),
-        "hook_mlp_out" => Some(BlockHook::MlpOut),
-        "hook_resid_post" => Some(BlockHook::ResidPost),
-        _ => None,
-    };
-    if simple.is_some() {
-        return simple;
-    }
-    let (module, hook) = rest.split_once('.')?;
-    match module {
-        "ln1" => parse_norm(hook).map(BlockHook::Ln1),
-        "ln2" => parse_norm(hook).map(BlockHook::Ln2),
-        "attn" => {
-            let a = match hook {
-                "hook_q" => AttnHook::Q,
-                "hook_k" => AttnHook::K,
-                "hook_v" => AttnHook::V,
-                "hook_rot_q" => AttnHook::RotQ,
-                "hook_rot_k" => AttnHook::RotK,
-                "hook_attn_scores" => AttnHook::AttnScores,
-                "hook_pattern" => AttnHook::Pattern,
-                "hook_z" => AttnHook::Z,
-                "hook_result" => AttnHook::Result,
-                _ => return None,
-            };
-            Some(BlockHook::Attn(a))
-        }
-        "mlp" => {
-            let m = match hook {
-                "hook_pre" => MlpHook::Pre,
-                "hook_pre_linear" => MlpHook::PreLinear,
-                "hook_mid" => MlpHook::Mid,
-                "hook_post" => MlpHook::Post,
-                _ => MlpHook::Ln(parse_norm(hook.strip_prefix("ln.")?)?),
-            };
-            Some(BlockHook::Mlp(m))
-        }
-        _ => None,
     }
 }
 
@@ -333,7 +299,9 @@ impl FromStr for HookPoint {
             _ => {}
         }
         if let Some(rest) = s.strip_prefix("ln_final.") {
-            return parse_norm(rest)
+            return NormHook::ALL
+                .into_iter()
+                .find(|n| norm_name(*n) == rest)
                 .map(HookPoint::LnFinal)
                 .ok_or_else(|| unknown(" (ln_final has hook_scale and hook_normalized)"));
         }
@@ -350,7 +318,10 @@ impl FromStr for HookPoint {
                 .ok()
                 .filter(|_| canonical)
                 .ok_or_else(|| unknown(" (the layer must be a decimal number)"))?;
-            let hook = parse_block_hook(rest).ok_or_else(|| unknown(""))?;
+            let hook = BlockHook::ALL
+                .into_iter()
+                .find(|h| h.to_string() == rest)
+                .ok_or_else(|| unknown(""))?;
             return Ok(HookPoint::Block { layer, hook });
         }
         Err(unknown(""))

@@ -3,35 +3,27 @@
 
 mod compile_support;
 
-use std::process::Command;
+use std::path::Path;
 
-use compile_support::root;
+use compile_support::{arg, cli_fails, congruity, ok, read_json};
 
-fn congruity(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_congruity"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
+/// `congruity compile SPEC --program PROGRAM --out OUT`, expected to succeed.
+fn compile(spec: &str, program: &str, out: &Path) -> String {
+    ok(&["compile", spec, "--program", program, "--out", arg(out)])
 }
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+/// `congruity run --model MODEL --input INPUT [EXTRA...]`, expected to succeed.
+fn run_input(model: &Path, input: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "--model", arg(model), "--input", input];
+    args.extend_from_slice(extra);
+    ok(&args)
 }
 
 #[test]
 fn compile_then_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("rev");
-    let o = congruity(&[
-        "compile",
-        "specs/tracr/reverse.interp",
-        "--program",
-        "tracr_reverse",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compile("specs/tracr/reverse.interp", "tracr_reverse", &out);
     for f in [
         "model.safetensors",
         "config.json",
@@ -40,18 +32,9 @@ fn compile_then_run() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let r = congruity(&[
-        "run",
-        "--model",
-        out.to_str().unwrap(),
-        "--input",
-        "a b c c",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_eq!(stdout(&r), "c c b a");
-    let sidecar: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("congruity.json")).unwrap())
-            .unwrap();
+    let r = run_input(&out, "a b c c", &[]);
+    assert_eq!(r.trim(), "c c b a");
+    let sidecar = read_json(&out.join("congruity.json"));
     assert_eq!(sidecar["format"], "congruity-model/1");
     assert_eq!(
         sidecar["input"]["tokens"],
@@ -68,24 +51,12 @@ fn compile_then_run() {
             .unwrap()
             .contains(&serde_json::json!("length:3"))
     );
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config = read_json(&out.join("config.json"));
     assert_eq!(config["attention_dir"], "bidirectional");
     assert_eq!(config["normalization_type"], serde_json::Value::Null);
     // Same command, same bytes.
     let again = tmp.path().join("rev2");
-    assert!(
-        congruity(&[
-            "compile",
-            "specs/tracr/reverse.interp",
-            "--program",
-            "tracr_reverse",
-            "--out",
-            again.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    compile("specs/tracr/reverse.interp", "tracr_reverse", &again);
     for f in ["model.safetensors", "config.json", "compile.json"] {
         assert_eq!(
             std::fs::read(out.join(f)).unwrap(),
@@ -99,7 +70,7 @@ fn compile_then_run() {
 fn sample_then_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
-    let o = congruity(&[
+    ok(&[
         "sample",
         "specs/tracr/sort.interp",
         "--program",
@@ -109,27 +80,17 @@ fn sample_then_run() {
         "--seed",
         "7",
         "--out",
-        out.to_str().unwrap(),
+        arg(&out),
         "--family",
         "rotation",
         "--family",
         "noise-width",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for i in 0..4 {
         let dir = out.join(format!("{i:04}"));
-        let r = congruity(&[
-            "run",
-            "--model",
-            dir.to_str().unwrap(),
-            "--input",
-            "3 1 2 1",
-        ]);
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        assert_eq!(stdout(&r), "1 1 2 3");
-        let sc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("congruity.json")).unwrap())
-                .unwrap();
+        let r = run_input(&dir, "3 1 2 1", &[]);
+        assert_eq!(r.trim(), "1 1 2 3");
+        let sc = read_json(&dir.join("congruity.json"));
         assert_eq!(
             sc["provenance"]["family"],
             serde_json::json!(["noise-width", "rotation"])
@@ -143,28 +104,9 @@ fn sample_then_run() {
 fn numerical_outputs_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fp");
-    assert!(
-        congruity(&[
-            "compile",
-            "specs/tracr/frac_prevs.interp",
-            "--program",
-            "tracr_frac_prevs",
-            "--out",
-            out.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
-    let r = congruity(&[
-        "run",
-        "--model",
-        out.to_str().unwrap(),
-        "--input",
-        "x w x w",
-        "--json",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&r)).unwrap();
+    compile("specs/tracr/frac_prevs.interp", "tracr_frac_prevs", &out);
+    let r = run_input(&out, "x w x w", &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(r.trim()).unwrap();
     let got: Vec<f64> = v["output"]
         .as_array()
         .unwrap()
@@ -180,30 +122,28 @@ fn numerical_outputs_run() {
 fn errors_are_reported_not_panics() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x");
-    let o = congruity(&[
+    let err = cli_fails(&[
         "compile",
         "specs/tracr/reverse.interp",
         "--program",
         "nope",
         "--out",
-        out.to_str().unwrap(),
+        arg(&out),
     ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("no interpretation or pipeline named `nope`") && err.contains("tracr_reverse"),
         "{err}"
     );
     assert!(!out.exists());
-    let o = congruity(&[
+    cli_fails(&[
         "compile",
         "specs/does_not_exist.interp",
         "--program",
         "x",
         "--out",
-        out.to_str().unwrap(),
+        arg(&out),
     ]);
-    assert!(!o.status.success());
+    // An unknown family is rejected by the argument parser (a usage error), before the command.
     let o = congruity(&[
         "sample",
         "specs/tracr/reverse.interp",
@@ -214,7 +154,7 @@ fn errors_are_reported_not_panics() {
         "--seed",
         "1",
         "--out",
-        out.to_str().unwrap(),
+        arg(&out),
         "--family",
         "spin",
     ]);
@@ -233,21 +173,14 @@ fn ambiguous_categorical_aggregate_is_a_compile_error_with_an_input() {
     )
     .unwrap();
     let out = tmp.path().join("m");
-    let o = congruity(&[
+    let err = cli_fails(&[
         "compile",
-        spec.to_str().unwrap(),
+        arg(&spec),
         "--program",
         "first_a",
         "--out",
-        out.to_str().unwrap(),
+        arg(&out),
     ]);
-    assert!(!o.status.success());
-    // miette wraps long messages: compare with the line breaks and frame characters removed.
-    let err: String = String::from_utf8_lossy(&o.stderr)
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
     assert!(
         err.contains("selects more than one position on input [a a]"),
         "{err}"
@@ -260,18 +193,10 @@ fn ambiguous_categorical_aggregate_is_a_compile_error_with_an_input() {
 fn pipelines_compile_and_sample() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("p");
-    let o = congruity(&[
-        "compile",
-        "specs/toy/pipelines.interp",
-        "--program",
-        "algo_1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compile("specs/toy/pipelines.interp", "algo_1", &out);
     assert!(out.join("pipeline.json").is_file());
     let s = tmp.path().join("ps");
-    let o = congruity(&[
+    ok(&[
         "sample",
         "specs/toy/pipelines.interp",
         "--program",
@@ -281,20 +206,10 @@ fn pipelines_compile_and_sample() {
         "--seed",
         "3",
         "--out",
-        s.to_str().unwrap(),
+        arg(&s),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.join("0001/pipeline.json")).unwrap())
-            .unwrap();
+    let m = read_json(&s.join("0001/pipeline.json"));
     assert_eq!(m["provenance"]["sample"]["index"], 1);
     let stage = m["stages"][1]["dir"].as_str().unwrap();
-    let r = congruity(&[
-        "run",
-        "--model",
-        s.join("0001").join(stage).to_str().unwrap(),
-        "--input",
-        "3 1 2",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    run_input(&s.join("0001").join(stage), "3 1 2", &[]);
 }

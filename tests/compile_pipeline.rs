@@ -112,16 +112,12 @@ fn a_chain_representation_concatenates_its_own_stages() {
     // Each stage directory records its chain index.
     for i in 0..2u64 {
         for (k, st) in p.stages.iter().enumerate() {
-            let sc: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(
-                    tmp.path()
-                        .join(format!("{i:04}"))
-                        .join(stage_dir(k, &st.program))
-                        .join("congruity.json"),
-                )
-                .unwrap(),
-            )
-            .unwrap();
+            let sc = compile_support::read_json(
+                &tmp.path()
+                    .join(format!("{i:04}"))
+                    .join(stage_dir(k, &st.program))
+                    .join("congruity.json"),
+            );
             assert_eq!(sc["provenance"]["sample"]["index"], serde_json::json!(i));
         }
     }

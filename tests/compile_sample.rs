@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use compile_support::{
     RuntimeModel, assert_matches_expected, equal_up_to_permutation, expected_outputs, load_program,
-    root,
+    read_json, root,
 };
 use congruity::compile::sample::{Family, sample_one, sample_to_dir};
 use congruity::compile::{CompileOptions, Compiled, check, compile_program};
@@ -78,9 +78,7 @@ fn check_family(family: Family) {
             let s = sample_one(&c, &[family], 11, i).unwrap();
             distinct.insert(bits(&s.weights));
             // The sidecar records the seed and family.
-            let sidecar: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("congruity.json")).unwrap())
-                    .unwrap();
+            let sidecar = read_json(&dir.join("congruity.json"));
             assert_eq!(
                 sidecar["provenance"]["family"],
                 serde_json::json!([family.name()])

@@ -5,17 +5,13 @@
 
 mod compile_support;
 
-use std::path::Path;
-
-use compile_support::{RuntimeModel, root};
-use congruity::compile::{CompileOptions, Compiled, Shape, check, compile_checked, same_value};
+use compile_support::{RuntimeModel, array_of, fixtures, read_json, root};
+use congruity::compile::{CompileOptions, Compiled, Shape, check, compile_checked, same_values};
 use congruity::lang;
 use congruity::lang::ir::{Program, Value};
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/tracr")
-        .join(name)
+    fixtures().join("tracr").join(name)
 }
 
 fn json_value(v: &serde_json::Value) -> Value {
@@ -78,33 +74,19 @@ fn fixtures_io_json_matches_tracr_rasp() {
         ("reverse", "specs/tracr/reverse.interp", "tracr_reverse"),
         ("hist", "specs/tracr/hist.interp", "tracr_hist"),
     ] {
-        let io: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(fixture(name).join("io.json")).unwrap())
-                .unwrap();
+        let io = read_json(&fixture(name).join("io.json"));
         let cases = io["cases"].as_array().unwrap();
         let inputs: Vec<Vec<Value>> = cases
             .iter()
-            .map(|c| {
-                c["input"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(json_value)
-                    .collect()
-            })
+            .map(|c| array_of(&c["input"], json_value))
             .collect();
         let p = program_at(file, program, None, None);
         let c = compile(&p);
         let outputs = run(&c, &inputs);
         for ((case, x), got) in cases.iter().zip(&inputs).zip(&outputs) {
-            let want: Vec<Value> = case["rasp"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(json_value)
-                .collect();
+            let want = array_of(&case["rasp"], json_value);
             assert!(
-                got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| same_value(g, w)),
+                same_values(got, &want),
                 "{name} {x:?}: compiled {got:?}, tracr RASP {want:?}"
             );
         }
@@ -264,13 +246,8 @@ fn tracr_test_cases_match() {
         let inputs: Vec<Vec<Value>> = io.iter().map(|(x, _)| x.clone()).collect();
         let outputs = run(&c, &inputs);
         for ((x, want), got) in io.iter().zip(&outputs) {
-            let same = got.len() == want.len()
-                && got
-                    .iter()
-                    .zip(want)
-                    .all(|(g, w)| same_value(g, w) || (*w == Value::None && *g == Value::None));
             assert!(
-                same,
+                same_values(got, want),
                 "{name} {x:?}: compiled {got:?}, tracr test case {want:?}"
             );
         }
@@ -289,9 +266,7 @@ struct TracrRow {
 }
 
 fn fixture_shape(name: &str) -> (usize, usize, usize) {
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture(name).join("meta.json")).unwrap())
-            .unwrap();
+    let meta = read_json(&fixture(name).join("meta.json"));
     let m = &meta["model"];
     let get = |k: &str| m[k].as_u64().unwrap() as usize;
     (

@@ -3,49 +3,28 @@
 
 mod runtime_common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use candle_core::Device;
 use congruity::model::io::read_safetensors;
-use runtime_common::{assert_close, case_dirs, fixtures, read_token_rows};
+use runtime_common::{
+    arg, array_of, assert_close, case_dirs, case_name, fixtures, input_symbols, ok, read_json,
+    read_token_rows,
+};
 use serde_json::{Value, json};
-
-fn congruity(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_congruity"))
-        .args(args)
-        .output()
-        .expect("the congruity binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = congruity(args);
-    assert!(
-        out.status.success(),
-        "congruity {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn run_cache_reproduces_transformer_lens() {
     let tmp = tempfile::tempdir().unwrap();
     for dir in case_dirs("transformer_lens") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let out = tmp.path().join(format!("{case}.safetensors"));
         ok(&[
             "run",
             "--model",
-            s(&dir),
+            arg(&dir),
             "--tokens",
-            s(&dir.join("tokens.json")),
+            arg(&dir.join("tokens.json")),
             "--cache",
-            s(&out),
+            arg(&out),
             "--hooks",
             "*",
         ]);
@@ -71,11 +50,11 @@ fn run_keeps_only_the_requested_hooks_and_is_deterministic() {
         ok(&[
             "run",
             "--model",
-            s(dir),
+            arg(dir),
             "--tokens",
-            s(&tokens),
+            arg(&tokens),
             "--cache",
-            s(out),
+            arg(out),
             "--hooks",
             "blocks.*.attn.hook_z",
             "--hooks",
@@ -104,26 +83,30 @@ fn run_keeps_only_the_requested_hooks_and_is_deterministic() {
 fn patch_reproduces_transformer_lens_patching() {
     let tmp = tempfile::tempdir().unwrap();
     for dir in case_dirs("transformer_lens") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let source_rows = read_token_rows(&dir.join("tokens.json"), "source_tokens");
         let src = tmp.path().join(format!("{case}.source.json"));
         std::fs::write(&src, json!({ "tokens": source_rows }).to_string()).unwrap();
         let out = tmp.path().join(format!("{case}.patch.safetensors"));
-        ok(&[
-            "patch",
-            "--model",
-            s(&dir),
-            "--tokens",
-            s(&dir.join("tokens.json")),
-            "--source",
-            s(&src),
-            "--hook",
-            "blocks.0.attn.hook_z",
-            "--head",
-            "1",
-            "--out",
-            s(&out),
-        ]);
+        let base_tokens = dir.join("tokens.json");
+        let patch_args = |out| {
+            vec![
+                "patch",
+                "--model",
+                arg(&dir),
+                "--tokens",
+                arg(&base_tokens),
+                "--source",
+                arg(&src),
+                "--hook",
+                "blocks.0.attn.hook_z",
+                "--head",
+                "1",
+                "--out",
+                out,
+            ]
+        };
+        ok(&patch_args(arg(&out)));
         let got = read_safetensors(&out, &Device::Cpu).unwrap();
         let want = read_safetensors(&dir.join("patching.safetensors"), &Device::Cpu).unwrap();
         for name in ["patched_logits", "source_logits"] {
@@ -139,23 +122,8 @@ fn patch_reproduces_transformer_lens_patching() {
         // Patching every position explicitly is the same as patching all of them.
         let all_pos: Vec<String> = (0..source_rows[0].len()).map(|p| p.to_string()).collect();
         let out2 = tmp.path().join(format!("{case}.patch2.safetensors"));
-        let base_tokens = dir.join("tokens.json");
-        let mut args = vec![
-            "patch",
-            "--model",
-            s(&dir),
-            "--tokens",
-            s(&base_tokens),
-            "--source",
-            s(&src),
-            "--hook",
-            "blocks.0.attn.hook_z",
-            "--head",
-            "1",
-            "--out",
-            s(&out2),
-            "--pos",
-        ];
+        let mut args = patch_args(arg(&out2));
+        args.push("--pos");
         args.extend(all_pos.iter().map(String::as_str));
         ok(&args);
         let got2 = read_safetensors(&out2, &Device::Cpu).unwrap();
@@ -170,31 +138,19 @@ fn patch_reproduces_transformer_lens_patching() {
 #[test]
 fn run_input_decodes_every_tracr_io_case() {
     for dir in case_dirs("tracr") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let io: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("io.json")).unwrap()).unwrap();
+        let case = case_name(&dir);
+        let io = read_json(&dir.join("io.json"));
         for (i, c) in io["cases"].as_array().unwrap().iter().enumerate() {
-            let input: Vec<&str> = c["input"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap())
-                .collect();
-            let input = input.join(" ");
-            let printed = ok(&["run", "--model", s(&dir), "--input", &input, "--json"]);
+            let input = input_symbols(&c["input"]).join(" ");
+            let printed = ok(&["run", "--model", arg(&dir), "--input", &input, "--json"]);
             let got: Value = serde_json::from_str(printed.trim()).unwrap();
             assert_eq!(got, json!({ "output": c["model"] }), "{case}: {input}");
             if i % 10 == 0 {
-                let text = ok(&["run", "--model", s(&dir), "--input", &input]);
-                let want: Vec<String> = c["model"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect();
+                let text = ok(&["run", "--model", arg(&dir), "--input", &input]);
+                let want = array_of(&c["model"], |v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
                 assert_eq!(text.trim_end(), want.join(" "), "{case}: {input}");
             }
         }
@@ -209,11 +165,11 @@ fn run_input_can_also_save_a_cache() {
     let printed = ok(&[
         "run",
         "--model",
-        s(&dir),
+        arg(&dir),
         "--input",
         "a c b",
         "--cache",
-        s(&out),
+        arg(&out),
         "--hooks",
         "blocks.3.hook_attn_out",
     ]);

@@ -4,12 +4,11 @@ mod runtime_common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use congruity::model::io::{read_safetensors, write_safetensors};
 use congruity::model::{ModelError, RunOptions, TokenBatch, load};
-use runtime_common::{case_dirs, fixtures};
+use runtime_common::{arg, case_dirs, cli_fails, fixtures, read_json};
 use serde_json::{Value, json};
 
 fn fixture() -> PathBuf {
@@ -30,9 +29,7 @@ fn broken_model(
         tensors.iter().map(|(n, t)| (n.clone(), t)),
     )
     .unwrap();
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap())
-            .unwrap();
+    let mut config = read_json(&fixture().join("config.json"));
     edit_config(&mut config);
     std::fs::write(tmp.path().join("config.json"), config.to_string()).unwrap();
     tmp
@@ -45,28 +42,9 @@ fn load_err(dir: &Path) -> String {
     }
 }
 
-/// Runs the binary, expecting a clean failure (exit code 1, a message, no panic).
-fn cli_fails(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_congruity"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "congruity {args:?}: expected exit 1, stderr:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "congruity {args:?} panicked:\n{stderr}"
-    );
-    // miette wraps long lines; compare on the text with the box drawing removed.
-    stderr
-        .replace(['│', '×'], " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The library's and the binary's message for the same broken model directory.
+fn both_errors(dir: &Path) -> [String; 2] {
+    [load_err(dir), cli_load(dir)]
 }
 
 fn cli_run_tokens(dir: &Path, tokens: &Path) -> String {
@@ -75,11 +53,11 @@ fn cli_run_tokens(dir: &Path, tokens: &Path) -> String {
     let msg = cli_fails(&[
         "run",
         "--model",
-        dir.to_str().unwrap(),
+        arg(dir),
         "--tokens",
-        tokens.to_str().unwrap(),
+        arg(tokens),
         "--cache",
-        out.to_str().unwrap(),
+        arg(&out),
     ]);
     assert!(!out.exists(), "no output file after a failure");
     msg
@@ -97,7 +75,7 @@ fn missing_tensor() {
         },
         |_| {},
     );
-    for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+    for msg in both_errors(tmp.path()) {
         assert!(msg.contains("blocks.1.attn.W_K"), "{msg}");
         assert!(msg.contains("model.safetensors"), "{msg}");
     }
@@ -116,7 +94,7 @@ fn wrong_shape_names_both_shapes() {
         },
         |_| {},
     );
-    for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+    for msg in both_errors(tmp.path()) {
         assert!(msg.contains("blocks.0.attn.W_Q"), "{msg}");
         assert!(
             msg.contains("[4, 64, 8]") && msg.contains("[4, 64, 16]"),
@@ -152,7 +130,7 @@ fn unknown_config_values() {
         ("use_local_attn", json!(true)),
     ] {
         let tmp = broken_model(|_| {}, |c| c[field] = value.clone());
-        for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+        for msg in both_errors(tmp.path()) {
             assert!(msg.contains(field), "{field}: {msg}");
             assert!(msg.contains(&value.to_string()), "{field}: {msg}");
         }
@@ -215,7 +193,7 @@ fn sequence_longer_than_n_ctx() {
     let msg = cli_fails(&[
         "run",
         "--model",
-        fixtures().join("tracr/reverse").to_str().unwrap(),
+        arg(&fixtures().join("tracr/reverse")),
         "--input",
         "a b c a b",
     ]);
@@ -255,7 +233,7 @@ fn truncated_or_corrupt_safetensors() {
             tmp.path().join("config.json"),
         )
         .unwrap();
-        for msg in [load_err(tmp.path()), cli_load(tmp.path())] {
+        for msg in both_errors(tmp.path()) {
             assert!(
                 msg.contains("model.safetensors") && msg.contains("safetensors file"),
                 "{what}: {msg}"
@@ -297,7 +275,7 @@ fn bad_model_directories_and_arguments() {
     assert!(msg.contains("meta.json"), "{msg}");
 
     let fx = fixture();
-    let fx = fx.to_str().unwrap();
+    let fx = arg(&fx);
     // --input without a vocabulary.
     let msg = cli_fails(&["run", "--model", fx, "--input", "a b"]);
     assert!(
@@ -306,7 +284,7 @@ fn bad_model_directories_and_arguments() {
     );
     // Unknown symbol.
     let rev = fixtures().join("tracr/reverse");
-    let msg = cli_fails(&["run", "--model", rev.to_str().unwrap(), "--input", "a z"]);
+    let msg = cli_fails(&["run", "--model", arg(&rev), "--input", "a z"]);
     assert!(msg.contains("unknown token `z`"), "{msg}");
 
     let out = tmp.path().join("p.safetensors");
@@ -317,13 +295,13 @@ fn bad_model_directories_and_arguments() {
             "--model",
             fx,
             "--tokens",
-            tokens.to_str().unwrap(),
+            arg(&tokens),
             "--source",
-            tokens.to_str().unwrap(),
+            arg(&tokens),
             "--hook",
             hook,
             "--out",
-            out.to_str().unwrap(),
+            arg(&out),
         ];
         args.extend_from_slice(extra);
         cli_fails(&args)
@@ -348,9 +326,9 @@ fn bad_model_directories_and_arguments() {
         "--model",
         fx,
         "--tokens",
-        tokens.to_str().unwrap(),
+        arg(&tokens),
         "--cache",
-        out.to_str().unwrap(),
+        arg(&out),
         "--hooks",
         "blocks.*.attn.hook_rot_q",
     ]);

@@ -9,12 +9,12 @@ use congruity::model::io::read_safetensors;
 use congruity::model::{
     Action, AttnHook, HookPoint, HookSelection, Intervention, RunOptions, Site, TokenBatch, load,
 };
-use runtime_common::{Diff, assert_close, case_dirs, read_token_rows};
+use runtime_common::{Diff, assert_close, case_dirs, case_name, read_token_rows};
 
 #[test]
 fn run_with_cache_parity_on_every_fixture() {
     for dir in case_dirs("transformer_lens") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let model = load(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{case}: {e}"));
         let tokens = TokenBatch::new(&read_token_rows(&dir.join("tokens.json"), "tokens")).unwrap();
         let out = model
@@ -49,7 +49,7 @@ fn run_with_cache_parity_on_every_fixture() {
 #[test]
 fn activation_patching_parity_on_every_fixture() {
     for dir in case_dirs("transformer_lens") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let model = load(&dir, &Device::Cpu).unwrap().transformer;
         let tokens_path = dir.join("tokens.json");
         let base = TokenBatch::new(&read_token_rows(&tokens_path, "tokens")).unwrap();

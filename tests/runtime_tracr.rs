@@ -15,17 +15,15 @@ use congruity::model::{
     AttnHook, BlockHook, HookPoint, HookSelection, LoadedModel, ModelFormat, OutputValue,
     RunOptions, Site, TokenBatch, load,
 };
-use runtime_common::{assert_close, case_dirs, fixtures};
+use runtime_common::{
+    assert_close, case_dirs, case_name, fixtures, input_symbols, read_json, token_ids,
+};
 use serde_json::Value;
-
-fn read_json(path: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 #[test]
 fn every_io_case_reproduces_the_compiled_model_output() {
     for dir in case_dirs("tracr") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let model = load(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_eq!(model.format, ModelFormat::Tracr);
         let io = read_json(&dir.join("io.json"));
@@ -40,28 +38,13 @@ fn every_io_case_reproduces_the_compiled_model_output() {
         }
         let mut checked = 0;
         for group in by_len.values() {
-            let inputs: Vec<Vec<String>> = group
-                .iter()
-                .map(|c| {
-                    c["input"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|s| s.as_str().unwrap().to_string())
-                        .collect()
-                })
-                .collect();
+            let inputs: Vec<Vec<String>> =
+                group.iter().map(|c| input_symbols(&c["input"])).collect();
             // The sidecar encoding equals tracr's token_ids (BOS first).
             for (c, input) in group.iter().zip(&inputs) {
-                let ids: Vec<u32> = c["token_ids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap() as u32)
-                    .collect();
                 assert_eq!(
                     model.sidecar.as_ref().unwrap().encode(input).unwrap(),
-                    ids,
+                    token_ids(&c["token_ids"]),
                     "{case}"
                 );
             }
@@ -81,7 +64,7 @@ fn every_io_case_reproduces_the_compiled_model_output() {
 #[test]
 fn per_layer_activations_match_tracr() {
     for dir in case_dirs("tracr") {
-        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let case = case_name(&dir);
         let model = load(&dir, &Device::Cpu).unwrap().transformer;
         let meta = read_json(&dir.join("meta.json"));
         let acts = read_safetensors(&dir.join("activations.safetensors"), &Device::Cpu).unwrap();
@@ -89,15 +72,9 @@ fn per_layer_activations_match_tracr() {
         let mut compared = 0;
         for item in meta["activation_inputs"].as_array().unwrap() {
             let k = item["index"].as_u64().unwrap();
-            let ids: Vec<u32> = item["token_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect();
             let out = model
                 .forward(
-                    &TokenBatch::single(ids).unwrap(),
+                    &TokenBatch::single(token_ids(&item["token_ids"])).unwrap(),
                     &RunOptions::cache(HookSelection::All),
                 )
                 .unwrap();
@@ -114,27 +91,16 @@ fn per_layer_activations_match_tracr() {
                 hook(HookPoint::block(0, BlockHook::ResidPre)),
             );
             for l in 0..n_layers {
-                let p = format!("{k}.layer_{l}");
-                check(
-                    format!("{p}.attn.logits"),
-                    hook(HookPoint::attn(l, AttnHook::AttnScores)),
-                );
-                check(
-                    format!("{p}.attn.out"),
-                    hook(HookPoint::block(l, BlockHook::AttnOut)),
-                );
-                check(
-                    format!("{p}.attn.resid_post"),
-                    hook(HookPoint::block(l, BlockHook::ResidMid)),
-                );
-                check(
-                    format!("{p}.mlp.out"),
-                    hook(HookPoint::block(l, BlockHook::MlpOut)),
-                );
-                check(
-                    format!("{p}.mlp.resid_post"),
-                    hook(HookPoint::block(l, BlockHook::ResidPost)),
-                );
+                // tracr's name for each TransformerLens hook of layer l.
+                for (tracr_name, tl_hook) in [
+                    ("attn.logits", HookPoint::attn(l, AttnHook::AttnScores)),
+                    ("attn.out", HookPoint::block(l, BlockHook::AttnOut)),
+                    ("attn.resid_post", HookPoint::block(l, BlockHook::ResidMid)),
+                    ("mlp.out", HookPoint::block(l, BlockHook::MlpOut)),
+                    ("mlp.resid_post", HookPoint::block(l, BlockHook::ResidPost)),
+                ] {
+                    check(format!("{k}.layer_{l}.{tracr_name}"), hook(tl_hook));
+                }
             }
             check(format!("{k}.output"), hook(HookPoint::UnembedIn));
             let argmax = out

@@ -92,31 +92,19 @@ pub fn summary(file: &ast::File) -> String {
 
 /// The spec files a path names: the file itself, or every `*.interp` below a directory, sorted.
 pub fn collect_specs(path: &Path) -> Result<Vec<PathBuf>, LangError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        LangError::new(
-            lang::ErrorKind::Io,
-            format!("cannot read `{}`: {e}", path.display()),
-        )
-    })?;
+    let io_error = |what: String| LangError::new(lang::ErrorKind::Io, what);
+    let meta = std::fs::metadata(path)
+        .map_err(|e| io_error(format!("cannot read `{}`: {e}", path.display())))?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut out = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| {
-            LangError::new(
-                lang::ErrorKind::Io,
-                format!("cannot read directory `{}`: {e}", dir.display()),
-            )
-        })?;
-        for entry in entries {
-            let entry = entry.map_err(|e| {
-                LangError::new(
-                    lang::ErrorKind::Io,
-                    format!("cannot read directory `{}`: {e}", dir.display()),
-                )
-            })?;
+        let unreadable =
+            |e: std::io::Error| io_error(format!("cannot read directory `{}`: {e}", dir.display()));
+        for entry in std::fs::read_dir(&dir).map_err(unreadable)? {
+            let entry = entry.map_err(unreadable)?;
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);

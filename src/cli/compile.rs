@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compile::pipeline::compile_pipeline;
 use crate::compile::{CompileError, CompileOptions, Provenance, compile_checked};
+use crate::lang::ir::Program;
 use crate::lang::{self, Spec};
 
 #[derive(Debug, clap::Args)]
@@ -67,7 +68,28 @@ pub(crate) fn provenance(
     })
 }
 
-pub(crate) fn unknown(spec: &Spec, file: &Path, name: &str) -> CompileError {
+/// What `--program NAME` names in a spec.
+pub(crate) enum Target<'a> {
+    Interpretation(&'a Program),
+    Pipeline,
+}
+
+/// Resolves `--program NAME`; an unknown name is an error listing the available ones.
+pub(crate) fn target<'a>(
+    spec: &'a Spec,
+    file: &Path,
+    name: &str,
+) -> Result<Target<'a>, CompileError> {
+    if let Some(program) = spec.programs.get(name) {
+        Ok(Target::Interpretation(program))
+    } else if spec.pipelines.contains_key(name) {
+        Ok(Target::Pipeline)
+    } else {
+        Err(unknown(spec, file, name))
+    }
+}
+
+fn unknown(spec: &Spec, file: &Path, name: &str) -> CompileError {
     let mut names: Vec<&str> = spec
         .programs
         .keys()
@@ -87,71 +109,63 @@ pub(crate) fn unknown(spec: &Spec, file: &Path, name: &str) -> CompileError {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let spec = match load_spec(&args.file) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    match execute(&args, &spec) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{:?}", miette::Report::new(e));
-            ExitCode::FAILURE
-        }
+    match load_spec(&args.file) {
+        Ok(spec) => super::exit_code(execute(&args, &spec)),
+        Err(code) => code,
     }
 }
 
 fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
     let seed = args.seed.unwrap_or(0);
-    let mut prov = provenance(&args.file, &args.program, args.seed)?;
+    let prov = provenance(&args.file, &args.program, args.seed)?;
     let opts = CompileOptions::default();
-    if let Some(program) = spec.programs.get(&args.program) {
-        let (mut compiled, check) = compile_checked(program, &opts, seed)?;
-        compiled.provenance = prov;
-        compiled.write(&args.out)?;
-        let s = compiled.shape();
-        println!(
-            "compiled `{}`: {} layer(s), d_model {}, d_mlp {}, {} head(s) of size {} -> {} (domain check: {} {} input(s){})",
-            args.program,
-            s.n_layers,
-            s.d_model,
-            s.d_mlp,
-            s.n_heads,
-            s.d_head,
-            args.out.display(),
-            if check.exhaustive {
-                "all"
-            } else {
-                "a seeded sample of"
-            },
-            check.inputs,
-            if check.exhaustive { "" } else { ", partial" }
-        );
-        return Ok(());
-    }
-    if spec.pipelines.contains_key(&args.program) {
-        let mut p = compile_pipeline(spec, &args.program, &opts, seed)?;
-        for st in p.stages.iter_mut() {
-            st.compiled.provenance = provenance(&args.file, &st.program, args.seed)?;
-        }
-        prov.family.clear();
-        p.write(&args.out, &prov)?;
-        for (k, st) in p.stages.iter().enumerate() {
-            let s = st.compiled.shape();
+    match target(spec, &args.file, &args.program)? {
+        Target::Interpretation(program) => {
+            let (mut compiled, check) = compile_checked(program, &opts, seed)?;
+            compiled.provenance = prov;
+            compiled.write(&args.out)?;
+            let s = compiled.shape();
             println!(
-                "stage {}: `{}`: {} layer(s), d_model {}, d_mlp {}",
-                k + 1,
-                st.program,
+                "compiled `{}`: {} layer(s), d_model {}, d_mlp {}, {} head(s) of size {} -> {} (domain check: {} {} input(s){})",
+                args.program,
                 s.n_layers,
                 s.d_model,
-                s.d_mlp
+                s.d_mlp,
+                s.n_heads,
+                s.d_head,
+                args.out.display(),
+                if check.exhaustive {
+                    "all"
+                } else {
+                    "a seeded sample of"
+                },
+                check.inputs,
+                if check.exhaustive { "" } else { ", partial" }
             );
         }
-        println!(
-            "compiled pipeline `{}` -> {}",
-            args.program,
-            args.out.display()
-        );
-        return Ok(());
+        Target::Pipeline => {
+            let mut p = compile_pipeline(spec, &args.program, &opts, seed)?;
+            for st in p.stages.iter_mut() {
+                st.compiled.provenance = provenance(&args.file, &st.program, args.seed)?;
+            }
+            p.write(&args.out, &prov)?;
+            for (k, st) in p.stages.iter().enumerate() {
+                let s = st.compiled.shape();
+                println!(
+                    "stage {}: `{}`: {} layer(s), d_model {}, d_mlp {}",
+                    k + 1,
+                    st.program,
+                    s.n_layers,
+                    s.d_model,
+                    s.d_mlp
+                );
+            }
+            println!(
+                "compiled pipeline `{}` -> {}",
+                args.program,
+                args.out.display()
+            );
+        }
     }
-    Err(unknown(spec, &args.file, &args.program))
+    Ok(())
 }

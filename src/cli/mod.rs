@@ -46,9 +46,23 @@ pub enum Command {
     /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
     Prove(prove::Args),
     /// Interpretive equivalence: selectivity / transfer matrices of sampled implementations and models
-    Compare(compare::Args),
+    Compare(Box<compare::Args>),
     /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
     Similarity(similarity::Args),
+}
+
+/// A subcommand's exit code: success, or failure once the error's diagnostic is on stderr.
+pub(crate) fn exit_code<E>(result: Result<(), E>) -> ExitCode
+where
+    E: miette::Diagnostic + Send + Sync + 'static,
+{
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -63,7 +77,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Patch(args) => patch::run(args),
         Command::Prove(args) => prove::run(args),
-        Command::Compare(args) => compare::run(args),
+        Command::Compare(args) => compare::run(*args),
         Command::Similarity(args) => similarity::run(args),
     }
 }

@@ -50,13 +50,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match execute(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{:?}", miette::Report::new(e));
-            ExitCode::FAILURE
-        }
-    }
+    super::exit_code(execute(&args))
 }
 
 fn execute(args: &Args) -> Result<(), InterveneError> {

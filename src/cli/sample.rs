@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use rayon::prelude::*;
 
-use super::compile::{load_spec, provenance, unknown};
+use super::compile::{Target, load_spec, provenance, target};
 use crate::compile::pipeline::compile_pipeline;
 use crate::compile::sample::{Family, sample_to_dir};
 use crate::compile::{CompileError, CompileOptions, compile_checked};
@@ -53,16 +53,9 @@ fn parse_family(s: &str) -> Result<Family, String> {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let spec = match load_spec(&args.file) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    match execute(&args, &spec) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{:?}", miette::Report::new(e));
-            ExitCode::FAILURE
-        }
+    match load_spec(&args.file) {
+        Ok(spec) => super::exit_code(execute(&args, &spec)),
+        Err(code) => code,
     }
 }
 
@@ -75,47 +68,47 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
     let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
     let opts = CompileOptions::default();
     let started = std::time::Instant::now();
-    if let Some(program) = spec.programs.get(&args.program) {
-        let (mut compiled, _) = compile_checked(program, &opts, args.seed)?;
-        compiled.provenance = provenance(&args.file, &args.program, None)?;
-        let shapes = sample_to_dir(&compiled, &families, args.seed, args.count, &args.out)?;
-        let widest = shapes.iter().map(|s| s.d_model).max().unwrap_or(0);
-        println!(
-            "sampled {} implementation(s) of `{}` ({}) -> {}/0000.. in {:.2}s; d_model up to {}",
-            args.count,
-            args.program,
-            names.join(", "),
-            args.out.display(),
-            started.elapsed().as_secs_f64(),
-            widest
-        );
-        return Ok(());
-    }
-    if spec.pipelines.contains_key(&args.program) {
-        let mut p = compile_pipeline(spec, &args.program, &opts, args.seed)?;
-        for st in p.stages.iter_mut() {
-            st.compiled.provenance = provenance(&args.file, &st.program, None)?;
+    match target(spec, &args.file, &args.program)? {
+        Target::Interpretation(program) => {
+            let (mut compiled, _) = compile_checked(program, &opts, args.seed)?;
+            compiled.provenance = provenance(&args.file, &args.program, None)?;
+            let shapes = sample_to_dir(&compiled, &families, args.seed, args.count, &args.out)?;
+            let widest = shapes.iter().map(|s| s.d_model).max().unwrap_or(0);
+            println!(
+                "sampled {} implementation(s) of `{}` ({}) -> {}/0000.. in {:.2}s; d_model up to {}",
+                args.count,
+                args.program,
+                names.join(", "),
+                args.out.display(),
+                started.elapsed().as_secs_f64(),
+                widest
+            );
         }
-        std::fs::create_dir_all(&args.out).map_err(|e| CompileError::write(&args.out, e))?;
-        (0..args.count).into_par_iter().try_for_each(|i| {
-            let chain = p.sample_chain(&families, args.seed, i)?;
-            p.write_chain(
-                &chain,
-                &args.out.join(format!("{i:04}")),
-                &families,
-                args.seed,
-                i,
-            )
-        })?;
-        println!(
-            "sampled {} chain(s) of pipeline `{}` ({}) -> {}/0000.. in {:.2}s",
-            args.count,
-            args.program,
-            names.join(", "),
-            args.out.display(),
-            started.elapsed().as_secs_f64()
-        );
-        return Ok(());
+        Target::Pipeline => {
+            let mut p = compile_pipeline(spec, &args.program, &opts, args.seed)?;
+            for st in p.stages.iter_mut() {
+                st.compiled.provenance = provenance(&args.file, &st.program, None)?;
+            }
+            std::fs::create_dir_all(&args.out).map_err(|e| CompileError::write(&args.out, e))?;
+            (0..args.count).into_par_iter().try_for_each(|i| {
+                let chain = p.sample_chain(&families, args.seed, i)?;
+                p.write_chain(
+                    &chain,
+                    &args.out.join(format!("{i:04}")),
+                    &families,
+                    args.seed,
+                    i,
+                )
+            })?;
+            println!(
+                "sampled {} chain(s) of pipeline `{}` ({}) -> {}/0000.. in {:.2}s",
+                args.count,
+                args.program,
+                names.join(", "),
+                args.out.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
-    Err(unknown(spec, &args.file, &args.program))
+    Ok(())
 }

@@ -30,6 +30,16 @@ pub struct OpPlacement {
     pub units: Option<Vec<usize>>,
 }
 
+impl OpPlacement {
+    /// The placeholder every op starts from before assembly records where it went.
+    pub(crate) const UNPLACED: OpPlacement = OpPlacement {
+        layer: 0,
+        sublayer: "attn",
+        head: None,
+        units: None,
+    };
+}
+
 fn col(layout: &Layout, plan: &Plan, d: Dir) -> Result<usize, CompileError> {
     layout.col(d).ok_or_else(|| {
         CompileError::internal(
@@ -164,15 +174,7 @@ pub fn assemble(
     };
     let d_mlp = mlps_at.iter().map(units_in).max().unwrap_or(0).max(1);
 
-    let mut placement = vec![
-        OpPlacement {
-            layer: 0,
-            sublayer: "attn",
-            head: None,
-            units: None
-        };
-        plan.ops.len()
-    ];
+    let mut placement = vec![OpPlacement::UNPLACED; plan.ops.len()];
     let mut layers = Vec::with_capacity(n_layers);
     for l in 0..n_layers {
         let mut heads: Vec<Head> = (0..n_heads).map(|_| Head::zeros(d_model, d_head)).collect();

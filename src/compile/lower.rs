@@ -193,13 +193,18 @@ impl<'a> Lowerer<'a> {
         self.ops.len() - 1
     }
 
-    fn target_spec(&self, t: &Target) -> Result<TargetSpec, CompileError> {
-        Ok(TargetSpec {
-            node: t.node,
-            info: self.seq(t.node)?.clone(),
-            recipe: t.recipe.clone(),
-            materialized: t.materialized,
-        })
+    fn target_specs(&self, targets: &[Target]) -> Result<Vec<TargetSpec>, CompileError> {
+        targets
+            .iter()
+            .map(|t| {
+                Ok(TargetSpec {
+                    node: t.node,
+                    info: self.seq(t.node)?.clone(),
+                    recipe: t.recipe.clone(),
+                    materialized: t.materialized,
+                })
+            })
+            .collect()
     }
 
     fn units_for(
@@ -208,10 +213,7 @@ impl<'a> Lowerer<'a> {
         sources: &[Source],
         targets: &[Target],
     ) -> Result<MlpGroup, CompileError> {
-        let specs: Vec<TargetSpec> = targets
-            .iter()
-            .map(|t| self.target_spec(t))
-            .collect::<Result<_, _>>()?;
+        let specs = self.target_specs(targets)?;
         let (units, strategy) =
             build_units(sources, &specs).map_err(|e| self.unsupported(node, e, None))?;
         Ok(MlpGroup {
@@ -371,10 +373,7 @@ impl<'a> Lowerer<'a> {
             recipe: Recipe::Apply(f.clone(), arg_recipes),
             materialized: true,
         });
-        let specs: Vec<TargetSpec> = targets
-            .iter()
-            .map(|t| self.target_spec(t))
-            .collect::<Result<_, _>>()?;
+        let specs = self.target_specs(&targets)?;
         let Ok((units, strategy)) = build_units(&sources, &specs) else {
             return Ok(None);
         };

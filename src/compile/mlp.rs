@@ -119,23 +119,27 @@ fn domain(s: &Source) -> Vec<Value> {
     }
 }
 
-/// Every joint assignment of the sources.
-fn assignments(sources: &[Source]) -> Vec<Vec<Value>> {
-    let mut out: Vec<Vec<Value>> = vec![vec![]];
-    for s in sources {
-        let d = domain(s);
+/// Every tuple with one element of each set, the last set varying fastest.
+fn cartesian<T: Clone>(sets: &[Vec<T>]) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = vec![vec![]];
+    for set in sets {
         out = out
             .into_iter()
             .flat_map(|prefix| {
-                d.iter().map(move |v| {
+                set.iter().map(move |x| {
                     let mut p = prefix.clone();
-                    p.push(v.clone());
+                    p.push(x.clone());
                     p
                 })
             })
             .collect();
     }
     out
+}
+
+/// Every joint assignment of the sources.
+fn assignments(sources: &[Source]) -> Vec<Vec<Value>> {
+    cartesian(&sources.iter().map(domain).collect::<Vec<_>>())
 }
 
 /// What the targets should write for one assignment; `None` for a don't-care cell (a lambda
@@ -242,20 +246,7 @@ fn verify(sources: &[Source], targets: &[TargetSpec], units: &[UnitQ]) -> Result
             _ => vec![Q::zero()],
         })
         .collect();
-    let mut combos: Vec<Vec<Q>> = vec![vec![]];
-    for r in &ranges {
-        combos = combos
-            .into_iter()
-            .flat_map(|p| {
-                r.iter().map(move |x| {
-                    let mut p = p.clone();
-                    p.push(*x);
-                    p
-                })
-            })
-            .collect();
-    }
-    for c in combos {
+    for c in cartesian(&ranges) {
         let got = run_units(units, &residual(sources, None, &c));
         if !got.is_empty() {
             return Err("writes at the BOS position".into());

@@ -164,26 +164,27 @@ pub struct Compiled {
     pub provenance: Provenance,
 }
 
+impl Shape {
+    /// The figures of `w`, counting only the MLP units that write something.
+    pub fn of(w: &Weights) -> Shape {
+        Shape {
+            n_layers: w.n_layers(),
+            d_model: w.d_model,
+            d_mlp: w
+                .layers
+                .iter()
+                .map(|l| l.used_units().len())
+                .max()
+                .unwrap_or(0),
+            n_heads: w.n_heads,
+            d_head: w.d_head,
+        }
+    }
+}
+
 impl Compiled {
     pub fn shape(&self) -> Shape {
-        let used = self
-            .weights
-            .layers
-            .iter()
-            .map(|l| {
-                (0..l.w_out.rows)
-                    .filter(|&u| l.w_out.row(u).iter().any(|x| *x != 0.0))
-                    .count()
-            })
-            .max()
-            .unwrap_or(0);
-        Shape {
-            n_layers: self.weights.n_layers(),
-            d_model: self.weights.d_model,
-            d_mlp: used,
-            n_heads: self.weights.n_heads,
-            d_head: self.weights.d_head,
-        }
+        Shape::of(&self.weights)
     }
 
     /// `compile.json`: where every variable lives (residual directions, the hooks that compute
@@ -319,6 +320,11 @@ pub fn value_json(v: &Value) -> serde_json::Value {
 pub fn same_value(model: &Value, reference: &Value) -> bool {
     model == reference
         || matches!((as_number(model), as_number(reference)), (Some(a), Some(b)) if a == b)
+}
+
+/// [`same_value`] at every position of an output sequence (of equal length).
+pub fn same_values(model: &[Value], reference: &[Value]) -> bool {
+    model.len() == reference.len() && model.iter().zip(reference).all(|(m, r)| same_value(m, r))
 }
 
 #[cfg(test)]

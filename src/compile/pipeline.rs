@@ -18,6 +18,7 @@ use serde_json::json;
 use super::error::CompileError;
 use super::sample::{Family, Sample, item_seed, sample_one};
 use super::scalar::token_text;
+use super::write::{json_bytes, replace_dir_atomically};
 use super::{CompileOptions, Compiled, Provenance, check::CheckReport, compile_checked};
 use crate::lang::ir::{Adapter, Spec, Value};
 
@@ -119,34 +120,13 @@ fn write_pipeline_dir(
     names: &[String],
 ) -> Result<(), CompileError> {
     // Stages are written into a temporary sibling, renamed into place when all are complete.
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| CompileError::write(parent, e))?;
-    let file = dir
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pipeline".into());
-    let tmp = parent.join(format!(".{file}.pipeline-tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp).map_err(|e| CompileError::write(&tmp, e))?;
-    let result = (|| {
+    replace_dir_atomically(dir, |tmp| {
         for (k, name) in names.iter().enumerate().take(n) {
             write_stage(k, &tmp.join(stage_dir(k, name)))?;
         }
-        let text = serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n";
-        std::fs::write(tmp.join("pipeline.json"), text)
+        std::fs::write(tmp.join("pipeline.json"), json_bytes(manifest))
             .map_err(|e| CompileError::write(dir.join("pipeline.json"), e))
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| CompileError::write(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| CompileError::write(dir, e))
+    })
 }
 
 impl CompiledPipeline {

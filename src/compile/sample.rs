@@ -171,15 +171,7 @@ impl Owners {
     }
 
     fn placement(&self, n_ops: usize) -> Vec<OpPlacement> {
-        let mut out: Vec<OpPlacement> = vec![
-            OpPlacement {
-                layer: 0,
-                sublayer: "attn",
-                head: None,
-                units: None
-            };
-            n_ops
-        ];
+        let mut out = vec![OpPlacement::UNPLACED; n_ops];
         for (l, hs) in self.heads.iter().enumerate() {
             for (h, o) in hs.iter().enumerate() {
                 if let Some(i) = o {
@@ -306,16 +298,10 @@ fn add_noise_width(w: &mut Weights, extra: usize, rng: &mut ChaCha8Rng) {
     }
 }
 
-fn used_units(layer: &super::weights::Layer) -> Vec<usize> {
-    (0..layer.w_out.rows)
-        .filter(|u| layer.w_out.row(*u).iter().any(|x| *x != 0.0))
-        .collect()
-}
-
 fn overprovision(w: &mut Weights, owners: &mut Owners, rng: &mut ChaCha8Rng) -> Vec<usize> {
     let mut added = Vec::new();
     for (l, layer) in w.layers.iter_mut().enumerate() {
-        let used = used_units(layer);
+        let used = layer.used_units();
         if used.is_empty() {
             added.push(0);
             continue;
@@ -384,7 +370,7 @@ fn permute_units(w: &mut Weights, owners: &mut Owners, rng: &mut ChaCha8Rng) {
 
 fn rescale(w: &mut Weights, rng: &mut ChaCha8Rng) {
     for layer in w.layers.iter_mut() {
-        for u in used_units(layer) {
+        for u in layer.used_units() {
             let c: f64 = (rng.random_range(-1.0..1.0) * std::f64::consts::LN_2).exp();
             for r in 0..layer.w_in.rows {
                 let x = layer.w_in.get(r, u);
@@ -569,20 +555,7 @@ pub fn sample_many(
 
 impl Sample {
     pub fn shape(&self) -> Shape {
-        let used = self
-            .weights
-            .layers
-            .iter()
-            .map(|l| used_units(l).len())
-            .max()
-            .unwrap_or(0);
-        Shape {
-            n_layers: self.weights.n_layers(),
-            d_model: self.weights.d_model,
-            d_mlp: used,
-            n_heads: self.weights.n_heads,
-            d_head: self.weights.d_head,
-        }
+        Shape::of(&self.weights)
     }
 
     /// Writes the implementation as a model directory (atomically).

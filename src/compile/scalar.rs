@@ -50,14 +50,9 @@ pub fn as_number(v: &Value) -> Option<Rational64> {
     }
 }
 
-/// The exact decimal text of a value as a token or label: symbols raw (no quotes), numbers as
-/// integers or `p/q`.
-pub fn token_text(v: &Value) -> String {
-    match v {
-        Value::Sym(s) => s.to_string(),
-        other => other.to_string(),
-    }
-}
+/// The exact text of a value as a token or label (symbols raw, numbers as integers or `p/q`):
+/// the same text the command line reads inputs in.
+pub use crate::lang::domain::token_text;
 
 pub fn to_f64(r: Rational64) -> f64 {
     *r.numer() as f64 / *r.denom() as f64
@@ -67,6 +62,10 @@ pub fn to_f64(r: Rational64) -> f64 {
 mod tests {
     use super::*;
     use crate::lang::ir::{BinOp, Comparison, Expr};
+
+    fn cmp(c: Comparison, key: &Value, query: &Value) -> Result<bool, ScalarError> {
+        holds(&Predicate::Cmp(c), key, query)
+    }
 
     fn lam(body: Expr) -> Lambda {
         Lambda {
@@ -86,42 +85,14 @@ mod tests {
             apply(&f, &[Value::None, Value::int(1)]).unwrap(),
             Value::None
         );
-        assert!(holds(&Predicate::Cmp(Comparison::Eq), &Value::None, &Value::None).unwrap());
-        assert!(
-            holds(
-                &Predicate::Cmp(Comparison::True),
-                &Value::None,
-                &Value::int(1)
-            )
-            .unwrap()
-        );
-        assert!(
-            holds(
-                &Predicate::Cmp(Comparison::Lt),
-                &Value::None,
-                &Value::int(1)
-            )
-            .is_err()
-        );
+        assert!(cmp(Comparison::Eq, &Value::None, &Value::None).unwrap());
+        assert!(cmp(Comparison::True, &Value::None, &Value::int(1)).unwrap());
+        assert!(cmp(Comparison::Lt, &Value::None, &Value::int(1)).is_err());
     }
 
     #[test]
     fn predicates_take_key_then_query() {
-        assert!(
-            holds(
-                &Predicate::Cmp(Comparison::Lt),
-                &Value::int(1),
-                &Value::int(2)
-            )
-            .unwrap()
-        );
-        assert!(
-            !holds(
-                &Predicate::Cmp(Comparison::Lt),
-                &Value::int(2),
-                &Value::int(1)
-            )
-            .unwrap()
-        );
+        assert!(cmp(Comparison::Lt, &Value::int(1), &Value::int(2)).unwrap());
+        assert!(!cmp(Comparison::Lt, &Value::int(2), &Value::int(1)).unwrap());
     }
 }

@@ -224,23 +224,11 @@ pub(crate) fn eval(program: &Program, input: &[Value]) -> Result<Vec<Value>, Str
     crate::lang::eval::eval_output(program, input).map_err(|e| e.to_string())
 }
 
+/// Every input of the task's domain, in the language's order (builder tasks have no `where`).
 pub(crate) fn all_inputs(task: &Task) -> Vec<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut layer: Vec<Vec<Value>> = vec![vec![]];
-    for _ in 0..task.max_len {
-        layer = layer
-            .iter()
-            .flat_map(|p| {
-                task.vocab.iter().map(move |v| {
-                    let mut q = p.clone();
-                    q.push(v.clone());
-                    q
-                })
-            })
-            .collect();
-        out.extend(layer.iter().cloned());
-    }
-    out
+    crate::lang::domain::inputs(task)
+        .collect::<Result<_, _>>()
+        .expect("no restriction to evaluate")
 }
 
 /// Compiles and checks the f32 reference forward against the evaluator on every input.
@@ -253,7 +241,7 @@ fn check_exhaustive(program: &Program, opts: &CompileOptions) -> Compiled {
         };
         let got = compiled.run::<f32>(&input).expect("encodes");
         assert!(
-            got.iter().zip(&want).all(|(g, w)| same_value(g, w)),
+            same_values(&got, &want),
             "input {input:?}: model {got:?}, evaluator {want:?}"
         );
         checked += 1;

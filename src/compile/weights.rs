@@ -137,6 +137,15 @@ pub struct Layer {
     pub b_out: Vec<f64>,
 }
 
+impl Layer {
+    /// The hidden units whose output row is non-zero: the units the MLP really uses.
+    pub fn used_units(&self) -> Vec<usize> {
+        (0..self.w_out.rows)
+            .filter(|u| self.w_out.row(*u).iter().any(|x| *x != 0.0))
+            .collect()
+    }
+}
+
 /// A whole model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weights {

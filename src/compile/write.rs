@@ -20,9 +20,23 @@ use super::{IoSpec, OutputSpec, Provenance, value_json};
 /// The sidecar's `format` value.
 pub const SIDECAR_FORMAT: &str = "congruity-model/1";
 
-struct F32Tensor {
+/// An f32 tensor encoded for safetensors (little-endian bytes). The runtime's writer
+/// (`model::io::write_safetensors`) encodes with it too: this stage comes first, so it owns the
+/// one encoder both use.
+pub struct F32Tensor {
     shape: Vec<usize>,
     data: Vec<u8>,
+}
+
+impl F32Tensor {
+    pub fn new(shape: Vec<usize>, values: impl IntoIterator<Item = f32>) -> Self {
+        let values = values.into_iter();
+        let mut data = Vec::with_capacity(values.size_hint().0 * 4);
+        for x in values {
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        F32Tensor { shape, data }
+    }
 }
 
 impl safetensors::View for &F32Tensor {
@@ -40,12 +54,15 @@ impl safetensors::View for &F32Tensor {
     }
 }
 
+/// The safetensors file of named f32 tensors, as bytes.
+pub fn safetensors_bytes(
+    tensors: &[(String, F32Tensor)],
+) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), None)
+}
+
 fn tensor(shape: Vec<usize>, values: impl IntoIterator<Item = f64>) -> F32Tensor {
-    let mut data = Vec::new();
-    for x in values {
-        data.extend_from_slice(&(x as f32).to_le_bytes());
-    }
-    F32Tensor { shape, data }
+    F32Tensor::new(shape, values.into_iter().map(|x| x as f32))
 }
 
 fn mat(m: &Mat) -> F32Tensor {
@@ -169,23 +186,54 @@ fn sibling(dir: &Path, tag: &str) -> Result<PathBuf, CompileError> {
     Ok(parent.join(format!(".{name}.{tag}-{}-{n}", std::process::id())))
 }
 
-fn json_bytes(v: &Json) -> Vec<u8> {
+pub(crate) fn json_bytes(v: &Json) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
     s.push('\n');
     s.into_bytes()
 }
 
-/// Writes a model directory atomically (temporary sibling directory, then rename; an existing
-/// directory is replaced only once the new one is complete).
-pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileError> {
+/// Builds a directory with `fill` under a temporary sibling name, then moves it to `dir`. An
+/// existing `dir` is replaced only once the new one is complete (and put back if the final
+/// rename fails), so an interrupted run never leaves a half-written directory.
+pub(crate) fn replace_dir_atomically(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), CompileError>,
+) -> Result<(), CompileError> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| CompileError::write(parent, e))?;
     }
     let tmp = sibling(dir, "tmp")?;
-    let result = (|| {
-        std::fs::create_dir(&tmp).map_err(|e| CompileError::write(&tmp, e))?;
-        let ts = tensors(files.weights);
-        let bytes = safetensors::serialize(ts.iter().map(|(n, t)| (n.as_str(), t)), None)
+    let result = std::fs::create_dir(&tmp)
+        .map_err(|e| CompileError::write(&tmp, e))
+        .and_then(|()| fill(&tmp));
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = if dir.exists() {
+        let old = sibling(dir, "old")?;
+        std::fs::rename(dir, &old).map_err(|e| CompileError::write(dir, e))?;
+        Some(old)
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        if let Some(old) = &old {
+            let _ = std::fs::rename(old, dir);
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(CompileError::write(dir, e));
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(())
+}
+
+/// Writes a model directory atomically (see [`replace_dir_atomically`]).
+pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileError> {
+    replace_dir_atomically(dir, |tmp| {
+        let bytes = safetensors_bytes(&tensors(files.weights))
             .map_err(|e| CompileError::write(tmp.join("model.safetensors"), e))?;
         let put = |name: &str, bytes: &[u8]| {
             std::fs::write(tmp.join(name), bytes)
@@ -212,32 +260,10 @@ pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileErro
                 .iter()
                 .map(|(n, m)| (n.clone(), mat(m)))
                 .collect();
-            let bytes = safetensors::serialize(bt.iter().map(|(n, t)| (n.as_str(), t)), None)
+            let bytes = safetensors_bytes(&bt)
                 .map_err(|e| CompileError::write(tmp.join("basis.safetensors"), e))?;
             put("basis.safetensors", &bytes)?;
         }
         Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    let old = if dir.exists() {
-        let old = sibling(dir, "old")?;
-        std::fs::rename(dir, &old).map_err(|e| CompileError::write(dir, e))?;
-        Some(old)
-    } else {
-        None
-    };
-    if let Err(e) = std::fs::rename(&tmp, dir) {
-        if let Some(old) = &old {
-            let _ = std::fs::rename(old, dir);
-        }
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(CompileError::write(dir, e));
-    }
-    if let Some(old) = old {
-        let _ = std::fs::remove_dir_all(old);
-    }
-    Ok(())
+    })
 }

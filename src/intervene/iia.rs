@@ -13,7 +13,7 @@ use candle_core::{D, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{InterveneError, Intervention, Site, patch_from_source};
+use super::{InterveneError, Site, patch_from_source};
 use crate::model::{ModelError, OutputValue, RunOptions, Sidecar, TokenBatch, Transformer};
 
 /// High-level variable name → the sites that implement it.
@@ -183,6 +183,7 @@ pub fn interchange_intervention_accuracy(
     let mut positions = Score::default();
     let mut per_variables: BTreeMap<String, Score> = BTreeMap::new();
     for ((vars, _), members) in &groups {
+        let variables = vars.join("+");
         let sites: Vec<Site> = vars
             .iter()
             .flat_map(|v| alignment.variables[v].iter().cloned())
@@ -194,7 +195,6 @@ pub fn interchange_intervention_accuracy(
             let base = TokenBatch::new(&base_rows)?;
             let source = TokenBatch::new(&source_rows)?;
             let (ivs, _) = patch_from_source(model, &source, &sites)?;
-            let ivs: Vec<Intervention> = ivs;
             let logits = model.forward(&base, &RunOptions::intervene(&ivs))?.logits;
             let got = readout.read(&logits)?;
             for (row, &i) in chunk.iter().enumerate() {
@@ -220,7 +220,7 @@ pub fn interchange_intervention_accuracy(
                 positions.correct += matched;
                 positions.total += want.len();
                 pair_correct[i] = matched == want.len();
-                let s = per_variables.entry(vars.join("+")).or_default();
+                let s = per_variables.entry(variables.clone()).or_default();
                 s.total += 1;
                 s.correct += usize::from(pair_correct[i]);
             }

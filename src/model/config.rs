@@ -16,6 +16,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::error::ModelError;
+use super::io::read_json;
 
 /// Normalization layer type (`normalization_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,12 +318,7 @@ fn positive(f: &Fields<'_>, field: &str, n: i64) -> Result<usize, ModelError> {
 impl ModelConfig {
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_json(&value, path)
+        Self::from_json(&read_json(path)?, path)
     }
 
     /// Validates a parsed `config.json`; `path` is only used in error messages.
@@ -647,7 +643,8 @@ impl ModelConfig {
         Value::Object(m)
     }
 
-    /// A plain small config for tests and benches: LN, relu, standard positions, causal.
+    /// A plain config: LN, relu, standard positions, causal, d_head = d_model / n_heads, no
+    /// optional hooks. Tests and benches use it as is; importers (tracr) override what differs.
     pub fn simple(
         n_layers: usize,
         d_model: usize,

@@ -279,6 +279,11 @@ mod tests {
     }
 
     #[test]
+    fn block_hooks_are_listed_once_in_forward_order() {
+        assert!(BlockHook::ALL.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
     fn hook_list_of_the_fixture_config_matches_transformer_lens() {
         let cfg = ModelConfig::simple(2, 64, 4, 256, 23, 16);
         let names: Vec<String> = HookPoint::all_for(&cfg)

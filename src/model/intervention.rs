@@ -166,11 +166,8 @@ impl Intervention {
             }
         };
 
-        if self.site.head.is_none() && self.site.positions.is_none() {
-            return Ok(new);
-        }
-
-        // A 0/1 mask over the selected head and positions, broadcast to the full shape.
+        // A 0/1 mask over the selected head and positions, broadcast to the full shape; no
+        // selection means the whole activation is replaced.
         let rank = dims.len();
         let mut mask: Option<Tensor> = None;
         if let Some(head) = self.site.head {
@@ -249,6 +246,16 @@ mod tests {
             .unwrap()
     }
 
+    /// The hook value after `iv`, flattened.
+    fn applied(iv: &Intervention, x: &Tensor) -> Vec<f32> {
+        iv.apply(x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn replace_one_head_at_some_positions() {
         let x = arange(&[2, 3, 2, 1]); // [batch, pos, head, d_head]
@@ -257,13 +264,7 @@ mod tests {
             Site::hook(z_hook()).with_head(1).with_positions(vec![0, 2]),
             Action::Replace(src),
         );
-        let y = iv
-            .apply(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let y = applied(&iv, &x);
         // Element (b, p, h): index b*6 + p*2 + h; patched where h == 1 and p in {0, 2}.
         let expected: Vec<f32> = (0..12)
             .map(|i| {
@@ -286,13 +287,7 @@ mod tests {
             Site::hook(hook).with_head(0).with_positions(vec![1]),
             Action::Zero,
         );
-        let y = iv
-            .apply(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let y = applied(&iv, &x);
         assert_eq!(y, vec![0., 1., 0., 0., 4., 5., 6., 7.]);
     }
 
@@ -302,13 +297,7 @@ mod tests {
         let x = arange(&[2, 2, 1]);
         let mean = Tensor::new(&[[7f32], [9.]], &Device::Cpu).unwrap();
         let iv = Intervention::new(Site::hook(hook).with_positions(vec![1]), Action::Mean(mean));
-        let y = iv
-            .apply(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let y = applied(&iv, &x);
         assert_eq!(y, vec![0., 9., 2., 9.]);
     }
 
@@ -317,20 +306,8 @@ mod tests {
         let hook = HookPoint::block(0, BlockHook::ResidPre);
         let x = arange(&[5, 1, 1]);
         let iv = Intervention::new(Site::hook(hook), Action::Resample { seed: 7 });
-        let a = iv
-            .apply(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let b = iv
-            .apply(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let a = applied(&iv, &x);
+        let b = applied(&iv, &x);
         assert_eq!(a, b);
         for (i, v) in a.iter().enumerate() {
             assert_ne!(*v, i as f32, "element {i} kept its own value");

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
 use super::error::{ComputeContext, ModelError};
+use crate::compile::write::{F32Tensor, safetensors_bytes};
 
 /// A tensor read from disk, converted to f32 on the host.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,31 +40,38 @@ pub struct NamedTensors {
     entries: BTreeMap<String, Entry>,
 }
 
+/// The `N`-byte little-endian words of `data`, each decoded by `f` (a trailing partial word
+/// cannot occur: safetensors checks that the byte length matches the shape).
+fn words<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
+    let (whole, _) = data.as_chunks::<N>();
+    whole.iter().map(|w| f(*w)).collect()
+}
+
 fn convert(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
-    let v = match dtype {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|c| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                f64::from_le_bytes(b) as f32
-            })
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+    Some(match dtype {
+        Dtype::F32 => words(data, f32::from_le_bytes),
+        Dtype::F64 => words(data, |w| f64::from_le_bytes(w) as f32),
+        Dtype::F16 => words(data, |w| half::f16::from_le_bytes(w).to_f32()),
+        Dtype::BF16 => words(data, |w| half::bf16::from_le_bytes(w).to_f32()),
         _ => return None,
-    };
-    Some(v)
+    })
+}
+
+/// Parses safetensors bytes; `path` names the file in the error.
+fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, ModelError> {
+    SafeTensors::deserialize(bytes).map_err(|e| ModelError::Safetensors {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads and parses a JSON file into `T`, with errors naming the file.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl NamedTensors {
@@ -75,10 +83,7 @@ impl NamedTensors {
     }
 
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, ModelError> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Safetensors {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let st = deserialize(path, bytes)?;
         let mut entries = BTreeMap::new();
         for (name, view) in st.iter() {
             let shape = view.shape().to_vec();
@@ -168,41 +173,17 @@ impl NamedTensors {
 /// Integer data as f32 (for data files such as token ids or argmax indices; weights must be
 /// floating point and do not go through this).
 fn convert_int(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
-    fn le<const N: usize>(c: &[u8]) -> [u8; N] {
-        let mut b = [0u8; N];
-        b.copy_from_slice(c);
-        b
-    }
-    let v = match dtype {
-        Dtype::I64 => data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(le(c)) as f32)
-            .collect(),
-        Dtype::U64 => data
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(le(c)) as f32)
-            .collect(),
-        Dtype::I32 => data
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(le(c)) as f32)
-            .collect(),
-        Dtype::U32 => data
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(le(c)) as f32)
-            .collect(),
-        Dtype::I16 => data
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes(le(c)) as f32)
-            .collect(),
-        Dtype::U16 => data
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes(le(c)) as f32)
-            .collect(),
+    Some(match dtype {
+        Dtype::I64 => words(data, |w| i64::from_le_bytes(w) as f32),
+        Dtype::U64 => words(data, |w| u64::from_le_bytes(w) as f32),
+        Dtype::I32 => words(data, |w| i32::from_le_bytes(w) as f32),
+        Dtype::U32 => words(data, |w| u32::from_le_bytes(w) as f32),
+        Dtype::I16 => words(data, |w| i16::from_le_bytes(w) as f32),
+        Dtype::U16 => words(data, |w| u16::from_le_bytes(w) as f32),
         Dtype::I8 => data.iter().map(|&b| b as i8 as f32).collect(),
         Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as f32).collect(),
         _ => return None,
-    };
-    Some(v)
+    })
 }
 
 /// Reads every tensor of a safetensors file onto `device` as f32 (floats and integers; other
@@ -212,10 +193,7 @@ pub fn read_safetensors(
     device: &Device,
 ) -> Result<BTreeMap<String, Tensor>, ModelError> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let st = deserialize(path, &bytes)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {
         let data = convert(view.dtype(), view.data())
@@ -234,57 +212,34 @@ pub fn read_safetensors(
     Ok(out)
 }
 
-/// A tensor serialized for safetensors.
-struct Bytes {
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl safetensors::View for &Bytes {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
 /// Writes f32 tensors to `path` atomically (temporary sibling file, then rename).
 pub fn write_safetensors<'a>(
     path: &Path,
     tensors: impl IntoIterator<Item = (String, &'a Tensor)>,
 ) -> Result<(), ModelError> {
-    let mut prepared: Vec<(String, Bytes)> = Vec::new();
+    let mut prepared: Vec<(String, F32Tensor)> = Vec::new();
     for (name, t) in tensors {
         let flat = t
             .to_dtype(DType::F32)
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f32>())
             .ctx(&format!("copying `{name}` to the host"))?;
-        let mut data = Vec::with_capacity(flat.len() * 4);
-        for x in flat {
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-        prepared.push((
-            name,
-            Bytes {
-                shape: t.dims().to_vec(),
-                data,
-            },
-        ));
+        prepared.push((name, F32Tensor::new(t.dims().to_vec(), flat)));
     }
-    let bytes = safetensors::serialize(prepared.iter().map(|(n, b)| (n.as_str(), b)), None)
-        .map_err(|e| ModelError::Write {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    let bytes = safetensors_bytes(&prepared).map_err(|e| ModelError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     write_atomically(path, &bytes)
+}
+
+/// Writes `value` as pretty-printed JSON to `path`, atomically.
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), ModelError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ModelError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomically(path, text.as_bytes())
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.

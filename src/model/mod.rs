@@ -121,15 +121,16 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
         });
     }
     let has = |f: &str| dir.join(f).is_file();
+    // Once one file of a layout is there, the others of that layout must be too.
+    let require = |layout: &str, files: &[&str]| match files.iter().find(|f| !has(f)) {
+        Some(f) => Err(ModelError::UnknownFormat {
+            dir: dir.to_path_buf(),
+            reason: format!("a {layout} model directory needs {f}"),
+        }),
+        None => Ok(()),
+    };
     if has("model.safetensors") || has("config.json") {
-        for f in ["model.safetensors", "config.json"] {
-            if !has(f) {
-                return Err(ModelError::UnknownFormat {
-                    dir: dir.to_path_buf(),
-                    reason: format!("a TransformerLens model directory needs {f}"),
-                });
-            }
-        }
+        require("TransformerLens", &["model.safetensors", "config.json"])?;
         let config_path = dir.join("config.json");
         let config = ModelConfig::from_file(&config_path)?;
         let named = NamedTensors::read(&dir.join("model.safetensors"))?;
@@ -151,14 +152,10 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
         });
     }
     if has("weights.safetensors") || has("meta.json") {
-        for f in ["weights.safetensors", "residual_labels.json", "meta.json"] {
-            if !has(f) {
-                return Err(ModelError::UnknownFormat {
-                    dir: dir.to_path_buf(),
-                    reason: format!("a tracr model directory needs {f}"),
-                });
-            }
-        }
+        require(
+            "tracr",
+            &["weights.safetensors", "residual_labels.json", "meta.json"],
+        )?;
         let (transformer, sidecar) = tracr::load_tracr(dir, device)?;
         return Ok(LoadedModel {
             transformer,
@@ -192,19 +189,9 @@ pub fn save(
         &dir.join("model.safetensors"),
         transformer.weights().named(),
     )?;
-    let config = serde_json::to_string_pretty(&transformer.config().to_tl_json()).map_err(|e| {
-        ModelError::Write {
-            path: dir.join("config.json"),
-            reason: e.to_string(),
-        }
-    })?;
-    io::write_atomically(&dir.join("config.json"), config.as_bytes())?;
+    io::write_json(&dir.join("config.json"), &transformer.config().to_tl_json())?;
     if let Some(s) = sidecar {
-        let text = serde_json::to_string_pretty(s).map_err(|e| ModelError::Write {
-            path: dir.join(sidecar::SIDECAR_FILE),
-            reason: e.to_string(),
-        })?;
-        io::write_atomically(&dir.join(sidecar::SIDECAR_FILE), text.as_bytes())?;
+        io::write_json(&dir.join(sidecar::SIDECAR_FILE), s)?;
     }
     Ok(())
 }

@@ -14,9 +14,9 @@ use std::path::Path;
 use candle_core::Device;
 use serde_json::{Value, json};
 
-use super::config::{ActFn, AttentionDir, ModelConfig, Normalization, Positional};
+use super::config::{AttentionDir, ModelConfig, Normalization};
 use super::error::ModelError;
-use super::io::{HostTensor, NamedTensors};
+use super::io::{HostTensor, NamedTensors, read_json};
 use super::sidecar::{InputSpec, OutputSpec, SIDECAR_FORMAT, Sidecar};
 use super::transformer::Transformer;
 use super::weights::Weights;
@@ -67,12 +67,7 @@ fn symbol(v: &Value) -> String {
 /// Loads a tracr fixture directory into a runtime model and its sidecar.
 pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar), ModelError> {
     let meta_path = dir.join("meta.json");
-    let meta_text =
-        std::fs::read_to_string(&meta_path).map_err(|e| ModelError::io(&meta_path, e))?;
-    let meta: Value = serde_json::from_str(&meta_text).map_err(|source| ModelError::Json {
-        path: meta_path.clone(),
-        source,
-    })?;
+    let meta: Value = read_json(&meta_path)?;
     let mp = meta_path.as_path();
 
     let shape = TracrShape {
@@ -185,14 +180,7 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
         }
     };
 
-    let labels_path = dir.join("residual_labels.json");
-    let labels_text =
-        std::fs::read_to_string(&labels_path).map_err(|e| ModelError::io(&labels_path, e))?;
-    let residual_labels: Vec<String> =
-        serde_json::from_str(&labels_text).map_err(|source| ModelError::Json {
-            path: labels_path.clone(),
-            source,
-        })?;
+    let residual_labels: Vec<String> = read_json(&dir.join("residual_labels.json"))?;
 
     let weights_path = dir.join("weights.safetensors");
     let haiku = NamedTensors::read(&weights_path)?;
@@ -229,37 +217,31 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
 /// The TransformerLens config equivalent to a tracr model.
 pub fn tracr_config(s: &TracrShape, causal: bool) -> ModelConfig {
     ModelConfig {
-        n_layers: s.num_layers,
-        d_model: s.residual_width,
-        n_heads: s.num_heads,
         d_head: s.key_size,
-        d_mlp: Some(s.mlp_hidden_size),
-        d_vocab: s.input_vocab_size,
         d_vocab_out: s.output_width,
-        n_ctx: s.n_positions,
-        act_fn: Some(ActFn::Relu),
         normalization: Normalization::None,
-        final_rms: false,
-        positional: Positional::Standard,
         attention_dir: if causal {
             AttentionDir::Causal
         } else {
             AttentionDir::Bidirectional
         },
-        attn_only: false,
         attn_scale: (s.key_size as f64).sqrt(),
-        use_attn_scale: true,
-        scale_attn_by_inverse_layer_idx: false,
-        eps: 1e-5,
-        attn_scores_soft_cap: None,
-        output_logits_soft_cap: None,
-        parallel_attn_mlp: false,
-        gated_mlp: false,
-        use_attn_result: false,
-        use_split_qkv_input: false,
-        use_attn_in: false,
-        use_hook_mlp_in: false,
-        use_hook_tokens: false,
+        ..ModelConfig::simple(
+            s.num_layers,
+            s.residual_width,
+            s.num_heads,
+            s.mlp_hidden_size,
+            s.input_vocab_size,
+            s.n_positions,
+        )
+    }
+}
+
+/// `t`'s data under a new shape of the same size.
+fn reshaped(t: &HostTensor, shape: Vec<usize>) -> HostTensor {
+    HostTensor {
+        shape,
+        data: t.data.clone(),
     }
 }
 
@@ -300,43 +282,24 @@ fn to_transformer_lens(haiku: &NamedTensors, s: &TracrShape) -> Result<NamedTens
                 },
             ));
             let b = get(&format!("{hk}/attn/{proj}/b"), &[h * ks])?;
-            out.push((
-                format!("{tl}.attn.b_{tl_name}"),
-                HostTensor {
-                    shape: vec![h, ks],
-                    data: b.data.clone(),
-                },
-            ));
+            out.push((format!("{tl}.attn.b_{tl_name}"), reshaped(b, vec![h, ks])));
         }
         // [H*ks, D] is already head-major: reshape to [H, ks, D].
         let w_o = get(&format!("{hk}/attn/linear/w"), &[h * ks, d])?;
-        out.push((
-            format!("{tl}.attn.W_O"),
-            HostTensor {
-                shape: vec![h, ks, d],
-                data: w_o.data.clone(),
-            },
-        ));
-        out.push((
-            format!("{tl}.attn.b_O"),
-            get(&format!("{hk}/attn/linear/b"), &[d])?.clone(),
-        ));
-        out.push((
-            format!("{tl}.mlp.W_in"),
-            get(&format!("{hk}/mlp/linear_1/w"), &[d, m])?.clone(),
-        ));
-        out.push((
-            format!("{tl}.mlp.b_in"),
-            get(&format!("{hk}/mlp/linear_1/b"), &[m])?.clone(),
-        ));
-        out.push((
-            format!("{tl}.mlp.W_out"),
-            get(&format!("{hk}/mlp/linear_2/w"), &[m, d])?.clone(),
-        ));
-        out.push((
-            format!("{tl}.mlp.b_out"),
-            get(&format!("{hk}/mlp/linear_2/b"), &[d])?.clone(),
-        ));
+        out.push((format!("{tl}.attn.W_O"), reshaped(w_o, vec![h, ks, d])));
+        // The rest has the same layout in both: only the name changes.
+        for (tl_name, haiku_name, shape) in [
+            ("attn.b_O", "attn/linear/b", vec![d]),
+            ("mlp.W_in", "mlp/linear_1/w", vec![d, m]),
+            ("mlp.b_in", "mlp/linear_1/b", vec![m]),
+            ("mlp.W_out", "mlp/linear_2/w", vec![m, d]),
+            ("mlp.b_out", "mlp/linear_2/b", vec![d]),
+        ] {
+            out.push((
+                format!("{tl}.{tl_name}"),
+                get(&format!("{hk}/{haiku_name}"), &shape)?.clone(),
+            ));
+        }
     }
     out.push((
         "unembed.W_U".into(),

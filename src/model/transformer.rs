@@ -1,8 +1,6 @@
 //! The forward pass: TransformerLens' `HookedTransformer.forward`, with hooks that are cached
 //! only when asked for and that interventions can replace.
 
-use std::collections::BTreeSet;
-
 use candle_core::{D, DType, Device, Tensor};
 
 use super::cache::ActivationCache;
@@ -10,6 +8,7 @@ use super::config::{ActFn, AttentionDir, ModelConfig, Normalization, Positional,
 use super::error::{ComputeContext, ModelError};
 use super::hooks::{AttnHook, BlockHook, HookPoint, HookSelection, MlpHook, NormHook};
 use super::intervention::Intervention;
+use super::io::read_json;
 use super::weights::{AttnWeights, MlpWeights, NormWeights, Weights};
 
 /// A rectangular batch of token ids, `[batch, pos]`.
@@ -64,12 +63,7 @@ impl TokenBatch {
 
     /// Reads a token file: JSON `{"tokens": [[id, ...], ...]}` (rows of equal length).
     pub fn from_json_file(path: &std::path::Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| ModelError::Json {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let value: serde_json::Value = read_json(path)?;
         let bad = |reason: String| ModelError::Tokens(format!("{}: {reason}", path.display()));
         let rows = value
             .get("tokens")
@@ -236,8 +230,8 @@ pub struct Transformer {
     weights: Weights,
     device: Device,
     rotary: Option<RotaryTables>,
+    /// In forward order, which is also the derived order: lookups binary-search it.
     hooks: Vec<HookPoint>,
-    hook_set: BTreeSet<HookPoint>,
 }
 
 /// Per-run state: which hooks to keep, which to change, and what was kept.
@@ -342,14 +336,13 @@ impl Transformer {
             _ => None,
         };
         let hooks = HookPoint::all_for(&config);
-        let hook_set = hooks.iter().copied().collect();
+        debug_assert!(hooks.windows(2).all(|w| w[0] < w[1]), "hooks out of order");
         Ok(Transformer {
             config,
             weights,
             device,
             rotary,
             hooks,
-            hook_set,
         })
     }
 
@@ -377,7 +370,7 @@ impl Transformer {
     }
 
     pub fn has_hook(&self, hook: &HookPoint) -> bool {
-        self.hook_set.contains(hook)
+        self.hooks.binary_search(hook).is_ok()
     }
 
     /// Hooks selected by glob patterns (`blocks.*.attn.hook_z`); see `HookSelection::from_globs`.

@@ -119,19 +119,13 @@ impl Taker<'_> {
             Normalization::Rms => (true, false),
             _ => (false, false),
         };
-        Ok(NormWeights {
-            kind,
-            w: if w {
-                Some(self.take(&format!("{prefix}.w"), &[len], why)?)
-            } else {
-                None
-            },
-            b: if b {
-                Some(self.take(&format!("{prefix}.b"), &[len], why)?)
-            } else {
-                None
-            },
-        })
+        let w = w
+            .then(|| self.take(&format!("{prefix}.w"), &[len], why))
+            .transpose()?;
+        let b = b
+            .then(|| self.take(&format!("{prefix}.b"), &[len], why))
+            .transpose()?;
+        Ok(NormWeights { kind, w, b })
     }
 }
 

@@ -2,12 +2,18 @@
 //! directories through the runtime (`model`), and comparing with the reference evaluator.
 #![allow(dead_code)]
 
+// The fixture, JSON and binary helpers of the runtime tests serve these tests too.
+#[path = "../runtime_common/mod.rs"]
+mod runtime_common;
+#[allow(unused_imports)] // each test file uses a different part
+pub use runtime_common::{arg, array_of, cli_fails, congruity, fixtures, ok, read_json};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use congruity::compile::check::Domain;
-use congruity::compile::{IoSpec, same_value};
+use congruity::compile::{IoSpec, same_values};
 use congruity::lang;
 use congruity::lang::ir::{Program, Value};
 use congruity::model::config::ModelConfig;
@@ -70,6 +76,15 @@ pub fn load_program(file: &Path, name: &str) -> Program {
         .clone()
 }
 
+/// The runtime's token ids of one input (BOS first).
+fn token_row(io: &IoSpec, input: &[Value]) -> Vec<u32> {
+    io.encode(input)
+        .expect("in vocab")
+        .into_iter()
+        .map(|t| t as u32)
+        .collect()
+}
+
 /// A compiled model directory loaded into the runtime (config + TransformerLens tensors; the
 /// output is decoded with the compiler's own `IoSpec`).
 pub struct RuntimeModel {
@@ -96,16 +111,8 @@ impl RuntimeModel {
         let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::new(); inputs.len()];
         for idx in by_len.values() {
             for chunk in idx.chunks(4096) {
-                let rows: Vec<Vec<u32>> = chunk
-                    .iter()
-                    .map(|i| {
-                        io.encode(&inputs[*i])
-                            .expect("in vocab")
-                            .into_iter()
-                            .map(|t| t as u32)
-                            .collect()
-                    })
-                    .collect();
+                let rows: Vec<Vec<u32>> =
+                    chunk.iter().map(|i| token_row(io, &inputs[*i])).collect();
                 let batch = TokenBatch::new(&rows).expect("batch");
                 let run = self
                     .transformer
@@ -148,9 +155,8 @@ pub fn assert_matches_expected(
     let mut compared = 0;
     for ((input, want), got) in domain.inputs.iter().zip(expected).zip(outputs) {
         let Some(want) = want else { continue };
-        let ok = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| same_value(g, w));
         assert!(
-            ok,
+            same_values(got, want),
             "{what}: input [{}]: model {:?}, evaluator {:?}",
             congruity::compile::check::input_text(input),
             got,
@@ -182,13 +188,7 @@ impl RuntimeModel {
         let select = self.transformer.select_hooks(&names).expect("hooks");
         let mut out = Vec::with_capacity(inputs.len());
         for x in inputs {
-            let row: Vec<u32> = io
-                .encode(x)
-                .expect("in vocab")
-                .into_iter()
-                .map(|t| t as u32)
-                .collect();
-            let batch = TokenBatch::new(&[row]).expect("batch");
+            let batch = TokenBatch::new(&[token_row(io, x)]).expect("batch");
             let run = self
                 .transformer
                 .forward(&batch, &RunOptions::cache(select.clone()))

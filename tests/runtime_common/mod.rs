@@ -1,7 +1,9 @@
-//! Helpers shared by the runtime integration tests: fixture discovery and tensor comparison.
+//! Helpers shared by the runtime integration tests (and, through `compile_support`, the compiler's):
+//! fixture discovery, JSON files, the built binary, tensor comparison.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use candle_core::Tensor;
 
@@ -26,22 +28,90 @@ pub fn case_dirs(family: &str) -> Vec<PathBuf> {
     dirs
 }
 
+/// A fixture case's name: its directory's.
+pub fn case_name(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON array's elements, each converted by `f`.
+pub fn array_of<T>(v: &serde_json::Value, f: impl FnMut(&serde_json::Value) -> T) -> Vec<T> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{v} is not an array"))
+        .iter()
+        .map(f)
+        .collect()
+}
+
+/// A JSON array of token ids.
+pub fn token_ids(v: &serde_json::Value) -> Vec<u32> {
+    array_of(v, |x| x.as_u64().unwrap() as u32)
+}
+
+/// A JSON array of input symbols (an io.json `input`).
+pub fn input_symbols(v: &serde_json::Value) -> Vec<String> {
+    array_of(v, |x| x.as_str().unwrap().to_string())
+}
+
 /// `tokens.json`'s rows under `key`.
 pub fn read_token_rows(path: &Path, key: &str) -> Vec<Vec<u32>> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    v[key]
+    read_json(path)[key]
         .as_array()
         .unwrap_or_else(|| panic!("{} has no `{key}`", path.display()))
         .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect()
-        })
+        .map(token_ids)
         .collect()
+}
+
+/// Runs the built `congruity` binary in the crate root (so spec paths may be relative).
+pub fn congruity(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_congruity"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the congruity binary runs")
+}
+
+/// Runs the binary, expecting success; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = congruity(args);
+    assert!(
+        out.status.success(),
+        "congruity {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs the binary, expecting a clean failure (exit code 1, a message, no panic).
+pub fn cli_fails(args: &[&str]) -> String {
+    let out = congruity(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "congruity {args:?}: expected exit 1, stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "congruity {args:?} panicked:\n{stderr}"
+    );
+    // miette wraps long lines; compare on the text with the box drawing removed.
+    stderr
+        .replace(['│', '×'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A path as a command-line argument.
+pub fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
 
 /// Largest errors found when comparing two tensors.
