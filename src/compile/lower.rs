@@ -612,16 +612,7 @@ pub fn live_nodes(program: &Program) -> Vec<bool> {
         if !live[i] {
             continue;
         }
-        let operands: Vec<NodeId> = match &node.op {
-            Op::Tokens | Op::Indices | Op::Full(_) => vec![],
-            Op::Map { arg, .. } => vec![*arg],
-            Op::Map2 { a, b, .. } => vec![*a, *b],
-            Op::Select { keys, queries, .. } => vec![*keys, *queries],
-            Op::SelectAnd(a, b) | Op::SelectOr(a, b) => vec![*a, *b],
-            Op::SelectNot(a) | Op::SelectorWidth(a) => vec![*a],
-            Op::Aggregate { selector, values } => vec![*selector, *values],
-        };
-        for o in operands {
+        for o in node.op.operands() {
             live[o.0] = true;
         }
     }
