@@ -107,6 +107,18 @@ pub enum EquivalenceError {
     Representation(#[from] RepresentationError),
 }
 
+impl EquivalenceError {
+    /// `src` holds fewer than the `needed` implementations a test draws (`why`: what for).
+    pub(crate) fn too_few(src: &dyn ImplementationSource, needed: usize, why: &str) -> Self {
+        EquivalenceError::TooFewImplementations {
+            label: src.label().to_owned(),
+            count: src.count(),
+            needed,
+            why: why.to_owned(),
+        }
+    }
+}
+
 pub(crate) fn check_confidence(confidence: f64) -> Result<(), EquivalenceError> {
     if confidence > 0.0 && confidence < 1.0 {
         Ok(())

@@ -59,6 +59,12 @@ impl RepresentationSet {
     }
 }
 
+/// The error for an index past the `count` items (`what`: "implementations", "models", ...) of a
+/// source.
+pub(crate) fn out_of_range(index: usize, count: usize, what: &str) -> SourceError {
+    SourceError(format!("index {index} out of range for {count} {what}"))
+}
+
 impl ImplementationSource for RepresentationSet {
     fn label(&self) -> &str {
         &self.label
@@ -69,12 +75,10 @@ impl ImplementationSource for RepresentationSet {
     }
 
     fn representation(&self, index: usize) -> Result<Representation, SourceError> {
-        self.items.get(index).cloned().ok_or_else(|| {
-            SourceError(format!(
-                "index {index} out of range for {} representations",
-                self.items.len()
-            ))
-        })
+        self.items
+            .get(index)
+            .cloned()
+            .ok_or_else(|| out_of_range(index, self.items.len(), "representations"))
     }
 }
 
@@ -219,6 +223,12 @@ fn check_aligned(
         }
     }
     Ok(())
+}
+
+/// An index uniform over `0..count` without `avoid` (`count ≥ 2`): one draw, shifted past it.
+pub(crate) fn pick_other(rng: &mut impl rand::Rng, count: usize, avoid: usize) -> usize {
+    let x = rng.random_range(0..count - 1);
+    if x >= avoid { x + 1 } else { x }
 }
 
 /// A seed for stream `stream` derived from `seed` (SplitMix64 finaliser, chained), so that every

@@ -6,10 +6,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::source::{ImplRef, ImplementationSource, compute_fits, derive_seed};
+use super::source::{ImplRef, ImplementationSource, compute_fits, derive_seed, pick_other};
 use super::stats::{Interval, Spread, quantile};
 use super::{EquivalenceError, check_confidence, check_positive};
-use crate::similarity::{Measure, RidgeR2};
+use crate::similarity::Measure;
 
 /// Settings of a transfer matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,7 @@ pub struct TransferConfig {
 impl Default for TransferConfig {
     fn default() -> Self {
         Self {
-            measure: Measure::RidgeR2(RidgeR2::default()),
+            measure: Measure::default(),
             max_pairs: 100,
             seed: 0,
             bootstrap: 1000,
@@ -90,8 +90,7 @@ fn cell_pairs(
         .map(|_| {
             let a = rng.random_range(0..ki);
             let b = if same_pool {
-                let b = rng.random_range(0..ki - 1);
-                if b >= a { b + 1 } else { b }
+                pick_other(&mut rng, ki, a)
             } else {
                 rng.random_range(0..kj)
             };
