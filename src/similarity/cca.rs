@@ -130,14 +130,7 @@ pub fn svcca(var: f64, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64, Si
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     #[test]
     fn invertible_linear_map_gives_correlation_one() {

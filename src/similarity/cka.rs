@@ -130,14 +130,7 @@ pub fn cka(kind: CkaKind, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     /// Song et al.'s estimator written on the n × n kernels, as in the paper.
     fn kernel_space_unbiased(k: &Mat<f64>, l: &Mat<f64>) -> f64 {

@@ -31,6 +31,15 @@ pub mod ridge;
 
 use faer::MatRef;
 
+/// Seeded standard-normal test data, `n` rows by `d` columns.
+#[cfg(test)]
+pub(crate) fn random_matrix(n: usize, d: usize, seed: u64) -> faer::Mat<f64> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    faer::Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
+}
+
 pub use measure::{Measure, MeasureNameError, MeasureValue, Orientation, PreparedSource};
 pub use ridge::{HeldOutSplit, RidgeCv, RidgeCvFit, RidgeR2, RidgeR2Result};
 

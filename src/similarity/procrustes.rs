@@ -98,14 +98,7 @@ pub fn procrustes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     #[test]
     fn rotated_copy_is_at_distance_zero() {

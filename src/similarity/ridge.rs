@@ -632,12 +632,7 @@ impl RidgePredictor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     /// Brute-force leave-one-out: refit ridge with a free intercept on n − 1 rows by solving the
     /// normal equations with faer's LLT, for each left-out row.
