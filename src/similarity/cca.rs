@@ -14,7 +14,7 @@
 use faer::{Mat, MatRef};
 
 use super::linalg;
-use super::{Operand, SimilarityError, check_operand, check_rows};
+use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 /// How many leading directions of a side enter the correlation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,14 +88,7 @@ impl PreparedCca {
 
     /// Canonical correlations, largest first.
     pub fn correlations(&self, y: MatRef<'_, f64>) -> Result<Vec<f64>, SimilarityError> {
-        if y.nrows() != self.n {
-            return Err(SimilarityError::RowMismatch {
-                measure: self.measure.clone(),
-                x_rows: self.n,
-                y_rows: y.nrows(),
-            });
-        }
-        check_operand(&self.measure, Operand::Y, y)?;
+        check_target(&self.measure, self.n, y)?;
         let by = basis(&self.measure, y, self.truncation, Operand::Y)?;
         let cross = linalg::mul_tn(self.basis.as_ref(), by.as_ref());
         let rho = linalg::singular_values(cross.as_ref()).map_err(|_| {

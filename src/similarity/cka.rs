@@ -10,7 +10,7 @@
 use faer::{Mat, MatRef};
 
 use super::linalg;
-use super::{Operand, SimilarityError, check_operand, check_rows};
+use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 /// The two CKA estimators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,14 +81,7 @@ impl PreparedCka {
 
     pub fn score(&self, y: MatRef<'_, f64>) -> Result<f64, SimilarityError> {
         let name = self.kind.name();
-        if y.nrows() != self.xc.nrows() {
-            return Err(SimilarityError::RowMismatch {
-                measure: name.to_owned(),
-                x_rows: self.xc.nrows(),
-                y_rows: y.nrows(),
-            });
-        }
-        check_operand(name, Operand::Y, y)?;
+        check_target(name, self.xc.nrows(), y)?;
         let (yc, _) = linalg::center(y);
         let y_self = self_hsic(self.kind, yc.as_ref(), Operand::Y)?;
         let cross = linalg::frobenius_sq(linalg::mul_tn(self.xc.as_ref(), yc.as_ref()).as_ref());

@@ -144,6 +144,23 @@ pub(crate) fn check_operand(
     Ok(())
 }
 
+/// Checks a target `y` scored against a source prepared on `x_rows` rows: the same rows (inputs),
+/// at least one column, only finite values.
+pub(crate) fn check_target(
+    measure: &str,
+    x_rows: usize,
+    y: MatRef<'_, f64>,
+) -> Result<(), SimilarityError> {
+    if y.nrows() != x_rows {
+        return Err(SimilarityError::RowMismatch {
+            measure: measure.to_owned(),
+            x_rows,
+            y_rows: y.nrows(),
+        });
+    }
+    check_operand(measure, Operand::Y, y)
+}
+
 /// Checks that `x` and `y` describe the same `n >= min_rows` inputs.
 pub(crate) fn check_pair(
     measure: &str,
