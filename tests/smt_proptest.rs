@@ -110,37 +110,23 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
     let d = depth - 1;
     match want {
         K::Num => match g.pick(10) {
-            0 => bin(
-                BinOp::Add,
+            k @ 0..=2 => bin(
+                [BinOp::Add, BinOp::Sub, BinOp::Mul][k],
                 typed(g, params, K::Num, d),
                 typed(g, params, K::Num, d),
             ),
-            1 => bin(
-                BinOp::Sub,
-                typed(g, params, K::Num, d),
-                typed(g, params, K::Num, d),
-            ),
-            2 => bin(
-                BinOp::Mul,
-                typed(g, params, K::Num, d),
-                typed(g, params, K::Num, d),
-            ),
-            3 => {
+            k @ 3..=4 => {
                 // Mostly a non-zero constant divisor; sometimes one that can be zero.
                 let den = if g.pick(3) == 0 {
                     typed(g, params, K::Num, d)
                 } else {
                     Expr::Const(Value::int(2 + g.pick(2) as i64))
                 };
-                bin(BinOp::Div, typed(g, params, K::Num, d), den)
-            }
-            4 => {
-                let den = if g.pick(3) == 0 {
-                    typed(g, params, K::Num, d)
-                } else {
-                    Expr::Const(Value::int(2 + g.pick(2) as i64))
-                };
-                bin(BinOp::Mod, typed(g, params, K::Num, d), den)
+                bin(
+                    [BinOp::Div, BinOp::Mod][k - 3],
+                    typed(g, params, K::Num, d),
+                    den,
+                )
             }
             5 | 6 => Expr::If(
                 Box::new(typed(g, params, K::Bool, d)),
@@ -211,11 +197,10 @@ fn expr(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
     }
     let d = depth - 1;
     match g.pick(16) {
-        0 => bin(BinOp::Add, expr(g, arity, d), expr(g, arity, d)),
-        1 => bin(BinOp::Sub, expr(g, arity, d), expr(g, arity, d)),
-        2 => bin(BinOp::Mul, expr(g, arity, d), expr(g, arity, d)),
-        3 => bin(BinOp::Div, expr(g, arity, d), expr(g, arity, d)),
-        4 => bin(BinOp::Mod, expr(g, arity, d), expr(g, arity, d)),
+        k @ 0..=4 => {
+            let ops = [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div, BinOp::Mod];
+            bin(ops[k], expr(g, arity, d), expr(g, arity, d))
+        }
         5..=8 => cmp(g, arity, d),
         9 => bin(
             if g.pick(2) == 0 {
