@@ -253,6 +253,19 @@ pub struct StageModel {
     pub vocab: Option<Vec<Value>>,
 }
 
+impl StageModel {
+    /// Stage `k` (0-based) could not take input `i` (`input`: what this stage read).
+    fn input_error(&self, k: usize, i: usize, input: &[Value], reason: String) -> ChainError {
+        ChainError::Input {
+            stage: k + 1,
+            program: self.program.clone(),
+            input: i,
+            text: input_text(input),
+            reason,
+        }
+    }
+}
+
 /// Patching for a chain: at stage `stage`, `sites` get their values on the corrupted inputs
 /// (which run through the earlier stages of the same chain first).
 #[derive(Debug, Clone)]
@@ -327,17 +340,12 @@ fn adapt(
                     if let Some(vocab) = &stage.vocab
                         && vocab.binary_search(&m).is_err()
                     {
-                        return Err(ChainError::Input {
-                            stage: k + 1,
-                            program: stage.program.clone(),
-                            input: i,
-                            text: input_text(input),
-                            reason: format!(
-                                "the previous stage's output {} (mapped to {}) is not a token of this stage",
-                                token_text(v),
-                                token_text(&m)
-                            ),
-                        });
+                        let reason = format!(
+                            "the previous stage's output {} (mapped to {}) is not a token of this stage",
+                            token_text(v),
+                            token_text(&m)
+                        );
+                        return Err(stage.input_error(k, i, input, reason));
                     }
                     Ok(m)
                 })
@@ -358,13 +366,7 @@ fn encode_all(
             stage
                 .codec
                 .encode(input)
-                .map_err(|reason| ChainError::Input {
-                    stage: k + 1,
-                    program: stage.program.clone(),
-                    input: i,
-                    text: input_text(input),
-                    reason,
-                })
+                .map_err(|reason| stage.input_error(k, i, input, reason))
         })
         .collect()
 }
@@ -399,13 +401,7 @@ fn run_stage(
             stage
                 .codec
                 .decode(logits)
-                .map_err(|reason| ChainError::Input {
-                    stage: k + 1,
-                    program: stage.program.clone(),
-                    input: i,
-                    text: input_text(input),
-                    reason,
-                })
+                .map_err(|reason| stage.input_error(k, i, input, reason))
         })
         .collect::<Result<_, _>>()?;
     Ok(StageRun {
