@@ -8,12 +8,12 @@
 //! 1/2 means G′ does not use what was patched; near 1, it relies on the same mechanism. The
 //! one-sided test of `P(win) > 1/2` is reported exactly (binomial) and as the paper's z-test.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::point::{Outcome, Tally, outcome};
-use super::source::{ImplRef, ImplementationSource, compute_fits, pick_other};
+use super::source::{ImplRef, ImplementationSource, compute_fits, draw_pair};
 use super::stats::{Interval, OneSidedTest, Proportion, one_sided_above_half};
 use super::{EquivalenceError, check_confidence, check_positive};
 use crate::similarity::Measure;
@@ -109,15 +109,7 @@ pub fn intervention_test(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let draws: Vec<(usize, usize)> = (0..cfg.draws)
-        .map(|_| {
-            let k = rng.random_range(0..k_count);
-            let t = if same_pool {
-                pick_other(&mut rng, t_count, k)
-            } else {
-                rng.random_range(0..t_count)
-            };
-            (k, t)
-        })
+        .map(|_| draw_pair(&mut rng, k_count, t_count, same_pool))
         .collect();
     let refs = |k: usize, t: usize| {
         (

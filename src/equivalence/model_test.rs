@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::EquivalenceError;
 use super::point::{Outcome, PointTestConfig, Tally, WinSummary, outcome};
-use super::source::{ImplRef, ImplementationSource, compute_fits, pick_other};
+use super::source::{ImplRef, ImplementationSource, compute_fits, draw_pair, pick_other};
 
 /// Which comparison a [`ModelTestResult`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,12 +127,7 @@ pub fn closer_test(
     let draws: Vec<Draw> = (0..cfg.draws)
         .map(|_| {
             let m = rng.random_range(0..model.count());
-            let b = rng.random_range(0..own.count());
-            let c = if same {
-                pick_other(&mut rng, own.count(), b)
-            } else {
-                rng.random_range(0..other.count())
-            };
+            let (b, c) = draw_pair(&mut rng, own.count(), other.count(), same);
             Draw {
                 model: m,
                 first: b,

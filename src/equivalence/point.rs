@@ -8,7 +8,7 @@ use super::source::{
     FitTable, ImplRef, ImplementationSource, compute_fits, derive_seed, pick_other,
 };
 use super::stats::{Interval, IntervalMethod, Proportion, Spread};
-use super::{EquivalenceError, check_confidence, check_positive};
+use super::{EquivalenceError, check_confidence, check_positive, square_table};
 use crate::similarity::Measure;
 
 /// One comparison's result. Ties are not wins (the paper's strict `>`); they are counted apart
@@ -444,13 +444,6 @@ impl SelectivityMatrix {
     /// A table for people: rows are G1, columns G2, entries the mean replicate win rate ± its
     /// standard deviation, `*` where the pooled verdict is distinguishable.
     pub fn to_text(&self) -> String {
-        let width = self
-            .labels
-            .iter()
-            .map(|l| l.len())
-            .max()
-            .unwrap_or(0)
-            .max(14);
         let mut out = format!(
             "selectivity: win rate of fit(a→b) > fit(a→c), a,b ∈ G1 (row), c ∈ G2 (column)\n\
              measure {}; {} replicates × {} draws; seed {}; * = distinguishable ({} {}% lower bound > 0.5, pooled)\n",
@@ -464,24 +457,15 @@ impl SelectivityMatrix {
             },
             self.confidence * 100.0
         );
-        out.push_str(&format!("{:width$}", "G1 \\ G2"));
-        for l in &self.labels {
-            out.push_str(&format!("  {l:>width$}"));
-        }
-        out.push('\n');
-        for (i, row) in self.cells.iter().enumerate() {
-            out.push_str(&format!("{:width$}", self.labels[i]));
-            for cell in row {
-                let mark = if cell.pooled.verdict == Verdict::Distinguishable {
-                    "*"
-                } else {
-                    " "
-                };
-                let entry = format!("{:.3}±{:.3}{mark}", cell.win_rate.mean, cell.win_rate.sd);
-                out.push_str(&format!("  {entry:>width$}"));
-            }
-            out.push('\n');
-        }
+        out.push_str(&square_table(&self.labels, "G1 \\ G2", 14, |i, j| {
+            let cell = &self.cells[i][j];
+            let mark = if cell.pooled.verdict == Verdict::Distinguishable {
+                "*"
+            } else {
+                " "
+            };
+            format!("{:.3}±{:.3}{mark}", cell.win_rate.mean, cell.win_rate.sd)
+        }));
         out
     }
 }

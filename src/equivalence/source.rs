@@ -231,6 +231,23 @@ pub(crate) fn pick_other(rng: &mut impl rand::Rng, count: usize, avoid: usize) -
     if x >= avoid { x + 1 } else { x }
 }
 
+/// An index uniform over `0..first`, then one uniform over `0..second` that differs from it when
+/// both are drawn from one pool (`same_pool`; then `first == second`).
+pub(crate) fn draw_pair(
+    rng: &mut impl rand::Rng,
+    first: usize,
+    second: usize,
+    same_pool: bool,
+) -> (usize, usize) {
+    let a = rng.random_range(0..first);
+    let b = if same_pool {
+        pick_other(rng, second, a)
+    } else {
+        rng.random_range(0..second)
+    };
+    (a, b)
+}
+
 /// A seed for stream `stream` derived from `seed` (SplitMix64 finaliser, chained), so that every
 /// cell, replicate and bootstrap has its own reproducible generator independent of scheduling.
 pub fn derive_seed(seed: u64, stream: &[u64]) -> u64 {
