@@ -128,28 +128,14 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
                     den,
                 )
             }
-            5 | 6 => Expr::If(
-                Box::new(typed(g, params, K::Bool, d)),
-                Box::new(typed(g, params, K::Num, d)),
-                Box::new(typed(g, params, K::Num, d)),
-            ),
-            7 => Expr::Call(
-                [Builtin::Min, Builtin::Max][g.pick(2)],
-                vec![typed(g, params, K::Num, d), typed(g, params, K::Num, d)],
-            ),
+            5 | 6 => if_then_else(g, params, K::Num, d),
+            7 => min_max(g, params, K::Num, d),
             8 => Expr::Call(Builtin::Abs, vec![typed(g, params, K::Num, d)]),
             _ => Expr::Unary(UnOp::Neg, Box::new(typed(g, params, K::Num, d))),
         },
         K::Sym => match g.pick(3) {
-            0 => Expr::If(
-                Box::new(typed(g, params, K::Bool, d)),
-                Box::new(typed(g, params, K::Sym, d)),
-                Box::new(typed(g, params, K::Sym, d)),
-            ),
-            1 => Expr::Call(
-                [Builtin::Min, Builtin::Max][g.pick(2)],
-                vec![typed(g, params, K::Sym, d), typed(g, params, K::Sym, d)],
-            ),
+            0 => if_then_else(g, params, K::Sym, d),
+            1 => min_max(g, params, K::Sym, d),
             _ => typed(g, params, K::Sym, 0),
         },
         K::Bool | K::Any => match g.pick(6) {
@@ -184,6 +170,23 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
             }
         },
     }
+}
+
+/// `if <bool> then <kind> else <kind>`.
+fn if_then_else(g: &mut Genome<'_>, params: &[K], kind: K, depth: usize) -> Expr {
+    Expr::If(
+        Box::new(typed(g, params, K::Bool, depth)),
+        Box::new(typed(g, params, kind, depth)),
+        Box::new(typed(g, params, kind, depth)),
+    )
+}
+
+/// `min` or `max` of two expressions of `kind`.
+fn min_max(g: &mut Genome<'_>, params: &[K], kind: K, depth: usize) -> Expr {
+    Expr::Call(
+        [Builtin::Min, Builtin::Max][g.pick(2)],
+        vec![typed(g, params, kind, depth), typed(g, params, kind, depth)],
+    )
 }
 
 /// A random expression over `arity` parameters, without regard to kinds.

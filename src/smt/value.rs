@@ -241,7 +241,7 @@ pub(crate) fn ff() -> Bool {
 /// Conjunction, folding literal `true` / `false` so that statically decided conditions stay
 /// recognisable (`as_bool`) without a call to the simplifier.
 pub(crate) fn and(xs: &[Bool]) -> Bool {
-    fold_literals(xs, true, |keep| Bool::and(keep))
+    fold_literals(xs, true, Bool::and)
 }
 
 /// Negation, folding literals like [`and`].
@@ -254,7 +254,7 @@ pub(crate) fn not(x: &Bool) -> Bool {
 
 /// Disjunction, folding literal `true` / `false` like [`and`].
 pub(crate) fn or(xs: &[Bool]) -> Bool {
-    fold_literals(xs, false, |keep| Bool::or(keep))
+    fold_literals(xs, false, Bool::or)
 }
 
 /// `and` (`unit` true) or `or` (`unit` false): literals equal to `unit` drop out, the other
