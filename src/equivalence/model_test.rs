@@ -97,6 +97,7 @@ fn record_draws(
         .collect())
 }
 
+/// Implementation `index` of source `source` (short: every draw names four of them).
 fn r(source: usize, index: usize) -> ImplRef {
     ImplRef { source, index }
 }
