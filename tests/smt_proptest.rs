@@ -145,29 +145,17 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
                 typed(g, params, K::Bool, d),
             ),
             1 => Expr::Unary(UnOp::Not, Box::new(typed(g, params, K::Bool, d))),
-            2 => {
-                let ops = [BinOp::Eq, BinOp::Ne, BinOp::Lt, BinOp::Le];
-                bin(
-                    ops[g.pick(4)],
-                    typed(g, params, K::Sym, d),
-                    typed(g, params, K::Sym, d),
-                )
-            }
-            _ => {
-                let ops = [
-                    BinOp::Eq,
-                    BinOp::Ne,
-                    BinOp::Lt,
-                    BinOp::Le,
-                    BinOp::Gt,
-                    BinOp::Ge,
-                ];
-                bin(
-                    ops[g.pick(6)],
-                    typed(g, params, K::Num, d),
-                    typed(g, params, K::Num, d),
-                )
-            }
+            // Symbols: the first four comparisons only.
+            2 => bin(
+                COMPARE[g.pick(4)],
+                typed(g, params, K::Sym, d),
+                typed(g, params, K::Sym, d),
+            ),
+            _ => bin(
+                COMPARE[g.pick(6)],
+                typed(g, params, K::Num, d),
+                typed(g, params, K::Num, d),
+            ),
         },
     }
 }
@@ -229,16 +217,18 @@ fn expr(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
     }
 }
 
+/// The comparison operators, in the order the generators index them.
+const COMPARE: [BinOp; 6] = [
+    BinOp::Eq,
+    BinOp::Ne,
+    BinOp::Lt,
+    BinOp::Le,
+    BinOp::Gt,
+    BinOp::Ge,
+];
+
 fn cmp(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
-    let ops = [
-        BinOp::Eq,
-        BinOp::Ne,
-        BinOp::Lt,
-        BinOp::Le,
-        BinOp::Gt,
-        BinOp::Ge,
-    ];
-    let op = ops[g.pick(ops.len())];
+    let op = COMPARE[g.pick(COMPARE.len())];
     bin(
         op,
         expr(g, arity, depth.min(1)),
