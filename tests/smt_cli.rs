@@ -17,6 +17,9 @@ fn congruity(args: &[&str]) -> Output {
         .expect("run congruity")
 }
 
+/// Two goals on the wrong reverse: both refuted.
+const REVERSE_WRONG: &str = "import \"SPECS/alternatives/reverse_wrong.interp\"\nprove wrong: equivalent(tracr_reverse, reverse_wrong)\nprove well_formed(reverse_wrong)\n";
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -74,10 +77,7 @@ fn all_proved_exits_0() {
 
 #[test]
 fn refuted_exits_1_and_prints_the_counterexample() {
-    let spec = TempSpec::new(
-        "refuted",
-        "import \"SPECS/alternatives/reverse_wrong.interp\"\nprove wrong: equivalent(tracr_reverse, reverse_wrong)\nprove well_formed(reverse_wrong)\n",
-    );
+    let spec = TempSpec::new("refuted", REVERSE_WRONG);
     let o = congruity(&["prove", &spec.path(), "--lengths"]);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
@@ -195,10 +195,7 @@ fn bad_input_exits_3() {
 
 #[test]
 fn json_is_stable_and_sorted() {
-    let spec = TempSpec::new(
-        "json",
-        "import \"SPECS/alternatives/reverse_wrong.interp\"\nprove wrong: equivalent(tracr_reverse, reverse_wrong)\nprove well_formed(reverse_wrong)\n",
-    );
+    let spec = TempSpec::new("json", REVERSE_WRONG);
     let o = congruity(&["prove", &spec.path(), "--json"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let again = congruity(&["prove", &spec.path(), "--json", "--sequential"]);

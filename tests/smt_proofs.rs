@@ -2,27 +2,24 @@
 //! the evaluator confirms, two sorts are proved equivalent on their common domain, ill-formed
 //! programs are caught with the offending input, and a timeout is `unknown`, never `proved`.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use congruity::lang::eval::{EvalError, eval_output, eval_program};
 use congruity::lang::ir::{ProofGoal, Spec};
 use congruity::lang::{self, check_str};
-use congruity::smt::{self, LengthStatus, ProveOptions, Verdict};
+use congruity::smt::{self, Counterexample, LengthStatus, ProofReport, ProveOptions, Verdict};
 
 mod smt_support;
 
-fn specs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("specs")
-}
+use smt_support::specs_dir;
 
 fn load(rel: &str) -> Spec {
-    lang::load(specs().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e:?}"))
+    lang::load(specs_dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e:?}"))
 }
 
 /// Checks `text` as if it were a file in `specs/<dir>/` (so its imports resolve there).
 fn inline(dir: &str, text: &str) -> Spec {
-    let name = specs().join(dir).join("smt_inline.interp");
+    let name = specs_dir().join(dir).join("smt_inline.interp");
     check_str(&name.display().to_string(), text).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
@@ -31,6 +28,49 @@ fn opts() -> ProveOptions {
         timeout: Some(Duration::from_secs(120)),
         parallel: true,
         max_len: None,
+    }
+}
+
+/// tracr's make_sort used past its max_seq_len (5) on sequences of up to 6 tokens.
+const SORT_BEYOND_MAX_SEQ_LEN: &str = r#"
+task longer {
+  vocab   {1..=4}
+  max_len 6
+}
+interpretation sort_max_seq_len_5 for longer {
+  keys       = map2(|x, i| x + 1 * i / 5, tokens, indices)
+  smaller    = select(keys, keys, <)
+  target_pos = selector_width(smaller)
+  sel_new    = select(target_pos, indices, ==)
+  output       aggregate(sel_new, tokens)
+}
+"#;
+
+/// tracr's make_sort_unique without its uniqueness restriction.
+const UNRESTRICTED_SORT_UNIQUE: &str = r#"
+task any_tokens {
+  vocab   {1..=5}
+  max_len 5
+}
+interpretation unrestricted_sort_unique for any_tokens {
+  smaller    = select(tokens, tokens, <)
+  target_pos = selector_width(smaller)
+  sel_new    = select(target_pos, indices, ==)
+  output       aggregate(sel_new, tokens)
+}
+"#;
+
+fn well_formed(program: &str) -> ProofGoal {
+    ProofGoal::WellFormed {
+        program: program.into(),
+    }
+}
+
+/// The counterexample of a refutation (the report's text when it is not one).
+fn refuted(r: &ProofReport) -> &Counterexample {
+    match &r.verdict {
+        Verdict::Refuted { counterexample } => counterexample,
+        _ => panic!("expected a refutation: {}", r.text()),
     }
 }
 
@@ -50,9 +90,7 @@ fn wrong_reverse_is_refuted_with_an_input_the_evaluator_confirms() {
         &equivalent("tracr_reverse", "reverse_wrong"),
         &opts(),
     );
-    let Verdict::Refuted { counterexample: c } = &report.verdict else {
-        panic!("expected a refutation: {}", report.text());
-    };
+    let c = refuted(&report);
     assert_eq!(c.inputs.len(), 1);
     let input = &c.inputs[0];
     // Replay independently of the prover: the two outputs differ on this input.
@@ -119,14 +157,7 @@ fn sort_unique_and_sort_agree_on_their_common_domain() {
     assert_eq!(r.verdict, Verdict::Proved, "{}", r.text());
     assert_eq!(r.lengths.len(), 5);
     // Off the common domain they differ: sort_unique is ill-formed on repeated tokens.
-    let wf = smt::prove(
-        &spec,
-        "wf",
-        &ProofGoal::WellFormed {
-            program: "tracr_sort".into(),
-        },
-        &opts(),
-    );
+    let wf = smt::prove(&spec, "wf", &well_formed("tracr_sort"), &opts());
     assert_eq!(wf.verdict, Verdict::Proved, "{}", wf.text());
 }
 
@@ -135,32 +166,14 @@ fn sort_unique_and_sort_agree_on_their_common_domain() {
 /// ambiguous aggregate.
 #[test]
 fn sort_unique_on_repeated_tokens_is_ill_formed() {
-    let spec = inline(
-        "tracr",
-        r#"
-task any_tokens {
-  vocab   {1..=5}
-  max_len 5
-}
-interpretation unrestricted_sort_unique for any_tokens {
-  smaller    = select(tokens, tokens, <)
-  target_pos = selector_width(smaller)
-  sel_new    = select(target_pos, indices, ==)
-  output       aggregate(sel_new, tokens)
-}
-"#,
-    );
+    let spec = inline("tracr", UNRESTRICTED_SORT_UNIQUE);
     let r = smt::prove(
         &spec,
         "wf",
-        &ProofGoal::WellFormed {
-            program: "unrestricted_sort_unique".into(),
-        },
+        &well_formed("unrestricted_sort_unique"),
         &opts(),
     );
-    let Verdict::Refuted { counterexample: c } = &r.verdict else {
-        panic!("{}", r.text())
-    };
+    let c = refuted(&r);
     assert_eq!(
         c.length,
         2,
@@ -182,33 +195,9 @@ interpretation unrestricted_sort_unique for any_tokens {
 /// of 6 tokens, `2 + 0` and `1 + 5/5` collide: refuted at length 6, proved below.
 #[test]
 fn tracr_sort_beyond_its_max_seq_len_is_ill_formed() {
-    let spec = inline(
-        "tracr",
-        r#"
-task longer {
-  vocab   {1..=4}
-  max_len 6
-}
-interpretation sort_max_seq_len_5 for longer {
-  keys       = map2(|x, i| x + 1 * i / 5, tokens, indices)
-  smaller    = select(keys, keys, <)
-  target_pos = selector_width(smaller)
-  sel_new    = select(target_pos, indices, ==)
-  output       aggregate(sel_new, tokens)
-}
-"#,
-    );
-    let r = smt::prove(
-        &spec,
-        "wf",
-        &ProofGoal::WellFormed {
-            program: "sort_max_seq_len_5".into(),
-        },
-        &opts(),
-    );
-    let Verdict::Refuted { counterexample: c } = &r.verdict else {
-        panic!("{}", r.text())
-    };
+    let spec = inline("tracr", SORT_BEYOND_MAX_SEQ_LEN);
+    let r = smt::prove(&spec, "wf", &well_formed("sort_max_seq_len_5"), &opts());
+    let c = refuted(&r);
     assert_eq!(c.length, 6, "{}", r.text());
     for l in &r.lengths[..5] {
         assert_eq!(l.status, LengthStatus::Proved, "{}", r.length_table());
@@ -264,14 +253,7 @@ fn pipelines_compose() {
         parallel: true,
         max_len: Some(6),
     };
-    let r = smt::prove(
-        &spec,
-        "p",
-        &ProofGoal::WellFormed {
-            program: "algo_6".into(),
-        },
-        &o,
-    );
+    let r = smt::prove(&spec, "p", &well_formed("algo_6"), &o);
     assert_eq!(r.verdict, Verdict::Proved, "{}", r.text());
 }
 
@@ -283,14 +265,7 @@ fn tracr_library_programs_are_well_formed_and_never_garbled() {
     let spec = load("proofs/tracr_wellformed.interp");
     assert_eq!(spec.programs.len(), 13);
     for (name, p) in &spec.programs {
-        let wf = smt::prove(
-            &spec,
-            name,
-            &ProofGoal::WellFormed {
-                program: name.clone(),
-            },
-            &opts(),
-        );
+        let wf = smt::prove(&spec, name, &well_formed(name), &opts());
         assert_eq!(wf.verdict, Verdict::Proved, "{}", wf.text());
         let g = smt::prove_no_garbling(&spec, name, &opts());
         assert_eq!(g.verdict, Verdict::Proved, "{}", g.text());
@@ -308,34 +283,10 @@ fn tracr_library_programs_are_well_formed_and_never_garbled() {
 fn garbling_is_found_and_told_apart_from_harmless_ambiguity() {
     let spec = inline(
         "tracr",
-        r#"
-task longer {
-  vocab   {1..=4}
-  max_len 6
-}
-interpretation sort_max_seq_len_5 for longer {
-  keys       = map2(|x, i| x + 1 * i / 5, tokens, indices)
-  smaller    = select(keys, keys, <)
-  target_pos = selector_width(smaller)
-  sel_new    = select(target_pos, indices, ==)
-  output       aggregate(sel_new, tokens)
-}
-task any_tokens {
-  vocab   {1..=5}
-  max_len 5
-}
-interpretation unrestricted_sort_unique for any_tokens {
-  smaller    = select(tokens, tokens, <)
-  target_pos = selector_width(smaller)
-  sel_new    = select(target_pos, indices, ==)
-  output       aggregate(sel_new, tokens)
-}
-"#,
+        &format!("{SORT_BEYOND_MAX_SEQ_LEN}{UNRESTRICTED_SORT_UNIQUE}"),
     );
     let g = smt::prove_no_garbling(&spec, "sort_max_seq_len_5", &opts());
-    let Verdict::Refuted { counterexample: c } = &g.verdict else {
-        panic!("{}", g.text())
-    };
+    let c = refuted(&g);
     assert_eq!(c.length, 6, "{}", g.text());
     assert!(
         c.errors[0].contains("categorical aggregate `output` at query position"),
@@ -346,14 +297,7 @@ interpretation unrestricted_sort_unique for any_tokens {
     assert!(smt_support::garbles(p, &c.inputs[0]));
 
     let name = "unrestricted_sort_unique";
-    let wf = smt::prove(
-        &spec,
-        name,
-        &ProofGoal::WellFormed {
-            program: name.into(),
-        },
-        &opts(),
-    );
+    let wf = smt::prove(&spec, name, &well_formed(name), &opts());
     assert!(
         matches!(wf.verdict, Verdict::Refuted { .. }),
         "{}",

@@ -110,60 +110,32 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
     let d = depth - 1;
     match want {
         K::Num => match g.pick(10) {
-            0 => bin(
-                BinOp::Add,
+            k @ 0..=2 => bin(
+                [BinOp::Add, BinOp::Sub, BinOp::Mul][k],
                 typed(g, params, K::Num, d),
                 typed(g, params, K::Num, d),
             ),
-            1 => bin(
-                BinOp::Sub,
-                typed(g, params, K::Num, d),
-                typed(g, params, K::Num, d),
-            ),
-            2 => bin(
-                BinOp::Mul,
-                typed(g, params, K::Num, d),
-                typed(g, params, K::Num, d),
-            ),
-            3 => {
+            k @ 3..=4 => {
                 // Mostly a non-zero constant divisor; sometimes one that can be zero.
                 let den = if g.pick(3) == 0 {
                     typed(g, params, K::Num, d)
                 } else {
                     Expr::Const(Value::int(2 + g.pick(2) as i64))
                 };
-                bin(BinOp::Div, typed(g, params, K::Num, d), den)
+                bin(
+                    [BinOp::Div, BinOp::Mod][k - 3],
+                    typed(g, params, K::Num, d),
+                    den,
+                )
             }
-            4 => {
-                let den = if g.pick(3) == 0 {
-                    typed(g, params, K::Num, d)
-                } else {
-                    Expr::Const(Value::int(2 + g.pick(2) as i64))
-                };
-                bin(BinOp::Mod, typed(g, params, K::Num, d), den)
-            }
-            5 | 6 => Expr::If(
-                Box::new(typed(g, params, K::Bool, d)),
-                Box::new(typed(g, params, K::Num, d)),
-                Box::new(typed(g, params, K::Num, d)),
-            ),
-            7 => Expr::Call(
-                [Builtin::Min, Builtin::Max][g.pick(2)],
-                vec![typed(g, params, K::Num, d), typed(g, params, K::Num, d)],
-            ),
+            5 | 6 => if_then_else(g, params, K::Num, d),
+            7 => min_max(g, params, K::Num, d),
             8 => Expr::Call(Builtin::Abs, vec![typed(g, params, K::Num, d)]),
             _ => Expr::Unary(UnOp::Neg, Box::new(typed(g, params, K::Num, d))),
         },
         K::Sym => match g.pick(3) {
-            0 => Expr::If(
-                Box::new(typed(g, params, K::Bool, d)),
-                Box::new(typed(g, params, K::Sym, d)),
-                Box::new(typed(g, params, K::Sym, d)),
-            ),
-            1 => Expr::Call(
-                [Builtin::Min, Builtin::Max][g.pick(2)],
-                vec![typed(g, params, K::Sym, d), typed(g, params, K::Sym, d)],
-            ),
+            0 => if_then_else(g, params, K::Sym, d),
+            1 => min_max(g, params, K::Sym, d),
             _ => typed(g, params, K::Sym, 0),
         },
         K::Bool | K::Any => match g.pick(6) {
@@ -173,31 +145,36 @@ fn typed(g: &mut Genome<'_>, params: &[K], want: K, depth: usize) -> Expr {
                 typed(g, params, K::Bool, d),
             ),
             1 => Expr::Unary(UnOp::Not, Box::new(typed(g, params, K::Bool, d))),
-            2 => {
-                let ops = [BinOp::Eq, BinOp::Ne, BinOp::Lt, BinOp::Le];
-                bin(
-                    ops[g.pick(4)],
-                    typed(g, params, K::Sym, d),
-                    typed(g, params, K::Sym, d),
-                )
-            }
-            _ => {
-                let ops = [
-                    BinOp::Eq,
-                    BinOp::Ne,
-                    BinOp::Lt,
-                    BinOp::Le,
-                    BinOp::Gt,
-                    BinOp::Ge,
-                ];
-                bin(
-                    ops[g.pick(6)],
-                    typed(g, params, K::Num, d),
-                    typed(g, params, K::Num, d),
-                )
-            }
+            // Symbols: the first four comparisons only.
+            2 => bin(
+                COMPARE[g.pick(4)],
+                typed(g, params, K::Sym, d),
+                typed(g, params, K::Sym, d),
+            ),
+            _ => bin(
+                COMPARE[g.pick(6)],
+                typed(g, params, K::Num, d),
+                typed(g, params, K::Num, d),
+            ),
         },
     }
+}
+
+/// `if <bool> then <kind> else <kind>`.
+fn if_then_else(g: &mut Genome<'_>, params: &[K], kind: K, depth: usize) -> Expr {
+    Expr::If(
+        Box::new(typed(g, params, K::Bool, depth)),
+        Box::new(typed(g, params, kind, depth)),
+        Box::new(typed(g, params, kind, depth)),
+    )
+}
+
+/// `min` or `max` of two expressions of `kind`.
+fn min_max(g: &mut Genome<'_>, params: &[K], kind: K, depth: usize) -> Expr {
+    Expr::Call(
+        [Builtin::Min, Builtin::Max][g.pick(2)],
+        vec![typed(g, params, kind, depth), typed(g, params, kind, depth)],
+    )
 }
 
 /// A random expression over `arity` parameters, without regard to kinds.
@@ -211,11 +188,10 @@ fn expr(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
     }
     let d = depth - 1;
     match g.pick(16) {
-        0 => bin(BinOp::Add, expr(g, arity, d), expr(g, arity, d)),
-        1 => bin(BinOp::Sub, expr(g, arity, d), expr(g, arity, d)),
-        2 => bin(BinOp::Mul, expr(g, arity, d), expr(g, arity, d)),
-        3 => bin(BinOp::Div, expr(g, arity, d), expr(g, arity, d)),
-        4 => bin(BinOp::Mod, expr(g, arity, d), expr(g, arity, d)),
+        k @ 0..=4 => {
+            let ops = [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div, BinOp::Mod];
+            bin(ops[k], expr(g, arity, d), expr(g, arity, d))
+        }
         5..=8 => cmp(g, arity, d),
         9 => bin(
             if g.pick(2) == 0 {
@@ -241,16 +217,18 @@ fn expr(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
     }
 }
 
+/// The comparison operators, in the order the generators index them.
+const COMPARE: [BinOp; 6] = [
+    BinOp::Eq,
+    BinOp::Ne,
+    BinOp::Lt,
+    BinOp::Le,
+    BinOp::Gt,
+    BinOp::Ge,
+];
+
 fn cmp(g: &mut Genome<'_>, arity: usize, depth: usize) -> Expr {
-    let ops = [
-        BinOp::Eq,
-        BinOp::Ne,
-        BinOp::Lt,
-        BinOp::Le,
-        BinOp::Gt,
-        BinOp::Ge,
-    ];
-    let op = ops[g.pick(ops.len())];
+    let op = COMPARE[g.pick(COMPARE.len())];
     bin(
         op,
         expr(g, arity, depth.min(1)),

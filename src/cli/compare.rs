@@ -105,7 +105,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match execute(&args) {
+    print_outcome(execute(&args))
+}
+
+/// A text report to stdout, or the error to stderr and a failing exit code (also `similarity`'s;
+/// it would sit in `cli/mod.rs` if more subcommands took it up).
+pub(super) fn print_outcome(outcome: Result<String, miette::Report>) -> ExitCode {
+    match outcome {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

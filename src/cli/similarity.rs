@@ -29,16 +29,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match execute(&args) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(report) => {
-            eprintln!("{report:?}");
-            ExitCode::FAILURE
-        }
-    }
+    super::compare::print_outcome(execute(&args))
 }
 
 fn execute(args: &Args) -> Result<String, miette::Report> {

@@ -24,7 +24,7 @@ use crate::compile::write::config_json;
 use crate::lang::domain::token_text;
 use crate::lang::ir::{Adapter, Value};
 use crate::model::io::{HostTensor, NamedTensors};
-use crate::model::sidecar::OutputSpec as SidecarOutput;
+use crate::model::sidecar::{OutputSpec as SidecarOutput, OutputValue};
 use crate::model::{ModelConfig, ModelError, Sidecar, Site, Transformer, Weights};
 
 /// A compiled or sampled model's weights as a runtime [`Transformer`], in memory: the same
@@ -124,25 +124,46 @@ impl Codec {
         }
     }
 
-    /// The value of one position's logits.
-    pub fn decode(&self, logits: &[f32]) -> Value {
+    /// The values of one input's positions, from their logits (prefix positions already dropped).
+    pub fn decode(&self, logits: &[Vec<f32>]) -> Result<Vec<Value>, String> {
         match self {
-            Codec::Compiled(io) => io.decode(logits),
-            Codec::Sidecar(s) => match &s.output {
-                SidecarOutput::Categorical { decoding } => {
-                    let mut best = 0;
-                    for (i, x) in logits.iter().enumerate() {
-                        if *x > logits[best] {
-                            best = i;
-                        }
-                    }
-                    decoding.get(best).map(json_value).unwrap_or(Value::None)
+            Codec::Compiled(io) => Ok(logits.iter().map(|l| io.decode(l)).collect()),
+            Codec::Sidecar(s) => {
+                // The runtime's decoder does the argmax and snaps numerical outputs to the
+                // sidecar's exact values; it reads a [batch, pos, d_vocab_out] tensor and drops the
+                // prefix positions itself, so they are put back as zero rows.
+                let Some(width) = logits.first().map(Vec::len) else {
+                    return Ok(Vec::new());
+                };
+                let prefix = s.prefix_len();
+                let mut data = vec![0f32; prefix * width];
+                for l in logits {
+                    data.extend_from_slice(l);
                 }
-                SidecarOutput::Numerical { .. } => match logits.first() {
-                    Some(x) => float_value(f64::from(*x)),
-                    None => Value::None,
-                },
-            },
+                let tensor = candle_core::Tensor::from_vec(
+                    data,
+                    (1, prefix + logits.len(), width),
+                    &candle_core::Device::Cpu,
+                )
+                .map_err(|e| format!("logits of uneven width: {e}"))?;
+                let row = s
+                    .decode(&tensor)
+                    .map_err(|e| e.to_string())?
+                    .pop()
+                    .unwrap_or_default();
+                let snapped =
+                    matches!(&s.output, SidecarOutput::Numerical { values } if !values.is_empty());
+                Ok(row
+                    .into_iter()
+                    .map(|v| match v {
+                        OutputValue::Symbol(j) => json_value(&j),
+                        OutputValue::Number(x) if snapped => exact_value(x),
+                        // Unsnapped, the decoder gives the f32's shortest decimal form, which
+                        // converts back to that very f32.
+                        OutputValue::Number(x) => float_value(f64::from(x as f32)),
+                    })
+                    .collect())
+            }
         }
     }
 }
@@ -184,6 +205,41 @@ fn float_value(x: f64) -> Value {
     }
 }
 
+/// A snapped numerical output as the exact rational it stands for. The sidecar lists the exact
+/// values as floats (`compile::write` writes each rational's nearest f64), so the continued-
+/// fraction convergent within 1e-9 of it is that rational: two fractions with denominators up to
+/// 10^4 (far beyond any compiled value set) lie at least 1e-8 apart, so at most one is that close.
+/// Other floats are read as [`float_value`] reads them.
+fn exact_value(x: f64) -> Value {
+    // Beyond 10^6 the float's own rounding error nears the 1e-9 the argument relies on.
+    if !x.is_finite() || x.abs() > 1e6 {
+        return float_value(x);
+    }
+    // Convergents p/q from (p₋₂/q₋₂, p₋₁/q₋₁) = (0/1, 1/0).
+    let (mut p0, mut q0, mut p1, mut q1) = (0i64, 1i64, 1i64, 0i64);
+    let mut rest = x;
+    loop {
+        let a = rest.floor();
+        let next = (a as i64)
+            .checked_mul(p1)
+            .and_then(|p| p.checked_add(p0))
+            .zip((a as i64).checked_mul(q1).and_then(|q| q.checked_add(q0)));
+        let Some((p, q)) = next.filter(|(_, q)| *q <= 10_000) else {
+            break;
+        };
+        if (p as f64 / q as f64 - x).abs() <= 1e-9 {
+            return Value::Num(num_rational::Rational64::new(p, q));
+        }
+        let frac = rest - a;
+        if frac == 0.0 {
+            break;
+        }
+        rest = 1.0 / frac;
+        (p0, q0, p1, q1) = (p1, q1, p, q);
+    }
+    float_value(x)
+}
+
 /// One stage of a chain, ready to run.
 #[derive(Debug, Clone)]
 pub struct StageModel {
@@ -195,6 +251,19 @@ pub struct StageModel {
     pub adapter: Option<Adapter>,
     /// Tokens this stage reads (after the adapter); `None` when unknown (model directories).
     pub vocab: Option<Vec<Value>>,
+}
+
+impl StageModel {
+    /// Stage `k` (0-based) could not take input `i` (`input`: what this stage read).
+    fn input_error(&self, k: usize, i: usize, input: &[Value], reason: String) -> ChainError {
+        ChainError::Input {
+            stage: k + 1,
+            program: self.program.clone(),
+            input: i,
+            text: input_text(input),
+            reason,
+        }
+    }
 }
 
 /// Patching for a chain: at stage `stage`, `sites` get their values on the corrupted inputs
@@ -271,17 +340,12 @@ fn adapt(
                     if let Some(vocab) = &stage.vocab
                         && vocab.binary_search(&m).is_err()
                     {
-                        return Err(ChainError::Input {
-                            stage: k + 1,
-                            program: stage.program.clone(),
-                            input: i,
-                            text: input_text(input),
-                            reason: format!(
-                                "the previous stage's output {} (mapped to {}) is not a token of this stage",
-                                token_text(v),
-                                token_text(&m)
-                            ),
-                        });
+                        let reason = format!(
+                            "the previous stage's output {} (mapped to {}) is not a token of this stage",
+                            token_text(v),
+                            token_text(&m)
+                        );
+                        return Err(stage.input_error(k, i, input, reason));
                     }
                     Ok(m)
                 })
@@ -302,15 +366,48 @@ fn encode_all(
             stage
                 .codec
                 .encode(input)
-                .map_err(|reason| ChainError::Input {
-                    stage: k + 1,
-                    program: stage.program.clone(),
-                    input: i,
-                    text: input_text(input),
-                    reason,
-                })
+                .map_err(|reason| stage.input_error(k, i, input, reason))
         })
         .collect()
+}
+
+/// One stage's run on what it reads: its representation and its decoded outputs.
+struct StageRun {
+    features: Mat<f64>,
+    outputs: Vec<Vec<Value>>,
+}
+
+fn run_stage(
+    stage: &StageModel,
+    k: usize,
+    inputs: &[Vec<Value>],
+    spec: &RepresentationSpec,
+    patch: Option<&Patch<'_>>,
+) -> Result<StageRun, ChainError> {
+    let ids = encode_all(stage, k, inputs)?;
+    let run = run_model(&stage.transformer, &ids, stage.codec.prefix(), spec, patch).map_err(
+        |source| ChainError::Stage {
+            stage: k + 1,
+            program: stage.program.clone(),
+            source: Box::new(source),
+        },
+    )?;
+    let outputs = run
+        .logits
+        .iter()
+        .zip(inputs)
+        .enumerate()
+        .map(|(i, (logits, input))| {
+            stage
+                .codec
+                .decode(logits)
+                .map_err(|reason| stage.input_error(k, i, input, reason))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(StageRun {
+        features: run.features,
+        outputs,
+    })
 }
 
 /// Runs stages `0..stop` on `inputs` without patching and returns what stage `stop` reads.
@@ -325,19 +422,7 @@ fn inputs_of_stage(
         if k > 0 {
             current = adapt(stage, k, &current)?;
         }
-        let ids = encode_all(stage, k, &current)?;
-        let run = run_model(&stage.transformer, &ids, stage.codec.prefix(), spec, None).map_err(
-            |source| ChainError::Stage {
-                stage: k + 1,
-                program: stage.program.clone(),
-                source: Box::new(source),
-            },
-        )?;
-        current = run
-            .logits
-            .iter()
-            .map(|pos| pos.iter().map(|l| stage.codec.decode(l)).collect())
-            .collect();
+        current = run_stage(stage, k, &current, spec, None)?.outputs;
     }
     if stop > 0 {
         current = adapt(&stages[stop], stop, &current)?;
@@ -381,7 +466,6 @@ pub fn run_chain(
         if k > 0 {
             current = adapt(stage, k, &current)?;
         }
-        let ids = encode_all(stage, k, &current)?;
         let stage_patch = match (patch, &corrupted_ids) {
             (Some(p), Some(src)) if p.stage == k => Some(Patch {
                 sites: p.sites.clone(),
@@ -389,30 +473,14 @@ pub fn run_chain(
             }),
             _ => None,
         };
-        let run = run_model(
-            &stage.transformer,
-            &ids,
-            stage.codec.prefix(),
-            spec,
-            stage_patch.as_ref(),
-        )
-        .map_err(|source| ChainError::Stage {
-            stage: k + 1,
-            program: stage.program.clone(),
-            source: Box::new(source),
-        })?;
-        let decoded: Vec<Vec<Value>> = run
-            .logits
-            .iter()
-            .map(|pos| pos.iter().map(|l| stage.codec.decode(l)).collect())
-            .collect();
+        let run = run_stage(stage, k, &current, spec, stage_patch.as_ref())?;
         if patch.is_none()
             && let Some(reference) = reference
         {
             let want = reference.get(k).ok_or_else(|| {
                 ChainError::Other(format!("no reference outputs for stage {}", k + 1))
             })?;
-            for (i, (got, want)) in decoded.iter().zip(want).enumerate() {
+            for (i, (got, want)) in run.outputs.iter().zip(want).enumerate() {
                 if !same_values(got, want) {
                     return Err(ChainError::WrongOutput {
                         stage: k + 1,
@@ -426,8 +494,8 @@ pub fn run_chain(
             }
         }
         parts.push(run.features);
-        outputs.push(decoded.clone());
-        current = decoded;
+        outputs.push(run.outputs.clone());
+        current = run.outputs;
     }
     let n = inputs.len();
     let width: usize = parts.iter().map(|m| m.ncols()).sum();
@@ -518,6 +586,102 @@ mod tests {
         let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a, b);
+    }
+
+    /// A pipeline whose first stage is a model directory with a numerical output (a mean
+    /// aggregate: fractions of the prefix) feeding a categorical stage: the f32 model computes
+    /// 1/3 as 0.33333334, and only the sidecar's exact values make it the 1/3 the
+    /// interpretation gives and the next stage's adapter knows.
+    #[test]
+    fn numerical_model_directory_outputs_reach_the_next_stage_exactly() {
+        let spec = crate::lang::load(spec_path("specs/tracr/frac_prevs.interp")).unwrap();
+        let frac = &spec.programs["tracr_frac_prevs"];
+        let (c, _) = compile_checked(frac, &CompileOptions::default(), 0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        c.write(dir.path()).unwrap();
+        let loaded = crate::model::load(dir.path(), &candle_core::Device::Cpu).unwrap();
+        let first = StageModel {
+            program: "tracr_frac_prevs".into(),
+            transformer: loaded.transformer,
+            codec: Codec::Sidecar(loaded.sidecar.unwrap()),
+            adapter: None,
+            vocab: None,
+        };
+        let (rev_spec, rev) = reverse();
+        let v = |s: &str| Value::sym(s);
+        // Every fraction a prefix of at most 4 tokens can have, by thirds of [0, 1].
+        let table = (1..=4i64)
+            .flat_map(|n| (0..=n).map(move |k| num_rational::Rational64::new(k, n)))
+            .map(|r| {
+                let third = (r * 3).to_integer();
+                (Value::Num(r), v(["a", "b", "c", "c"][third as usize]))
+            })
+            .collect();
+        let second = StageModel {
+            program: "tracr_reverse".into(),
+            transformer: to_transformer(&rev.weights, "m").unwrap(),
+            codec: Codec::Compiled(rev.io.clone()),
+            adapter: Some(Adapter::Table(table)),
+            vocab: Some(rev.io.vocab.clone()),
+        };
+        let inputs = vec![
+            vec![v("x"), v("w"), v("w")],
+            vec![v("w"), v("x"), v("x"), v("y")],
+            vec![v("x")],
+            vec![v("z"), v("z"), v("x"), v("w")],
+        ];
+        let traces: Vec<Vec<Vec<Value>>> = inputs
+            .iter()
+            .map(|i| {
+                let out = crate::lang::eval::eval_program(frac, i)
+                    .unwrap()
+                    .output()
+                    .to_vec();
+                let mapped: Vec<Value> = out
+                    .iter()
+                    .map(|x| second.adapter.as_ref().unwrap().apply(x))
+                    .collect();
+                let rev_out =
+                    crate::lang::eval::eval_program(&rev_spec.programs["tracr_reverse"], &mapped)
+                        .unwrap()
+                        .output()
+                        .to_vec();
+                vec![out, rev_out]
+            })
+            .collect();
+        let reference = reference_outputs(&traces);
+        assert!(
+            reference[0][0].contains(&Value::Num(num_rational::Rational64::new(1, 3))),
+            "the inputs must produce a fraction that no f32 holds exactly"
+        );
+        let run = run_chain(
+            &[first, second],
+            &inputs,
+            &RepresentationSpec::default(),
+            Some(&reference),
+            None,
+        )
+        .unwrap();
+        assert_eq!(run.outputs, reference);
+    }
+
+    #[test]
+    fn exact_values_recover_the_rationals_behind_floats() {
+        let r = |a, b| Value::Num(num_rational::Rational64::new(a, b));
+        for (a, b) in [
+            (1, 3),
+            (-2, 3),
+            (5, 7),
+            (0, 1),
+            (12, 1),
+            (3, 40),
+            (-7, 4),
+            (11, 30),
+        ] {
+            assert_eq!(exact_value(a as f64 / b as f64), r(a, b), "{a}/{b}");
+        }
+        // A float that is no simple rational is read as before.
+        assert_eq!(exact_value(0.123456789123), float_value(0.123456789123));
     }
 
     #[test]

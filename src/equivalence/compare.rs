@@ -39,7 +39,7 @@ use super::transfer::{TransferConfig, TransferMatrix, transfer_matrix};
 use super::{EquivalenceError, selectivity_matrix};
 use crate::compile::sample::Family;
 use crate::lang::ir::Spec;
-use crate::similarity::{Measure, RidgeR2};
+use crate::similarity::Measure;
 
 /// Everything `congruity compare` can be asked.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ impl Default for CompareSettings {
             models: Vec::new(),
             samples: 8,
             seed: 0,
-            measure: Measure::RidgeR2(RidgeR2::default()),
+            measure: Measure::default(),
             inputs: 200,
             bootstraps: 10,
             draws: 100,

@@ -8,15 +8,15 @@
 //! 1/2 means G′ does not use what was patched; near 1, it relies on the same mechanism. The
 //! one-sided test of `P(win) > 1/2` is reported exactly (binomial) and as the paper's z-test.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::point::{Outcome, outcome};
-use super::source::{ImplRef, ImplementationSource, compute_fits};
+use super::point::{Outcome, Tally, outcome};
+use super::source::{ImplRef, ImplementationSource, compute_fits, draw_pair};
 use super::stats::{Interval, OneSidedTest, Proportion, one_sided_above_half};
 use super::{EquivalenceError, check_confidence, check_positive};
-use crate::similarity::{Measure, RidgeR2};
+use crate::similarity::Measure;
 
 /// Settings of an intervention test.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +32,7 @@ pub struct InterventionConfig {
 impl Default for InterventionConfig {
     fn default() -> Self {
         Self {
-            measure: Measure::RidgeR2(RidgeR2::default()),
+            measure: Measure::default(),
             draws: 100,
             seed: 0,
             confidence: 0.95,
@@ -99,30 +99,17 @@ pub fn intervention_test(
     let same_pool = targets.label() == clean.label();
     let k_count = clean.count();
     let t_count = targets.count();
-    if k_count == 0 || t_count == 0 || (same_pool && t_count < 2) {
-        return Err(EquivalenceError::TooFewImplementations {
-            label: if k_count == 0 {
-                clean.label().to_owned()
-            } else {
-                targets.label().to_owned()
-            },
-            count: if k_count == 0 { k_count } else { t_count },
-            needed: if same_pool { 2 } else { 1 },
-            why: "for the intervention test".into(),
-        });
+    let needed = if same_pool { 2 } else { 1 };
+    let why = "for the intervention test";
+    if k_count == 0 {
+        return Err(EquivalenceError::too_few(clean, needed, why));
+    }
+    if t_count < needed {
+        return Err(EquivalenceError::too_few(targets, needed, why));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let draws: Vec<(usize, usize)> = (0..cfg.draws)
-        .map(|_| {
-            let k = rng.random_range(0..k_count);
-            let t = if same_pool {
-                let t = rng.random_range(0..t_count - 1);
-                if t >= k { t + 1 } else { t }
-            } else {
-                rng.random_range(0..t_count)
-            };
-            (k, t)
-        })
+        .map(|_| draw_pair(&mut rng, k_count, t_count, same_pool))
         .collect();
     let refs = |k: usize, t: usize| {
         (
@@ -146,27 +133,20 @@ pub fn intervention_test(
         [(r, tr), (rp, tr)]
     });
     let fits = compute_fits(&sources, &cfg.measure, pairs)?;
-    let mut wins = 0;
-    let mut ties = 0;
     let records: Vec<InterventionDraw> = draws
         .iter()
         .map(|&(k, t)| {
             let (r, rp, tr) = refs(k, t);
-            let o = outcome(fits.oriented(r, tr), fits.oriented(rp, tr));
-            match o {
-                Outcome::Win => wins += 1,
-                Outcome::Tie => ties += 1,
-                Outcome::Loss => {}
-            }
             InterventionDraw {
                 implementation: k,
                 target: t,
                 fit_clean: fits.value(r, tr),
                 fit_patched: fits.value(rp, tr),
-                outcome: o,
+                outcome: outcome(fits.oriented(r, tr), fits.oriented(rp, tr)),
             }
         })
         .collect();
+    let Tally { wins, ties, .. } = Tally::of(records.iter().map(|r| r.outcome));
     let mean_gap = draws
         .iter()
         .map(|&(k, t)| {

@@ -107,6 +107,47 @@ pub enum EquivalenceError {
     Representation(#[from] RepresentationError),
 }
 
+impl EquivalenceError {
+    /// `src` holds fewer than the `needed` implementations a test draws (`why`: what for).
+    pub(crate) fn too_few(src: &dyn ImplementationSource, needed: usize, why: &str) -> Self {
+        EquivalenceError::TooFewImplementations {
+            label: src.label().to_owned(),
+            count: src.count(),
+            needed,
+            why: why.to_owned(),
+        }
+    }
+}
+
+/// A square matrix as text: `corner` above the row labels, then one right-aligned column per
+/// label holding `entry(row, column)`; every column is at least `min_width` wide.
+pub(crate) fn square_table(
+    labels: &[String],
+    corner: &str,
+    min_width: usize,
+    entry: impl Fn(usize, usize) -> String,
+) -> String {
+    let width = labels
+        .iter()
+        .map(|l| l.len())
+        .max()
+        .unwrap_or(0)
+        .max(min_width);
+    let mut out = format!("{corner:width$}");
+    for l in labels {
+        out.push_str(&format!("  {l:>width$}"));
+    }
+    out.push('\n');
+    for (i, label) in labels.iter().enumerate() {
+        out.push_str(&format!("{label:width$}"));
+        for j in 0..labels.len() {
+            out.push_str(&format!("  {:>width$}", entry(i, j)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 pub(crate) fn check_confidence(confidence: f64) -> Result<(), EquivalenceError> {
     if confidence > 0.0 && confidence < 1.0 {
         Ok(())

@@ -18,9 +18,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::point::{Outcome, PointTestConfig, WinSummary, outcome};
-use super::source::{ImplRef, ImplementationSource, compute_fits};
-use super::{EquivalenceError, check_confidence, check_positive};
+use super::EquivalenceError;
+use super::point::{Outcome, PointTestConfig, Tally, WinSummary, outcome};
+use super::source::{ImplRef, ImplementationSource, compute_fits, draw_pair, pick_other};
 
 /// Which comparison a [`ModelTestResult`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,23 +62,44 @@ pub struct ModelTestResult {
     pub records: Vec<ModelDraw>,
 }
 
-fn validate(cfg: &PointTestConfig) -> Result<(), EquivalenceError> {
-    check_positive("draws", cfg.draws)?;
-    check_confidence(cfg.confidence)
+/// One draw's indices: the model, then the implementations on the two sides of the win condition.
+#[derive(Debug, Clone, Copy)]
+struct Draw {
+    model: usize,
+    first: usize,
+    second: usize,
 }
 
-fn too_few(src: &dyn ImplementationSource, needed: usize, why: &str) -> EquivalenceError {
-    EquivalenceError::TooFewImplementations {
-        label: src.label().to_owned(),
-        count: src.count(),
-        needed,
-        why: why.to_owned(),
-    }
+/// The two ordered pairs of a draw: the fit on the win condition's left side, then the right.
+type Sides = [(ImplRef, ImplRef); 2];
+
+/// Computes every draw's two fits (`sides` names them) and records the outcomes.
+fn record_draws(
+    sources: &[&dyn ImplementationSource],
+    cfg: &PointTestConfig,
+    draws: &[Draw],
+    sides: impl Fn(Draw) -> Sides,
+) -> Result<Vec<ModelDraw>, EquivalenceError> {
+    let fits = compute_fits(sources, &cfg.measure, draws.iter().flat_map(|&d| sides(d)))?;
+    Ok(draws
+        .iter()
+        .map(|&d| {
+            let [own, other] = sides(d);
+            ModelDraw {
+                model: d.model,
+                first: d.first,
+                second: d.second,
+                own_fit: fits.value(own.0, own.1),
+                other_fit: fits.value(other.0, other.1),
+                outcome: outcome(fits.oriented(own.0, own.1), fits.oriented(other.0, other.1)),
+            }
+        })
+        .collect())
 }
 
-fn pick_other(rng: &mut ChaCha8Rng, count: usize, avoid: usize) -> usize {
-    let x = rng.random_range(0..count - 1);
-    if x >= avoid { x + 1 } else { x }
+/// Implementation `index` of source `source` (short: every draw names four of them).
+fn r(source: usize, index: usize) -> ImplRef {
+    ImplRef { source, index }
 }
 
 /// The closer test of model pool `model` between `own` (G1) and `other` (G2).
@@ -88,53 +109,40 @@ pub fn closer_test(
     other: &dyn ImplementationSource,
     cfg: &PointTestConfig,
 ) -> Result<ModelTestResult, EquivalenceError> {
-    validate(cfg)?;
+    cfg.validate()?;
     if model.count() == 0 {
-        return Err(too_few(model, 1, "to draw the model"));
+        return Err(EquivalenceError::too_few(model, 1, "to draw the model"));
     }
     let same = own.label() == other.label();
     if own.count() < 1 + usize::from(same) {
-        return Err(too_few(own, 1 + usize::from(same), "to draw b (and c ≠ b)"));
+        return Err(EquivalenceError::too_few(
+            own,
+            1 + usize::from(same),
+            "to draw b (and c ≠ b)",
+        ));
     }
     if other.count() == 0 {
-        return Err(too_few(other, 1, "to draw c"));
+        return Err(EquivalenceError::too_few(other, 1, "to draw c"));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let draws: Vec<(usize, usize, usize)> = (0..cfg.draws)
+    let draws: Vec<Draw> = (0..cfg.draws)
         .map(|_| {
             let m = rng.random_range(0..model.count());
-            let b = rng.random_range(0..own.count());
-            let c = if same {
-                pick_other(&mut rng, own.count(), b)
-            } else {
-                rng.random_range(0..other.count())
-            };
-            (m, b, c)
-        })
-        .collect();
-    let r = |s: usize, i: usize| ImplRef {
-        source: s,
-        index: i,
-    };
-    let sources: [&dyn ImplementationSource; 3] = [model, own, other];
-    let pairs = draws
-        .iter()
-        .flat_map(|&(m, b, c)| [(r(0, m), r(1, b)), (r(0, m), r(2, c))]);
-    let fits = compute_fits(&sources, &cfg.measure, pairs)?;
-    let records: Vec<ModelDraw> = draws
-        .iter()
-        .map(|&(m, b, c)| {
-            let (x, y) = ((r(0, m), r(1, b)), (r(0, m), r(2, c)));
-            ModelDraw {
+            let (b, c) = draw_pair(&mut rng, own.count(), other.count(), same);
+            Draw {
                 model: m,
                 first: b,
                 second: c,
-                own_fit: fits.value(x.0, x.1),
-                other_fit: fits.value(y.0, y.1),
-                outcome: outcome(fits.oriented(x.0, x.1), fits.oriented(y.0, y.1)),
             }
         })
         .collect();
+    // Sources: 0 the model, 1 G1, 2 G2; win = fit(m→b) > fit(m→c).
+    let records = record_draws(&[model, own, other], cfg, &draws, |d| {
+        [
+            (r(0, d.model), r(1, d.first)),
+            (r(0, d.model), r(2, d.second)),
+        ]
+    })?;
     Ok(finish(
         ModelTestKind::Closer,
         model,
@@ -151,45 +159,37 @@ pub fn membership_test(
     own: &dyn ImplementationSource,
     cfg: &PointTestConfig,
 ) -> Result<ModelTestResult, EquivalenceError> {
-    validate(cfg)?;
+    cfg.validate()?;
     if model.count() == 0 {
-        return Err(too_few(model, 1, "to draw the model"));
+        return Err(EquivalenceError::too_few(model, 1, "to draw the model"));
     }
     if own.count() < 2 {
-        return Err(too_few(own, 2, "to draw two distinct implementations a, b"));
+        return Err(EquivalenceError::too_few(
+            own,
+            2,
+            "to draw two distinct implementations a, b",
+        ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let draws: Vec<(usize, usize, usize)> = (0..cfg.draws)
+    let draws: Vec<Draw> = (0..cfg.draws)
         .map(|_| {
             let m = rng.random_range(0..model.count());
             let a = rng.random_range(0..own.count());
             let b = pick_other(&mut rng, own.count(), a);
-            (m, a, b)
-        })
-        .collect();
-    let r = |s: usize, i: usize| ImplRef {
-        source: s,
-        index: i,
-    };
-    let sources: [&dyn ImplementationSource; 2] = [model, own];
-    let pairs = draws
-        .iter()
-        .flat_map(|&(m, a, b)| [(r(1, a), r(1, b)), (r(0, m), r(1, b))]);
-    let fits = compute_fits(&sources, &cfg.measure, pairs)?;
-    let records: Vec<ModelDraw> = draws
-        .iter()
-        .map(|&(m, a, b)| {
-            let (x, y) = ((r(1, a), r(1, b)), (r(0, m), r(1, b)));
-            ModelDraw {
+            Draw {
                 model: m,
                 first: a,
                 second: b,
-                own_fit: fits.value(x.0, x.1),
-                other_fit: fits.value(y.0, y.1),
-                outcome: outcome(fits.oriented(x.0, x.1), fits.oriented(y.0, y.1)),
             }
         })
         .collect();
+    // Sources: 0 the model, 1 G1; win = fit(a→b) > fit(m→b).
+    let records = record_draws(&[model, own], cfg, &draws, |d| {
+        [
+            (r(1, d.first), r(1, d.second)),
+            (r(0, d.model), r(1, d.second)),
+        ]
+    })?;
     Ok(finish(
         ModelTestKind::Membership,
         model,
@@ -208,8 +208,6 @@ fn finish(
     cfg: &PointTestConfig,
     records: Vec<ModelDraw>,
 ) -> ModelTestResult {
-    let wins = records.iter().filter(|r| r.outcome == Outcome::Win).count();
-    let ties = records.iter().filter(|r| r.outcome == Outcome::Tie).count();
     let n = records.len() as f64;
     ModelTestResult {
         kind,
@@ -218,7 +216,7 @@ fn finish(
         other,
         measure: cfg.measure.to_string(),
         seed: cfg.seed,
-        summary: WinSummary::new(wins, ties, records.len(), cfg.confidence, cfg.interval),
+        summary: Tally::of(records.iter().map(|r| r.outcome)).summary(cfg.confidence, cfg.interval),
         mean_own_fit: records.iter().map(|r| r.own_fit).sum::<f64>() / n,
         mean_other_fit: records.iter().map(|r| r.other_fit).sum::<f64>() / n,
         records,

@@ -4,10 +4,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::source::{FitTable, ImplRef, ImplementationSource, compute_fits, derive_seed};
+use super::source::{
+    FitTable, ImplRef, ImplementationSource, compute_fits, derive_seed, pick_other,
+};
 use super::stats::{Interval, IntervalMethod, Proportion, Spread};
-use super::{EquivalenceError, check_confidence, check_positive};
-use crate::similarity::{Measure, RidgeR2};
+use super::{EquivalenceError, check_confidence, check_positive, square_table};
+use crate::similarity::Measure;
 
 /// One comparison's result. Ties are not wins (the paper's strict `>`); they are counted apart
 /// because clamped fits (`sqrt(max(R², 0)) = 0` on both sides) tie often.
@@ -57,7 +59,7 @@ pub struct PointTestConfig {
 impl Default for PointTestConfig {
     fn default() -> Self {
         Self {
-            measure: Measure::RidgeR2(RidgeR2::default()),
+            measure: Measure::default(),
             draws: 100,
             seed: 0,
             confidence: 0.95,
@@ -67,7 +69,7 @@ impl Default for PointTestConfig {
 }
 
 impl PointTestConfig {
-    fn validate(&self) -> Result<(), EquivalenceError> {
+    pub(crate) fn validate(&self) -> Result<(), EquivalenceError> {
         check_positive("draws", self.draws)?;
         check_confidence(self.confidence)
     }
@@ -116,6 +118,28 @@ impl WinSummary {
     }
 }
 
+/// Wins and ties over a run of draws.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub wins: usize,
+    pub ties: usize,
+    pub draws: usize,
+}
+
+impl Tally {
+    pub(crate) fn of(outcomes: impl IntoIterator<Item = Outcome>) -> Self {
+        outcomes.into_iter().fold(Self::default(), |t, o| Tally {
+            wins: t.wins + usize::from(o == Outcome::Win),
+            ties: t.ties + usize::from(o == Outcome::Tie),
+            draws: t.draws + 1,
+        })
+    }
+
+    pub(crate) fn summary(self, confidence: f64, method: IntervalMethod) -> WinSummary {
+        WinSummary::new(self.wins, self.ties, self.draws, confidence, method)
+    }
+}
+
 /// One draw of the point test, with both fits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PointDraw {
@@ -153,12 +177,7 @@ fn require(
     why: &str,
 ) -> Result<(), EquivalenceError> {
     if src.count() < needed {
-        return Err(EquivalenceError::TooFewImplementations {
-            label: src.label().to_owned(),
-            count: src.count(),
-            needed,
-            why: why.to_owned(),
-        });
+        return Err(EquivalenceError::too_few(src, needed, why));
     }
     Ok(())
 }
@@ -169,10 +188,7 @@ fn draw_triples(k1: usize, k2: usize, same_pool: bool, draws: usize, seed: u64) 
     (0..draws)
         .map(|_| {
             let a = rng.random_range(0..k1);
-            let mut b = rng.random_range(0..k1 - 1);
-            if b >= a {
-                b += 1;
-            }
+            let b = pick_other(&mut rng, k1, a);
             let c = if same_pool {
                 let (lo, hi) = (a.min(b), a.max(b));
                 let mut c = rng.random_range(0..k1 - 2);
@@ -229,32 +245,23 @@ fn tally(
     g2: usize,
     cfg: &PointTestConfig,
 ) -> (WinSummary, Vec<PointDraw>) {
-    let mut wins = 0;
-    let mut ties = 0;
     let records: Vec<PointDraw> = triples
         .iter()
         .map(|t| {
             let (a, b, c) = triple_refs(*t, g1, g2);
-            let o = outcome(fits.oriented(a, b), fits.oriented(a, c));
-            match o {
-                Outcome::Win => wins += 1,
-                Outcome::Tie => ties += 1,
-                Outcome::Loss => {}
-            }
             PointDraw {
                 a: t.a,
                 b: t.b,
                 c: t.c,
                 fit_ab: fits.value(a, b),
                 fit_ac: fits.value(a, c),
-                outcome: o,
+                outcome: outcome(fits.oriented(a, b), fits.oriented(a, c)),
             }
         })
         .collect();
-    (
-        WinSummary::new(wins, ties, triples.len(), cfg.confidence, cfg.interval),
-        records,
-    )
+    let summary =
+        Tally::of(records.iter().map(|r| r.outcome)).summary(cfg.confidence, cfg.interval);
+    (summary, records)
 }
 
 /// The point test: `cfg.draws` draws of `a, b` from G1 and `c` from G2, seeded by `cfg.seed`.
@@ -437,13 +444,6 @@ impl SelectivityMatrix {
     /// A table for people: rows are G1, columns G2, entries the mean replicate win rate ± its
     /// standard deviation, `*` where the pooled verdict is distinguishable.
     pub fn to_text(&self) -> String {
-        let width = self
-            .labels
-            .iter()
-            .map(|l| l.len())
-            .max()
-            .unwrap_or(0)
-            .max(14);
         let mut out = format!(
             "selectivity: win rate of fit(a→b) > fit(a→c), a,b ∈ G1 (row), c ∈ G2 (column)\n\
              measure {}; {} replicates × {} draws; seed {}; * = distinguishable ({} {}% lower bound > 0.5, pooled)\n",
@@ -457,24 +457,15 @@ impl SelectivityMatrix {
             },
             self.confidence * 100.0
         );
-        out.push_str(&format!("{:width$}", "G1 \\ G2"));
-        for l in &self.labels {
-            out.push_str(&format!("  {l:>width$}"));
-        }
-        out.push('\n');
-        for (i, row) in self.cells.iter().enumerate() {
-            out.push_str(&format!("{:width$}", self.labels[i]));
-            for cell in row {
-                let mark = if cell.pooled.verdict == Verdict::Distinguishable {
-                    "*"
-                } else {
-                    " "
-                };
-                let entry = format!("{:.3}±{:.3}{mark}", cell.win_rate.mean, cell.win_rate.sd);
-                out.push_str(&format!("  {entry:>width$}"));
-            }
-            out.push('\n');
-        }
+        out.push_str(&square_table(&self.labels, "G1 \\ G2", 14, |i, j| {
+            let cell = &self.cells[i][j];
+            let mark = if cell.pooled.verdict == Verdict::Distinguishable {
+                "*"
+            } else {
+                " "
+            };
+            format!("{:.3}±{:.3}{mark}", cell.win_rate.mean, cell.win_rate.sd)
+        }));
         out
     }
 }

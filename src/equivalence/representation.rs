@@ -452,30 +452,16 @@ mod tests {
         ));
         let c = Representation::from_rows(ids(), 3, 1, &[1.0, 2.0, 3.0]).unwrap();
         assert!(pipeline(&[a, c]).is_err());
-        assert!(
-            pool(
-                &layer(0.0),
-                &Pooling::Positions(vec![3]),
-                Normalisation::None
-            )
-            .is_err()
-        );
-        assert!(
-            pool(
-                &layer(0.0),
-                &Pooling::PerInput(vec![0]),
-                Normalisation::None
-            )
-            .is_err()
-        );
-        assert!(
-            pool(
-                &layer(0.0),
-                &Pooling::MeanOfFirst(vec![0, 1]),
-                Normalisation::None
-            )
-            .is_err()
-        );
+        for bad in [
+            Pooling::Positions(vec![3]),
+            Pooling::PerInput(vec![0]),
+            Pooling::MeanOfFirst(vec![0, 1]),
+        ] {
+            assert!(
+                pool(&layer(0.0), &bad, Normalisation::None).is_err(),
+                "{bad:?}"
+            );
+        }
         let bigger = ActivationArray::new([2, 4, 2], vec![0.0; 16]).unwrap();
         assert!(matches!(
             accumulated_residual(

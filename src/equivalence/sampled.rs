@@ -27,7 +27,7 @@ use super::chain::{ChainPatch, Codec, StageModel, run_chain, to_transformer};
 use super::extract::RepresentationSpec;
 use super::inputs::InputSet;
 use super::representation::Representation;
-use super::source::{ImplementationSource, SourceError, derive_seed};
+use super::source::{ImplementationSource, SourceError, derive_seed, out_of_range};
 use crate::compile::lower::OpBlock;
 use crate::compile::sample::{Family, Sample, item_seed, sample_one};
 use crate::compile::{CompileError, CompileOptions, Compiled, OpPlacement, compile_checked};
@@ -324,7 +324,37 @@ impl PatchPlan {
     }
 }
 
-type Cached = OnceLock<Result<Representation, SourceError>>;
+/// Each index's representation, computed once on first use, whatever thread asks.
+struct Cache {
+    slots: Vec<OnceLock<Result<Representation, SourceError>>>,
+    /// What the indices count, for the out-of-range message.
+    what: &'static str,
+}
+
+impl Cache {
+    fn new(count: usize, what: &'static str) -> Self {
+        Self {
+            slots: (0..count).map(|_| OnceLock::new()).collect(),
+            what,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn get(
+        &self,
+        index: usize,
+        compute: impl FnOnce() -> Result<Representation, SourceError>,
+    ) -> Result<Representation, SourceError> {
+        let slot = self
+            .slots
+            .get(index)
+            .ok_or_else(|| out_of_range(index, self.len(), self.what))?;
+        slot.get_or_init(compute).clone()
+    }
+}
 
 /// A pool of sampled implementations of one target.
 pub struct SampledSource {
@@ -332,13 +362,13 @@ pub struct SampledSource {
     target: Arc<Target>,
     families: Vec<Family>,
     seed: u64,
-    count: usize,
     inputs: Arc<InputSet>,
     /// `[stage][input][position]`
     reference: Arc<Vec<Vec<Vec<Value>>>>,
     spec: RepresentationSpec,
     patch: Option<PatchPlan>,
-    cache: Vec<Cached>,
+    /// One slot per implementation: its length is the pool's size.
+    cache: Cache,
     keep: Option<PathBuf>,
 }
 
@@ -360,12 +390,11 @@ impl SampledSource {
             target,
             families,
             seed,
-            count,
             inputs,
             reference,
             spec,
             patch: None,
-            cache: (0..count).map(|_| OnceLock::new()).collect(),
+            cache: Cache::new(count, "implementations"),
             keep: None,
         }
     }
@@ -384,12 +413,11 @@ impl SampledSource {
             target: self.target.clone(),
             families: self.families.clone(),
             seed: self.seed,
-            count: self.count,
             inputs: self.inputs.clone(),
             reference: self.reference.clone(),
             spec: self.spec.clone(),
             patch: Some(plan),
-            cache: (0..self.count).map(|_| OnceLock::new()).collect(),
+            cache: Cache::new(self.cache.len(), "implementations"),
             keep: None,
         }
     }
@@ -458,17 +486,11 @@ impl ImplementationSource for SampledSource {
     }
 
     fn count(&self) -> usize {
-        self.count
+        self.cache.len()
     }
 
     fn representation(&self, index: usize) -> Result<Representation, SourceError> {
-        let slot = self.cache.get(index).ok_or_else(|| {
-            SourceError(format!(
-                "index {index} out of range for {} implementations",
-                self.count
-            ))
-        })?;
-        slot.get_or_init(|| self.compute(index)).clone()
+        self.cache.get(index, || self.compute(index))
     }
 }
 
@@ -480,7 +502,7 @@ pub struct ModelDirSource {
     dirs: Vec<PathBuf>,
     inputs: Arc<InputSet>,
     spec: RepresentationSpec,
-    cache: Vec<Cached>,
+    cache: Cache,
 }
 
 fn is_model_dir(d: &Path) -> bool {
@@ -530,7 +552,7 @@ impl ModelDirSource {
         }
         Ok(Self {
             label,
-            cache: (0..dirs.len()).map(|_| OnceLock::new()).collect(),
+            cache: Cache::new(dirs.len(), "models"),
             dirs,
             inputs,
             spec,
@@ -574,12 +596,6 @@ impl ImplementationSource for ModelDirSource {
     }
 
     fn representation(&self, index: usize) -> Result<Representation, SourceError> {
-        let slot = self.cache.get(index).ok_or_else(|| {
-            SourceError(format!(
-                "index {index} out of range for {} models",
-                self.dirs.len()
-            ))
-        })?;
-        slot.get_or_init(|| self.compute(index)).clone()
+        self.cache.get(index, || self.compute(index))
     }
 }

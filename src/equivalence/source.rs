@@ -59,6 +59,12 @@ impl RepresentationSet {
     }
 }
 
+/// The error for an index past the `count` items (`what`: "implementations", "models", ...) of a
+/// source.
+pub(crate) fn out_of_range(index: usize, count: usize, what: &str) -> SourceError {
+    SourceError(format!("index {index} out of range for {count} {what}"))
+}
+
 impl ImplementationSource for RepresentationSet {
     fn label(&self) -> &str {
         &self.label
@@ -69,12 +75,10 @@ impl ImplementationSource for RepresentationSet {
     }
 
     fn representation(&self, index: usize) -> Result<Representation, SourceError> {
-        self.items.get(index).cloned().ok_or_else(|| {
-            SourceError(format!(
-                "index {index} out of range for {} representations",
-                self.items.len()
-            ))
-        })
+        self.items
+            .get(index)
+            .cloned()
+            .ok_or_else(|| out_of_range(index, self.items.len(), "representations"))
     }
 }
 
@@ -219,6 +223,29 @@ fn check_aligned(
         }
     }
     Ok(())
+}
+
+/// An index uniform over `0..count` without `avoid` (`count ≥ 2`): one draw, shifted past it.
+pub(crate) fn pick_other(rng: &mut impl rand::Rng, count: usize, avoid: usize) -> usize {
+    let x = rng.random_range(0..count - 1);
+    if x >= avoid { x + 1 } else { x }
+}
+
+/// An index uniform over `0..first`, then one uniform over `0..second` that differs from it when
+/// both are drawn from one pool (`same_pool`; then `first == second`).
+pub(crate) fn draw_pair(
+    rng: &mut impl rand::Rng,
+    first: usize,
+    second: usize,
+    same_pool: bool,
+) -> (usize, usize) {
+    let a = rng.random_range(0..first);
+    let b = if same_pool {
+        pick_other(rng, second, a)
+    } else {
+        rng.random_range(0..second)
+    };
+    (a, b)
 }
 
 /// A seed for stream `stream` derived from `seed` (SplitMix64 finaliser, chained), so that every

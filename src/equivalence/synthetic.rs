@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::representation::{InputsId, Representation};
-use super::source::{ImplementationSource, SourceError, derive_seed};
+use super::source::{ImplementationSource, SourceError, derive_seed, out_of_range};
 use crate::similarity::linalg;
 
 /// Gaussian latent features `[n, m]` on inputs `inputs`, from `seed`.
@@ -62,10 +62,7 @@ impl ImplementationSource for SyntheticFamily {
 
     fn representation(&self, index: usize) -> Result<Representation, SourceError> {
         if index >= self.count {
-            return Err(SourceError(format!(
-                "index {index} out of range for {} implementations",
-                self.count
-            )));
+            return Err(out_of_range(index, self.count, "implementations"));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, &[index as u64]));
         let m = self.latent.n_features();

@@ -6,10 +6,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::source::{ImplRef, ImplementationSource, compute_fits, derive_seed};
+use super::source::{ImplRef, ImplementationSource, compute_fits, derive_seed, draw_pair};
 use super::stats::{Interval, Spread, quantile};
-use super::{EquivalenceError, check_confidence, check_positive};
-use crate::similarity::{Measure, RidgeR2};
+use super::{EquivalenceError, check_confidence, check_positive, square_table};
+use crate::similarity::Measure;
 
 /// Settings of a transfer matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,7 @@ pub struct TransferConfig {
 impl Default for TransferConfig {
     fn default() -> Self {
         Self {
-            measure: Measure::RidgeR2(RidgeR2::default()),
+            measure: Measure::default(),
             max_pairs: 100,
             seed: 0,
             bootstrap: 1000,
@@ -87,16 +87,7 @@ fn cell_pairs(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let drawn = (0..cfg.max_pairs)
-        .map(|_| {
-            let a = rng.random_range(0..ki);
-            let b = if same_pool {
-                let b = rng.random_range(0..ki - 1);
-                if b >= a { b + 1 } else { b }
-            } else {
-                rng.random_range(0..kj)
-            };
-            (a, b)
-        })
+        .map(|_| draw_pair(&mut rng, ki, kj, same_pool))
         .collect();
     (drawn, false)
 }
@@ -198,33 +189,19 @@ fn bootstrap_mean(values: &[f64], resamples: usize, confidence: f64, seed: u64) 
 impl TransferMatrix {
     /// Rows "from", columns "to": mean fit ± sd over pairs (`—` where undefined).
     pub fn to_text(&self) -> String {
-        let width = self
-            .labels
-            .iter()
-            .map(|l| l.len())
-            .max()
-            .unwrap_or(0)
-            .max(13);
         let mut out = format!(
             "transfer: mean fit(row → column) ± sd over pairs; measure {}; seed {}\n",
             self.measure, self.seed
         );
-        out.push_str(&format!("{:width$}", "from \\ to"));
-        for l in &self.labels {
-            out.push_str(&format!("  {l:>width$}"));
-        }
-        out.push('\n');
-        for (i, row) in self.cells.iter().enumerate() {
-            out.push_str(&format!("{:width$}", self.labels[i]));
-            for cell in row {
-                let entry = match &cell.fit {
-                    Some(s) => format!("{:.3}±{:.3}", s.mean, s.sd),
-                    None => "—".to_owned(),
-                };
-                out.push_str(&format!("  {entry:>width$}"));
-            }
-            out.push('\n');
-        }
+        out.push_str(&square_table(
+            &self.labels,
+            "from \\ to",
+            13,
+            |i, j| match &self.cells[i][j].fit {
+                Some(s) => format!("{:.3}±{:.3}", s.mean, s.sd),
+                None => "—".to_owned(),
+            },
+        ));
         out
     }
 }

@@ -14,7 +14,7 @@
 use faer::{Mat, MatRef};
 
 use super::linalg;
-use super::{Operand, SimilarityError, check_operand, check_rows};
+use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 /// How many leading directions of a side enter the correlation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,14 +88,7 @@ impl PreparedCca {
 
     /// Canonical correlations, largest first.
     pub fn correlations(&self, y: MatRef<'_, f64>) -> Result<Vec<f64>, SimilarityError> {
-        if y.nrows() != self.n {
-            return Err(SimilarityError::RowMismatch {
-                measure: self.measure.clone(),
-                x_rows: self.n,
-                y_rows: y.nrows(),
-            });
-        }
-        check_operand(&self.measure, Operand::Y, y)?;
+        check_target(&self.measure, self.n, y)?;
         let by = basis(&self.measure, y, self.truncation, Operand::Y)?;
         let cross = linalg::mul_tn(self.basis.as_ref(), by.as_ref());
         let rho = linalg::singular_values(cross.as_ref()).map_err(|_| {
@@ -130,14 +123,7 @@ pub fn svcca(var: f64, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64, Si
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     #[test]
     fn invertible_linear_map_gives_correlation_one() {

@@ -10,7 +10,7 @@
 use faer::{Mat, MatRef};
 
 use super::linalg;
-use super::{Operand, SimilarityError, check_operand, check_rows};
+use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 /// The two CKA estimators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,14 +81,7 @@ impl PreparedCka {
 
     pub fn score(&self, y: MatRef<'_, f64>) -> Result<f64, SimilarityError> {
         let name = self.kind.name();
-        if y.nrows() != self.xc.nrows() {
-            return Err(SimilarityError::RowMismatch {
-                measure: name.to_owned(),
-                x_rows: self.xc.nrows(),
-                y_rows: y.nrows(),
-            });
-        }
-        check_operand(name, Operand::Y, y)?;
+        check_target(name, self.xc.nrows(), y)?;
         let (yc, _) = linalg::center(y);
         let y_self = self_hsic(self.kind, yc.as_ref(), Operand::Y)?;
         let cross = linalg::frobenius_sq(linalg::mul_tn(self.xc.as_ref(), yc.as_ref()).as_ref());
@@ -130,14 +123,7 @@ pub fn cka(kind: CkaKind, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     /// Song et al.'s estimator written on the n × n kernels, as in the paper.
     fn kernel_space_unbiased(k: &Mat<f64>, l: &Mat<f64>) -> f64 {

@@ -177,22 +177,10 @@ fn read_indices(path: &Path, st: &SafeTensors<'_>, name: &str) -> Result<Vec<usi
     }
     let data = view.data();
     let signed: Vec<i128> = match view.dtype() {
-        Dtype::I64 => data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")).into())
-            .collect(),
-        Dtype::U64 => data
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")).into())
-            .collect(),
-        Dtype::I32 => data
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")).into())
-            .collect(),
-        Dtype::U32 => data
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")).into())
-            .collect(),
+        Dtype::I64 => little_endian(data, |b| i64::from_le_bytes(b).into()),
+        Dtype::U64 => little_endian(data, |b| u64::from_le_bytes(b).into()),
+        Dtype::I32 => little_endian(data, |b| i32::from_le_bytes(b).into()),
+        Dtype::U32 => little_endian(data, |b| u32::from_le_bytes(b).into()),
         other => {
             return Err(bad(format!(
                 "has dtype {other:?}; expected an integer type (I64, I32, U64, U32)"
@@ -204,5 +192,12 @@ fn read_indices(path: &Path, st: &SafeTensors<'_>, name: &str) -> Result<Vec<usi
         .map(|v| {
             usize::try_from(v).map_err(|_| bad(format!("holds {v}, which is not a row index")))
         })
+        .collect()
+}
+
+/// Integers of `W` little-endian bytes each (safetensors' layout), widened by `read`.
+fn little_endian<const W: usize>(data: &[u8], read: impl Fn([u8; W]) -> i128) -> Vec<i128> {
+    data.chunks_exact(W)
+        .map(|c| read(c.try_into().expect("chunks_exact gives W bytes")))
         .collect()
 }

@@ -8,7 +8,7 @@
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::{evd, matmul, svd};
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 /// Failure of an iterative factorisation (faer reports only non-convergence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,17 +79,20 @@ pub fn symmetric_eigen(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>), NoCon
     Ok((values, u))
 }
 
-/// Thin SVD: `a = U diag(s) Vᵀ` with `min(m, n)` singular values in nonincreasing order.
-/// Only `U` and `s` are returned: every caller here needs a column-space basis, not `V`.
-pub fn thin_svd_u(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>), NoConvergence> {
+/// Singular values of `a` in nonincreasing order, writing the thin `U` into `u` when given (`V` is
+/// never needed here: every caller wants a column-space basis or the values alone).
+fn svd_into(a: MatRef<'_, f64>, u: Option<MatMut<'_, f64>>) -> Result<Vec<f64>, NoConvergence> {
     let (m, n) = a.shape();
-    let k = m.min(n);
-    let mut s = Diag::<f64>::zeros(k);
-    let mut u = Mat::<f64>::zeros(m, k);
+    let mut s = Diag::<f64>::zeros(m.min(n));
+    let u_vectors = if u.is_some() {
+        svd::ComputeSvdVectors::Thin
+    } else {
+        svd::ComputeSvdVectors::No
+    };
     let scratch = svd::svd_scratch::<f64>(
         m,
         n,
-        svd::ComputeSvdVectors::Thin,
+        u_vectors,
         svd::ComputeSvdVectors::No,
         Par::Seq,
         Default::default(),
@@ -98,35 +101,7 @@ pub fn thin_svd_u(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>), NoConverge
     svd::svd(
         a,
         s.as_mut(),
-        Some(u.as_mut()),
-        None,
-        Par::Seq,
-        MemStack::new(&mut buf),
-        Default::default(),
-    )
-    .map_err(|_| NoConvergence)?;
-    let values = s.column_vector().iter().copied().collect();
-    Ok((values, u))
-}
-
-/// Singular values in nonincreasing order.
-pub fn singular_values(a: MatRef<'_, f64>) -> Result<Vec<f64>, NoConvergence> {
-    let (m, n) = a.shape();
-    let k = m.min(n);
-    let mut s = Diag::<f64>::zeros(k);
-    let scratch = svd::svd_scratch::<f64>(
-        m,
-        n,
-        svd::ComputeSvdVectors::No,
-        svd::ComputeSvdVectors::No,
-        Par::Seq,
-        Default::default(),
-    );
-    let mut buf = MemBuffer::new(scratch);
-    svd::svd(
-        a,
-        s.as_mut(),
-        None,
+        u,
         None,
         Par::Seq,
         MemStack::new(&mut buf),
@@ -134,6 +109,19 @@ pub fn singular_values(a: MatRef<'_, f64>) -> Result<Vec<f64>, NoConvergence> {
     )
     .map_err(|_| NoConvergence)?;
     Ok(s.column_vector().iter().copied().collect())
+}
+
+/// Thin SVD: `a = U diag(s) Vᵀ` with `min(m, n)` singular values in nonincreasing order.
+/// Only `U` and `s` are returned: every caller here needs a column-space basis, not `V`.
+pub fn thin_svd_u(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>), NoConvergence> {
+    let mut u = Mat::<f64>::zeros(a.nrows(), a.nrows().min(a.ncols()));
+    let values = svd_into(a, Some(u.as_mut()))?;
+    Ok((values, u))
+}
+
+/// Singular values in nonincreasing order.
+pub fn singular_values(a: MatRef<'_, f64>) -> Result<Vec<f64>, NoConvergence> {
+    svd_into(a, None)
 }
 
 /// Numerical rank of a matrix from its singular values, with numpy's `matrix_rank` tolerance

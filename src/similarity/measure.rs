@@ -33,6 +33,13 @@ pub enum Measure {
     Svcca { var: f64 },
 }
 
+/// The paper's fit: ridge predictivity with its default penalties, split and seed.
+impl Default for Measure {
+    fn default() -> Self {
+        Measure::RidgeR2(RidgeR2::default())
+    }
+}
+
 /// Whether a larger value means more similar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -31,6 +31,15 @@ pub mod ridge;
 
 use faer::MatRef;
 
+/// Seeded standard-normal test data, `n` rows by `d` columns.
+#[cfg(test)]
+pub(crate) fn random_matrix(n: usize, d: usize, seed: u64) -> faer::Mat<f64> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    faer::Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
+}
+
 pub use measure::{Measure, MeasureNameError, MeasureValue, Orientation, PreparedSource};
 pub use ridge::{HeldOutSplit, RidgeCv, RidgeCvFit, RidgeR2, RidgeR2Result};
 
@@ -133,6 +142,23 @@ pub(crate) fn check_operand(
         }
     }
     Ok(())
+}
+
+/// Checks a target `y` scored against a source prepared on `x_rows` rows: the same rows (inputs),
+/// at least one column, only finite values.
+pub(crate) fn check_target(
+    measure: &str,
+    x_rows: usize,
+    y: MatRef<'_, f64>,
+) -> Result<(), SimilarityError> {
+    if y.nrows() != x_rows {
+        return Err(SimilarityError::RowMismatch {
+            measure: measure.to_owned(),
+            x_rows,
+            y_rows: y.nrows(),
+        });
+    }
+    check_operand(measure, Operand::Y, y)
 }
 
 /// Checks that `x` and `y` describe the same `n >= min_rows` inputs.

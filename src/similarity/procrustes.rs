@@ -7,7 +7,7 @@
 use faer::{Mat, MatRef};
 
 use super::linalg;
-use super::{Operand, SimilarityError, check_operand, check_rows};
+use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProcrustesKind {
@@ -45,14 +45,7 @@ impl PreparedProcrustes {
 
     pub fn score(&self, y: MatRef<'_, f64>) -> Result<f64, SimilarityError> {
         let name = self.kind.name();
-        if y.nrows() != self.xc.nrows() {
-            return Err(SimilarityError::RowMismatch {
-                measure: name.to_owned(),
-                x_rows: self.xc.nrows(),
-                y_rows: y.nrows(),
-            });
-        }
-        check_operand(name, Operand::Y, y)?;
+        check_target(name, self.xc.nrows(), y)?;
         let (yc, _) = linalg::center(y);
         let y_norm_sq = linalg::frobenius_sq(yc.as_ref());
         let cross = linalg::mul_tn(self.xc.as_ref(), yc.as_ref());
@@ -98,14 +91,7 @@ pub fn procrustes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     #[test]
     fn rotated_copy_is_at_distance_zero() {

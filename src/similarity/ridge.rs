@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::linalg::{self, NoConvergence};
-use super::{Operand, SimilarityError, check_operand, check_rows};
+use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 const NAME: &str = "ridge-r2";
 
@@ -197,14 +197,7 @@ impl RidgeCvFactor {
 
     /// Leave-one-out search over the alphas and refit at the chosen one, for all columns of `y`.
     pub fn fit(&self, y: MatRef<'_, f64>) -> Result<RidgeCvFit, SimilarityError> {
-        if y.nrows() != self.n {
-            return Err(SimilarityError::RowMismatch {
-                measure: NAME.to_owned(),
-                x_rows: self.n,
-                y_rows: y.nrows(),
-            });
-        }
-        check_operand(NAME, Operand::Y, y)?;
+        check_target(NAME, self.n, y)?;
         let (yc, y_mean) = linalg::center(y);
         let basis = self.basis();
         // Bᵀ yc: targets in the eigenbasis, shared by every alpha.
@@ -603,14 +596,7 @@ impl RidgePredictor {
 
     /// `fit(x → y)`.
     pub fn score(&self, y: MatRef<'_, f64>) -> Result<RidgeR2Result, SimilarityError> {
-        if y.nrows() != self.n_rows {
-            return Err(SimilarityError::RowMismatch {
-                measure: NAME.to_owned(),
-                x_rows: self.n_rows,
-                y_rows: y.nrows(),
-            });
-        }
-        check_operand(NAME, Operand::Y, y)?;
+        check_target(NAME, self.n_rows, y)?;
         let y_train = linalg::select_rows(y, self.split.train());
         let y_test = linalg::select_rows(y, self.split.test());
         let fit = self.factor.fit(y_train.as_ref())?;
@@ -632,12 +618,7 @@ impl RidgePredictor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn random(n: usize, d: usize, seed: u64) -> Mat<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
-    }
+    use crate::similarity::random_matrix as random;
 
     /// Brute-force leave-one-out: refit ridge with a free intercept on n − 1 rows by solving the
     /// normal equations with faer's LLT, for each left-out row.

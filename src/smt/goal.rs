@@ -254,7 +254,7 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
     };
     let mut claims = Vec::new();
     let cex = match &r.goal {
-        ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } => {
+        ProofGoal::Implements { .. } | ProofGoal::Equivalent { .. } | ProofGoal::Aligned { .. } => {
             let (a, b) = match pair {
                 Some(ab) => ab,
                 None => (
@@ -264,31 +264,21 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
             };
             claims_of(&r.subjects[0], &a, &mut claims);
             claims_of(&r.subjects[1], &b, &mut claims);
-            let differ: Vec<Bool> = a
-                .output
-                .iter()
-                .zip(&b.output)
-                .map(|(x, y)| not(&x.same(y)))
-                .collect();
-            or(&[a.error, b.error, or(&differ)])
-        }
-        ProofGoal::Aligned { .. } => {
-            let (a, b) = match pair {
-                Some(ab) => ab,
-                None => (
-                    run(&r.subjects[0], &inputs[0])?,
-                    run(&r.subjects[1], &inputs[0])?,
-                ),
+            let differ = if matches!(r.goal, ProofGoal::Aligned { .. }) {
+                let per_pair: Vec<Bool> = r
+                    .pairs
+                    .iter()
+                    .map(|(x, y, _)| {
+                        let (vx, vy) = (&a.stages[0].nodes[x.0], &b.stages[0].nodes[y.0]);
+                        // A selector never equals a sequence: every input is a counterexample.
+                        vx.same(vy).map_or_else(|_| tt(), |same| not(&same))
+                    })
+                    .collect();
+                or(&per_pair)
+            } else {
+                outputs_differ(&a, &b)
             };
-            claims_of(&r.subjects[0], &a, &mut claims);
-            claims_of(&r.subjects[1], &b, &mut claims);
-            let mut differ = Vec::new();
-            for (x, y, _) in &r.pairs {
-                let (vx, vy) = (&a.stages[0].nodes[x.0], &b.stages[0].nodes[y.0]);
-                // A selector never equals a sequence: every input is a counterexample.
-                differ.push(vx.same(vy).map_or_else(|_| tt(), |same| not(&same)));
-            }
-            or(&[a.error, b.error, or(&differ)])
+            or(&[a.error, b.error, differ])
         }
         ProofGoal::Sufficient { .. } => {
             let a = run(&r.subjects[0], &inputs[0])?;
@@ -299,13 +289,8 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
             for (x, _, _) in &r.pairs {
                 agree.push(a.stages[0].nodes[x.0].same(&b.stages[0].nodes[x.0])?);
             }
-            let differ: Vec<Bool> = a
-                .output
-                .iter()
-                .zip(&b.output)
-                .map(|(x, y)| not(&x.same(y)))
-                .collect();
-            or(&[a.error, b.error, and(&[and(&agree), or(&differ)])])
+            let differ = outputs_differ(&a, &b);
+            or(&[a.error, b.error, and(&[and(&agree), differ])])
         }
         ProofGoal::WellFormed { .. } if r.garbling => {
             let a = run(&r.subjects[0], &inputs[0])?;
@@ -325,6 +310,17 @@ pub(crate) fn encode(r: &Resolved<'_>, n: usize) -> Result<Query, SmtError> {
         facts,
         claims,
     })
+}
+
+/// Some output position where two runs disagree.
+fn outputs_differ(a: &Run, b: &Run) -> Bool {
+    let differ: Vec<Bool> = a
+        .output
+        .iter()
+        .zip(&b.output)
+        .map(|(x, y)| not(&x.same(y)))
+        .collect();
+    or(&differ)
 }
 
 /// Some categorical aggregate selects two positions holding different values, with no failure

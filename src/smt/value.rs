@@ -241,19 +241,7 @@ pub(crate) fn ff() -> Bool {
 /// Conjunction, folding literal `true` / `false` so that statically decided conditions stay
 /// recognisable (`as_bool`) without a call to the simplifier.
 pub(crate) fn and(xs: &[Bool]) -> Bool {
-    let mut keep = Vec::with_capacity(xs.len());
-    for x in xs {
-        match x.as_bool() {
-            Some(true) => {}
-            Some(false) => return ff(),
-            None => keep.push(x.clone()),
-        }
-    }
-    match keep.len() {
-        0 => tt(),
-        1 => keep.pop().expect("one element"),
-        _ => Bool::and(&keep),
-    }
+    fold_literals(xs, true, Bool::and)
 }
 
 /// Negation, folding literals like [`and`].
@@ -266,18 +254,24 @@ pub(crate) fn not(x: &Bool) -> Bool {
 
 /// Disjunction, folding literal `true` / `false` like [`and`].
 pub(crate) fn or(xs: &[Bool]) -> Bool {
+    fold_literals(xs, false, Bool::or)
+}
+
+/// `and` (`unit` true) or `or` (`unit` false): literals equal to `unit` drop out, the other
+/// literal decides the whole, and `combine` joins what is left when that is two terms or more.
+fn fold_literals(xs: &[Bool], unit: bool, combine: impl Fn(&[Bool]) -> Bool) -> Bool {
     let mut keep = Vec::with_capacity(xs.len());
     for x in xs {
         match x.as_bool() {
-            Some(false) => {}
-            Some(true) => return tt(),
+            Some(b) if b == unit => {}
+            Some(_) => return Bool::from_bool(!unit),
             None => keep.push(x.clone()),
         }
     }
-    match keep.len() {
-        0 => ff(),
-        1 => keep.pop().expect("one element"),
-        _ => Bool::or(&keep),
+    match keep.as_slice() {
+        [] => Bool::from_bool(unit),
+        [one] => one.clone(),
+        _ => combine(&keep),
     }
 }
 
