@@ -129,40 +129,22 @@ impl Codec {
         match self {
             Codec::Compiled(io) => Ok(logits.iter().map(|l| io.decode(l)).collect()),
             Codec::Sidecar(s) => {
-                // The runtime's decoder does the argmax and snaps numerical outputs to the
-                // sidecar's exact values; it reads a [batch, pos, d_vocab_out] tensor and drops the
-                // prefix positions itself, so they are put back as zero rows.
-                let Some(width) = logits.first().map(Vec::len) else {
-                    return Ok(Vec::new());
-                };
-                let prefix = s.prefix_len();
-                let mut data = vec![0f32; prefix * width];
-                for l in logits {
-                    data.extend_from_slice(l);
-                }
-                let tensor = candle_core::Tensor::from_vec(
-                    data,
-                    (1, prefix + logits.len(), width),
-                    &candle_core::Device::Cpu,
-                )
-                .map_err(|e| format!("logits of uneven width: {e}"))?;
-                let row = s
-                    .decode(&tensor)
-                    .map_err(|e| e.to_string())?
-                    .pop()
-                    .unwrap_or_default();
+                // The runtime's decoder: argmax, or numerical outputs snapped to the sidecar's
+                // exact values.
                 let snapped =
                     matches!(&s.output, SidecarOutput::Numerical { values } if !values.is_empty());
-                Ok(row
-                    .into_iter()
-                    .map(|v| match v {
-                        OutputValue::Symbol(j) => json_value(&j),
-                        OutputValue::Number(x) if snapped => exact_value(x),
-                        // Unsnapped, the decoder gives the f32's shortest decimal form, which
-                        // converts back to that very f32.
-                        OutputValue::Number(x) => float_value(f64::from(x as f32)),
+                logits
+                    .iter()
+                    .map(|l| {
+                        Ok(match s.decode_position(l).map_err(|e| e.to_string())? {
+                            OutputValue::Symbol(j) => json_value(&j),
+                            OutputValue::Number(x) if snapped => exact_value(x),
+                            // Unsnapped, the decoder gives the f32's shortest decimal form, which
+                            // converts back to that very f32.
+                            OutputValue::Number(x) => float_value(f64::from(x as f32)),
+                        })
                     })
-                    .collect())
+                    .collect()
             }
         }
     }

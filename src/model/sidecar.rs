@@ -23,7 +23,7 @@
 
 use std::path::Path;
 
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -230,53 +230,51 @@ impl Sidecar {
             ModelError::Decode(format!("logits must be [batch, pos, d_vocab_out]: {e}"))
         })?;
         let skip = self.prefix_len().min(p);
-        let body = logits.narrow(1, skip, p - skip).ctx("decoding outputs")?;
+        let rows: Vec<Vec<Vec<f32>>> = logits
+            .narrow(1, skip, p - skip)
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .and_then(|t| t.to_vec3())
+            .ctx("decoding outputs")?;
+        rows.iter()
+            .map(|row| row.iter().map(|l| self.decode_position(l)).collect())
+            .collect()
+    }
+
+    /// Decodes one position's logits: the first maximal row of a categorical output, or the
+    /// first logit of a numerical one, snapped to the nearest exact value when the sidecar lists
+    /// them.
+    pub fn decode_position(&self, logits: &[f32]) -> Result<OutputValue, ModelError> {
         match &self.output {
             OutputSpec::Categorical { decoding } => {
-                let idx: Vec<Vec<u32>> = body
-                    .argmax(D::Minus1)
-                    .and_then(|t| t.to_vec2())
-                    .ctx("decoding outputs")?;
-                idx.into_iter()
-                    .map(|row| {
-                        row.into_iter()
-                            .map(|i| {
-                                decoding
-                                    .get(i as usize)
-                                    .cloned()
-                                    .map(OutputValue::Symbol)
-                                    .ok_or_else(|| {
-                                        ModelError::Decode(format!(
-                                            "output row {i} has no decoding"
-                                        ))
-                                    })
-                            })
-                            .collect()
+                let i = logits
+                    .iter()
+                    .enumerate()
+                    .fold(None, |best: Option<(usize, f32)>, (i, &x)| match best {
+                        Some((_, b)) if b >= x => best,
+                        _ => Some((i, x)),
                     })
-                    .collect()
+                    .map(|(i, _)| i)
+                    .ok_or_else(|| ModelError::Decode("a position has no logits".into()))?;
+                decoding
+                    .get(i)
+                    .cloned()
+                    .map(OutputValue::Symbol)
+                    .ok_or_else(|| ModelError::Decode(format!("output row {i} has no decoding")))
             }
             OutputSpec::Numerical { values } => {
-                let snap = |x: f32| -> f64 {
-                    let x = f64::from(x);
-                    values
-                        .iter()
-                        .copied()
-                        .min_by(|a, b| (a - x).abs().total_cmp(&(b - x).abs()))
-                        .unwrap_or_else(|| f32_to_f64_shortest(x as f32))
-                };
-                let vals: Vec<Vec<f32>> = body
-                    .narrow(2, 0, 1)
-                    .and_then(|t| t.squeeze(2))
-                    .and_then(|t| t.to_vec2())
-                    .ctx("decoding outputs")?;
-                Ok(vals
-                    .into_iter()
-                    .map(|row| {
-                        row.into_iter()
-                            .map(|x| OutputValue::Number(snap(x)))
-                            .collect()
+                let x = *logits
+                    .first()
+                    .ok_or_else(|| ModelError::Decode("a position has no logits".into()))?;
+                let snapped = values
+                    .iter()
+                    .copied()
+                    .min_by(|a, b| {
+                        (a - f64::from(x))
+                            .abs()
+                            .total_cmp(&(b - f64::from(x)).abs())
                     })
-                    .collect())
+                    .unwrap_or_else(|| f32_to_f64_shortest(x));
+                Ok(OutputValue::Number(snapped))
             }
         }
     }
