@@ -265,14 +265,11 @@ impl Sidecar {
                 let x = *logits
                     .first()
                     .ok_or_else(|| ModelError::Decode("a position has no logits".into()))?;
+                let wide = f64::from(x);
                 let snapped = values
                     .iter()
                     .copied()
-                    .min_by(|a, b| {
-                        (a - f64::from(x))
-                            .abs()
-                            .total_cmp(&(b - f64::from(x)).abs())
-                    })
+                    .min_by(|a, b| (a - wide).abs().total_cmp(&(b - wide).abs()))
                     .unwrap_or_else(|| f32_to_f64_shortest(x));
                 Ok(OutputValue::Number(snapped))
             }
