@@ -58,6 +58,7 @@ fn point_end_to_end(c: &mut Criterion) {
     );
     let inputs = Arc::new(InputSet::sample(&len.task, 64, 1, |_| Ok(())).expect("inputs"));
     let cfg = PointTestConfig {
+        progress: Default::default(),
         draws: 20,
         seed: 3,
         ..PointTestConfig::default()

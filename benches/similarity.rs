@@ -55,6 +55,7 @@ fn point(c: &mut Criterion) {
     let g1 = SyntheticFamily::new("f", gaussian_latent(&ids, 500, 8, 1), 64, 0.3, 6, 10);
     let g2 = SyntheticFamily::new("g", gaussian_latent(&ids, 500, 8, 2), 64, 0.3, 6, 11);
     let cfg = PointTestConfig {
+        progress: Default::default(),
         draws: 50,
         seed: 0,
         ..PointTestConfig::default()

@@ -7,7 +7,8 @@
 //!                          └─▶ smt
 //! ```
 //!
-//! A stage never imports a later one; `cli` sits on top of all of them.
+//! A stage never imports a later one; `cli` sits on top of all of them. `hooks` (hook-point
+//! names) and `progress` (stderr progress bars) are shared vocabularies below every stage.
 
 pub mod cli;
 pub mod compile;
@@ -16,5 +17,6 @@ pub mod hooks;
 pub mod intervene;
 pub mod lang;
 pub mod model;
+pub mod progress;
 pub mod similarity;
 pub mod smt;

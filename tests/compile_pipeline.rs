@@ -122,3 +122,89 @@ fn a_chain_representation_concatenates_its_own_stages() {
         }
     }
 }
+
+/// The pipeline directory as written is a model artifact of its own: loaded back from disk
+/// (`pipeline.json` + stage directories, decoding through each stage's `congruity.json`), every
+/// pipeline's chain equals the evaluator at every stage on a seeded sample of its domain.
+#[test]
+fn every_pipeline_directory_runs_from_disk_as_the_evaluator_does() {
+    use congruity::equivalence::chain::{load_pipeline_dir, reference_outputs, run_chain};
+    use congruity::equivalence::extract::RepresentationSpec;
+    let file = root().join("specs/toy/pipelines.interp");
+    let spec = lang::load(&file).expect("pipelines.interp checks");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in spec.pipelines.keys() {
+        let p = compile_pipeline(&spec, name, &CompileOptions::default(), 3).unwrap();
+        let dir = tmp.path().join(name);
+        p.write(&dir, &Provenance::default()).unwrap();
+        let loaded = load_pipeline_dir(&dir).unwrap();
+        assert_eq!(&loaded.name, name);
+        assert_eq!(loaded.stages.len(), p.stages.len());
+        let first = &spec.programs[&p.stages[0].program].task;
+        let mut inputs = Vec::new();
+        let mut traces = Vec::new();
+        for x in lang::domain::sample(first, 120, 11).unwrap() {
+            if let Ok(t) = lang::eval::eval_pipeline(&spec, &spec.pipelines[name], &x) {
+                traces.push(t.stage_outputs.clone());
+                inputs.push(x);
+            }
+        }
+        assert!(inputs.len() > 100, "{name}: only {} inputs", inputs.len());
+        let reference = reference_outputs(&traces);
+        // With the reference, any stage output that differs is an error naming stage and input.
+        run_chain(
+            &loaded.stages,
+            &inputs,
+            &RepresentationSpec::default(),
+            Some(&reference),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn a_broken_pipeline_directory_is_refused_with_the_field_named() {
+    use congruity::equivalence::chain::load_pipeline_dir;
+    let file = root().join("specs/toy/pipelines.interp");
+    let spec = lang::load(&file).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    compile_pipeline(&spec, "algo_1", &CompileOptions::default(), 0)
+        .unwrap()
+        .write(&dir, &Provenance::default())
+        .unwrap();
+    let manifest = dir.join("pipeline.json");
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        (
+            Box::new(|v| v["format"] = "congruity-pipeline/9".into()),
+            "congruity-pipeline/9",
+        ),
+        (
+            Box::new(|v| v["stages"] = serde_json::json!([])),
+            "`stages`",
+        ),
+        (
+            Box::new(|v| v["stages"][0]["dir"] = "../elsewhere".into()),
+            "stages[0].dir",
+        ),
+        (
+            Box::new(|v| v["stages"][1]["dir"] = "missing".into()),
+            "stage 2 (`difference_to_next`)",
+        ),
+        (
+            Box::new(|v| v["stages"][1]["adapter"] = serde_json::json!({"wrap": 3})),
+            "stages[1].adapter",
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut v = good.clone();
+        edit(&mut v);
+        std::fs::write(&manifest, v.to_string()).unwrap();
+        let err = load_pipeline_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains(want), "wanted `{want}` in: {err}");
+        assert!(err.contains("pipeline.json"), "names the file: {err}");
+    }
+}

@@ -31,6 +31,7 @@ fn everything(seed: u64) -> String {
     let p = pools();
     let sources: Vec<&dyn ImplementationSource> = p[..3].iter().map(|s| s as _).collect();
     let point = PointTestConfig {
+        progress: Default::default(),
         draws: 25,
         seed,
         ..PointTestConfig::default()
@@ -49,6 +50,7 @@ fn everything(seed: u64) -> String {
         &p[3],
         &p[0],
         &InterventionConfig {
+            progress: Default::default(),
             draws: 25,
             seed,
             ..InterventionConfig::default()
@@ -58,6 +60,7 @@ fn everything(seed: u64) -> String {
     let tr = transfer_matrix(
         &sources,
         &TransferConfig {
+            progress: Default::default(),
             max_pairs: 12,
             seed,
             bootstrap: 100,

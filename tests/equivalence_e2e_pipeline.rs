@@ -119,6 +119,7 @@ fn a_chain_is_its_own_stages_on_the_same_inputs() {
         &pool,
         &pool,
         &PointTestConfig {
+            progress: Default::default(),
             draws: 10,
             ..PointTestConfig::default()
         },

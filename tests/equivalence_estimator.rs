@@ -32,6 +32,7 @@ fn different_interpretations_are_distinguishable_and_the_same_is_not() {
     let g1_again = family("f-resampled", f, 11);
     let g2 = family("g", g, 12);
     let cfg = PointTestConfig {
+        progress: Default::default(),
         draws: 60,
         seed: 5,
         ..PointTestConfig::default()
@@ -76,6 +77,7 @@ fn selectivity_matrix_reflects_shared_subroutines() {
     let sources: Vec<&dyn ImplementationSource> = pools.iter().map(|p| p as _).collect();
     let cfg = SelectivityConfig {
         point: PointTestConfig {
+            progress: Default::default(),
             draws: 30,
             seed: 8,
             ..PointTestConfig::default()
@@ -123,6 +125,7 @@ fn intervention_test_detects_reliance_on_the_patched_mechanism() {
     let uses_f = family("f", f, 31);
     let unrelated = family("h", latent(3, 4), 32);
     let cfg = InterventionConfig {
+        progress: Default::default(),
         draws: 40,
         seed: 3,
         ..InterventionConfig::default()
@@ -160,6 +163,7 @@ fn transfer_matrix_enumerates_small_cells_and_samples_large_ones() {
     ];
     let sources: Vec<&dyn ImplementationSource> = pools.iter().map(|p| p as _).collect();
     let cfg = TransferConfig {
+        progress: Default::default(),
         max_pairs: 30,
         seed: 2,
         bootstrap: 200,
@@ -192,6 +196,7 @@ fn any_measure_can_be_the_fit_and_distances_are_oriented() {
     let g2 = family("g", g, 51);
     for name in ["cka:linear", "procrustes:angular", "cca:mean"] {
         let cfg = PointTestConfig {
+            progress: Default::default(),
             measure: name.parse::<Measure>().unwrap(),
             draws: 30,
             seed: 1,
@@ -224,6 +229,7 @@ fn bad_pools_are_clear_errors() {
     let e = point_test(&two, &other_inputs, &PointTestConfig::default()).unwrap_err();
     assert!(e.to_string().contains("not on the same inputs"), "{e}");
     let cfg = PointTestConfig {
+        progress: Default::default(),
         draws: 0,
         ..PointTestConfig::default()
     };

@@ -1,5 +1,5 @@
 //! `specs/tracr/{reverse,hist}.interp` reproduce tracr's own RASP evaluation on every case of the
-//! fixtures made by tracr (`../shared/fixtures/tracr/*/io.json`), through the library and through
+//! fixtures made by tracr (`tests/fixtures/tracr/*/io.json`), through the library and through
 //! `congruity eval`.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ struct Case {
 
 fn cases(name: &str) -> Vec<Case> {
     let path = root()
-        .join("../shared/fixtures/tracr")
+        .join("tests/fixtures/tracr")
         .join(name)
         .join("io.json");
     let text = std::fs::read_to_string(&path)

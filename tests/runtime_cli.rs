@@ -6,8 +6,8 @@ mod runtime_common;
 use candle_core::Device;
 use congruity::model::io::read_safetensors;
 use runtime_common::{
-    arg, array_of, assert_close, case_dirs, case_name, fixtures, input_symbols, ok, read_json,
-    read_token_rows,
+    arg, array_of, assert_close, case_dirs, case_name, cli_fails, congruity, fixtures,
+    input_symbols, ok, read_json, read_token_rows,
 };
 use serde_json::{Value, json};
 
@@ -177,4 +177,113 @@ fn run_input_can_also_save_a_cache() {
     let got = read_safetensors(&out, &Device::Cpu).unwrap();
     assert_eq!(got["logits"].dims(), &[1, 4, 3]);
     assert_eq!(got["blocks.3.hook_attn_out"].dims(), &[1, 4, 35]);
+}
+
+/// `run --cache` says on stderr what it wrote: each tensor of the file with its shape, and the
+/// file's size; without `--hooks` it says that only the logits were written.
+#[test]
+fn run_cache_reports_what_it_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &case_dirs("transformer_lens")[0];
+    let tokens = dir.join("tokens.json");
+    for hooks in [vec!["--hooks", "blocks.*.hook_resid_post"], vec![]] {
+        let out_file = tmp.path().join("c.safetensors");
+        let mut args = vec![
+            "run",
+            "--model",
+            arg(dir),
+            "--tokens",
+            arg(&tokens),
+            "--cache",
+            arg(&out_file),
+        ];
+        args.extend(&hooks);
+        let out = congruity(&args);
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let size = std::fs::metadata(&out_file).unwrap().len();
+        assert!(
+            stderr.contains(&format!("{size} bytes")),
+            "states the size {size}: {stderr}"
+        );
+        let got = read_safetensors(&out_file, &Device::Cpu).unwrap();
+        assert!(
+            stderr.contains(&format!("{} tensor", got.len())),
+            "{stderr}"
+        );
+        for (name, t) in &got {
+            let dims: Vec<String> = t.dims().iter().map(ToString::to_string).collect();
+            let line = format!("{name} [{}]", dims.join(", "));
+            assert!(stderr.contains(&line), "lists `{line}`: {stderr}");
+        }
+        let says_only_logits = stderr.contains("only the logits were written");
+        assert_eq!(says_only_logits, hooks.is_empty(), "{stderr}");
+        assert_eq!(got.len() == 1, hooks.is_empty());
+    }
+}
+
+/// A compiled pipeline directory runs stage by stage and answers as the evaluator does; `--json`
+/// gives every stage's input and output.
+#[test]
+fn run_executes_a_compiled_pipeline_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = "specs/toy/pipelines.interp";
+    for (program, inputs) in [
+        ("algo_1", ["3 1 2", "0 10 10 4", "7"]),
+        ("algo_2", ["3 1 2", "5 5 5", "0 1"]),
+        ("algo_5", ["3 1 2", "4 4 1 0", "9"]),
+    ] {
+        let dir = tmp.path().join(program);
+        ok(&["compile", spec, "--program", program, "--out", arg(&dir)]);
+        for input in inputs {
+            let want: Value = serde_json::from_str(&ok(&[
+                "eval",
+                spec,
+                "--program",
+                program,
+                "--input",
+                input,
+                "--json",
+            ]))
+            .unwrap();
+            let got: Value = serde_json::from_str(&ok(&[
+                "run",
+                "--model",
+                arg(&dir),
+                "--input",
+                input,
+                "--json",
+            ]))
+            .unwrap();
+            assert_eq!(got["output"], want["output"], "{program} on `{input}`");
+            let stages = got["stages"].as_array().unwrap();
+            let manifest = read_json(&dir.join("pipeline.json"));
+            assert_eq!(stages.len(), manifest["stages"].as_array().unwrap().len());
+            assert_eq!(stages.last().unwrap()["output"], want["output"]);
+            let text = ok(&["run", "--model", arg(&dir), "--input", input]);
+            let words: Vec<String> = want["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            assert_eq!(text.trim(), words.join(" "), "{program} on `{input}`");
+        }
+    }
+    let dir = tmp.path().join("algo_1");
+    let err = cli_fails(&["run", "--model", arg(&dir), "--input", "3 1 99"]);
+    assert!(err.contains("stage 1") && err.contains("`99`"), "{err}");
+    let err = cli_fails(&[
+        "run",
+        "--model",
+        arg(&dir),
+        "--input",
+        "3 1",
+        "--cache",
+        arg(&tmp.path().join("x.safetensors")),
+    ]);
+    assert!(err.contains("pipeline directory"), "{err}");
 }

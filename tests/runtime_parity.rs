@@ -1,6 +1,6 @@
 //! Parity with TransformerLens: every tensor of `expected.safetensors` (run_with_cache) and
 //! `patching.safetensors` (run_with_hooks) of every case under
-//! `../shared/fixtures/transformer_lens/`, through the library.
+//! `tests/fixtures/transformer_lens/`, through the library.
 
 mod runtime_common;
 

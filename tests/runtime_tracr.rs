@@ -1,4 +1,4 @@
-//! tracr import: the imported `../shared/fixtures/tracr/*` models give the compiled outputs of
+//! tracr import: the imported `tests/fixtures/tracr/*` models give the compiled outputs of
 //! every `io.json` case and the per-layer activations of `activations.safetensors`; and IIA on
 //! them behaves as the programs say.
 

@@ -123,7 +123,7 @@ fn f32_input_without_split_uses_the_seeded_split() {
 #[test]
 fn text_output_names_every_measure() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/similarity/uniform_30x25/inputs.safetensors");
+        .join("tests/fixtures/similarity/uniform_30x25/inputs.safetensors");
     let o = run(&["similarity", fixture.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
@@ -149,7 +149,7 @@ fn text_output_names_every_measure() {
 #[test]
 fn bad_measure_name_lists_valid_forms() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/similarity/uniform_30x25/inputs.safetensors");
+        .join("tests/fixtures/similarity/uniform_30x25/inputs.safetensors");
     let o = run(&[
         "similarity",
         fixture.to_str().unwrap(),
@@ -300,4 +300,124 @@ fn degenerate_data_is_an_error_not_a_panic() {
     );
     let o = run(&["similarity", p.to_str().unwrap(), "--measure", "ridge-r2"]);
     fails_with(&o, &["held-out", "8 rows"]);
+}
+
+/// The measure entries of a JSON report (the two-file form adds `x_source` / `y_source`).
+fn measures_only(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("x_source");
+        o.remove("y_source");
+    }
+    v
+}
+
+/// Two files, one array each, in any of safetensors, .npy and .npz, give exactly what the
+/// one-file form gives on the same x and y; arrays of three dimensions are read one row per
+/// (batch, position).
+#[test]
+fn two_files_in_any_format_equal_the_one_file_form() {
+    use candle_core::{Device, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, dx, dy) = (40, 4, 3);
+    let (x, y) = pair(n, dx, dy);
+    let one = write(
+        d,
+        "xy.safetensors",
+        &[
+            ("x", vec![n, dx], Data::F64(x.clone())),
+            ("y", vec![n, dy], Data::F64(y.clone())),
+        ],
+    );
+    let want = run(&["similarity", one.to_str().unwrap(), "--json"]);
+    assert!(want.status.success(), "{}", stderr(&want));
+    let want: Value = serde_json::from_slice(&want.stdout).unwrap();
+
+    let xs = write(
+        d,
+        "x.safetensors",
+        &[("acts", vec![n, dx], Data::F64(x.clone()))],
+    );
+    // Several arrays in one file: the key chooses.
+    let ys = write(
+        d,
+        "y.safetensors",
+        &[
+            ("other", vec![n, 2], Data::F64(vec![0.5; n * 2])),
+            ("acts", vec![n, dy], Data::F64(y.clone())),
+        ],
+    );
+    let ty = Tensor::from_vec(y.clone(), (n, dy), &Device::Cpu).unwrap();
+    let tx3 = Tensor::from_vec(x.clone(), (8, 5, dx), &Device::Cpu).unwrap();
+    let ynpy = d.join("y.npy");
+    ty.write_npy(&ynpy).unwrap();
+    let x3npy = d.join("x3.npy");
+    tx3.write_npy(&x3npy).unwrap();
+    let ynpz = d.join("y.npz");
+    Tensor::write_npz(&[("acts", &ty), ("junk", &tx3)], &ynpz).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let forms: Vec<Vec<String>> = vec![
+        vec![s(&xs), s(&ys), "--y-key".into(), "acts".into()],
+        vec![s(&xs), s(&ynpy)],
+        vec![s(&x3npy), s(&ynpy)],
+        vec![s(&xs), s(&ynpz), "--y-key".into(), "acts".into()],
+    ];
+    for form in &forms {
+        let mut args = vec!["similarity"];
+        args.extend(form.iter().map(String::as_str));
+        args.push("--json");
+        let got = run(&args);
+        assert!(got.status.success(), "{form:?}: {}", stderr(&got));
+        let got: Value = serde_json::from_slice(&got.stdout).unwrap();
+        assert_eq!(measures_only(&got), want, "{form:?}");
+        assert!(got["x_source"].as_str().unwrap().contains('['), "{got}");
+    }
+    // Text names both sources with their shapes.
+    let text = run(&[
+        "similarity",
+        &s(&x3npy),
+        &s(&ynpy),
+        "--measure",
+        "cka:linear",
+    ]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "x: {} [8, 5, 4]\ny: {} [40, 3]\n",
+            s(&x3npy),
+            s(&ynpy)
+        )),
+        "{text}"
+    );
+
+    // Errors name the file and what was expected.
+    fails_with(
+        &run(&["similarity", &s(&xs), &s(&ys)]),
+        &["y.safetensors", "holds 2 arrays (acts, other)", "--y-key"],
+    );
+    fails_with(
+        &run(&["similarity", &s(&xs), &s(&ys), "--y-key", "nope"]),
+        &["`nope` is missing", "present: acts, other"],
+    );
+    fails_with(
+        &run(&["similarity", &s(&xs), &s(&ynpy), "--y-key", "acts"]),
+        &["y.npy", "one unnamed array"],
+    );
+    let short = write(
+        d,
+        "short.safetensors",
+        &[("a", vec![n - 1, dy], Data::F64(y[..(n - 1) * dy].to_vec()))],
+    );
+    fails_with(
+        &run(&["similarity", &s(&xs), &s(&short)]),
+        &["short.safetensors", "39 rows", "40"],
+    );
+    let txt = d.join("x.txt");
+    std::fs::write(&txt, "1 2 3").unwrap();
+    fails_with(
+        &run(&["similarity", &s(&txt), &s(&ynpy)]),
+        &["x.txt", ".npy"],
+    );
+    fails_with(&run(&["similarity", &s(&one), "--x-key", "x"]), &["Y"]);
 }

@@ -1,4 +1,4 @@
-//! Every value in `../shared/fixtures/similarity/*/expected.json` (numpy / scikit-learn reference)
+//! Every value in `tests/fixtures/similarity/*/expected.json` (numpy / scikit-learn reference)
 //! reproduced to 1e-8, through the library and through the `congruity similarity` binary.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use serde_json::Value;
 const TOL: f64 = 1e-8;
 
 fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/similarity");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/similarity");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", root.display()))
         .map(|e| e.expect("directory entry").path())

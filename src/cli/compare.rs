@@ -65,8 +65,9 @@ pub struct Args {
     /// Layer-norm every pooled vector (no affine, eps 1e-5) before pooling
     #[arg(long)]
     pub layer_norm: bool,
-    /// Read these hooks instead of the accumulated residual stream (comma-separated TL names)
-    #[arg(long, value_delimiter = ',', value_name = "HOOK,...")]
+    /// Read these hooks instead of the accumulated residual stream: TransformerLens names or
+    /// globs (e.g. 'blocks.*.hook_resid_post'), repeatable, in the order given
+    #[arg(long = "hooks", value_name = "GLOB")]
     pub hooks: Vec<String>,
     /// Task whose domain the inputs are drawn from (default: the first interpretation's)
     #[arg(long, value_name = "NAME")]

@@ -4,13 +4,23 @@
 //! ```text
 //! congruity run --model DIR --tokens FILE --cache OUT.safetensors [--hooks GLOB]...
 //! congruity run --model DIR --input "a b c" [--json] [--cache OUT.safetensors [--hooks GLOB]...]
+//! congruity run --model PIPELINE_DIR --input "a b c" [--json]
 //! ```
+//!
+//! `--cache` says on stderr what it wrote: every tensor with its shape, and the file's size.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ArgGroup;
 
+use crate::equivalence::chain::{
+    ChainError, is_pipeline_dir, load_pipeline_dir, run_chain, token_value,
+};
+use crate::equivalence::extract::RepresentationSpec;
+use crate::lang::domain::token_text;
+use crate::lang::eval::value_json;
+use crate::lang::ir::Value;
 use crate::model::{
     self, HookSelection, LoadedModel, ModelError, OutputValue, RunOptions, TokenBatch,
 };
@@ -18,8 +28,9 @@ use crate::model::{
 #[derive(Debug, clap::Args)]
 #[command(group(ArgGroup::new("inputs").required(true).args(["tokens", "input"])))]
 pub struct Args {
-    /// Model directory: TransformerLens (model.safetensors + config.json [+ congruity.json])
-    /// or tracr (weights.safetensors + residual_labels.json + meta.json).
+    /// Model directory: TransformerLens (model.safetensors + config.json [+ congruity.json]),
+    /// tracr (weights.safetensors + residual_labels.json + meta.json), or a compiled pipeline
+    /// (pipeline.json + one model directory per stage; with --input only).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
 
@@ -40,7 +51,8 @@ pub struct Args {
     #[arg(long = "hooks", value_name = "GLOB", requires = "cache")]
     pub hooks: Vec<String>,
 
-    /// Print `{"output": [...]}` instead of space-separated values (with --input).
+    /// Print `{"output": [...]}` instead of space-separated values (with --input); for a
+    /// pipeline, also every stage's input and output under `stages`.
     #[arg(long, requires = "input")]
     pub json: bool,
 
@@ -53,7 +65,100 @@ pub fn run(args: Args) -> ExitCode {
     super::exit_code(execute(&args))
 }
 
-fn execute(args: &Args) -> Result<(), ModelError> {
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+enum RunError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Chain(#[from] ChainError),
+    #[error("{} is a pipeline directory: {what}", dir.display())]
+    #[diagnostic(
+        code(congruity::run::pipeline),
+        help(
+            "run it with --input \"...\"; to cache activations, run one stage's directory (listed in its pipeline.json)"
+        )
+    )]
+    PipelineOption { dir: PathBuf, what: &'static str },
+}
+
+fn execute(args: &Args) -> Result<(), RunError> {
+    if is_pipeline_dir(&args.model) {
+        return run_pipeline(args);
+    }
+    Ok(run_model(args)?)
+}
+
+/// A compiled pipeline, stage by stage: stage `k` reads stage `k - 1`'s decoded answer after its
+/// adapter, as `eval` evaluates the pipeline.
+fn run_pipeline(args: &Args) -> Result<(), RunError> {
+    let refuse = |what| RunError::PipelineOption {
+        dir: args.model.clone(),
+        what,
+    };
+    if args.cuda {
+        return Err(refuse(
+            "pipelines run on the CPU (--cuda runs single models)",
+        ));
+    }
+    if args.cache.is_some() || args.tokens.is_some() {
+        return Err(refuse("--tokens and --cache take one model's directory"));
+    }
+    let Some(input) = &args.input else {
+        return Err(refuse("give --input"));
+    };
+    let pipeline = load_pipeline_dir(&args.model)?;
+    // Stage 1 reads the words as its vocabulary spells them (its sidecar encodes by text).
+    let values: Vec<Value> = input.split_whitespace().map(token_value).collect();
+    let run = run_chain(
+        &pipeline.stages,
+        std::slice::from_ref(&values),
+        &RepresentationSpec::default(),
+        None,
+        None,
+    )?;
+    let stage_output = |k: usize| -> &[Value] { &run.outputs[k][0] };
+    let last = stage_output(pipeline.stages.len() - 1);
+    if args.json {
+        let mut reads: Vec<Value> = values.clone();
+        let mut stages = Vec::with_capacity(pipeline.stages.len());
+        for (k, (stage, dir)) in pipeline.stages.iter().zip(&pipeline.stage_dirs).enumerate() {
+            if k > 0 {
+                reads = stage_output(k - 1)
+                    .iter()
+                    .map(|v| {
+                        stage
+                            .adapter
+                            .as_ref()
+                            .map_or_else(|| v.clone(), |a| a.apply(v))
+                    })
+                    .collect();
+            }
+            stages.push(serde_json::json!({
+                "stage": k + 1,
+                "program": stage.program,
+                "dir": dir.display().to_string(),
+                "input": reads.iter().map(value_json).collect::<Vec<_>>(),
+                "output": stage_output(k).iter().map(value_json).collect::<Vec<_>>(),
+            }));
+        }
+        println!(
+            "{}",
+            serde_json::json!({
+                "pipeline": pipeline.name,
+                "output": last.iter().map(value_json).collect::<Vec<_>>(),
+                "stages": stages,
+            })
+        );
+    } else {
+        let words: Vec<String> = last.iter().map(token_text).collect();
+        println!("{}", words.join(" "));
+    }
+    Ok(())
+}
+
+fn run_model(args: &Args) -> Result<(), ModelError> {
     let device = model::device(args.cuda)?;
     let loaded: LoadedModel = model::load(&args.model, &device)?;
     let m = &loaded.transformer;
@@ -76,7 +181,14 @@ fn execute(args: &Args) -> Result<(), ModelError> {
     };
     let out = m.forward(&tokens, &RunOptions::cache(selection))?;
     if let Some(path) = &args.cache {
-        out.cache.save(path, &[("logits", &out.logits)])?;
+        let written = out.cache.save(path, &[("logits", &out.logits)])?;
+        eprintln!("wrote {}: {written}", path.display());
+        if args.hooks.is_empty() {
+            eprintln!(
+                "note: only the logits were written, because no --hooks was given (e.g. --hooks '*' \
+                 for every hook point, --hooks 'blocks.*.hook_resid_post')"
+            );
+        }
     }
     if args.input.is_some() {
         let decoded = loaded.decode(&out.logits)?;

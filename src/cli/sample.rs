@@ -17,9 +17,10 @@ use rayon::prelude::*;
 
 use super::compile::{Target, load_spec, provenance, target};
 use crate::compile::pipeline::compile_pipeline;
-use crate::compile::sample::{Family, sample_to_dir};
+use crate::compile::sample::{Family, sample_to_dir_with_progress};
 use crate::compile::{CompileError, CompileOptions, compile_checked};
 use crate::lang::Spec;
+use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -72,7 +73,14 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
         Target::Interpretation(program) => {
             let (mut compiled, _) = compile_checked(program, &opts, args.seed)?;
             compiled.provenance = provenance(&args.file, &args.program, None)?;
-            let shapes = sample_to_dir(&compiled, &families, args.seed, args.count, &args.out)?;
+            let shapes = sample_to_dir_with_progress(
+                &compiled,
+                &families,
+                args.seed,
+                args.count,
+                &args.out,
+                &Progress::shown("sampling"),
+            )?;
             let widest = shapes.iter().map(|s| s.d_model).max().unwrap_or(0);
             println!(
                 "sampled {} implementation(s) of `{}` ({}) -> {}/0000.. in {:.2}s; d_model up to {}",
@@ -90,6 +98,7 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
                 st.compiled.provenance = provenance(&args.file, &st.program, None)?;
             }
             std::fs::create_dir_all(&args.out).map_err(|e| CompileError::write(&args.out, e))?;
+            let pb = Progress::shown("sampling").bar(args.count, "chains");
             (0..args.count).into_par_iter().try_for_each(|i| {
                 let chain = p.sample_chain(&families, args.seed, i)?;
                 p.write_chain(
@@ -98,8 +107,11 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
                     &families,
                     args.seed,
                     i,
-                )
+                )?;
+                pb.inc(1);
+                Ok::<(), CompileError>(())
             })?;
+            pb.finish_and_clear();
             println!(
                 "sampled {} chain(s) of pipeline `{}` ({}) -> {}/0000.. in {:.2}s",
                 args.count,

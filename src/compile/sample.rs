@@ -40,6 +40,7 @@ use super::schedule::{Schedule, alap, asap, is_valid, topo_order};
 use super::weights::{Head, Mat, Weights};
 use super::write::{ModelFiles, write_model_dir};
 use super::{Compiled, Provenance, SampleOrigin, Shape};
+use crate::progress::Progress;
 
 /// A function-preserving family of transformations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -606,15 +607,31 @@ pub fn sample_to_dir(
     count: u64,
     out: &Path,
 ) -> Result<Vec<Shape>, CompileError> {
+    sample_to_dir_with_progress(c, families, base_seed, count, out, &Progress::hidden())
+}
+
+/// [`sample_to_dir`], counting written implementations on `progress`.
+pub fn sample_to_dir_with_progress(
+    c: &Compiled,
+    families: &[Family],
+    base_seed: u64,
+    count: u64,
+    out: &Path,
+    progress: &Progress,
+) -> Result<Vec<Shape>, CompileError> {
     std::fs::create_dir_all(out).map_err(|e| CompileError::write(out, e))?;
-    (0..count)
+    let pb = progress.bar(count, "implementations");
+    let shapes = (0..count)
         .into_par_iter()
         .map(|i| {
             let s = sample_one(c, families, base_seed, i)?;
             s.write(c, &out.join(format!("{i:04}")))?;
+            pb.inc(1);
             Ok(s.shape())
         })
-        .collect()
+        .collect();
+    pb.finish_and_clear();
+    shapes
 }
 
 #[cfg(test)]

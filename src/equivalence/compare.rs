@@ -21,7 +21,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -39,6 +38,7 @@ use super::transfer::{TransferConfig, TransferMatrix, transfer_matrix};
 use super::{EquivalenceError, selectivity_matrix};
 use crate::compile::sample::Family;
 use crate::lang::ir::Spec;
+use crate::progress::Progress;
 use crate::similarity::Measure;
 
 /// Everything `congruity compare` can be asked.
@@ -245,18 +245,12 @@ fn name_hash(name: &str) -> u64 {
     u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
-fn progress_bar(show: bool, len: u64, what: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
+fn progress(show: bool, what: &str) -> Progress {
+    if show {
+        Progress::shown(what)
+    } else {
+        Progress::hidden()
     }
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template("{msg:30} [{bar:30}] {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
 }
 
 fn note(show: bool, msg: &str) {
@@ -305,7 +299,7 @@ fn materialise(
         .enumerate()
         .flat_map(|(p, s)| (0..s.count()).map(move |i| (p, i)))
         .collect();
-    let pb = progress_bar(show, jobs.len() as u64, what);
+    let pb = progress(show, what).bar(jobs.len() as u64, "models");
     let results: Vec<Result<(), EquivalenceError>> = jobs
         .par_iter()
         .map(|&(p, i)| {
@@ -539,6 +533,7 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
         seed: seeds.selectivity,
         confidence: s.confidence,
         interval: s.interval,
+        progress: progress(show, "selectivity fits"),
     };
     let selectivity = if interp_refs.is_empty() {
         None
@@ -563,6 +558,7 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
         for (gi, g) in interp_refs.iter().enumerate() {
             let cfg = |kind: u64, other: u64| PointTestConfig {
                 seed: derive_seed(s.seed, &[4, mi as u64, gi as u64, kind, other]),
+                progress: progress(show, &format!("{} vs {}", m.label(), g.label())),
                 ..point.clone()
             };
             let membership = membership_test(*m, *g, &cfg(0, 0))?;
@@ -601,6 +597,7 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
             seed: seeds.transfer,
             bootstrap: 1000,
             confidence: s.confidence,
+            progress: progress(show, "transfer fits"),
         },
     )?;
 
@@ -650,6 +647,7 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, C
                         draws: s.draws,
                         seed: derive_seed(s.seed, &[8, oi as u64, ti as u64]),
                         confidence: s.confidence,
+                        progress: progress(show, &format!("intervention vs {}", t.label())),
                     },
                 )?;
                 intervention.push(InterventionReport {

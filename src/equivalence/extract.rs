@@ -33,7 +33,8 @@ pub enum Layers {
     /// `blocks.0.hook_resid_pre` and every `blocks.{l}.hook_resid_post`, in order: the
     /// accumulated residual stream the paper concatenates (L + 1 vectors of `d_model`).
     AccumulatedResidual,
-    /// These hooks, in the order given (per-head hooks are flattened over heads).
+    /// Hooks by glob (the syntax of [`crate::model::expand_globs`]), in the order the patterns
+    /// give them (per-head hooks are flattened over heads).
     Hooks(Vec<String>),
 }
 
@@ -102,27 +103,18 @@ impl RepresentationSpec {
                 out.extend((0..n).map(|l| HookPoint::block(l, BlockHook::ResidPost)));
                 Ok(out)
             }
-            Layers::Hooks(names) => names
-                .iter()
-                .map(|n| {
-                    let h: HookPoint =
-                        n.parse()
-                            .map_err(|e: crate::hooks::UnknownHook| ExtractError::Hook {
-                                hook: n.clone(),
-                                reason: e.to_string(),
-                            })?;
-                    if !model.has_hook(&h) {
-                        return Err(ExtractError::Hook {
-                            hook: n.clone(),
-                            reason: format!(
-                                "this model ({} layers) has no such hook point",
-                                model.config().n_layers
-                            ),
-                        });
-                    }
-                    Ok(h)
-                })
-                .collect(),
+            Layers::Hooks(patterns) => crate::model::expand_globs(patterns, model.hook_points())
+                .map_err(|e| match e {
+                    ModelError::HookPattern { pattern, reason } => ExtractError::Hook {
+                        hook: pattern,
+                        reason: format!(
+                            "{reason} ({} layers, {} hook points)",
+                            model.config().n_layers,
+                            model.hook_points().len()
+                        ),
+                    },
+                    other => ExtractError::Model(other),
+                }),
         }
     }
 }

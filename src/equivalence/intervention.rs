@@ -16,6 +16,7 @@ use super::point::{Outcome, Tally, outcome};
 use super::source::{ImplRef, ImplementationSource, compute_fits, draw_pair};
 use super::stats::{Interval, OneSidedTest, Proportion, one_sided_above_half};
 use super::{EquivalenceError, check_confidence, check_positive};
+use crate::progress::Progress;
 use crate::similarity::Measure;
 
 /// Settings of an intervention test.
@@ -27,6 +28,8 @@ pub struct InterventionConfig {
     pub seed: u64,
     /// Confidence of the interval; the test is significant when `p_exact < 1 − confidence`.
     pub confidence: f64,
+    /// Progress of the fits on stderr (hidden by default; never part of a result).
+    pub progress: Progress,
 }
 
 impl Default for InterventionConfig {
@@ -36,6 +39,7 @@ impl Default for InterventionConfig {
             draws: 100,
             seed: 0,
             confidence: 0.95,
+            progress: Progress::hidden(),
         }
     }
 }
@@ -132,7 +136,7 @@ pub fn intervention_test(
         let (r, rp, tr) = refs(k, t);
         [(r, tr), (rp, tr)]
     });
-    let fits = compute_fits(&sources, &cfg.measure, pairs)?;
+    let fits = compute_fits(&sources, &cfg.measure, pairs, &cfg.progress)?;
     let records: Vec<InterventionDraw> = draws
         .iter()
         .map(|&(k, t)| {

@@ -80,7 +80,12 @@ fn record_draws(
     draws: &[Draw],
     sides: impl Fn(Draw) -> Sides,
 ) -> Result<Vec<ModelDraw>, EquivalenceError> {
-    let fits = compute_fits(sources, &cfg.measure, draws.iter().flat_map(|&d| sides(d)))?;
+    let fits = compute_fits(
+        sources,
+        &cfg.measure,
+        draws.iter().flat_map(|&d| sides(d)),
+        &cfg.progress,
+    )?;
     Ok(draws
         .iter()
         .map(|&d| {
@@ -245,6 +250,7 @@ mod tests {
     fn a_member_is_closer_to_its_family_and_not_distinguished_from_it() {
         let (f1, f2, m) = pools();
         let cfg = PointTestConfig {
+            progress: Default::default(),
             draws: 60,
             seed: 5,
             ..PointTestConfig::default()

@@ -10,49 +10,154 @@ use super::transfer::TransferMatrix;
 /// What one heatmap shows.
 pub struct Heatmap<'a> {
     pub title: &'a str,
-    /// Lines under the title (command, settings).
+    /// Lines under the title (command, settings); wrapped to the figure's width.
     pub notes: &'a [String],
     pub row_axis: &'a str,
     pub col_axis: &'a str,
     pub labels: &'a [String],
-    /// `values[i][j]` in `[lo, hi]` (clamped), `None` for an empty cell.
+    /// `values[i][j]`, `None` for an empty cell.
     pub values: Vec<Vec<Option<f64>>>,
     /// Text written in each cell.
     pub text: Vec<Vec<String>>,
-    pub lo: f64,
-    pub hi: f64,
-    /// Legend caption of the colour scale.
+    /// What the colours measure (e.g. `mean fit`); the legend adds the range they span.
     pub scale: &'a str,
 }
 
-/// White (lo) to dark blue (hi).
-fn colour(v: f64, lo: f64, hi: f64) -> RGBColor {
-    let t = if hi > lo {
-        ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
-    } else {
-        0.5
-    };
-    let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
-    RGBColor(mix(247.0, 8.0), mix(251.0, 48.0), mix(255.0, 107.0))
+/// The colour scale: fitted to the smallest and largest value shown, so that a matrix whose
+/// cells span 0.96–1.0 shows its structure instead of one shade.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColourScale {
+    pub lo: f64,
+    pub hi: f64,
 }
 
-/// Renders the heatmap to SVG text.
+impl ColourScale {
+    /// The range of the finite values, or `None` when there is none.
+    pub fn fitted(values: &[Vec<Option<f64>>]) -> Option<Self> {
+        let finite = values.iter().flatten().flatten().filter(|v| v.is_finite());
+        let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+        (lo <= hi).then_some(Self { lo, hi })
+    }
+
+    /// Position of `v` on the scale, 0 (lo) to 1 (hi); the middle when all values are equal.
+    fn t(&self, v: f64) -> f64 {
+        if self.hi > self.lo {
+            ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+        } else {
+            0.5
+        }
+    }
+
+    /// White (lo) to dark blue (hi).
+    fn colour(&self, v: f64) -> RGBColor {
+        let t = self.t(v);
+        let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+        RGBColor(mix(247.0, 8.0), mix(251.0, 48.0), mix(255.0, 107.0))
+    }
+
+    /// Enough decimals that the two ends read differently (4 at least, 12 at most).
+    fn label(&self, v: f64) -> String {
+        let span = (self.hi - self.lo).abs();
+        let digits = if span > 0.0 {
+            (2.0 - span.log10().floor()).clamp(4.0, 12.0) as usize
+        } else {
+            4
+        };
+        format!("{v:.digits$}")
+    }
+}
+
+/// Greedy word wrap to `max` characters; a word longer than a line is cut.
+fn wrap(text: &str, max: usize) -> Vec<String> {
+    let max = max.max(8);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > max {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..max).collect());
+        }
+        let word: String = word.into_iter().collect();
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if needed > max && !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Text is not measured (no font files): widths are estimated per character, generously, so
+/// that text stays inside the figure.
+const TITLE_CHAR: i32 = 9;
+const NOTE_CHAR: i32 = 6;
+const LABEL_CHAR: i32 = 8;
+const MARGIN: i32 = 12;
+
+/// Renders the heatmap to SVG text. The figure is as wide as the matrix, its labels and the
+/// colour bar need; the title and notes wrap to that width.
 pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
     let m = h.labels.len();
-    let label_w = h.labels.iter().map(|l| l.len()).max().unwrap_or(4) as i32 * 8 + 24;
-    let cell = 92i32;
-    let top = 70 + 16 * h.notes.len() as i32;
-    // Text is not measured (no font files); about 0.6 em per character keeps long notes inside.
-    let text_w = h
+    let longest = h
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(4) as i32;
+    let label_w = longest * LABEL_CHAR + 2 * MARGIN;
+    // Cells are wide enough for their column label and two lines of cell text.
+    let longest_text = h
+        .text
+        .iter()
+        .flatten()
+        .flat_map(|t| t.lines())
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0) as i32;
+    let cell = (longest * LABEL_CHAR)
+        .max(longest_text * LABEL_CHAR + 8)
+        .max(92);
+    let scale = ColourScale::fitted(&h.values);
+    let ends = scale.map(|s| (s.label(s.hi), s.label(s.lo)));
+    let end_w = ends
+        .as_ref()
+        .map_or(0, |(a, b)| a.len().max(b.len()) as i32 * NOTE_CHAR);
+    let bar_x = label_w + cell * m as i32 + 24;
+    let width = (bar_x + 20 + 6 + end_w + MARGIN).max(360);
+    let title = wrap(h.title, ((width - 2 * MARGIN) / TITLE_CHAR) as usize);
+    let notes: Vec<String> = h
         .notes
         .iter()
-        .map(|n| n.chars().count() as i32 * 6)
-        .chain(std::iter::once(h.title.chars().count() as i32 * 9))
-        .max()
-        .unwrap_or(0)
-        + 24;
-    let width = (label_w + cell * m as i32 + 140).max(560).max(text_w) as u32;
-    let height = (top + 40 + cell * m as i32 + 40) as u32;
+        .flat_map(|n| wrap(n, ((width - 2 * MARGIN) / NOTE_CHAR) as usize))
+        .collect();
+    let legend = match &scale {
+        Some(s) => format!(
+            "colour: {}, scale fitted to the values shown, {} (white) to {} (dark blue)",
+            h.scale,
+            s.label(s.lo),
+            s.label(s.hi)
+        ),
+        None => format!("colour: {} (no values)", h.scale),
+    };
+    let legend = wrap(&legend, ((width - 2 * MARGIN) / NOTE_CHAR) as usize);
+    let title_h = 20 * title.len() as i32;
+    let top = 12 + title_h + 14 * notes.len() as i32 + 8;
+    let x0 = label_w;
+    let y0 = top + 40;
+    let grid_h = cell * m as i32;
+    let height = y0 + grid_h + 16 + 14 * legend.len() as i32 + MARGIN;
+    let (width, height) = (width as u32, height as u32);
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
@@ -69,17 +174,25 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
                 .color(c)
                 .pos(Pos::new(HPos::Center, VPos::Center))
         };
-        root.draw(&Text::new(h.title.to_string(), (12, 20), left(16.0)))
+        for (k, line) in title.iter().enumerate() {
+            root.draw(&Text::new(
+                line.clone(),
+                (MARGIN, 20 + 20 * k as i32),
+                left(16.0),
+            ))
             .map_err(e)?;
-        for (k, n) in h.notes.iter().enumerate() {
-            root.draw(&Text::new(n.clone(), (12, 42 + 16 * k as i32), left(11.0)))
-                .map_err(e)?;
         }
-        let x0 = label_w;
-        let y0 = top + 30;
+        for (k, n) in notes.iter().enumerate() {
+            root.draw(&Text::new(
+                n.clone(),
+                (MARGIN, 12 + title_h + 10 + 14 * k as i32),
+                left(11.0),
+            ))
+            .map_err(e)?;
+        }
         root.draw(&Text::new(
             format!("{} (rows) \\ {} (columns)", h.row_axis, h.col_axis),
-            (12, top + 8),
+            (MARGIN, top + 8),
             left(12.0),
         ))
         .map_err(e)?;
@@ -94,16 +207,22 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
         for (i, l) in h.labels.iter().enumerate() {
             root.draw(&Text::new(
                 l.clone(),
-                (12, y0 + cell * i as i32 + cell / 2),
+                (MARGIN, y0 + cell * i as i32 + cell / 2),
                 left(12.0),
             ))
             .map_err(e)?;
             for j in 0..m {
                 let (x, y) = (x0 + cell * j as i32, y0 + cell * i as i32);
-                let v = h.values.get(i).and_then(|r| r.get(j)).copied().flatten();
-                let fill = match v {
-                    Some(v) => colour(v, h.lo, h.hi),
-                    None => RGBColor(220, 220, 220),
+                let v = h
+                    .values
+                    .get(i)
+                    .and_then(|r| r.get(j))
+                    .copied()
+                    .flatten()
+                    .filter(|v| v.is_finite());
+                let (fill, dark) = match (v, &scale) {
+                    (Some(v), Some(s)) => (s.colour(v), s.t(v) > 0.55),
+                    _ => (RGBColor(220, 220, 220), false),
                 };
                 root.draw(&Rectangle::new(
                     [(x, y), (x + cell, y + cell)],
@@ -115,7 +234,6 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
                     WHITE.stroke_width(2),
                 ))
                 .map_err(e)?;
-                let dark = v.is_some_and(|v| (v - h.lo) / (h.hi - h.lo).max(1e-300) > 0.55);
                 let ink = if dark { WHITE } else { BLACK };
                 let text = h
                     .text
@@ -133,37 +251,35 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
                 }
             }
         }
-        // Colour scale.
-        let sx = x0 + cell * m as i32 + 30;
-        let steps = 20;
-        let sh = cell * m as i32;
-        for k in 0..steps {
-            let v = h.hi - (h.hi - h.lo) * k as f64 / (steps - 1) as f64;
-            let y = y0 + sh * k / steps;
-            root.draw(&Rectangle::new(
-                [(sx, y), (sx + 20, y0 + sh * (k + 1) / steps)],
-                colour(v, h.lo, h.hi).filled(),
+        // Colour bar, hi at the top.
+        if let (Some(s), Some((hi, lo))) = (&scale, &ends) {
+            let steps = 20;
+            for k in 0..steps {
+                let v = s.hi - (s.hi - s.lo) * f64::from(k) / f64::from(steps - 1);
+                let y = y0 + grid_h * k / steps;
+                root.draw(&Rectangle::new(
+                    [(bar_x, y), (bar_x + 20, y0 + grid_h * (k + 1) / steps)],
+                    s.colour(v).filled(),
+                ))
+                .map_err(e)?;
+            }
+            root.draw(&Text::new(hi.clone(), (bar_x + 26, y0 + 6), left(11.0)))
+                .map_err(e)?;
+            root.draw(&Text::new(
+                lo.clone(),
+                (bar_x + 26, y0 + grid_h - 6),
+                left(11.0),
             ))
             .map_err(e)?;
         }
-        root.draw(&Text::new(
-            format!("{}", h.hi),
-            (sx + 26, y0 + 6),
-            left(11.0),
-        ))
-        .map_err(e)?;
-        root.draw(&Text::new(
-            format!("{}", h.lo),
-            (sx + 26, y0 + sh - 6),
-            left(11.0),
-        ))
-        .map_err(e)?;
-        root.draw(&Text::new(
-            h.scale.to_string(),
-            (sx - 10, y0 + sh + 20),
-            left(11.0),
-        ))
-        .map_err(e)?;
+        for (k, line) in legend.iter().enumerate() {
+            root.draw(&Text::new(
+                line.clone(),
+                (MARGIN, y0 + grid_h + 16 + 14 * k as i32),
+                left(11.0),
+            ))
+            .map_err(e)?;
+        }
         root.present().map_err(e)?;
     }
     Ok(out)
@@ -209,9 +325,7 @@ pub fn selectivity_svg(
         labels: &m.labels,
         values,
         text,
-        lo: 0.0,
-        hi: 1.0,
-        scale: "win rate",
+        scale: "mean win rate",
     })
 }
 
@@ -242,8 +356,6 @@ pub fn transfer_svg(t: &TransferMatrix, title: &str, notes: &[String]) -> Result
         labels: &t.labels,
         values,
         text,
-        lo: 0.0,
-        hi: 1.0,
         scale: "mean fit",
     })
 }
@@ -252,28 +364,122 @@ pub fn transfer_svg(t: &TransferMatrix, title: &str, notes: &[String]) -> Result
 mod tests {
     use super::*;
 
-    #[test]
-    fn svg_is_deterministic_and_holds_the_numbers() {
-        let labels = vec!["a".to_string(), "bb".to_string()];
-        let mk = || Heatmap {
+    fn labels(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("pool_{i}")).collect()
+    }
+
+    fn map<'a>(
+        labels: &'a [String],
+        values: Vec<Vec<Option<f64>>>,
+        notes: &'a [String],
+    ) -> Heatmap<'a> {
+        let text = values
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| v.map_or("—".into(), |v| format!("{v:.4}")))
+                    .collect()
+            })
+            .collect();
+        Heatmap {
             title: "t",
-            notes: &[],
+            notes,
             row_axis: "r",
             col_axis: "c",
-            labels: &labels,
-            values: vec![vec![Some(0.5), Some(1.0)], vec![None, Some(0.0)]],
-            text: vec![
-                vec!["0.500".into(), "1.000*".into()],
-                vec!["—".into(), "0.000".into()],
-            ],
-            lo: 0.0,
-            hi: 1.0,
-            scale: "win rate",
+            labels,
+            values,
+            text,
+            scale: "mean fit",
+        }
+    }
+
+    fn attr(svg: &str, tag: &str, name: &str) -> Vec<f64> {
+        svg.split(&format!("<{tag} "))
+            .skip(1)
+            .filter_map(|t| {
+                let rest = t
+                    .split(&format!(" {name}=\""))
+                    .nth(1)
+                    .or_else(|| t.strip_prefix(&format!("{name}=\"")))?;
+                rest.split('"').next()?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// The text of every `<text>` element, joined by spaces (wrapped lines read as one).
+    fn texts(svg: &str) -> String {
+        svg.split("<text ")
+            .skip(1)
+            .filter_map(|t| t.split_once('>').map(|(_, rest)| rest))
+            .filter_map(|t| t.split("</text>").next())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn svg_is_deterministic_and_holds_the_numbers() {
+        let l = vec!["a".to_string(), "bb".to_string()];
+        let mk = || {
+            map(
+                &l,
+                vec![vec![Some(0.5), Some(1.0)], vec![None, Some(0.0)]],
+                &[],
+            )
         };
         let a = heatmap_svg(&mk()).unwrap();
-        let b = heatmap_svg(&mk()).unwrap();
-        assert_eq!(a, b);
+        assert_eq!(a, heatmap_svg(&mk()).unwrap());
         assert!(a.starts_with("<svg"));
-        assert!(a.contains("1.000*") && a.contains("bb"));
+        assert!(a.contains("1.0000") && a.contains("bb"));
+    }
+
+    #[test]
+    fn long_notes_wrap_instead_of_widening_the_figure() {
+        let l = labels(3);
+        let long = vec![format!("congruity compare {}", "--flag value ".repeat(40))];
+        let values = vec![vec![Some(0.97); 3]; 3];
+        let short = heatmap_svg(&map(&l, values.clone(), &[])).unwrap();
+        let wrapped = heatmap_svg(&map(&l, values, &long)).unwrap();
+        assert_eq!(attr(&short, "svg", "width"), attr(&wrapped, "svg", "width"));
+        assert!(attr(&wrapped, "svg", "height")[0] > attr(&short, "svg", "height")[0]);
+    }
+
+    #[test]
+    fn colours_span_the_values_shown() {
+        // Cells between 0.96 and 1.0 get the two ends of the scale, not one shade.
+        let l = labels(2);
+        let svg = heatmap_svg(&map(
+            &l,
+            vec![vec![Some(0.96), Some(1.0)], vec![Some(0.98), Some(0.999)]],
+            &[],
+        ))
+        .unwrap();
+        assert!(svg.contains("#F7FBFF"), "lowest cell is white");
+        assert!(svg.contains("#08306B"), "highest cell is dark blue");
+        assert!(
+            texts(&svg).contains("0.9600 (white) to 1.0000 (dark blue)"),
+            "{}",
+            texts(&svg)
+        );
+        let s = ColourScale {
+            lo: 0.999_990,
+            hi: 0.999_998,
+        };
+        assert_ne!(s.label(s.lo), s.label(s.hi), "labels resolve a tiny span");
+    }
+
+    #[test]
+    fn no_finite_value_gives_grey_cells_and_says_so() {
+        let l = labels(1);
+        let svg = heatmap_svg(&map(&l, vec![vec![None]], &[])).unwrap();
+        assert!(svg.contains("(no values)"));
+        assert_eq!(ColourScale::fitted(&[vec![Some(f64::NAN)]]), None);
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("aaaa bbbb cc", 8), vec!["aaaa", "bbbb cc"]);
+        assert_eq!(wrap("abcdefghijkl", 8), vec!["abcdefgh", "ijkl"]);
+        assert_eq!(wrap("", 10), vec![""]);
     }
 }

@@ -9,6 +9,7 @@ use super::source::{
 };
 use super::stats::{Interval, IntervalMethod, Proportion, Spread};
 use super::{EquivalenceError, check_confidence, check_positive, square_table};
+use crate::progress::Progress;
 use crate::similarity::Measure;
 
 /// One comparison's result. Ties are not wins (the paper's strict `>`); they are counted apart
@@ -54,6 +55,8 @@ pub struct PointTestConfig {
     pub confidence: f64,
     /// Which interval decides the verdict (both are reported).
     pub interval: IntervalMethod,
+    /// Progress of the fits on stderr (hidden by default; never part of a result).
+    pub progress: Progress,
 }
 
 impl Default for PointTestConfig {
@@ -64,6 +67,7 @@ impl Default for PointTestConfig {
             seed: 0,
             confidence: 0.95,
             interval: IntervalMethod::ClopperPearson,
+            progress: Progress::hidden(),
         }
     }
 }
@@ -278,7 +282,7 @@ pub fn point_test(
         let (a, b, c) = triple_refs(*t, 0, 1);
         [(a, b), (a, c)]
     });
-    let fits = compute_fits(&sources, &cfg.measure, pairs)?;
+    let fits = compute_fits(&sources, &cfg.measure, pairs, &cfg.progress)?;
     let (summary, records) = tally(&fits, &triples, 0, 1, cfg);
     Ok(PointTestResult {
         g1: g1.label().to_owned(),
@@ -390,7 +394,7 @@ pub fn selectivity_matrix(
             [(a, b), (a, c)]
         })
     });
-    let fits = compute_fits(sources, &cfg.point.measure, pairs)?;
+    let fits = compute_fits(sources, &cfg.point.measure, pairs, &cfg.point.progress)?;
 
     let mut cells: Vec<Vec<SelectivityCell>> = (0..m).map(|_| Vec::with_capacity(m)).collect();
     for (i, j, reps) in &plan {

@@ -23,7 +23,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::chain::{ChainPatch, Codec, StageModel, run_chain, to_transformer};
+use super::chain::{
+    ChainPatch, Codec, StageModel, is_pipeline_dir, load_pipeline_dir, run_chain, to_transformer,
+};
 use super::extract::RepresentationSpec;
 use super::inputs::InputSet;
 use super::representation::Representation;
@@ -495,7 +497,7 @@ impl ImplementationSource for SampledSource {
 }
 
 /// A pool of model directories (each holding `model.safetensors` + `config.json` +
-/// `congruity.json`, or a tracr export), run on the common inputs through their sidecar's
+/// `congruity.json`, a tracr export, or a pipeline directory run as one chain), run on the common inputs through their sidecar's
 /// encodings. Their outputs are not checked: they need not implement anything.
 pub struct ModelDirSource {
     label: String,
@@ -506,9 +508,10 @@ pub struct ModelDirSource {
 }
 
 fn is_model_dir(d: &Path) -> bool {
-    ["config.json", "model.safetensors", "weights.safetensors"]
-        .iter()
-        .any(|f| d.join(f).is_file())
+    is_pipeline_dir(d)
+        || ["config.json", "model.safetensors", "weights.safetensors"]
+            .iter()
+            .any(|f| d.join(f).is_file())
 }
 
 impl ModelDirSource {
@@ -546,7 +549,7 @@ impl ModelDirSource {
         };
         if dirs.is_empty() {
             return Err(bad(
-                "holds no model (config.json + model.safetensors, or a tracr export) and no sub-directory that does"
+                "holds no model (config.json + model.safetensors, a tracr export, or pipeline.json) and no sub-directory that does"
                     .into(),
             ));
         }
@@ -565,6 +568,19 @@ impl ModelDirSource {
 
     fn compute(&self, index: usize) -> Result<Representation, SourceError> {
         let dir = &self.dirs[index];
+        if is_pipeline_dir(dir) {
+            let pipeline = load_pipeline_dir(dir).map_err(|e| SourceError(e.to_string()))?;
+            let run = run_chain(
+                &pipeline.stages,
+                &self.inputs.inputs,
+                &self.spec,
+                None,
+                None,
+            )
+            .map_err(|e| SourceError(format!("{}: {e}", dir.display())))?;
+            return Representation::new(self.inputs.id.clone(), run.features)
+                .map_err(SourceError::from);
+        }
         let loaded = crate::model::load(dir, &candle_core::Device::Cpu)
             .map_err(|e| SourceError(format!("{}: {e}", dir.display())))?;
         let sidecar = loaded.sidecar.clone().ok_or_else(|| {

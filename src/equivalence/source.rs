@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::EquivalenceError;
 use super::representation::{Representation, RepresentationError};
+use crate::progress::Progress;
 use crate::similarity::{Measure, Orientation};
 
 /// A pool of implementations of one interpretation (or of one model family), addressable by
@@ -130,6 +131,7 @@ pub(crate) fn compute_fits(
     sources: &[&dyn ImplementationSource],
     measure: &Measure,
     pairs: impl IntoIterator<Item = (ImplRef, ImplRef)>,
+    progress: &Progress,
 ) -> Result<FitTable, EquivalenceError> {
     let mut by_source: BTreeMap<ImplRef, BTreeSet<ImplRef>> = BTreeMap::new();
     for (from, to) in pairs {
@@ -166,6 +168,8 @@ pub(crate) fn compute_fits(
         .map(|(from, tos)| (from, tos.into_iter().collect()))
         .collect();
     let describe = |r: ImplRef| format!("{}[{}]", sources[r.source].label(), r.index);
+    let total: usize = groups.iter().map(|(_, tos)| tos.len()).sum();
+    let pb = progress.bar(total as u64, "fits");
     let computed: Vec<Result<Vec<FitEntry>, EquivalenceError>> = groups
         .par_iter()
         .map(|(from, tos)| {
@@ -187,10 +191,12 @@ pub(crate) fn compute_fits(
                             to: describe(*to),
                             source,
                         })
+                        .inspect(|_| pb.inc(1))
                 })
                 .collect()
         })
         .collect();
+    pb.finish_and_clear();
     let mut values = BTreeMap::new();
     for group in computed {
         values.extend(group?);

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::source::{ImplRef, ImplementationSource, compute_fits, derive_seed, draw_pair};
 use super::stats::{Interval, Spread, quantile};
 use super::{EquivalenceError, check_confidence, check_positive, square_table};
+use crate::progress::Progress;
 use crate::similarity::Measure;
 
 /// Settings of a transfer matrix.
@@ -22,6 +23,8 @@ pub struct TransferConfig {
     /// Bootstrap resamples for the interval of the mean (0: no interval).
     pub bootstrap: usize,
     pub confidence: f64,
+    /// Progress of the fits on stderr (hidden by default; never part of a result).
+    pub progress: Progress,
 }
 
 impl Default for TransferConfig {
@@ -32,6 +35,7 @@ impl Default for TransferConfig {
             seed: 0,
             bootstrap: 1000,
             confidence: 0.95,
+            progress: Progress::hidden(),
         }
     }
 }
@@ -130,7 +134,7 @@ pub fn transfer_matrix(
     let all_pairs = plan
         .iter()
         .flat_map(|(i, j, pairs, _)| pairs.iter().map(move |p| refs(*i, *j, *p)));
-    let fits = compute_fits(sources, &cfg.measure, all_pairs)?;
+    let fits = compute_fits(sources, &cfg.measure, all_pairs, &cfg.progress)?;
 
     let mut cells: Vec<Vec<TransferCell>> = (0..m).map(|_| Vec::with_capacity(m)).collect();
     for (i, j, pairs, exhaustive) in &plan {

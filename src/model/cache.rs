@@ -7,7 +7,7 @@ use candle_core::Tensor;
 
 use super::error::ModelError;
 use super::hooks::HookPoint;
-use super::io::write_safetensors;
+use super::io::{WrittenFile, write_safetensors};
 
 /// Hook activations of one run, in forward order. Holds only the hooks that were asked for.
 #[derive(Clone, Debug, Default)]
@@ -53,7 +53,7 @@ impl ActivationCache {
 
     /// Writes the cache to a safetensors file under TransformerLens names, plus `extra`
     /// tensors (e.g. `logits`), atomically.
-    pub fn save(&self, path: &Path, extra: &[(&str, &Tensor)]) -> Result<(), ModelError> {
+    pub fn save(&self, path: &Path, extra: &[(&str, &Tensor)]) -> Result<WrittenFile, ModelError> {
         let mut all: Vec<(String, &Tensor)> =
             extra.iter().map(|(n, t)| (n.to_string(), *t)).collect();
         for (hook, t) in &self.entries {

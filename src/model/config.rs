@@ -692,7 +692,7 @@ mod tests {
 
     fn fixture_config() -> Value {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/transformer_lens/ln_relu_2l/config.json");
+            .join("tests/fixtures/transformer_lens/ln_relu_2l/config.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

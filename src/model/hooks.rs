@@ -124,46 +124,60 @@ impl HookSelection {
         HookSelection::Only(points.into_iter().collect())
     }
 
-    /// Selects the hooks of `available` matched by any of the glob `patterns` (`*` matches
-    /// any run of characters, `?` one, `[0-3]` a class; dots are literal), e.g.
-    /// `blocks.*.attn.hook_z`. A pattern that matches no hook is an error, because it is almost
-    /// always a typo.
+    /// Selects the hooks of `available` matched by any of the glob `patterns` (see
+    /// [`expand_globs`]).
     pub fn from_globs<S: AsRef<str>>(
         patterns: &[S],
         available: &[HookPoint],
     ) -> Result<Self, ModelError> {
-        let names: Vec<String> = available.iter().map(|h| h.to_string()).collect();
-        let mut set = BTreeSet::new();
-        for pattern in patterns {
-            let pattern = pattern.as_ref();
-            let matcher: GlobMatcher = GlobBuilder::new(pattern)
-                .literal_separator(false)
-                .build()
-                .map_err(|e| ModelError::HookPattern {
-                    pattern: pattern.to_string(),
-                    reason: format!("is not a valid glob: {e}"),
-                })?
-                .compile_matcher();
-            let mut matched = false;
-            for (point, name) in available.iter().zip(&names) {
-                if matcher.is_match(name) {
-                    set.insert(*point);
-                    matched = true;
+        Ok(HookSelection::only(expand_globs(patterns, available)?))
+    }
+}
+
+/// The hooks of `available` matched by the glob `patterns`, the one hook-selection syntax of
+/// every command (`run --hooks`, `compare --hooks`): `*` matches any run of characters, `?` one,
+/// `[0-3]` a class, `{a,b}` alternatives; dots are literal, so `blocks.*.attn.hook_z` is every
+/// layer's `hook_z` and an exact name selects itself. Order: by pattern, then in `available`'s
+/// order, each hook once. A pattern that matches no hook is an error, because it is almost
+/// always a typo.
+pub fn expand_globs<S: AsRef<str>>(
+    patterns: &[S],
+    available: &[HookPoint],
+) -> Result<Vec<HookPoint>, ModelError> {
+    let names: Vec<String> = available.iter().map(|h| h.to_string()).collect();
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for pattern in patterns {
+        let pattern = pattern.as_ref();
+        let matcher: GlobMatcher = GlobBuilder::new(pattern)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| ModelError::HookPattern {
+                pattern: pattern.to_string(),
+                reason: format!("is not a valid glob: {e}"),
+            })?
+            .compile_matcher();
+        let mut matched = false;
+        for (point, name) in available.iter().zip(&names) {
+            if matcher.is_match(name) {
+                matched = true;
+                if seen.insert(*point) {
+                    out.push(*point);
                 }
             }
-            if !matched {
-                let reason = match pattern.parse::<HookPoint>() {
-                    Ok(_) => "names a hook point this model does not have".to_string(),
-                    Err(_) => "matches no hook point of this model".to_string(),
-                };
-                return Err(ModelError::HookPattern {
-                    pattern: pattern.to_string(),
-                    reason,
-                });
-            }
         }
-        Ok(HookSelection::Only(set))
+        if !matched {
+            let reason = match pattern.parse::<HookPoint>() {
+                Ok(_) => "names a hook point this model does not have".to_string(),
+                Err(_) => "matches no hook point of this model".to_string(),
+            };
+            return Err(ModelError::HookPattern {
+                pattern: pattern.to_string(),
+                reason,
+            });
+        }
     }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -321,5 +335,24 @@ mod tests {
         let err = HookSelection::from_globs(&["blocks.*.attn.hook_rot_q"], &all).unwrap_err();
         assert!(err.to_string().contains("hook_rot_q"));
         assert!(HookSelection::from_globs(&["blocks.[.hook"], &all).is_err());
+    }
+
+    #[test]
+    fn globs_expand_in_pattern_order_each_hook_once() {
+        let cfg = ModelConfig::simple(2, 8, 2, 16, 5, 4);
+        let all = HookPoint::all_for(&cfg);
+        let got = expand_globs(
+            &["blocks.1.hook_resid_post", "blocks.*.hook_resid_{pre,post}"],
+            &all,
+        )
+        .unwrap();
+        let names: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(names[0], "blocks.1.hook_resid_post");
+        assert_eq!(names.len(), 4, "{names:?}");
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 4, "each hook once: {names:?}");
+        assert!(names.contains(&"blocks.0.hook_resid_pre".to_string()));
     }
 }

@@ -216,9 +216,14 @@ pub fn read_safetensors(
 pub fn write_safetensors<'a>(
     path: &Path,
     tensors: impl IntoIterator<Item = (String, &'a Tensor)>,
-) -> Result<(), ModelError> {
+) -> Result<WrittenFile, ModelError> {
     let mut prepared: Vec<(String, F32Tensor)> = Vec::new();
+    let mut written = Vec::new();
     for (name, t) in tensors {
+        written.push(WrittenTensor {
+            name: name.clone(),
+            shape: t.dims().to_vec(),
+        });
         let flat = t
             .to_dtype(DType::F32)
             .and_then(|t| t.flatten_all())
@@ -230,7 +235,42 @@ pub fn write_safetensors<'a>(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    write_atomically(path, &bytes)
+    write_atomically(path, &bytes)?;
+    Ok(WrittenFile {
+        tensors: written,
+        bytes: bytes.len() as u64,
+    })
+}
+
+/// What [`write_safetensors`] wrote: every tensor's name and shape (f32), and the file's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub tensors: Vec<WrittenTensor>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl std::fmt::Display for WrittenFile {
+    /// `3 tensors (f32), 1234 bytes:` then one `  name [d0, d1]` line per tensor.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.tensors.len();
+        write!(
+            f,
+            "{n} tensor{} (f32), {} bytes:",
+            if n == 1 { "" } else { "s" },
+            self.bytes
+        )?;
+        for t in &self.tensors {
+            let dims: Vec<String> = t.shape.iter().map(ToString::to_string).collect();
+            write!(f, "\n  {} [{}]", t.name, dims.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes `value` as pretty-printed JSON to `path`, atomically.

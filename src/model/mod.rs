@@ -27,7 +27,7 @@ use candle_core::{Device, Tensor};
 pub use cache::ActivationCache;
 pub use config::ModelConfig;
 pub use error::ModelError;
-pub use hooks::{AttnHook, BlockHook, HookPoint, HookSelection, MlpHook, NormHook};
+pub use hooks::{AttnHook, BlockHook, HookPoint, HookSelection, MlpHook, NormHook, expand_globs};
 pub use intervention::{Action, Intervention, Site};
 pub use sidecar::{OutputValue, Sidecar};
 pub use transformer::{RunOptions, RunOutput, TokenBatch, Transformer};

@@ -1,5 +1,7 @@
-//! Reading a pair of representations from safetensors: `x` [n, dx] and `y` [n, dy] (f64 or f32),
-//! optionally `train_idx` / `test_idx` (1-D integer tensors) naming the ridge held-out split.
+//! Reading a pair of representations: one safetensors file with `x` [n, dx] and `y` [n, dy] (f64
+//! or f32) and optionally `train_idx` / `test_idx` (1-D integer tensors) naming the ridge held-out
+//! split ([`read_pair`]); or two files, one array each ([`read_two`]): safetensors (a tensor by
+//! key), numpy `.npy`, or `.npz` (an array by key).
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,246 @@ pub enum InputError {
         path: PathBuf,
         source: SimilarityError,
     },
+}
+
+/// One side of a two-file comparison, as read: where it came from and its original shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArraySource {
+    pub path: PathBuf,
+    /// The tensor's name (safetensors, npz) or `None` for a `.npy` file.
+    pub key: Option<String>,
+    pub shape: Vec<usize>,
+}
+
+impl std::fmt::Display for ArraySource {
+    /// `acts.safetensors:blocks.0.hook_resid_post [4, 5, 8]`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(k) = &self.key {
+            write!(f, ":{k}")?;
+        }
+        let dims: Vec<String> = self.shape.iter().map(ToString::to_string).collect();
+        write!(f, " [{}]", dims.join(", "))
+    }
+}
+
+/// A representation read from its own file, as a matrix with one row per input (or token).
+#[derive(Debug, Clone)]
+pub struct ArrayInput {
+    pub source: ArraySource,
+    pub matrix: Mat<f64>,
+}
+
+/// The file formats [`read_array`] reads, by extension.
+pub const ARRAY_FORMATS: &str = ".safetensors, .npy, .npz";
+
+/// Reads one representation from `path`: a `.safetensors` or `.npz` file's array `key` (which may
+/// be left out when the file holds exactly one array), or a `.npy` file's array. An array of shape
+/// [n, d] has n rows; one of 3 or more dimensions (e.g. an activation [batch, pos, d_model] or
+/// [batch, pos, heads, d_head] that `congruity run --cache` writes) has one row per (batch,
+/// position) and the remaining dimensions flattened into features.
+pub fn read_array(path: &Path, key: Option<&str>) -> Result<ArrayInput, InputError> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let (name, shape, values) = match ext.as_deref() {
+        Some("safetensors") => read_safetensors_array(path, key)?,
+        Some("npy") => {
+            if let Some(k) = key {
+                return Err(InputError::Format {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "a .npy file holds one unnamed array; drop the key `{k}` (keys name arrays of .safetensors and .npz files)"
+                    ),
+                });
+            }
+            let t = candle_core::Tensor::read_npy(path).map_err(|e| InputError::Format {
+                path: path.to_owned(),
+                reason: format!("not a readable .npy array: {e}"),
+            })?;
+            let (shape, values) = host_values(path, "(array)", &t)?;
+            (None, shape, values)
+        }
+        Some("npz") => {
+            let arrays = candle_core::Tensor::read_npz(path).map_err(|e| InputError::Format {
+                path: path.to_owned(),
+                reason: format!("not a readable .npz archive: {e}"),
+            })?;
+            let mut names: Vec<String> = arrays.iter().map(|(n, _)| n.clone()).collect();
+            names.sort();
+            let chosen = choose_key(path, key, &names)?;
+            let t = &arrays
+                .iter()
+                .find(|(n, _)| *n == chosen)
+                .expect("choose_key returns a present name")
+                .1;
+            let (shape, values) = host_values(path, &chosen, t)?;
+            (Some(chosen), shape, values)
+        }
+        _ => {
+            return Err(InputError::Format {
+                path: path.to_owned(),
+                reason: format!("unknown extension; expected one of {ARRAY_FORMATS}"),
+            });
+        }
+    };
+    let tensor = name.clone().unwrap_or_else(|| "(array)".to_string());
+    let bad = |problem: String| InputError::BadTensor {
+        path: path.to_owned(),
+        tensor: tensor.clone(),
+        problem,
+    };
+    let (n, d) = match shape.as_slice() {
+        [] | [_] => {
+            return Err(bad(format!(
+                "has shape {shape:?}; expected [inputs, features] or [batch, positions, features...]"
+            )));
+        }
+        [n, d] => (*n, *d),
+        [b, p, rest @ ..] => (b * p, rest.iter().product()),
+    };
+    if n == 0 || d == 0 {
+        return Err(bad(format!("has shape {shape:?}, which holds no values")));
+    }
+    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!(
+            "has a non-finite value {} at row {}, feature {}",
+            values[pos],
+            pos / d,
+            pos % d
+        )));
+    }
+    Ok(ArrayInput {
+        source: ArraySource {
+            path: path.to_owned(),
+            key: name,
+            shape,
+        },
+        // Row-major, as both formats store them.
+        matrix: Mat::from_fn(n, d, |i, j| values[i * d + j]),
+    })
+}
+
+/// `x` from one file and `y` from another (see [`read_array`]); their rows must be the same
+/// inputs in the same order. No held-out split is stored: ridge draws one from its seed.
+pub fn read_two(
+    x: (&Path, Option<&str>),
+    y: (&Path, Option<&str>),
+) -> Result<(PairInput, [ArraySource; 2]), InputError> {
+    let a = read_array(x.0, x.1)?;
+    let b = read_array(y.0, y.1)?;
+    if a.matrix.nrows() != b.matrix.nrows() {
+        return Err(InputError::BadTensor {
+            path: b.source.path.clone(),
+            tensor: b.source.key.clone().unwrap_or_else(|| "(array)".into()),
+            problem: format!(
+                "gives {} rows but {} gives {}; both must hold the same inputs row by row",
+                b.matrix.nrows(),
+                a.source,
+                a.matrix.nrows()
+            ),
+        });
+    }
+    Ok((
+        PairInput {
+            x: a.matrix,
+            y: b.matrix,
+            split: None,
+        },
+        [a.source, b.source],
+    ))
+}
+
+/// The key to read: the one given (which must be present), or the only array of the file.
+fn choose_key(path: &Path, key: Option<&str>, names: &[String]) -> Result<String, InputError> {
+    let present = names.join(", ");
+    match key {
+        Some(k) if names.iter().any(|n| n == k) => Ok(k.to_string()),
+        Some(k) => Err(InputError::Missing {
+            path: path.to_owned(),
+            tensor: k.to_string(),
+            present,
+        }),
+        None => match names {
+            [one] => Ok(one.clone()),
+            _ => Err(InputError::Format {
+                path: path.to_owned(),
+                reason: format!(
+                    "holds {} arrays ({present}); say which with --x-key / --y-key",
+                    names.len()
+                ),
+            }),
+        },
+    }
+}
+
+fn read_safetensors_array(
+    path: &Path,
+    key: Option<&str>,
+) -> Result<(Option<String>, Vec<usize>, Vec<f64>), InputError> {
+    let bytes = std::fs::read(path).map_err(|source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| InputError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let chosen = choose_key(path, key, &names)?;
+    let view = st.tensor(&chosen).map_err(|e| InputError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let bad = |problem: String| InputError::BadTensor {
+        path: path.to_owned(),
+        tensor: chosen.clone(),
+        problem,
+    };
+    let data = view.data();
+    let values: Vec<f64> = match view.dtype() {
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("chunks_exact(8)")))
+            .collect(),
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("chunks_exact(4)"))))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        other => {
+            return Err(bad(format!(
+                "has dtype {other:?}; expected F64, F32, F16 or BF16"
+            )));
+        }
+    };
+    Ok((Some(chosen), view.shape().to_vec(), values))
+}
+
+/// A candle tensor's shape and values as f64 (any float or integer dtype).
+fn host_values(
+    path: &Path,
+    name: &str,
+    t: &candle_core::Tensor,
+) -> Result<(Vec<usize>, Vec<f64>), InputError> {
+    let values = t
+        .to_dtype(candle_core::DType::F64)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f64>())
+        .map_err(|e| InputError::BadTensor {
+            path: path.to_owned(),
+            tensor: name.to_owned(),
+            problem: format!("cannot be read as numbers: {e}"),
+        })?;
+    Ok((t.dims().to_vec(), values))
 }
 
 /// The contents of a similarity input file.

@@ -7,8 +7,16 @@ use std::process::{Command, Output};
 
 use candle_core::Tensor;
 
+/// The vendored third-party reference data (`tests/fixtures/`, see its README). A missing
+/// directory fails loudly instead of letting a test pass over nothing.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    assert!(
+        root.join("README.md").is_file(),
+        "the vendored fixtures are missing: expected {} (see tests/fixtures/README.md in the repository)",
+        root.display()
+    );
+    root
 }
 
 /// Every case directory under `fixtures/<family>/`, sorted, so new cases are picked up.
