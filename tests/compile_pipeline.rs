@@ -177,7 +177,8 @@ fn a_broken_pipeline_directory_is_refused_with_the_field_named() {
     let manifest = dir.join("pipeline.json");
     let good: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|v| v["format"] = "congruity-pipeline/9".into()),
             "congruity-pipeline/9",

@@ -90,7 +90,11 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<ArrayInput, InputErr
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    let (name, shape, values) = match ext.as_deref() {
+    let RawArray {
+        name,
+        shape,
+        values,
+    } = match ext.as_deref() {
         Some("safetensors") => read_safetensors_array(path, key)?,
         Some("npy") => {
             if let Some(k) = key {
@@ -106,7 +110,11 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<ArrayInput, InputErr
                 reason: format!("not a readable .npy array: {e}"),
             })?;
             let (shape, values) = host_values(path, "(array)", &t)?;
-            (None, shape, values)
+            RawArray {
+                name: None,
+                shape,
+                values,
+            }
         }
         Some("npz") => {
             let arrays = candle_core::Tensor::read_npz(path).map_err(|e| InputError::Format {
@@ -122,7 +130,11 @@ pub fn read_array(path: &Path, key: Option<&str>) -> Result<ArrayInput, InputErr
                 .expect("choose_key returns a present name")
                 .1;
             let (shape, values) = host_values(path, &chosen, t)?;
-            (Some(chosen), shape, values)
+            RawArray {
+                name: Some(chosen),
+                shape,
+                values,
+            }
         }
         _ => {
             return Err(InputError::Format {
@@ -221,10 +233,7 @@ fn choose_key(path: &Path, key: Option<&str>, names: &[String]) -> Result<String
     }
 }
 
-fn read_safetensors_array(
-    path: &Path,
-    key: Option<&str>,
-) -> Result<(Option<String>, Vec<usize>, Vec<f64>), InputError> {
+fn read_safetensors_array(path: &Path, key: Option<&str>) -> Result<RawArray, InputError> {
     let bytes = std::fs::read(path).map_err(|source| InputError::Read {
         path: path.to_owned(),
         source,
@@ -269,7 +278,18 @@ fn read_safetensors_array(
             )));
         }
     };
-    Ok((Some(chosen), view.shape().to_vec(), values))
+    Ok(RawArray {
+        name: Some(chosen),
+        shape: view.shape().to_vec(),
+        values,
+    })
+}
+
+/// An array as a file holds it: its name (none for `.npy`), shape and row-major values.
+struct RawArray {
+    name: Option<String>,
+    shape: Vec<usize>,
+    values: Vec<f64>,
 }
 
 /// A candle tensor's shape and values as f64 (any float or integer dtype).
