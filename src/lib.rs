@@ -1,6 +1,6 @@
 //! congruity: checked, repeatable mechanistic interpretations.
 //!
-//! Data flows one way, one module per stage (see `DESIGN.md` in the shared folder):
+//! Data flows one way, one module per stage:
 //!
 //! ```text
 //! lang (parse, check, eval) ─▶ compile ─▶ model ─▶ intervene ─▶ similarity ─▶ equivalence

@@ -534,6 +534,170 @@ pub fn describe_sites(sites: &[Site]) -> String {
         .join(" ")
 }
 
+/// The manifest `congruity compile` and `congruity sample` write in a pipeline directory.
+pub const PIPELINE_FILE: &str = "pipeline.json";
+/// The value of its `format` field this version reads.
+pub const PIPELINE_FORMAT: &str = "congruity-pipeline/1";
+
+/// Whether `dir` is a pipeline directory (holds [`PIPELINE_FILE`]).
+pub fn is_pipeline_dir(dir: &Path) -> bool {
+    dir.join(PIPELINE_FILE).is_file()
+}
+
+/// A pipeline directory, loaded: its stages in order, ready for [`run_chain`].
+#[derive(Debug, Clone)]
+pub struct PipelineDir {
+    /// The pipeline's name in its spec.
+    pub name: String,
+    pub stages: Vec<StageModel>,
+    /// Each stage's model directory.
+    pub stage_dirs: Vec<PathBuf>,
+}
+
+/// Reads `dir/pipeline.json` and loads every stage's model directory (each must have a
+/// `congruity.json`, since stages pass decoded values to each other). Stages run on the CPU.
+pub fn load_pipeline_dir(dir: &Path) -> Result<PipelineDir, ChainError> {
+    let path = dir.join(PIPELINE_FILE);
+    let bad = |reason: String| ChainError::PipelineDir {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("is not JSON: {e}")))?;
+    match manifest.get("format").and_then(|f| f.as_str()) {
+        Some(PIPELINE_FORMAT) => {}
+        Some(other) => {
+            return Err(bad(format!(
+                "format `{other}` is not `{PIPELINE_FORMAT}`, the one this version reads"
+            )));
+        }
+        None => return Err(bad(format!("has no `format` field (`{PIPELINE_FORMAT}`)"))),
+    }
+    let name = manifest
+        .get("pipeline")
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| bad("`pipeline` (the pipeline's name) is missing or not a string".into()))?
+        .to_string();
+    let list = manifest
+        .get("stages")
+        .and_then(|s| s.as_array())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("`stages` is missing, not a list, or empty".into()))?;
+    let mut stages = Vec::with_capacity(list.len());
+    let mut stage_dirs = Vec::with_capacity(list.len());
+    for (k, entry) in list.iter().enumerate() {
+        let field = |f: &str| {
+            entry
+                .get(f)
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| bad(format!("stages[{k}].{f} is missing or not a string")))
+        };
+        let program = field("program")?.to_string();
+        let sub = field("dir")?;
+        if Path::new(sub).is_absolute() || sub.split(['/', '\\']).any(|c| c == "..") {
+            return Err(bad(format!(
+                "stages[{k}].dir `{sub}` must name a directory inside the pipeline directory"
+            )));
+        }
+        let adapter = match entry.get("adapter") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(a) => {
+                Some(parse_adapter(a).map_err(|why| bad(format!("stages[{k}].adapter: {why}")))?)
+            }
+        };
+        let stage_dir = dir.join(sub);
+        let loaded = crate::model::load(&stage_dir, &candle_core::Device::Cpu).map_err(|e| {
+            bad(format!(
+                "stage {} (`{program}`) in {}: {e}",
+                k + 1,
+                stage_dir.display()
+            ))
+        })?;
+        let sidecar = loaded.sidecar.ok_or_else(|| {
+            bad(format!(
+                "stage {} (`{program}`): {} has no congruity.json, so its answers cannot be passed on",
+                k + 1,
+                stage_dir.display()
+            ))
+        })?;
+        stages.push(StageModel {
+            program,
+            transformer: loaded.transformer,
+            codec: Codec::Sidecar(sidecar),
+            adapter,
+            vocab: None,
+        });
+        stage_dirs.push(stage_dir);
+    }
+    Ok(PipelineDir {
+        name,
+        stages,
+        stage_dirs,
+    })
+}
+
+/// An adapter as `pipeline.json` writes it: `{"clamp": [lo, hi]}`, `{"modulo": {"lo": l, "n":
+/// n}}` or `{"table": [[from, to], ...]}` (tokens as text).
+fn parse_adapter(v: &serde_json::Value) -> Result<Adapter, String> {
+    let int = |v: Option<&serde_json::Value>, what: &str| {
+        v.and_then(|x| x.as_i64())
+            .ok_or_else(|| format!("`{what}` must be an integer"))
+    };
+    if let Some(c) = v.get("clamp") {
+        let pair = c
+            .as_array()
+            .filter(|p| p.len() == 2)
+            .ok_or("`clamp` must be [lo, hi]")?;
+        return Ok(Adapter::Clamp {
+            lo: int(pair.first(), "clamp[0]")?,
+            hi: int(pair.get(1), "clamp[1]")?,
+        });
+    }
+    if let Some(m) = v.get("modulo") {
+        return Ok(Adapter::Modulo {
+            lo: int(m.get("lo"), "modulo.lo")?,
+            n: int(m.get("n"), "modulo.n")?,
+        });
+    }
+    if let Some(t) = v.get("table") {
+        let rows = t
+            .as_array()
+            .ok_or("`table` must be a list of [from, to] pairs")?;
+        let mut table = BTreeMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            let pair = row
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .ok_or_else(|| format!("table[{i}] must be [from, to]"))?;
+            let text = |x: &serde_json::Value| match x {
+                serde_json::Value::String(s) => Ok(token_value(s)),
+                other => Ok(json_value(other)),
+            };
+            let from: Result<Value, String> = text(&pair[0]);
+            let to: Result<Value, String> = text(&pair[1]);
+            table.insert(from?, to?);
+        }
+        return Ok(Adapter::Table(table));
+    }
+    Err(format!("`{v}` is none of clamp, modulo, table"))
+}
+
+/// A token as text (how `pipeline.json` writes table entries) as the value a decoded stage
+/// output has: integers and `p/q` as numbers, `true` / `false` as booleans, `none` as none, any
+/// other text as a symbol.
+pub fn token_value(s: &str) -> Value {
+    match s {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        "none" => Value::None,
+        _ => match s.parse::<i64>() {
+            Ok(i) => Value::int(i),
+            Err(_) => json_value(&serde_json::Value::String(s.to_string())),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -762,169 +926,5 @@ mod tests {
         };
         let err = run_chain(std::slice::from_ref(&stage), &inputs, &far, None, None).unwrap_err();
         assert!(err.to_string().contains("length 1"), "{err}");
-    }
-}
-
-/// The manifest `congruity compile` and `congruity sample` write in a pipeline directory.
-pub const PIPELINE_FILE: &str = "pipeline.json";
-/// The value of its `format` field this version reads.
-pub const PIPELINE_FORMAT: &str = "congruity-pipeline/1";
-
-/// Whether `dir` is a pipeline directory (holds [`PIPELINE_FILE`]).
-pub fn is_pipeline_dir(dir: &Path) -> bool {
-    dir.join(PIPELINE_FILE).is_file()
-}
-
-/// A pipeline directory, loaded: its stages in order, ready for [`run_chain`].
-#[derive(Debug, Clone)]
-pub struct PipelineDir {
-    /// The pipeline's name in its spec.
-    pub name: String,
-    pub stages: Vec<StageModel>,
-    /// Each stage's model directory.
-    pub stage_dirs: Vec<PathBuf>,
-}
-
-/// Reads `dir/pipeline.json` and loads every stage's model directory (each must have a
-/// `congruity.json`, since stages pass decoded values to each other). Stages run on the CPU.
-pub fn load_pipeline_dir(dir: &Path) -> Result<PipelineDir, ChainError> {
-    let path = dir.join(PIPELINE_FILE);
-    let bad = |reason: String| ChainError::PipelineDir {
-        path: path.clone(),
-        reason,
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("is not JSON: {e}")))?;
-    match manifest.get("format").and_then(|f| f.as_str()) {
-        Some(PIPELINE_FORMAT) => {}
-        Some(other) => {
-            return Err(bad(format!(
-                "format `{other}` is not `{PIPELINE_FORMAT}`, the one this version reads"
-            )));
-        }
-        None => return Err(bad(format!("has no `format` field (`{PIPELINE_FORMAT}`)"))),
-    }
-    let name = manifest
-        .get("pipeline")
-        .and_then(|n| n.as_str())
-        .ok_or_else(|| bad("`pipeline` (the pipeline's name) is missing or not a string".into()))?
-        .to_string();
-    let list = manifest
-        .get("stages")
-        .and_then(|s| s.as_array())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("`stages` is missing, not a list, or empty".into()))?;
-    let mut stages = Vec::with_capacity(list.len());
-    let mut stage_dirs = Vec::with_capacity(list.len());
-    for (k, entry) in list.iter().enumerate() {
-        let field = |f: &str| {
-            entry
-                .get(f)
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| bad(format!("stages[{k}].{f} is missing or not a string")))
-        };
-        let program = field("program")?.to_string();
-        let sub = field("dir")?;
-        if Path::new(sub).is_absolute() || sub.split(['/', '\\']).any(|c| c == "..") {
-            return Err(bad(format!(
-                "stages[{k}].dir `{sub}` must name a directory inside the pipeline directory"
-            )));
-        }
-        let adapter = match entry.get("adapter") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(a) => {
-                Some(parse_adapter(a).map_err(|why| bad(format!("stages[{k}].adapter: {why}")))?)
-            }
-        };
-        let stage_dir = dir.join(sub);
-        let loaded = crate::model::load(&stage_dir, &candle_core::Device::Cpu).map_err(|e| {
-            bad(format!(
-                "stage {} (`{program}`) in {}: {e}",
-                k + 1,
-                stage_dir.display()
-            ))
-        })?;
-        let sidecar = loaded.sidecar.ok_or_else(|| {
-            bad(format!(
-                "stage {} (`{program}`): {} has no congruity.json, so its answers cannot be passed on",
-                k + 1,
-                stage_dir.display()
-            ))
-        })?;
-        stages.push(StageModel {
-            program,
-            transformer: loaded.transformer,
-            codec: Codec::Sidecar(sidecar),
-            adapter,
-            vocab: None,
-        });
-        stage_dirs.push(stage_dir);
-    }
-    Ok(PipelineDir {
-        name,
-        stages,
-        stage_dirs,
-    })
-}
-
-/// An adapter as `pipeline.json` writes it: `{"clamp": [lo, hi]}`, `{"modulo": {"lo": l, "n":
-/// n}}` or `{"table": [[from, to], ...]}` (tokens as text).
-fn parse_adapter(v: &serde_json::Value) -> Result<Adapter, String> {
-    let int = |v: Option<&serde_json::Value>, what: &str| {
-        v.and_then(|x| x.as_i64())
-            .ok_or_else(|| format!("`{what}` must be an integer"))
-    };
-    if let Some(c) = v.get("clamp") {
-        let pair = c
-            .as_array()
-            .filter(|p| p.len() == 2)
-            .ok_or("`clamp` must be [lo, hi]")?;
-        return Ok(Adapter::Clamp {
-            lo: int(pair.first(), "clamp[0]")?,
-            hi: int(pair.get(1), "clamp[1]")?,
-        });
-    }
-    if let Some(m) = v.get("modulo") {
-        return Ok(Adapter::Modulo {
-            lo: int(m.get("lo"), "modulo.lo")?,
-            n: int(m.get("n"), "modulo.n")?,
-        });
-    }
-    if let Some(t) = v.get("table") {
-        let rows = t
-            .as_array()
-            .ok_or("`table` must be a list of [from, to] pairs")?;
-        let mut table = BTreeMap::new();
-        for (i, row) in rows.iter().enumerate() {
-            let pair = row
-                .as_array()
-                .filter(|p| p.len() == 2)
-                .ok_or_else(|| format!("table[{i}] must be [from, to]"))?;
-            let text = |x: &serde_json::Value| match x {
-                serde_json::Value::String(s) => Ok(token_value(s)),
-                other => Ok(json_value(other)),
-            };
-            let from: Result<Value, String> = text(&pair[0]);
-            let to: Result<Value, String> = text(&pair[1]);
-            table.insert(from?, to?);
-        }
-        return Ok(Adapter::Table(table));
-    }
-    Err(format!("`{v}` is none of clamp, modulo, table"))
-}
-
-/// A token as text (how `pipeline.json` writes table entries) as the value a decoded stage
-/// output has: integers and `p/q` as numbers, `true` / `false` as booleans, `none` as none, any
-/// other text as a symbol.
-pub fn token_value(s: &str) -> Value {
-    match s {
-        "true" => Value::Bool(true),
-        "false" => Value::Bool(false),
-        "none" => Value::None,
-        _ => match s.parse::<i64>() {
-            Ok(i) => Value::int(i),
-            Err(_) => json_value(&serde_json::Value::String(s.to_string())),
-        },
     }
 }
