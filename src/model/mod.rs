@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod hf;
 pub mod hooks;
 pub mod intervention;
 pub mod io;
@@ -62,6 +63,9 @@ pub enum ModelFormat {
     TransformerLens,
     /// `weights.safetensors` + `residual_labels.json` + `meta.json`.
     Tracr,
+    /// A HuggingFace checkpoint: `config.json` with a `model_type` + `model.safetensors` (or
+    /// shards and `model.safetensors.index.json`).
+    HuggingFace(hf::HfArchitecture),
 }
 
 /// A model directory, loaded.
@@ -129,6 +133,26 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
         }),
         None => Ok(()),
     };
+    if has("config.json")
+        && io::read_json::<serde_json::Value>(&dir.join("config.json"))
+            .is_ok_and(|v| hf::is_hf_config(&v))
+    {
+        let m = hf::load_hf(dir, device)?;
+        let sidecar_path = dir.join(sidecar::SIDECAR_FILE);
+        let sidecar = if sidecar_path.is_file() {
+            let s = Sidecar::read(&sidecar_path)?;
+            s.validate(m.transformer.config(), &sidecar_path)?;
+            Some(s)
+        } else {
+            None
+        };
+        return Ok(LoadedModel {
+            transformer: m.transformer,
+            sidecar,
+            format: ModelFormat::HuggingFace(m.architecture),
+            dir: dir.to_path_buf(),
+        });
+    }
     if has("model.safetensors") || has("config.json") {
         require("TransformerLens", &["model.safetensors", "config.json"])?;
         let config_path = dir.join("config.json");

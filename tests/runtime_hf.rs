@@ -1,0 +1,371 @@
+//! HuggingFace checkpoints (`tests/fixtures/hf/*`, made by transformers): every case loads with
+//! TransformerLens hook semantics and reproduces transformers' logits, hidden states and attention
+//! patterns, through the library and through `congruity run`; sharded and f16 / bf16 copies of a
+//! case load too; broken checkpoints are refused by name.
+
+mod runtime_common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use congruity::model::io::{read_safetensors, write_safetensors};
+use congruity::model::{self, HookSelection, RunOptions, TokenBatch};
+use runtime_common::{
+    arg, assert_close, case_dirs, case_name, cli_fails, ok, read_json, read_token_rows,
+};
+use safetensors::{Dtype, tensor::TensorView};
+
+/// transformers' outputs under the TransformerLens hook that holds the same values.
+fn hook_for(name: &str, n_layers: usize) -> Option<String> {
+    if name == "logits" {
+        return Some("logits".into());
+    }
+    if name == "last_block_output" {
+        return Some(format!("blocks.{}.hook_resid_post", n_layers - 1));
+    }
+    if let Some(i) = name.strip_prefix("hidden_states.") {
+        let i: usize = i.parse().ok()?;
+        return Some(if i < n_layers {
+            format!("blocks.{i}.hook_resid_pre")
+        } else {
+            // transformers' last hidden state is the final norm's output *with* its gain and
+            // bias; TransformerLens' hook_normalized is before them (see `final_norm_output`).
+            "ln_final.hook_normalized".into()
+        });
+    }
+    if let Some(l) = name.strip_prefix("attentions.") {
+        return Some(format!("blocks.{l}.attn.hook_pattern"));
+    }
+    None
+}
+
+/// `ln_final.hook_normalized · w + b` (the gain and bias of the final norm, when it has them):
+/// what transformers reports as the last hidden state.
+fn final_norm_output(t: &model::Transformer, normalized: &Tensor) -> Tensor {
+    let named = t.weights().named();
+    let find = |n: &str| {
+        named
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, t)| (*t).clone())
+    };
+    let mut x = normalized.clone();
+    if let Some(w) = find("ln_final.w") {
+        x = x.broadcast_mul(&w).unwrap();
+    }
+    if let Some(b) = find("ln_final.b") {
+        x = x.broadcast_add(&b).unwrap();
+    }
+    x
+}
+
+/// Runs `dir` on its case's tokens with every hook and checks each expected tensor.
+fn check_parity(case: &str, dir: &Path, expected: &Path) -> usize {
+    let loaded = model::load(dir, &Device::Cpu).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let m = &loaded.transformer;
+    let tokens = TokenBatch::from_json_file(&dir.join("tokens.json"))
+        .or_else(|_| TokenBatch::from_json_file(&expected.with_file_name("tokens.json")))
+        .unwrap();
+    let out = m
+        .forward(&tokens, &RunOptions::cache(HookSelection::All))
+        .unwrap();
+    let want = read_safetensors(expected, &Device::Cpu).unwrap();
+    let n_layers = m.config().n_layers;
+    let mut checked = 0;
+    for (name, w) in &want {
+        let hook = hook_for(name, n_layers)
+            .unwrap_or_else(|| panic!("{case}: no mapping for expected tensor `{name}`"));
+        let got = if hook == "logits" {
+            out.logits.clone()
+        } else {
+            out.cache
+                .get_by_name(&hook)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{case}: no {hook}"))
+                .clone()
+        };
+        let got = if hook == "ln_final.hook_normalized" {
+            final_norm_output(m, &got)
+        } else {
+            got
+        };
+        let d = assert_close(&format!("{case}/{name} ({hook})"), &got, w);
+        eprintln!(
+            "{case}/{name}: max abs {:.2e}, max rel {:.2e}",
+            d.max_abs, d.max_rel
+        );
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn every_hf_case_matches_transformers_through_the_library() {
+    for dir in case_dirs("hf") {
+        let case = case_name(&dir);
+        let n = check_parity(&case, &dir, &dir.join("expected.safetensors"));
+        assert!(n >= 3, "{case}: only {n} tensors compared");
+    }
+}
+
+#[test]
+fn every_hf_case_matches_transformers_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in case_dirs("hf") {
+        let case = case_name(&dir);
+        let out = tmp.path().join(format!("{case}.safetensors"));
+        ok(&[
+            "run",
+            "--model",
+            arg(&dir),
+            "--tokens",
+            arg(&dir.join("tokens.json")),
+            "--cache",
+            arg(&out),
+            "--hooks",
+            "*",
+        ]);
+        let got = read_safetensors(&out, &Device::Cpu).unwrap();
+        let want = read_safetensors(&dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+        let config = read_json(&dir.join("config.json"));
+        let n_layers = ["n_layer", "num_hidden_layers"]
+            .iter()
+            .find_map(|k| config[*k].as_u64())
+            .unwrap() as usize;
+        for (name, w) in &want {
+            let hook = hook_for(name, n_layers).unwrap();
+            let g = got
+                .get(&hook)
+                .unwrap_or_else(|| panic!("{case}: the CLI cache lacks {hook}"));
+            if hook == "ln_final.hook_normalized" {
+                let m = model::load(&dir, &Device::Cpu).unwrap();
+                assert_close(
+                    &format!("cli {case}/{name}"),
+                    &final_norm_output(&m.transformer, g),
+                    w,
+                );
+            } else {
+                assert_close(&format!("cli {case}/{name}"), g, w);
+            }
+        }
+    }
+}
+
+fn write_raw(path: &Path, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, dt, s, b)| (n.clone(), TensorView::new(*dt, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+fn copy_dir_without_weights(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_file() && name.ends_with(".json") {
+            std::fs::copy(&p, to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn weights(dir: &Path) -> BTreeMap<String, Tensor> {
+    read_safetensors(&dir.join("model.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn logits(dir: &Path, tokens: &Path) -> Tensor {
+    let m = model::load(dir, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let t = TokenBatch::from_json_file(tokens).unwrap();
+    m.transformer
+        .forward(&t, &RunOptions::default())
+        .unwrap()
+        .logits
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+/// Sharded with an index, and stored as f16 and bf16: each loads; the sharded copy gives the
+/// same logits exactly, the half-precision copies within their precision.
+#[test]
+fn sharded_and_half_precision_copies_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in case_dirs("hf") {
+        let case = case_name(&dir);
+        let tokens = dir.join("tokens.json");
+        let reference = logits(&dir, &tokens);
+        let scale: f32 = reference
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let w = weights(&dir);
+
+        // Two shards, alternating tensors, and the index transformers writes.
+        let sharded = tmp.path().join(format!("{case}_sharded"));
+        copy_dir_without_weights(&dir, &sharded);
+        let mut map = serde_json::Map::new();
+        let mut shards: [BTreeMap<String, Tensor>; 2] = [BTreeMap::new(), BTreeMap::new()];
+        for (k, (name, t)) in w.iter().enumerate() {
+            let file = format!("model-0000{}-of-00002.safetensors", k % 2 + 1);
+            map.insert(name.clone(), file.into());
+            shards[k % 2].insert(name.clone(), t.clone());
+        }
+        for (k, s) in shards.iter().enumerate() {
+            write_safetensors(
+                &sharded.join(format!("model-0000{}-of-00002.safetensors", k + 1)),
+                s.iter().map(|(n, t)| (n.clone(), t)),
+            )
+            .unwrap();
+        }
+        let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": map});
+        std::fs::write(
+            sharded.join("model.safetensors.index.json"),
+            index.to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            max_abs_diff(&logits(&sharded, &tokens), &reference),
+            0.0,
+            "{case}: sharded"
+        );
+
+        // f16 and bf16.
+        for (dtype, tol) in [(Dtype::F16, 2e-2f32), (Dtype::BF16, 1e-1f32)] {
+            let half_dir = tmp.path().join(format!("{case}_{dtype:?}"));
+            copy_dir_without_weights(&dir, &half_dir);
+            let raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = w
+                .iter()
+                .map(|(n, t)| {
+                    let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                    let bytes: Vec<u8> = match dtype {
+                        Dtype::F16 => v
+                            .iter()
+                            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                            .collect(),
+                        _ => v
+                            .iter()
+                            .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                            .collect(),
+                    };
+                    (n.clone(), dtype, t.dims().to_vec(), bytes)
+                })
+                .collect();
+            write_raw(&half_dir.join("model.safetensors"), &raw);
+            let diff = max_abs_diff(&logits(&half_dir, &tokens), &reference);
+            assert!(
+                diff <= tol * scale.max(1.0),
+                "{case} {dtype:?}: max |Δlogit| {diff} vs scale {scale}"
+            );
+            eprintln!("{case} {dtype:?}: max |Δlogit| {diff:.3e} (logit scale {scale:.2})");
+        }
+    }
+}
+
+#[test]
+fn broken_hf_checkpoints_are_refused_by_name() {
+    for dir in case_dirs("hf") {
+        broken_copies_of(&dir);
+    }
+}
+
+fn broken_copies_of(dir: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    copy_dir_without_weights(dir, &base);
+    std::fs::copy(
+        dir.join("model.safetensors"),
+        base.join("model.safetensors"),
+    )
+    .unwrap();
+    let config = read_json(&dir.join("config.json"));
+    let tokens = dir.join("tokens.json");
+    let run = |d: &Path| {
+        cli_fails(&[
+            "run",
+            "--model",
+            arg(d),
+            "--tokens",
+            arg(&tokens),
+            "--cache",
+            arg(&d.join("out.safetensors")),
+        ])
+    };
+
+    let case = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let d = tmp.path().join(name);
+        copy_dir_without_weights(&base, &d);
+        std::fs::copy(base.join("model.safetensors"), d.join("model.safetensors")).unwrap();
+        let mut c = config.clone();
+        edit(&mut c);
+        std::fs::write(d.join("config.json"), c.to_string()).unwrap();
+        d
+    };
+    let e = run(&case("unknown_type", &|c| {
+        c["model_type"] = "mamba".into();
+        c["architectures"] = serde_json::json!(["MambaForCausalLM"]);
+    }));
+    assert!(e.contains("model_type") && e.contains("mamba"), "{e}");
+    if config.get("rope_parameters").is_some() {
+        let e = run(&case("rope_scaling", &|c| {
+            c["rope_scaling"] = serde_json::json!({"type": "linear", "factor": 2.0});
+        }));
+        assert!(e.contains("rope_scaling"), "{e}");
+        let e = run(&case("rope_type", &|c| {
+            c["rope_parameters"]["rope_type"] = "yarn".into();
+        }));
+        assert!(e.contains("rope_type") && e.contains("yarn"), "{e}");
+    }
+    let e = run(&case("wrong_width", &|c| {
+        for k in ["n_embd", "hidden_size", "intermediate_size"] {
+            if let Some(v) = c.get(k).and_then(|v| v.as_u64()) {
+                c[k] = (v + 8).into();
+            }
+        }
+    }));
+    assert!(e.contains("expected") || e.contains("shape"), "{e}");
+
+    // A missing shard, and an index naming a tensor the shard lacks.
+    let sharded = tmp.path().join("sharded");
+    copy_dir_without_weights(&base, &sharded);
+    let w = weights(&base);
+    write_safetensors(
+        &sharded.join("model-00001-of-00001.safetensors"),
+        w.iter().map(|(n, t)| (n.clone(), t)),
+    )
+    .unwrap();
+    let mut map: serde_json::Map<String, serde_json::Value> = w
+        .keys()
+        .map(|n| (n.clone(), "model-00001-of-00001.safetensors".into()))
+        .collect();
+    map.insert(
+        "ghost.weight".into(),
+        "model-00001-of-00001.safetensors".into(),
+    );
+    let index = sharded.join("model.safetensors.index.json");
+    std::fs::write(&index, serde_json::json!({"weight_map": map}).to_string()).unwrap();
+    let e = run(&sharded);
+    assert!(e.contains("ghost.weight"), "{e}");
+    map.remove("ghost.weight");
+    let first = w.keys().next().unwrap().clone();
+    map.insert(first, "model-00002-of-00002.safetensors".into());
+    std::fs::write(&index, serde_json::json!({"weight_map": map}).to_string()).unwrap();
+    let e = run(&sharded);
+    assert!(
+        e.contains("00002.safetensors") && e.contains("missing"),
+        "{e}"
+    );
+    let _ = read_token_rows;
+}
