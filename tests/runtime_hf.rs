@@ -369,3 +369,60 @@ fn broken_copies_of(dir: &Path) {
     );
     let _ = read_token_rows;
 }
+
+/// `patch` works on a HuggingFace directory as on any other: patching a head with the base run's
+/// own activations changes nothing, with another run's it changes the logits.
+#[test]
+fn patch_works_on_a_hf_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in case_dirs("hf") {
+        let case = case_name(&dir);
+        let tokens = dir.join("tokens.json");
+        let rows = read_token_rows(&tokens, "tokens");
+        let rotated: Vec<Vec<u32>> = rows.iter().map(|r| r.iter().rev().copied().collect()).collect();
+        let source = tmp.path().join(format!("{case}_source.json"));
+        std::fs::write(&source, serde_json::json!({ "tokens": rotated }).to_string()).unwrap();
+        for (src, changes) in [(&tokens, false), (&source, true)] {
+            let out = tmp.path().join(format!("{case}_{changes}.safetensors"));
+            ok(&[
+                "patch", "--model", arg(&dir), "--tokens", arg(&tokens), "--source", arg(src),
+                "--hook", "blocks.1.attn.hook_z", "--head", "1", "--out", arg(&out),
+            ]);
+            let got = read_safetensors(&out, &Device::Cpu).unwrap();
+            let diff = max_abs_diff(&got["patched_logits"], &got["base_logits"]);
+            assert_eq!(diff > 1e-4, changes, "{case}: patch from {} changed logits by {diff}", src.display());
+        }
+    }
+}
+
+/// `compare --models` runs a HuggingFace directory once a `congruity.json` says how the task's
+/// symbols map to its token ids.
+#[test]
+fn compare_models_accepts_a_hf_directory_with_a_sidecar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &case_dirs("hf")[0];
+    let d = tmp.path().join("hf_with_sidecar");
+    copy_dir_without_weights(dir, &d);
+    std::fs::copy(dir.join("model.safetensors"), d.join("model.safetensors")).unwrap();
+    let vocab = read_json(&dir.join("config.json"))["vocab_size"].as_u64().unwrap() as usize;
+    let mut tokens: Vec<String> = (0..vocab).map(|i| format!("t{i}")).collect();
+    for (i, s) in ["BOS", "a", "b", "c"].iter().enumerate() {
+        tokens[i] = s.to_string();
+    }
+    let sidecar = serde_json::json!({
+        "format": "congruity-model/1",
+        "input": {"bos": "BOS", "tokens": tokens},
+        "output": {"encoding": "categorical", "decoding": tokens},
+    });
+    std::fs::write(d.join("congruity.json"), sidecar.to_string()).unwrap();
+    let report = ok(&[
+        "compare", "specs/tracr/reverse.interp", "--models", arg(&d), arg(&d), "--task", "reverse",
+        "--samples", "3", "--seed", "1", "--inputs", "30", "--draws", "10", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(v["pools"][0]["label"], "hf_with_sidecar", "{v}");
+    // The same model twice: two pools; the fit between them is a model's held-out ridge fit to
+    // itself (below 1 only through ridge shrinkage on 30 inputs).
+    let fit = &v["transfer"]["cells"][0][1]["fit"];
+    assert!(fit["mean"].as_f64().unwrap() > 0.9, "{v}");
+}
