@@ -426,3 +426,47 @@ fn compare_models_accepts_a_hf_directory_with_a_sidecar() {
     let fit = &v["transfer"]["cells"][0][1]["fit"];
     assert!(fit["mean"].as_f64().unwrap() > 0.9, "{v}");
 }
+
+/// `run --text` encodes with the directory's `tokenizer.json` (HuggingFace's format, read by the
+/// `tokenizers` crate) and runs exactly the ids `--tokens` would; without a tokenizer it says so.
+#[test]
+fn run_text_encodes_with_the_checkpoint_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &case_dirs("hf")[0];
+    let d = tmp.path().join("with_tokenizer");
+    copy_dir_without_weights(dir, &d);
+    std::fs::copy(dir.join("model.safetensors"), d.join("model.safetensors")).unwrap();
+    let vocab = read_json(&dir.join("config.json"))["vocab_size"].as_u64().unwrap() as usize;
+    let words: serde_json::Map<String, serde_json::Value> =
+        (0..vocab).map(|i| (format!("w{i}"), i.into())).collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null, "model": {"type": "WordLevel", "vocab": words, "unk_token": "w0"},
+    });
+    std::fs::write(d.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let row = read_token_rows(&dir.join("tokens.json"), "tokens").remove(0);
+    let text: Vec<String> = row.iter().map(|i| format!("w{i}")).collect();
+    let text = text.join(" ");
+    let by_text = tmp.path().join("text.safetensors");
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "run", "--model", arg(&d), "--text", &text, "--json", "--cache", arg(&by_text),
+    ]))
+    .unwrap();
+    assert_eq!(json["tokens"], serde_json::json!(row));
+    let ids = tmp.path().join("ids.json");
+    std::fs::write(&ids, serde_json::json!({ "tokens": [row] }).to_string()).unwrap();
+    let by_ids = tmp.path().join("ids.safetensors");
+    ok(&["run", "--model", arg(&d), "--tokens", arg(&ids), "--cache", arg(&by_ids)]);
+    let a = read_safetensors(&by_text, &Device::Cpu).unwrap();
+    let b = read_safetensors(&by_ids, &Device::Cpu).unwrap();
+    assert_eq!(max_abs_diff(&a["logits"], &b["logits"]), 0.0);
+    // The next token is the argmax of the last position's logits.
+    let last: Vec<f32> = b["logits"].get(0).unwrap().get(row.len() - 1).unwrap().to_vec1().unwrap();
+    let argmax = (0..last.len()).max_by(|&i, &j| last[i].total_cmp(&last[j])).unwrap();
+    assert_eq!(json["next_token"]["id"], argmax);
+    assert_eq!(json["next_token"]["text"], format!("w{argmax}"));
+
+    let e = cli_fails(&["run", "--model", arg(dir), "--text", "w1 w2"]);
+    assert!(e.contains("tokenizer.json") && e.contains("missing"), "{e}");
+}

@@ -5,6 +5,7 @@
 //! congruity run --model DIR --tokens FILE --cache OUT.safetensors [--hooks GLOB]...
 //! congruity run --model DIR --input "a b c" [--json] [--cache OUT.safetensors [--hooks GLOB]...]
 //! congruity run --model PIPELINE_DIR --input "a b c" [--json]
+//! congruity run --model HF_DIR --text "some text" [--json] [--cache OUT.safetensors [--hooks GLOB]...]
 //! ```
 //!
 //! `--cache` says on stderr what it wrote: every tensor with its shape, and the file's size.
@@ -21,12 +22,13 @@ use crate::equivalence::extract::RepresentationSpec;
 use crate::lang::domain::token_text;
 use crate::lang::eval::value_json;
 use crate::lang::ir::Value;
+use crate::model::text::TextTokenizer;
 use crate::model::{
     self, HookSelection, LoadedModel, ModelError, OutputValue, RunOptions, TokenBatch,
 };
 
 #[derive(Debug, clap::Args)]
-#[command(group(ArgGroup::new("inputs").required(true).args(["tokens", "input"])))]
+#[command(group(ArgGroup::new("inputs").required(true).args(["tokens", "input", "text"])))]
 pub struct Args {
     /// Model directory: TransformerLens (model.safetensors + config.json [+ congruity.json]),
     /// tracr (weights.safetensors + residual_labels.json + meta.json), or a compiled pipeline
@@ -43,6 +45,11 @@ pub struct Args {
     #[arg(long, value_name = "SYMBOLS")]
     pub input: Option<String>,
 
+    /// Text, for a checkpoint with a HuggingFace tokenizer.json: encoded as transformers would
+    /// (special tokens included); prints the most likely next token.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+
     /// Write `logits` and every requested hook (TransformerLens names) to this safetensors file.
     #[arg(long, value_name = "OUT.safetensors")]
     pub cache: Option<PathBuf>,
@@ -52,8 +59,9 @@ pub struct Args {
     pub hooks: Vec<String>,
 
     /// Print `{"output": [...]}` instead of space-separated values (with --input); for a
-    /// pipeline, also every stage's input and output under `stages`.
-    #[arg(long, requires = "input")]
+    /// pipeline, also every stage's input and output under `stages`; with --text, the token ids
+    /// and the next token.
+    #[arg(long)]
     pub json: bool,
 
     /// Compute on CUDA device 0 (needs a build with `--features cuda`).
@@ -162,15 +170,23 @@ fn run_model(args: &Args) -> Result<(), ModelError> {
     let device = model::device(args.cuda)?;
     let loaded: LoadedModel = model::load(&args.model, &device)?;
     let m = &loaded.transformer;
-    let tokens = match (&args.tokens, &args.input) {
-        (Some(path), _) => TokenBatch::from_json_file(path)?,
-        (None, Some(input)) => {
+    let tokenizer = match &args.text {
+        Some(_) => Some(TextTokenizer::from_dir(&args.model)?),
+        None => None,
+    };
+    let (tokens, text_ids) = match (&args.tokens, &args.input, &args.text, &tokenizer) {
+        (Some(path), _, _, _) => (TokenBatch::from_json_file(path)?, None),
+        (None, Some(input), _, _) => {
             let ids = loaded.encode_input(input)?;
-            TokenBatch::single(ids)?
+            (TokenBatch::single(ids)?, None)
         }
-        (None, None) => {
+        (None, None, Some(text), Some(tk)) => {
+            let ids = tk.encode(text)?;
+            (TokenBatch::single(ids.clone())?, Some(ids))
+        }
+        _ => {
             return Err(ModelError::Tokens(
-                "give --tokens FILE or --input SYMBOLS".into(),
+                "give --tokens FILE, --input SYMBOLS or --text TEXT".into(),
             ));
         }
     };
@@ -189,6 +205,44 @@ fn run_model(args: &Args) -> Result<(), ModelError> {
                  for every hook point, --hooks 'blocks.*.hook_resid_post')"
             );
         }
+    }
+    if let (Some(ids), Some(tk)) = (&text_ids, &tokenizer) {
+        let last = out
+            .logits
+            .get(0)
+            .and_then(|row| row.get(ids.len() - 1))
+            .and_then(|l| l.to_dtype(candle_core::DType::F32))
+            .and_then(|l| l.to_vec1::<f32>())
+            .map_err(|source| ModelError::Compute {
+                context: "reading the last position's logits".into(),
+                source,
+            })?;
+        let (next, logit) = last
+            .iter()
+            .enumerate()
+            .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
+                if v > best.1 { (i, v) } else { best }
+            });
+        let next_text = tk.decode_one(next as u32)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "tokens": ids,
+                    "next_token": {"id": next, "text": next_text, "logit": logit},
+                })
+            );
+        } else {
+            println!(
+                "{} tokens {:?}; next token {next} {next_text:?} (logit {logit:.4})",
+                ids.len(),
+                ids
+            );
+        }
+    } else if args.json && args.input.is_none() {
+        return Err(ModelError::Tokens(
+            "--json prints a decoded answer: give --input or --text".into(),
+        ));
     }
     if args.input.is_some() {
         let decoded = loaded.decode(&out.logits)?;

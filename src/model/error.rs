@@ -164,6 +164,13 @@ pub enum ModelError {
     #[diagnostic(code(congruity::model::device))]
     Device(String),
 
+    #[error("{}: {reason}", path.display())]
+    #[diagnostic(
+        code(congruity::model::tokenizer),
+        help("`--text` needs the checkpoint's tokenizer.json (HuggingFace tokenizers); token-id files work without one (--tokens)")
+    )]
+    Tokenizer { path: PathBuf, reason: String },
+
     #[error("tensor computation failed while {context}: {source}")]
     #[diagnostic(code(congruity::model::compute))]
     Compute {

@@ -17,6 +17,7 @@ pub mod hooks;
 pub mod intervention;
 pub mod io;
 pub mod sidecar;
+pub mod text;
 pub mod tracr;
 pub mod transformer;
 pub mod weights;
