@@ -319,6 +319,11 @@ fn broken_copies_of(dir: &Path) {
     }));
     assert!(e.contains("model_type") && e.contains("mamba"), "{e}");
     if config.get("rope_parameters").is_some() {
+        // A context length whose rotary tables would not fit: refused before allocating.
+        let e = run(&case("huge_context", &|c| {
+            c["max_position_embeddings"] = 1_000_000_000_000u64.into();
+        }));
+        assert!(e.contains("GiB") && e.contains("available"), "{e}");
         let e = run(&case("rope_scaling", &|c| {
             c["rope_scaling"] = serde_json::json!({"type": "linear", "factor": 2.0});
         }));

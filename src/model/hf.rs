@@ -81,7 +81,20 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<HfModel, ModelError> {
         path: &config_path,
     };
     let arch = architecture(&c)?;
-    let tensors = read_checkpoint(dir)?;
+    // Rotary tables are [n_ctx, d_head] sin and cos in f32; counted before anything is read.
+    let n_ctx = ["n_positions", "max_position_embeddings"]
+        .iter()
+        .find_map(|f| c.opt_usize(f).ok().flatten())
+        .unwrap_or(0) as u64;
+    let d_head = c.opt_usize("head_dim")?.map_or_else(
+        || {
+            let d = ["n_embd", "hidden_size"].iter().find_map(|f| c.opt_usize(f).ok().flatten());
+            let h = ["n_head", "num_attention_heads"].iter().find_map(|f| c.opt_usize(f).ok().flatten());
+            d.zip(h).map_or(0, |(d, h)| d / h.max(1))
+        },
+        |e| e,
+    ) as u64;
+    let tensors = read_checkpoint(dir, n_ctx.saturating_mul(d_head).saturating_mul(8))?;
     let (config, named) = match arch {
         HfArchitecture::Gpt2 => gpt2(&c, &tensors)?,
         HfArchitecture::GptNeoX => neox(&c, &tensors)?,
@@ -90,6 +103,7 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<HfModel, ModelError> {
     let named = NamedTensors::from_host(&tensors.origin, named);
     let weights = Weights::from_named(&config, &named, device)?;
     let transformer = Transformer::new(config, weights)?;
+    residual_self_check(&transformer, dir)?;
     let stored_dtype = ["dtype", "torch_dtype"]
         .iter()
         .find_map(|k| raw.get(*k).and_then(Value::as_str))
@@ -99,6 +113,90 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<HfModel, ModelError> {
         architecture: arch,
         stored_dtype,
     })
+}
+
+/// The residual identities on a short probe input: `resid_pre + attn_out = resid_mid` and
+/// `resid_mid + mlp_out = resid_post` (parallel blocks: `resid_pre + attn_out + mlp_out =
+/// resid_post`), and each block's `resid_post` is the next one's `resid_pre`. A converter that
+/// put a weight in the wrong place can still produce plausible logits; it cannot keep these
+/// while mislabelling what the hooks hold. One forward of four tokens: cheap enough to run always.
+pub fn residual_self_check(t: &Transformer, dir: &Path) -> Result<(), ModelError> {
+    use super::hooks::{BlockHook, HookPoint, HookSelection};
+    use super::transformer::{RunOptions, TokenBatch};
+    let cfg = t.config();
+    let len = cfg.n_ctx.clamp(1, 4);
+    let probe: Vec<u32> = (0..len).map(|i| ((i * 7 + 1) % cfg.d_vocab) as u32).collect();
+    let parallel = cfg.parallel_attn_mlp;
+    let mut points = Vec::new();
+    for l in 0..cfg.n_layers {
+        for h in [BlockHook::ResidPre, BlockHook::AttnOut, BlockHook::ResidPost] {
+            points.push(HookPoint::block(l, h));
+        }
+        if !cfg.attn_only {
+            points.push(HookPoint::block(l, BlockHook::MlpOut));
+            if !parallel {
+                points.push(HookPoint::block(l, BlockHook::ResidMid));
+            }
+        }
+    }
+    let out = t.forward(
+        &TokenBatch::single(probe)?,
+        &RunOptions::cache(HookSelection::only(points)),
+    )?;
+    let get = |l: usize, h: BlockHook| -> Result<Vec<f32>, ModelError> {
+        let point = HookPoint::block(l, h);
+        out.cache
+            .get(&point)
+            .ok_or_else(|| ModelError::Decode(format!("self-check: {point} was not cached")))?
+            .flatten_all()
+            .and_then(|x| x.to_vec1::<f32>())
+            .ctx("reading the self-check's activations")
+    };
+    let fail = |what: String| ModelError::UnknownFormat {
+        dir: dir.to_path_buf(),
+        reason: format!("the loaded model fails its residual self-check: {what}; the checkpoint's weights do not map onto the hooks as this loader assumes"),
+    };
+    let check = |what: &str, sum: &[f32], want: &[f32]| -> Result<(), ModelError> {
+        let scale = want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+        let err = sum
+            .iter()
+            .zip(want)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        if err > 1e-3 * scale || err.is_nan() {
+            return Err(fail(format!("{what} is off by {err:e} (scale {scale:e})")));
+        }
+        Ok(())
+    };
+    let add = |a: &[f32], b: &[f32]| -> Vec<f32> { a.iter().zip(b).map(|(x, y)| x + y).collect() };
+    for l in 0..cfg.n_layers {
+        let pre = get(l, BlockHook::ResidPre)?;
+        let attn = get(l, BlockHook::AttnOut)?;
+        let post = get(l, BlockHook::ResidPost)?;
+        let after_attn = add(&pre, &attn);
+        if cfg.attn_only {
+            check(&format!("layer {l}: resid_pre + attn_out = resid_post"), &after_attn, &post)?;
+        } else if parallel {
+            let mlp = get(l, BlockHook::MlpOut)?;
+            check(
+                &format!("layer {l}: resid_pre + attn_out + mlp_out = resid_post"),
+                &add(&after_attn, &mlp),
+                &post,
+            )?;
+        } else {
+            let mid = get(l, BlockHook::ResidMid)?;
+            let mlp = get(l, BlockHook::MlpOut)?;
+            check(&format!("layer {l}: resid_pre + attn_out = resid_mid"), &after_attn, &mid)?;
+            check(&format!("layer {l}: resid_mid + mlp_out = resid_post"), &add(&mid, &mlp), &post)?;
+        }
+        if l + 1 < cfg.n_layers {
+            check(
+                &format!("blocks.{l}.hook_resid_post = blocks.{}.hook_resid_pre", l + 1),
+                &post,
+                &get(l + 1, BlockHook::ResidPre)?,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,7 +394,7 @@ struct Checkpoint {
     file_of: BTreeMap<String, PathBuf>,
 }
 
-fn read_checkpoint(dir: &Path) -> Result<Checkpoint, ModelError> {
+fn read_checkpoint(dir: &Path, extra_bytes: u64) -> Result<Checkpoint, ModelError> {
     let index = dir.join(INDEX_FILE);
     let files: Vec<PathBuf> = if index.is_file() {
         let v: Value = read_json(&index)?;
@@ -341,6 +439,7 @@ fn read_checkpoint(dir: &Path) -> Result<Checkpoint, ModelError> {
             }
             out.push(p);
         }
+        check_memory(dir, &out, extra_bytes)?;
         // Every tensor the index lists must be in the shard it names (checked after reading).
         let mut ck = read_files(dir, &out)?;
         for (name, file) in map {
@@ -372,7 +471,78 @@ fn read_checkpoint(dir: &Path) -> Result<Checkpoint, ModelError> {
     } else {
         vec![dir.join("model.safetensors")]
     };
+    check_memory(dir, &files, extra_bytes)?;
     read_files(dir, &files)
+}
+
+/// Elements of every tensor a safetensors file declares, from its header alone.
+fn header_elements(path: &Path) -> Result<u64, ModelError> {
+    use std::io::Read;
+    let bad = |reason: String| ModelError::Safetensors {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|e| bad(format!("cannot read the header length: {e}")))?;
+    let len = u64::from_le_bytes(len);
+    let size = f.metadata().map_err(|e| ModelError::io(path, e))?.len();
+    if len > size.saturating_sub(8) || len > 100 << 20 {
+        return Err(bad(format!("header length {len} does not fit the file ({size} bytes)")));
+    }
+    let mut header = vec![0u8; len as usize];
+    f.read_exact(&mut header)
+        .map_err(|e| bad(format!("cannot read the header: {e}")))?;
+    let v: Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let mut total: u64 = 0;
+    for (name, t) in v.as_object().into_iter().flatten() {
+        if name == "__metadata__" {
+            continue;
+        }
+        let n = t
+            .get("shape")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().map(|d| d.as_u64().unwrap_or(0)).fold(1u64, u64::saturating_mul))
+            .unwrap_or(0);
+        total = total.saturating_add(n);
+    }
+    Ok(total)
+}
+
+/// Bytes of memory this process may still take (`MemAvailable`), when the system says.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses, before anything is allocated, a checkpoint whose f32 weights (held twice while they
+/// are converted) and tables would not fit in the memory available.
+fn check_memory(dir: &Path, files: &[PathBuf], extra_bytes: u64) -> Result<(), ModelError> {
+    let mut elements: u64 = 0;
+    for f in files {
+        if f.is_file() {
+            elements = elements.saturating_add(header_elements(f)?);
+        }
+    }
+    let needed = elements.saturating_mul(8).saturating_add(extra_bytes);
+    if let Some(available) = available_memory()
+        && needed > available
+    {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(ModelError::UnknownFormat {
+            dir: dir.to_path_buf(),
+            reason: format!(
+                "loading it needs about {:.1} GiB ({elements} weights in f32, twice while converted, plus {:.1} GiB of rotary tables for its context length), and {:.1} GiB are available",
+                gib(needed),
+                gib(extra_bytes),
+                gib(available)
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn read_files(dir: &Path, files: &[PathBuf]) -> Result<Checkpoint, ModelError> {
