@@ -137,7 +137,7 @@ fn bad_arguments_are_clear_errors() {
     fails_with(&with(&["--circuit", "nope"]), "--circuit `nope`");
     fails_with(
         &with(&["--hooks", "blocks.9.hook_resid_post"]),
-        "names a hook",
+        "has 3 layers",
     );
     fails_with(&with(&["--pooling", "positions=7"]), "positions");
     fails_with(&[f, "--samples", "0", "--seed", "1"], "--samples");

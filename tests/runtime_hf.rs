@@ -384,18 +384,41 @@ fn patch_works_on_a_hf_directory() {
         let case = case_name(&dir);
         let tokens = dir.join("tokens.json");
         let rows = read_token_rows(&tokens, "tokens");
-        let rotated: Vec<Vec<u32>> = rows.iter().map(|r| r.iter().rev().copied().collect()).collect();
+        let rotated: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|r| r.iter().rev().copied().collect())
+            .collect();
         let source = tmp.path().join(format!("{case}_source.json"));
-        std::fs::write(&source, serde_json::json!({ "tokens": rotated }).to_string()).unwrap();
+        std::fs::write(
+            &source,
+            serde_json::json!({ "tokens": rotated }).to_string(),
+        )
+        .unwrap();
         for (src, changes) in [(&tokens, false), (&source, true)] {
             let out = tmp.path().join(format!("{case}_{changes}.safetensors"));
             ok(&[
-                "patch", "--model", arg(&dir), "--tokens", arg(&tokens), "--source", arg(src),
-                "--hook", "blocks.1.attn.hook_z", "--head", "1", "--out", arg(&out),
+                "patch",
+                "--model",
+                arg(&dir),
+                "--tokens",
+                arg(&tokens),
+                "--source",
+                arg(src),
+                "--hook",
+                "blocks.1.attn.hook_z",
+                "--head",
+                "1",
+                "--out",
+                arg(&out),
             ]);
             let got = read_safetensors(&out, &Device::Cpu).unwrap();
             let diff = max_abs_diff(&got["patched_logits"], &got["base_logits"]);
-            assert_eq!(diff > 1e-4, changes, "{case}: patch from {} changed logits by {diff}", src.display());
+            assert_eq!(
+                diff > 1e-4,
+                changes,
+                "{case}: patch from {} changed logits by {diff}",
+                src.display()
+            );
         }
     }
 }
@@ -409,7 +432,9 @@ fn compare_models_accepts_a_hf_directory_with_a_sidecar() {
     let d = tmp.path().join("hf_with_sidecar");
     copy_dir_without_weights(dir, &d);
     std::fs::copy(dir.join("model.safetensors"), d.join("model.safetensors")).unwrap();
-    let vocab = read_json(&dir.join("config.json"))["vocab_size"].as_u64().unwrap() as usize;
+    let vocab = read_json(&dir.join("config.json"))["vocab_size"]
+        .as_u64()
+        .unwrap() as usize;
     let mut tokens: Vec<String> = (0..vocab).map(|i| format!("t{i}")).collect();
     for (i, s) in ["BOS", "a", "b", "c"].iter().enumerate() {
         tokens[i] = s.to_string();
@@ -421,8 +446,22 @@ fn compare_models_accepts_a_hf_directory_with_a_sidecar() {
     });
     std::fs::write(d.join("congruity.json"), sidecar.to_string()).unwrap();
     let report = ok(&[
-        "compare", "specs/tracr/reverse.interp", "--models", arg(&d), arg(&d), "--task", "reverse",
-        "--samples", "3", "--seed", "1", "--inputs", "30", "--draws", "10", "--json",
+        "compare",
+        "specs/tracr/reverse.interp",
+        "--models",
+        arg(&d),
+        arg(&d),
+        "--task",
+        "reverse",
+        "--samples",
+        "3",
+        "--seed",
+        "1",
+        "--inputs",
+        "30",
+        "--draws",
+        "10",
+        "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(v["pools"][0]["label"], "hf_with_sidecar", "{v}");
@@ -441,7 +480,9 @@ fn run_text_encodes_with_the_checkpoint_tokenizer() {
     let d = tmp.path().join("with_tokenizer");
     copy_dir_without_weights(dir, &d);
     std::fs::copy(dir.join("model.safetensors"), d.join("model.safetensors")).unwrap();
-    let vocab = read_json(&dir.join("config.json"))["vocab_size"].as_u64().unwrap() as usize;
+    let vocab = read_json(&dir.join("config.json"))["vocab_size"]
+        .as_u64()
+        .unwrap() as usize;
     let words: serde_json::Map<String, serde_json::Value> =
         (0..vocab).map(|i| (format!("w{i}"), i.into())).collect();
     let tokenizer = serde_json::json!({
@@ -455,23 +496,101 @@ fn run_text_encodes_with_the_checkpoint_tokenizer() {
     let text = text.join(" ");
     let by_text = tmp.path().join("text.safetensors");
     let json: serde_json::Value = serde_json::from_str(&ok(&[
-        "run", "--model", arg(&d), "--text", &text, "--json", "--cache", arg(&by_text),
+        "run",
+        "--model",
+        arg(&d),
+        "--text",
+        &text,
+        "--json",
+        "--cache",
+        arg(&by_text),
     ]))
     .unwrap();
     assert_eq!(json["tokens"], serde_json::json!(row));
     let ids = tmp.path().join("ids.json");
     std::fs::write(&ids, serde_json::json!({ "tokens": [row] }).to_string()).unwrap();
     let by_ids = tmp.path().join("ids.safetensors");
-    ok(&["run", "--model", arg(&d), "--tokens", arg(&ids), "--cache", arg(&by_ids)]);
+    ok(&[
+        "run",
+        "--model",
+        arg(&d),
+        "--tokens",
+        arg(&ids),
+        "--cache",
+        arg(&by_ids),
+    ]);
     let a = read_safetensors(&by_text, &Device::Cpu).unwrap();
     let b = read_safetensors(&by_ids, &Device::Cpu).unwrap();
     assert_eq!(max_abs_diff(&a["logits"], &b["logits"]), 0.0);
     // The next token is the argmax of the last position's logits.
-    let last: Vec<f32> = b["logits"].get(0).unwrap().get(row.len() - 1).unwrap().to_vec1().unwrap();
-    let argmax = (0..last.len()).max_by(|&i, &j| last[i].total_cmp(&last[j])).unwrap();
+    let last: Vec<f32> = b["logits"]
+        .get(0)
+        .unwrap()
+        .get(row.len() - 1)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let argmax = (0..last.len())
+        .max_by(|&i, &j| last[i].total_cmp(&last[j]))
+        .unwrap();
     assert_eq!(json["next_token"]["id"], argmax);
     assert_eq!(json["next_token"]["text"], format!("w{argmax}"));
 
     let e = cli_fails(&["run", "--model", arg(dir), "--text", "w1 w2"]);
     assert!(e.contains("tokenizer.json") && e.contains("missing"), "{e}");
+}
+
+/// `inspect` reports the architecture, the stored parameter count (what the checkpoint's files
+/// hold, tied weights once) and the hook points; a parallel-residual model has no resid_mid.
+#[test]
+fn inspect_describes_every_hf_case() {
+    for dir in case_dirs("hf") {
+        let case = case_name(&dir);
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["inspect", "--model", arg(&dir), "--json"])).unwrap();
+        let stored: usize = weights(&dir).values().map(|t| t.elem_count()).sum();
+        assert_eq!(v["parameters"], stored, "{case}");
+        let config = read_json(&dir.join("config.json"));
+        let arch = config["architectures"][0].as_str().unwrap();
+        assert_eq!(v["format"], format!("HuggingFace {arch}"), "{case}");
+        let hooks: Vec<&str> = v["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap())
+            .collect();
+        for h in [
+            "hook_embed",
+            "blocks.0.hook_resid_pre",
+            "blocks.1.attn.hook_pattern",
+            "ln_final.hook_normalized",
+        ] {
+            assert!(hooks.contains(&h), "{case}: no {h}");
+        }
+        let parallel = config["use_parallel_residual"].as_bool().unwrap_or(false);
+        assert_eq!(
+            hooks.contains(&"blocks.0.hook_resid_mid"),
+            !parallel,
+            "{case}"
+        );
+        if parallel {
+            let e = cli_fails(&[
+                "run",
+                "--model",
+                arg(&dir),
+                "--tokens",
+                arg(&dir.join("tokens.json")),
+                "--cache",
+                "/tmp/never-written.safetensors",
+                "--hooks",
+                "blocks.0.hook_resid_mid",
+            ]);
+            assert!(
+                e.contains("parallel_attn_mlp models have no resid_mid"),
+                "{e}"
+            );
+        }
+        let text = ok(&["inspect", "--model", arg(&dir)]);
+        assert!(text.contains(&format!("{stored} parameters")), "{text}");
+    }
 }

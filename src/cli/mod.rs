@@ -6,6 +6,7 @@ pub mod compare;
 pub mod compile;
 pub mod eval;
 pub mod fmt;
+pub mod inspect;
 pub mod patch;
 pub mod prove;
 pub mod run;
@@ -41,6 +42,8 @@ pub enum Command {
     Sample(sample::Args),
     /// Run a model: save logits and hook activations, or decode the answer to an input.
     Run(run::Args),
+    /// Describe a model directory: architecture, sizes, dtype, parameters, hook points.
+    Inspect(inspect::Args),
     /// Activation patching: one hook (head, positions) from a source run into a base run.
     Patch(patch::Args),
     /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Run(args) => run::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Patch(args) => patch::run(args),
         Command::Prove(args) => prove::run(args),
         Command::Compare(args) => compare::run(*args),

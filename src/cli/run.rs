@@ -217,12 +217,12 @@ fn run_model(args: &Args) -> Result<(), ModelError> {
                 context: "reading the last position's logits".into(),
                 source,
             })?;
-        let (next, logit) = last
-            .iter()
-            .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 { (i, v) } else { best }
-            });
+        let (next, logit) =
+            last.iter()
+                .enumerate()
+                .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                });
         let next_text = tk.decode_one(next as u32)?;
         if args.json {
             println!(

@@ -103,18 +103,21 @@ impl RepresentationSpec {
                 out.extend((0..n).map(|l| HookPoint::block(l, BlockHook::ResidPost)));
                 Ok(out)
             }
-            Layers::Hooks(patterns) => crate::model::expand_globs(patterns, model.hook_points())
-                .map_err(|e| match e {
-                    ModelError::HookPattern { pattern, reason } => ExtractError::Hook {
-                        hook: pattern,
-                        reason: format!(
-                            "{reason} ({} layers, {} hook points)",
-                            model.config().n_layers,
-                            model.hook_points().len()
-                        ),
-                    },
-                    other => ExtractError::Model(other),
-                }),
+            Layers::Hooks(patterns) => model.expand_hooks(patterns).map_err(|e| match e {
+                ModelError::HookPattern { pattern, reason } => ExtractError::Hook {
+                    hook: pattern,
+                    reason: format!(
+                        "{reason} ({} layers, {} hook points)",
+                        model.config().n_layers,
+                        model.hook_points().len()
+                    ),
+                },
+                ModelError::AbsentHook { hook, reason } => ExtractError::Hook {
+                    hook,
+                    reason: format!("this model has no such hook point: {reason}"),
+                },
+                other => ExtractError::Model(other),
+            }),
         }
     }
 }

@@ -167,7 +167,9 @@ pub enum ModelError {
     #[error("{}: {reason}", path.display())]
     #[diagnostic(
         code(congruity::model::tokenizer),
-        help("`--text` needs the checkpoint's tokenizer.json (HuggingFace tokenizers); token-id files work without one (--tokens)")
+        help(
+            "`--text` needs the checkpoint's tokenizer.json (HuggingFace tokenizers); token-id files work without one (--tokens)"
+        )
     )]
     Tokenizer { path: PathBuf, reason: String },
 

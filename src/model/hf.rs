@@ -86,14 +86,15 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<HfModel, ModelError> {
         .iter()
         .find_map(|f| c.opt_usize(f).ok().flatten())
         .unwrap_or(0) as u64;
-    let d_head = c.opt_usize("head_dim")?.map_or_else(
-        || {
-            let d = ["n_embd", "hidden_size"].iter().find_map(|f| c.opt_usize(f).ok().flatten());
-            let h = ["n_head", "num_attention_heads"].iter().find_map(|f| c.opt_usize(f).ok().flatten());
-            d.zip(h).map_or(0, |(d, h)| d / h.max(1))
-        },
-        |e| e,
-    ) as u64;
+    let d_head = c.opt_usize("head_dim")?.unwrap_or_else(|| {
+        let d = ["n_embd", "hidden_size"]
+            .iter()
+            .find_map(|f| c.opt_usize(f).ok().flatten());
+        let h = ["n_head", "num_attention_heads"]
+            .iter()
+            .find_map(|f| c.opt_usize(f).ok().flatten());
+        d.zip(h).map_or(0, |(d, h)| d / h.max(1))
+    }) as u64;
     let tensors = read_checkpoint(dir, n_ctx.saturating_mul(d_head).saturating_mul(8))?;
     let (config, named) = match arch {
         HfArchitecture::Gpt2 => gpt2(&c, &tensors)?,
@@ -125,11 +126,17 @@ pub fn residual_self_check(t: &Transformer, dir: &Path) -> Result<(), ModelError
     use super::transformer::{RunOptions, TokenBatch};
     let cfg = t.config();
     let len = cfg.n_ctx.clamp(1, 4);
-    let probe: Vec<u32> = (0..len).map(|i| ((i * 7 + 1) % cfg.d_vocab) as u32).collect();
+    let probe: Vec<u32> = (0..len)
+        .map(|i| ((i * 7 + 1) % cfg.d_vocab) as u32)
+        .collect();
     let parallel = cfg.parallel_attn_mlp;
     let mut points = Vec::new();
     for l in 0..cfg.n_layers {
-        for h in [BlockHook::ResidPre, BlockHook::AttnOut, BlockHook::ResidPost] {
+        for h in [
+            BlockHook::ResidPre,
+            BlockHook::AttnOut,
+            BlockHook::ResidPost,
+        ] {
             points.push(HookPoint::block(l, h));
         }
         if !cfg.attn_only {
@@ -154,7 +161,9 @@ pub fn residual_self_check(t: &Transformer, dir: &Path) -> Result<(), ModelError
     };
     let fail = |what: String| ModelError::UnknownFormat {
         dir: dir.to_path_buf(),
-        reason: format!("the loaded model fails its residual self-check: {what}; the checkpoint's weights do not map onto the hooks as this loader assumes"),
+        reason: format!(
+            "the loaded model fails its residual self-check: {what}; the checkpoint's weights do not map onto the hooks as this loader assumes"
+        ),
     };
     let check = |what: &str, sum: &[f32], want: &[f32]| -> Result<(), ModelError> {
         let scale = want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
@@ -174,7 +183,11 @@ pub fn residual_self_check(t: &Transformer, dir: &Path) -> Result<(), ModelError
         let post = get(l, BlockHook::ResidPost)?;
         let after_attn = add(&pre, &attn);
         if cfg.attn_only {
-            check(&format!("layer {l}: resid_pre + attn_out = resid_post"), &after_attn, &post)?;
+            check(
+                &format!("layer {l}: resid_pre + attn_out = resid_post"),
+                &after_attn,
+                &post,
+            )?;
         } else if parallel {
             let mlp = get(l, BlockHook::MlpOut)?;
             check(
@@ -185,12 +198,23 @@ pub fn residual_self_check(t: &Transformer, dir: &Path) -> Result<(), ModelError
         } else {
             let mid = get(l, BlockHook::ResidMid)?;
             let mlp = get(l, BlockHook::MlpOut)?;
-            check(&format!("layer {l}: resid_pre + attn_out = resid_mid"), &after_attn, &mid)?;
-            check(&format!("layer {l}: resid_mid + mlp_out = resid_post"), &add(&mid, &mlp), &post)?;
+            check(
+                &format!("layer {l}: resid_pre + attn_out = resid_mid"),
+                &after_attn,
+                &mid,
+            )?;
+            check(
+                &format!("layer {l}: resid_mid + mlp_out = resid_post"),
+                &add(&mid, &mlp),
+                &post,
+            )?;
         }
         if l + 1 < cfg.n_layers {
             check(
-                &format!("blocks.{l}.hook_resid_post = blocks.{}.hook_resid_pre", l + 1),
+                &format!(
+                    "blocks.{l}.hook_resid_post = blocks.{}.hook_resid_pre",
+                    l + 1
+                ),
                 &post,
                 &get(l + 1, BlockHook::ResidPre)?,
             )?;
@@ -275,18 +299,18 @@ impl Cfg<'_> {
 
     /// `rope_theta` at the top level (older) or inside `rope_parameters` (transformers 5).
     fn rope(&self, key: &str, legacy: &[&str], default: f64) -> Result<f64, ModelError> {
-        if let Some(p) = self.get("rope_parameters") {
-            if let Some(v) = p.get(key).filter(|v| !v.is_null()) {
-                return v
-                    .as_f64()
-                    .filter(|x| x.is_finite() && *x > 0.0)
-                    .ok_or_else(|| {
-                        self.bad(
-                            &format!("rope_parameters.{key}"),
-                            format!("`{v}` is not a positive number"),
-                        )
-                    });
-            }
+        if let Some(p) = self.get("rope_parameters")
+            && let Some(v) = p.get(key).filter(|v| !v.is_null())
+        {
+            return v
+                .as_f64()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| {
+                    self.bad(
+                        &format!("rope_parameters.{key}"),
+                        format!("`{v}` is not a positive number"),
+                    )
+                });
         }
         for f in legacy {
             if self.get(f).is_some() {
@@ -355,30 +379,33 @@ fn architecture(c: &Cfg<'_>) -> Result<HfArchitecture, ModelError> {
         }
         None => None,
     };
-    if let Some(list) = c.get("architectures").and_then(Value::as_array) {
-        for a in list {
-            let known = match a.as_str() {
-                Some("GPT2LMHeadModel") => HfArchitecture::Gpt2,
-                Some("GPTNeoXForCausalLM") => HfArchitecture::GptNeoX,
-                Some("LlamaForCausalLM") => HfArchitecture::Llama,
-                _ => {
-                    return Err(c.bad(
-                        "architectures",
-                        format!("`{a}` is not one of GPT2LMHeadModel, GPTNeoXForCausalLM, LlamaForCausalLM (a causal LM head is needed)"),
-                    ));
-                }
-            };
-            if from_type.is_some_and(|t| t != known) {
+    // The first listed architecture decides (transformers instantiates that class).
+    if let Some(a) = c
+        .get("architectures")
+        .and_then(Value::as_array)
+        .and_then(|l| l.first())
+    {
+        let known = match a.as_str() {
+            Some("GPT2LMHeadModel") => HfArchitecture::Gpt2,
+            Some("GPTNeoXForCausalLM") => HfArchitecture::GptNeoX,
+            Some("LlamaForCausalLM") => HfArchitecture::Llama,
+            _ => {
                 return Err(c.bad(
                     "architectures",
-                    format!(
-                        "`{a}` does not match model_type `{}`",
-                        from_type.map_or("", |t| t.name())
-                    ),
+                    format!("`{a}` is not one of GPT2LMHeadModel, GPTNeoXForCausalLM, LlamaForCausalLM (a causal LM head is needed)"),
                 ));
             }
-            return Ok(known);
+        };
+        if from_type.is_some_and(|t| t != known) {
+            return Err(c.bad(
+                "architectures",
+                format!(
+                    "`{a}` does not match model_type `{}`",
+                    from_type.map_or("", |t| t.name())
+                ),
+            ));
         }
+        return Ok(known);
     }
     from_type.ok_or_else(|| c.bad("model_type", "missing (gpt2, gpt_neox or llama)"))
 }
@@ -475,6 +502,30 @@ fn read_checkpoint(dir: &Path, extra_bytes: u64) -> Result<Checkpoint, ModelErro
     read_files(dir, &files)
 }
 
+/// The number of stored parameters of the checkpoint in `dir` (every tensor of its files, tied
+/// weights once — what transformers' `num_parameters()` counts), from the headers alone.
+pub fn stored_parameters(dir: &Path) -> Result<u64, ModelError> {
+    let index = dir.join(INDEX_FILE);
+    let files: Vec<PathBuf> = if index.is_file() {
+        let v: Value = read_json(&index)?;
+        let shards: BTreeSet<String> = v
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, f)| f.as_str().map(str::to_string))
+            .collect();
+        shards.into_iter().map(|f| dir.join(f)).collect()
+    } else {
+        vec![dir.join("model.safetensors")]
+    };
+    let mut total = 0u64;
+    for f in files {
+        total = total.saturating_add(header_elements(&f)?);
+    }
+    Ok(total)
+}
+
 /// Elements of every tensor a safetensors file declares, from its header alone.
 fn header_elements(path: &Path) -> Result<u64, ModelError> {
     use std::io::Read;
@@ -489,12 +540,15 @@ fn header_elements(path: &Path) -> Result<u64, ModelError> {
     let len = u64::from_le_bytes(len);
     let size = f.metadata().map_err(|e| ModelError::io(path, e))?.len();
     if len > size.saturating_sub(8) || len > 100 << 20 {
-        return Err(bad(format!("header length {len} does not fit the file ({size} bytes)")));
+        return Err(bad(format!(
+            "header length {len} does not fit the file ({size} bytes)"
+        )));
     }
     let mut header = vec![0u8; len as usize];
     f.read_exact(&mut header)
         .map_err(|e| bad(format!("cannot read the header: {e}")))?;
-    let v: Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
     let mut total: u64 = 0;
     for (name, t) in v.as_object().into_iter().flatten() {
         if name == "__metadata__" {
@@ -503,7 +557,11 @@ fn header_elements(path: &Path) -> Result<u64, ModelError> {
         let n = t
             .get("shape")
             .and_then(Value::as_array)
-            .map(|s| s.iter().map(|d| d.as_u64().unwrap_or(0)).fold(1u64, u64::saturating_mul))
+            .map(|s| {
+                s.iter()
+                    .map(|d| d.as_u64().unwrap_or(0))
+                    .fold(1u64, u64::saturating_mul)
+            })
             .unwrap_or(0);
         total = total.saturating_add(n);
     }

@@ -375,7 +375,24 @@ impl Transformer {
 
     /// Hooks selected by glob patterns (`blocks.*.attn.hook_z`); see `HookSelection::from_globs`.
     pub fn select_hooks<S: AsRef<str>>(&self, patterns: &[S]) -> Result<HookSelection, ModelError> {
-        HookSelection::from_globs(patterns, &self.hooks)
+        Ok(HookSelection::only(self.expand_hooks(patterns)?))
+    }
+
+    /// The hook points the glob `patterns` select, in their order (see
+    /// [`super::hooks::expand_globs`]); an exact name of a hook this model lacks is an error
+    /// saying why it lacks it (e.g. parallel blocks have no `hook_resid_mid`).
+    pub fn expand_hooks<S: AsRef<str>>(
+        &self,
+        patterns: &[S],
+    ) -> Result<Vec<HookPoint>, ModelError> {
+        for p in patterns {
+            if let Ok(h) = p.as_ref().parse::<HookPoint>()
+                && !self.has_hook(&h)
+            {
+                return Err(self.absent(&h));
+            }
+        }
+        super::hooks::expand_globs(patterns, &self.hooks)
     }
 
     fn absent(&self, hook: &HookPoint) -> ModelError {
