@@ -22,6 +22,8 @@ use serde_json::Value;
 
 use super::config::{ActFn, ModelConfig, Normalization, Positional, Rotary};
 use super::error::{ComputeContext, ModelError};
+use candle_core::safetensors::MmapedSafetensors;
+
 use super::io::{HostTensor, NamedTensors, read_json};
 use super::transformer::Transformer;
 use super::weights::Weights;
@@ -413,12 +415,20 @@ fn architecture(c: &Cfg<'_>) -> Result<HfArchitecture, ModelError> {
 // ---------------------------------------------------------------------------------------------
 // Tensors
 
-/// Every tensor of the checkpoint (one file or all shards), by HuggingFace name.
+/// The checkpoint's files, memory-mapped, and where each tensor is: tensors are read (and
+/// converted to f32) one at a time as the converter takes them, so a model loads in about twice
+/// its f32 size whatever its stored dtype.
 struct Checkpoint {
     origin: PathBuf,
-    tensors: BTreeMap<String, HostTensor>,
-    /// The file each tensor came from, for errors.
-    file_of: BTreeMap<String, PathBuf>,
+    files: Vec<(PathBuf, MmapedSafetensors)>,
+    /// Name -> (index into `files`, shape).
+    tensors: BTreeMap<String, (usize, Vec<usize>)>,
+}
+
+impl Checkpoint {
+    fn file_of(&self, name: &str) -> Option<&PathBuf> {
+        self.tensors.get(name).map(|(i, _)| &self.files[*i].0)
+    }
 }
 
 fn read_checkpoint(dir: &Path, extra_bytes: u64) -> Result<Checkpoint, ModelError> {
@@ -471,7 +481,7 @@ fn read_checkpoint(dir: &Path, extra_bytes: u64) -> Result<Checkpoint, ModelErro
         let mut ck = read_files(dir, &out)?;
         for (name, file) in map {
             let want = dir.join(file.as_str().unwrap_or_default());
-            match ck.file_of.get(name) {
+            match ck.file_of(name) {
                 Some(got) if *got == want => {}
                 Some(got) => {
                     return Err(ModelError::InvalidConfig {
@@ -604,31 +614,34 @@ fn check_memory(dir: &Path, files: &[PathBuf], extra_bytes: u64) -> Result<(), M
 }
 
 fn read_files(dir: &Path, files: &[PathBuf]) -> Result<Checkpoint, ModelError> {
-    let mut tensors = BTreeMap::new();
-    let mut file_of: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for f in files {
-        let named = NamedTensors::read(f)?;
-        let names: Vec<String> = named.names().map(str::to_string).collect();
-        for name in names {
-            if let Some(first) = file_of.get(&name) {
+    let mut maps = Vec::with_capacity(files.len());
+    let mut tensors: BTreeMap<String, (usize, Vec<usize>)> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        // SAFETY: the mapping is read-only; a file changed by another process while it is
+        // mapped could change what is read, as with any reader of a file being rewritten.
+        let st = unsafe { MmapedSafetensors::new(f) }.map_err(|e| ModelError::Safetensors {
+            path: f.clone(),
+            reason: e.to_string(),
+        })?;
+        for (name, view) in st.tensors() {
+            if let Some((first, _)) = tensors.get(&name) {
                 return Err(ModelError::UnknownFormat {
                     dir: dir.to_path_buf(),
                     reason: format!(
                         "tensor `{name}` is in both {} and {}",
-                        first.display(),
+                        files[*first].display(),
                         f.display()
                     ),
                 });
             }
-            let t = named.get(&name, None, "")?.clone();
-            tensors.insert(name.clone(), t);
-            file_of.insert(name, f.clone());
+            tensors.insert(name, (i, view.shape().to_vec()));
         }
+        maps.push((f.clone(), st));
     }
     Ok(Checkpoint {
         origin: files.first().cloned().unwrap_or_else(|| dir.to_path_buf()),
+        files: maps,
         tensors,
-        file_of,
     })
 }
 
@@ -657,8 +670,7 @@ impl<'a> Reader<'a> {
 
     fn path_of(&self, name: &str) -> PathBuf {
         self.ck
-            .file_of
-            .get(name)
+            .file_of(name)
             .cloned()
             .unwrap_or_else(|| self.ck.origin.clone())
     }
@@ -670,7 +682,7 @@ impl<'a> Reader<'a> {
     }
 
     fn take_full(&mut self, full: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
-        let t = self
+        let (file, found) = self
             .ck
             .tensors
             .get(full)
@@ -679,16 +691,39 @@ impl<'a> Reader<'a> {
                 name: full.to_string(),
                 hint: String::new(),
             })?;
-        if t.shape != shape {
+        if found != shape {
             return Err(ModelError::WrongShape {
                 path: self.path_of(full),
                 name: full.to_string(),
                 expected: shape.to_vec(),
-                found: t.shape.clone(),
+                found: found.clone(),
+            });
+        }
+        let st = &self.ck.files[*file].1;
+        let dtype = st
+            .get(full)
+            .map(|v| v.dtype())
+            .map_err(|e| ModelError::Safetensors {
+                path: self.path_of(full),
+                reason: e.to_string(),
+            })?;
+        if !matches!(
+            dtype,
+            safetensors::Dtype::F32
+                | safetensors::Dtype::F16
+                | safetensors::Dtype::BF16
+                | safetensors::Dtype::F64
+        ) {
+            return Err(ModelError::WrongDtype {
+                path: self.path_of(full),
+                name: full.to_string(),
+                dtype: format!("{dtype:?}"),
             });
         }
         self.used.insert(full.to_string());
-        t.to_device(&Device::Cpu)
+        st.load(full, &Device::Cpu)
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .ctx(&format!("reading `{full}`"))
     }
 
     fn has(&self, name: &str) -> bool {
