@@ -126,7 +126,7 @@ fn unknown_config_values() {
         ("normalization_type", json!("BatchNorm")),
         ("positional_embedding_type", json!("alibi")),
         ("attention_dir", json!("sideways")),
-        ("n_key_value_heads", json!(2)),
+        ("n_key_value_heads", json!(3)),
         ("use_local_attn", json!(true)),
     ] {
         let tmp = broken_model(|_| {}, |c| c[field] = value.clone());
@@ -135,6 +135,11 @@ fn unknown_config_values() {
             assert!(msg.contains(&value.to_string()), "{field}: {msg}");
         }
     }
+    // Grouped-query attention declared but weights saved without it: the missing grouped
+    // tensor is named.
+    let tmp = broken_model(|_| {}, |c| c["n_key_value_heads"] = json!(2));
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("blocks.0.attn._W_K"), "{msg}");
     // A config that contradicts the weights: the shape error names both.
     let tmp = broken_model(|_| {}, |c| c["d_mlp"] = json!(128));
     let msg = load_err(tmp.path());

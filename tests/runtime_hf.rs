@@ -594,3 +594,111 @@ fn inspect_describes_every_hf_case() {
         assert!(text.contains(&format!("{stored} parameters")), "{text}");
     }
 }
+
+/// Grouped-query attention is kept as TransformerLens keeps it: `hook_k` / `hook_v` hold the
+/// key/value heads, patching selects one of them, and the model saved in TransformerLens layout
+/// (`n_key_value_heads`, `_W_K` ...) loads back to the same logits.
+#[test]
+fn grouped_query_attention_hooks_hold_the_key_value_heads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    for dir in case_dirs("hf") {
+        let config = read_json(&dir.join("config.json"));
+        let (Some(h), Some(kv)) = (
+            config["num_attention_heads"].as_u64(),
+            config["num_key_value_heads"].as_u64(),
+        ) else {
+            continue;
+        };
+        if kv == h {
+            continue;
+        }
+        seen += 1;
+        let case = case_name(&dir);
+        let m = model::load(&dir, &Device::Cpu).unwrap();
+        let t = TokenBatch::from_json_file(&dir.join("tokens.json")).unwrap();
+        let out = m
+            .transformer
+            .forward(&t, &RunOptions::cache(HookSelection::All))
+            .unwrap();
+        for hook in [
+            "blocks.0.attn.hook_k",
+            "blocks.1.attn.hook_v",
+            "blocks.0.attn.hook_rot_k",
+        ] {
+            let a = out.cache.get_by_name(hook).unwrap().unwrap();
+            assert_eq!(a.dims()[2], kv as usize, "{case}: {hook} {:?}", a.dims());
+        }
+        let q = out
+            .cache
+            .get_by_name("blocks.0.attn.hook_q")
+            .unwrap()
+            .unwrap();
+        assert_eq!(q.dims()[2], h as usize);
+        let tokens = dir.join("tokens.json");
+        let patched = tmp.path().join(format!("{case}_patched.safetensors"));
+        let source = tmp.path().join(format!("{case}_source.json"));
+        let rows = read_token_rows(&tokens, "tokens");
+        let rev: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|r| r.iter().rev().copied().collect())
+            .collect();
+        std::fs::write(&source, serde_json::json!({ "tokens": rev }).to_string()).unwrap();
+        let last = (kv - 1).to_string();
+        ok(&[
+            "patch",
+            "--model",
+            arg(&dir),
+            "--tokens",
+            arg(&tokens),
+            "--source",
+            arg(&source),
+            "--hook",
+            "blocks.1.attn.hook_v",
+            "--head",
+            &last,
+            "--out",
+            arg(&patched),
+        ]);
+        let e = cli_fails(&[
+            "patch",
+            "--model",
+            arg(&dir),
+            "--tokens",
+            arg(&tokens),
+            "--source",
+            arg(&source),
+            "--hook",
+            "blocks.1.attn.hook_v",
+            "--head",
+            &kv.to_string(),
+            "--out",
+            arg(&patched),
+        ]);
+        assert!(e.contains(&format!("the activation has {kv} heads")), "{e}");
+
+        // TransformerLens layout round trip.
+        let tl = tmp.path().join(format!("{case}_tl"));
+        model::save(&tl, &m.transformer, None).unwrap();
+        let saved = read_json(&tl.join("config.json"));
+        assert_eq!(saved["n_key_value_heads"], kv);
+        let names = read_safetensors(&tl.join("model.safetensors"), &Device::Cpu).unwrap();
+        assert!(
+            names.contains_key("blocks.0.attn._W_K") && !names.contains_key("blocks.0.attn.W_K")
+        );
+        let again = model::load(&tl, &Device::Cpu).unwrap();
+        let l2 = again
+            .transformer
+            .forward(&t, &RunOptions::default())
+            .unwrap()
+            .logits;
+        // Same options on both sides (a full cache sums heads in another order).
+        let l1 = m
+            .transformer
+            .forward(&t, &RunOptions::default())
+            .unwrap()
+            .logits;
+        assert_eq!(max_abs_diff(&l2, &l1), 0.0, "{case}: TL round trip");
+    }
+    assert!(seen >= 1, "no grouped-query case among the fixtures");
+}

@@ -126,6 +126,10 @@ pub struct ModelConfig {
     pub n_layers: usize,
     pub d_model: usize,
     pub n_heads: usize,
+    /// Grouped-query attention (`n_key_value_heads`): key/value heads, each shared by
+    /// `n_heads / n_kv` query heads; `None` = one per query head. TransformerLens stores their
+    /// weights as `_W_K`, `_W_V`, `_b_K`, `_b_V` ([n_kv, ...]) and `hook_k` / `hook_v` hold them.
+    pub n_key_value_heads: Option<usize>,
     pub d_head: usize,
     /// `None` exactly when `attn_only`.
     pub d_mlp: Option<usize>,
@@ -197,10 +201,6 @@ const MUST_BE_FALSE: &[(&str, &str)] = &[
 
 /// Fields that must be null (or absent).
 const MUST_BE_NULL: &[(&str, &str)] = &[
-    (
-        "n_key_value_heads",
-        "grouped-query attention is not implemented",
-    ),
     ("num_experts", "mixture-of-experts MLPs are not implemented"),
     ("clip_qkv", "clipping q/k/v is not implemented"),
 ];
@@ -374,6 +374,26 @@ impl ModelConfig {
                 d_model / d_head
             }
         };
+        let n_key_value_heads = f.optional_positive("n_key_value_heads")?;
+        if let Some(kv) = n_key_value_heads {
+            if n_heads % kv != 0 {
+                return Err(f.invalid(
+                    "n_key_value_heads",
+                    format!("{kv} does not divide n_heads {n_heads}"),
+                ));
+            }
+            for (flag, name) in [
+                ("use_split_qkv_input", "split q/k/v inputs"),
+                ("use_attn_in", "hook_attn_in"),
+            ] {
+                if f.bool(flag, false)? {
+                    return Err(f.invalid(
+                        "n_key_value_heads",
+                        format!("grouped-query attention with {name} ({flag}) is not implemented"),
+                    ));
+                }
+            }
+        }
         let d_vocab = f.required_positive("d_vocab")?;
         let d_vocab_out = f.optional_positive("d_vocab_out")?.unwrap_or(d_vocab);
         let n_ctx = f.required_positive("n_ctx")?;
@@ -514,6 +534,7 @@ impl ModelConfig {
             n_layers,
             d_model,
             n_heads,
+            n_key_value_heads,
             d_head,
             d_mlp,
             d_vocab,
@@ -551,6 +572,11 @@ impl ModelConfig {
     }
 
     /// Whether `W_pos` exists.
+    /// Key/value heads: `n_key_value_heads`, or one per query head.
+    pub fn n_kv_heads(&self) -> usize {
+        self.n_key_value_heads.unwrap_or(self.n_heads)
+    }
+
     pub fn has_pos_embed(&self) -> bool {
         matches!(
             self.positional,
@@ -588,6 +614,9 @@ impl ModelConfig {
         m.insert("n_layers".into(), json!(self.n_layers));
         m.insert("d_model".into(), json!(self.d_model));
         m.insert("n_heads".into(), json!(self.n_heads));
+        if let Some(kv) = self.n_key_value_heads {
+            m.insert("n_key_value_heads".into(), json!(kv));
+        }
         m.insert("d_head".into(), json!(self.d_head));
         m.insert("d_mlp".into(), json!(self.d_mlp));
         m.insert("d_vocab".into(), json!(self.d_vocab));
@@ -658,6 +687,7 @@ impl ModelConfig {
             n_layers,
             d_model,
             n_heads,
+            n_key_value_heads: None,
             d_head,
             d_mlp: Some(d_mlp),
             d_vocab,
@@ -730,7 +760,7 @@ mod tests {
             ("positional_embedding_type", json!("alibi")),
             ("normalization_type", json!("LayerNorm")),
             ("attention_dir", json!("sideways")),
-            ("n_key_value_heads", json!(2)),
+            ("n_key_value_heads", json!(3)),
             ("use_local_attn", json!(true)),
             ("original_architecture", json!("Olmo2ForCausalLM")),
             ("dtype", json!("torch.int8")),

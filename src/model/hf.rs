@@ -10,9 +10,10 @@
 //! Weights come from `model.safetensors` or from the shards `model.safetensors.index.json` names,
 //! in f32, f16 or bf16 (computed in f32).
 //!
-//! Grouped-query attention (Llama `num_key_value_heads` < `num_attention_heads`) is computed by
-//! sharing each key/value head among its group of query heads, as transformers' `repeat_kv` does;
-//! `hook_k` / `hook_v` then hold one (shared) key/value per query head.
+//! Grouped-query attention (Llama `num_key_value_heads` < `num_attention_heads`) is kept as it
+//! is, as in TransformerLens: `W_K` / `W_V` have one slice per key/value head, `hook_k` /
+//! `hook_v` hold the key/value heads (patching selects one of them), and query head `j` reads
+//! key/value head `j / (heads / kv)`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -783,26 +784,6 @@ fn linear_out_heads(w: &Tensor, n: usize, e: usize, d: usize) -> candle_core::Re
     w.t()?.contiguous()?.reshape((n, e, d))
 }
 
-/// Key/value heads shared by groups of query heads, expanded to one per query head
-/// (transformers' `repeat_kv`: query head `j` reads key/value head `j / (n / kv)`).
-fn repeat_heads(w: &Tensor, groups: usize) -> candle_core::Result<Tensor> {
-    if groups == 1 {
-        return Ok(w.clone());
-    }
-    let dims = w.dims().to_vec();
-    let kv = dims[0];
-    let mut shape = dims.clone();
-    shape.insert(1, groups);
-    let mut one = dims.clone();
-    one.insert(1, 1);
-    let mut merged = dims;
-    merged[0] = kv * groups;
-    w.reshape(one)?
-        .broadcast_as(shape)?
-        .contiguous()?
-        .reshape(merged)
-}
-
 fn norm_weights(
     r: &mut Reader<'_>,
     out: &mut Named,
@@ -1134,6 +1115,7 @@ fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelErro
     let mlp_bias = c.bool_or("mlp_bias", false)?;
     let base = c.rope("rope_theta", &["rope_theta"], 10_000.0)?;
     let mut cfg = ModelConfig::simple(n_layers, d, h, m, vocab, n_ctx);
+    cfg.n_key_value_heads = (kv != h).then_some(kv);
     cfg.d_head = e;
     cfg.attn_scale = (e as f64).sqrt();
     cfg.act_fn = Some(c.act("hidden_act", "silu")?);
@@ -1154,7 +1136,6 @@ fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelErro
     let w_e = r.take("embed_tokens.weight", &[vocab, d])?;
     push(&mut out, "embed.W_E".into(), &w_e)?;
     let ctx = |what: &str| format!("rearranging Llama {what}");
-    let groups = h / kv;
     for l in 0..n_layers {
         let p = format!("layers.{l}");
         let tl = format!("blocks.{l}");
@@ -1175,20 +1156,21 @@ fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelErro
             false,
         )?;
         for (proj, name, heads) in [("q_proj", "Q", h), ("k_proj", "K", kv), ("v_proj", "V", kv)] {
+            // TransformerLens' names for grouped key/value weights (`_W_K`, ...).
+            let g = if name != "Q" && cfg.n_key_value_heads.is_some() {
+                "_"
+            } else {
+                ""
+            };
             let w = r.take(&format!("{p}.self_attn.{proj}.weight"), &[heads * e, d])?;
-            let w = linear_heads(&w, heads, e, d)
-                .and_then(|w| repeat_heads(&w, if heads == h { 1 } else { groups }))
-                .ctx(&ctx(proj))?;
-            push(&mut out, format!("{tl}.attn.W_{name}"), &w)?;
+            let w = linear_heads(&w, heads, e, d).ctx(&ctx(proj))?;
+            push(&mut out, format!("{tl}.attn.{g}W_{name}"), &w)?;
             if attn_bias {
                 let b = r.take(&format!("{p}.self_attn.{proj}.bias"), &[heads * e])?;
-                let b = b
-                    .reshape((heads, e))
-                    .and_then(|b| repeat_heads(&b, if heads == h { 1 } else { groups }))
-                    .ctx(&ctx(proj))?;
-                push(&mut out, format!("{tl}.attn.b_{name}"), &b)?;
+                let b = b.reshape((heads, e)).ctx(&ctx(proj))?;
+                push(&mut out, format!("{tl}.attn.{g}b_{name}"), &b)?;
             } else {
-                out.push((format!("{tl}.attn.b_{name}"), zeros(&[h, e])));
+                out.push((format!("{tl}.attn.{g}b_{name}"), zeros(&[heads, e])));
             }
         }
         let wo = r.take(&format!("{p}.self_attn.o_proj.weight"), &[d, h * e])?;

@@ -726,6 +726,20 @@ impl Transformer {
             None => (q, k),
         };
         let (b, p, h, e) = q.dims4().ctx(ctx)?;
+        // Grouped-query attention: query head j reads key/value head j / (h / kv), as
+        // transformers' repeat_kv; the hooks above hold the kv heads themselves.
+        let kv = k.dim(2).ctx(ctx)?;
+        let (k, v) = if kv == h {
+            (k, v)
+        } else {
+            let repeat = |x: &Tensor| {
+                x.unsqueeze(3)
+                    .and_then(|x| x.broadcast_as((b, p, kv, h / kv, e)))
+                    .and_then(|x| x.contiguous())
+                    .and_then(|x| x.reshape((b, p, h, e)))
+            };
+            (repeat(&k).ctx(ctx)?, repeat(&v).ctx(ctx)?)
+        };
         let qt = q.transpose(1, 2).and_then(|t| t.contiguous()).ctx(ctx)?; // [b,h,q,e]
         let kt = k
             .permute((0, 2, 3, 1))

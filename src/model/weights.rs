@@ -22,13 +22,13 @@ pub struct NormWeights {
 /// `blocks.{l}.attn.*`, plus the flattened matrices the forward pass multiplies with.
 #[derive(Clone, Debug)]
 pub struct AttnWeights {
-    /// `[n_heads, d_model, d_head]`
+    /// `[n_heads, d_model, d_head]` (`w_k`, `w_v`: `[n_kv_heads, ...]`)
     pub w_q: Tensor,
     pub w_k: Tensor,
     pub w_v: Tensor,
     /// `[n_heads, d_head, d_model]`
     pub w_o: Tensor,
-    /// `[n_heads, d_head]`
+    /// `[n_heads, d_head]` (`b_k`, `b_v`: `[n_kv_heads, d_head]`)
     pub b_q: Tensor,
     pub b_k: Tensor,
     pub b_v: Tensor,
@@ -40,6 +40,8 @@ pub struct AttnWeights {
     pub(crate) w_v_flat: Tensor,
     /// `[n_heads * d_head, d_model]`
     pub(crate) w_o_flat: Tensor,
+    /// Key/value weights are saved as TransformerLens' grouped-query names (`_W_K`, ...).
+    pub(crate) grouped_names: bool,
 }
 
 /// `blocks.{l}.mlp.*`
@@ -152,10 +154,12 @@ impl AttnWeights {
     ) -> Result<Self, ModelError> {
         let (h, d, e) = w_q.dims3().ctx("reading W_Q's shape")?;
         let width = h * e;
+        let kv_width = w_k.dims3().ctx("reading W_K's shape")?.0 * e;
         Ok(AttnWeights {
+            grouped_names: false,
             w_q_flat: flat_in(&w_q, d, width).ctx("flattening W_Q")?,
-            w_k_flat: flat_in(&w_k, d, width).ctx("flattening W_K")?,
-            w_v_flat: flat_in(&w_v, d, width).ctx("flattening W_V")?,
+            w_k_flat: flat_in(&w_k, d, kv_width).ctx("flattening W_K")?,
+            w_v_flat: flat_in(&w_v, d, kv_width).ctx("flattening W_V")?,
             w_o_flat: w_o.reshape((width, d)).ctx("flattening W_O")?,
             w_q,
             w_k,
@@ -183,6 +187,13 @@ impl Weights {
             used: BTreeSet::new(),
         };
         let (d, h, e) = (cfg.d_model, cfg.n_heads, cfg.d_head);
+        let kv = cfg.n_kv_heads();
+        // TransformerLens names grouped key/value weights with a leading underscore.
+        let g = if cfg.n_key_value_heads.is_some() {
+            "_"
+        } else {
+            ""
+        };
         let w_e = t.take("embed.W_E", &[cfg.d_vocab, d], "")?;
         let w_pos = if cfg.has_pos_embed() {
             Some(t.take(
@@ -202,16 +213,17 @@ impl Weights {
                 d,
                 " (normalization_type needs it)",
             )?;
-            let attn = AttnWeights::new(
+            let mut attn = AttnWeights::new(
                 t.take(&format!("{p}.attn.W_Q"), &[h, d, e], "")?,
-                t.take(&format!("{p}.attn.W_K"), &[h, d, e], "")?,
-                t.take(&format!("{p}.attn.W_V"), &[h, d, e], "")?,
+                t.take(&format!("{p}.attn.{g}W_K"), &[kv, d, e], "")?,
+                t.take(&format!("{p}.attn.{g}W_V"), &[kv, d, e], "")?,
                 t.take(&format!("{p}.attn.W_O"), &[h, e, d], "")?,
                 t.take(&format!("{p}.attn.b_Q"), &[h, e], "")?,
-                t.take(&format!("{p}.attn.b_K"), &[h, e], "")?,
-                t.take(&format!("{p}.attn.b_V"), &[h, e], "")?,
+                t.take(&format!("{p}.attn.{g}b_K"), &[kv, e], "")?,
+                t.take(&format!("{p}.attn.{g}b_V"), &[kv, e], "")?,
                 t.take(&format!("{p}.attn.b_O"), &[d], "")?,
             )?;
+            attn.grouped_names = cfg.n_key_value_heads.is_some();
             let (ln2, mlp) = if cfg.attn_only {
                 (None, None)
             } else {
@@ -303,14 +315,15 @@ impl Weights {
                 push_norm(&mut out, &format!("{p}.ln2"), ln2);
             }
             let a = &b.attn;
+            let g = if a.grouped_names { "_" } else { "" };
             for (n, t) in [
                 ("W_Q", &a.w_q),
-                ("W_K", &a.w_k),
-                ("W_V", &a.w_v),
+                (&format!("{g}W_K") as &str, &a.w_k),
+                (&format!("{g}W_V"), &a.w_v),
                 ("W_O", &a.w_o),
                 ("b_Q", &a.b_q),
-                ("b_K", &a.b_k),
-                ("b_V", &a.b_v),
+                (&format!("{g}b_K"), &a.b_k),
+                (&format!("{g}b_V"), &a.b_v),
                 ("b_O", &a.b_o),
             ] {
                 out.push((format!("{p}.attn.{n}"), t));
@@ -348,6 +361,12 @@ impl Weights {
             host.push((name, HostTensor { shape, data }));
         };
         let (d, h, e, v) = (cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_vocab);
+        let kv = cfg.n_kv_heads();
+        let g = if cfg.n_key_value_heads.is_some() {
+            "_"
+        } else {
+            ""
+        };
         let sd = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
         let norm = |gauss: &mut dyn FnMut(String, Vec<usize>, f32, f32),
                     prefix: &str,
@@ -367,12 +386,14 @@ impl Weights {
         for l in 0..cfg.n_layers {
             let p = format!("blocks.{l}");
             norm(&mut gauss, &format!("{p}.ln1"), cfg.normalization, d);
-            for n in ["W_Q", "W_K", "W_V"] {
-                gauss(format!("{p}.attn.{n}"), vec![h, d, e], 0.0, sd(d));
+            gauss(format!("{p}.attn.W_Q"), vec![h, d, e], 0.0, sd(d));
+            for n in ["W_K", "W_V"] {
+                gauss(format!("{p}.attn.{g}{n}"), vec![kv, d, e], 0.0, sd(d));
             }
             gauss(format!("{p}.attn.W_O"), vec![h, e, d], 0.0, sd(h * e));
-            for n in ["b_Q", "b_K", "b_V"] {
-                gauss(format!("{p}.attn.{n}"), vec![h, e], 0.0, 0.1);
+            gauss(format!("{p}.attn.b_Q"), vec![h, e], 0.0, 0.1);
+            for n in ["b_K", "b_V"] {
+                gauss(format!("{p}.attn.{g}{n}"), vec![kv, e], 0.0, 0.1);
             }
             gauss(format!("{p}.attn.b_O"), vec![d], 0.0, 0.1);
             if !cfg.attn_only {
