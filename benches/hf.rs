@@ -21,13 +21,37 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::{Dtype, tensor::TensorView};
 
-const LAYERS: usize = 12;
-const D: usize = 768;
-const HEADS: usize = 12;
-const MLP: usize = 3072;
 const VOCAB: usize = 50304;
 const BATCH: usize = 8;
 const SEQ: usize = 128;
+
+/// The checkpoint's shape: Pythia-160M by default; `CONGRUITY_BENCH_SHAPE=pythia-1.4b` (peak
+/// mode) writes a Pythia-1.4B-shaped one (24 layers, d_model 2048, 16 heads, d_mlp 8192; 2.8 GB
+/// in f16) to show that it loads and runs on a 24 GiB machine.
+#[derive(Clone, Copy)]
+struct Shape {
+    layers: usize,
+    d: usize,
+    heads: usize,
+    mlp: usize,
+}
+
+fn shape() -> Shape {
+    match std::env::var("CONGRUITY_BENCH_SHAPE").as_deref() {
+        Ok("pythia-1.4b") => Shape {
+            layers: 24,
+            d: 2048,
+            heads: 16,
+            mlp: 8192,
+        },
+        _ => Shape {
+            layers: 12,
+            d: 768,
+            heads: 12,
+            mlp: 3072,
+        },
+    }
+}
 
 /// f16 values of magnitude 2^-6 .. 2^-5 with random signs and mantissas (seeded).
 fn random_f16(n: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
@@ -45,48 +69,54 @@ fn constant_f16(n: usize, value: f32) -> Vec<u8> {
 
 /// Writes the checkpoint (config.json + model.safetensors) into `dir`.
 fn write_checkpoint(dir: &Path) {
+    let Shape {
+        layers,
+        d,
+        heads,
+        mlp,
+    } = shape();
     let mut rng = ChaCha8Rng::seed_from_u64(160);
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut random = |name: String, shape: Vec<usize>, rng: &mut ChaCha8Rng| {
         let n = shape.iter().product();
         tensors.push((name, shape, random_f16(n, rng)));
     };
-    random("gpt_neox.embed_in.weight".into(), vec![VOCAB, D], &mut rng);
-    for l in 0..LAYERS {
+    random("gpt_neox.embed_in.weight".into(), vec![VOCAB, d], &mut rng);
+    for l in 0..layers {
         let p = format!("gpt_neox.layers.{l}");
         random(
             format!("{p}.attention.query_key_value.weight"),
-            vec![3 * D, D],
+            vec![3 * d, d],
             &mut rng,
         );
-        random(format!("{p}.attention.dense.weight"), vec![D, D], &mut rng);
+        random(format!("{p}.attention.dense.weight"), vec![d, d], &mut rng);
         random(
             format!("{p}.mlp.dense_h_to_4h.weight"),
-            vec![MLP, D],
+            vec![mlp, d],
             &mut rng,
         );
         random(
             format!("{p}.mlp.dense_4h_to_h.weight"),
-            vec![D, MLP],
+            vec![d, mlp],
             &mut rng,
         );
     }
-    random("embed_out.weight".into(), vec![VOCAB, D], &mut rng);
+    random("embed_out.weight".into(), vec![VOCAB, d], &mut rng);
     let mut fixed =
         |name: String, n: usize, v: f32| tensors.push((name, vec![n], constant_f16(n, v)));
-    for l in 0..LAYERS {
+    for l in 0..layers {
         let p = format!("gpt_neox.layers.{l}");
         for norm in ["input_layernorm", "post_attention_layernorm"] {
-            fixed(format!("{p}.{norm}.weight"), D, 1.0);
-            fixed(format!("{p}.{norm}.bias"), D, 0.0);
+            fixed(format!("{p}.{norm}.weight"), d, 1.0);
+            fixed(format!("{p}.{norm}.bias"), d, 0.0);
         }
-        fixed(format!("{p}.attention.query_key_value.bias"), 3 * D, 0.0);
-        fixed(format!("{p}.attention.dense.bias"), D, 0.0);
-        fixed(format!("{p}.mlp.dense_h_to_4h.bias"), MLP, 0.0);
-        fixed(format!("{p}.mlp.dense_4h_to_h.bias"), D, 0.0);
+        fixed(format!("{p}.attention.query_key_value.bias"), 3 * d, 0.0);
+        fixed(format!("{p}.attention.dense.bias"), d, 0.0);
+        fixed(format!("{p}.mlp.dense_h_to_4h.bias"), mlp, 0.0);
+        fixed(format!("{p}.mlp.dense_4h_to_h.bias"), d, 0.0);
     }
-    fixed("gpt_neox.final_layer_norm.weight".into(), D, 1.0);
-    fixed("gpt_neox.final_layer_norm.bias".into(), D, 0.0);
+    fixed("gpt_neox.final_layer_norm.weight".into(), d, 1.0);
+    fixed("gpt_neox.final_layer_norm.bias".into(), d, 0.0);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(n, s, b)| {
@@ -99,8 +129,8 @@ fn write_checkpoint(dir: &Path) {
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).expect("write");
     let config = serde_json::json!({
         "architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "dtype": "float16",
-        "num_hidden_layers": LAYERS, "hidden_size": D, "num_attention_heads": HEADS,
-        "intermediate_size": MLP, "vocab_size": VOCAB, "max_position_embeddings": 2048,
+        "num_hidden_layers": layers, "hidden_size": d, "num_attention_heads": heads,
+        "intermediate_size": mlp, "vocab_size": VOCAB, "max_position_embeddings": 2048,
         "hidden_act": "gelu", "layer_norm_eps": 1e-5, "use_parallel_residual": true,
         "tie_word_embeddings": false,
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000, "partial_rotary_factor": 0.25},
@@ -120,14 +150,14 @@ fn tokens() -> TokenBatch {
     TokenBatch::new(&rows).expect("rectangular batch")
 }
 
+/// Four hooks spread over the depth: `hook_resid_post` of layers 0, L/3, 2L/3 and L-1.
 fn hooks(m: &model::Transformer) -> HookSelection {
-    m.select_hooks(&[
-        "blocks.0.hook_resid_post",
-        "blocks.4.hook_resid_post",
-        "blocks.8.hook_resid_post",
-        "blocks.11.hook_resid_post",
-    ])
-    .expect("hooks")
+    let l = m.config().n_layers;
+    let names: Vec<String> = [0, l / 3, 2 * l / 3, l - 1]
+        .iter()
+        .map(|i| format!("blocks.{i}.hook_resid_post"))
+        .collect();
+    m.select_hooks(&names).expect("hooks")
 }
 
 fn vm_hwm_mib() -> f64 {
@@ -156,8 +186,11 @@ fn peak(dir: &Path) {
         .expect("forward");
     let fwd = start.elapsed().as_secs_f64();
     println!(
-        "pythia-160m shape (f16 on disk, {:.0} MiB): load {load:.2} s, peak RSS after load {after_load:.0} MiB; \
+        "{} layers, d_model {} ({} weights, f16 on disk, {:.0} MiB): load {load:.2} s, peak RSS after load {after_load:.0} MiB; \
          forward 8x128 with {} hooks {fwd:.2} s, peak RSS {:.0} MiB",
+        m.transformer.config().n_layers,
+        m.transformer.config().d_model,
+        model::hf::stored_parameters(dir).unwrap_or(0),
         std::fs::metadata(dir.join("model.safetensors"))
             .map_or(0.0, |m| m.len() as f64 / 1048576.0),
         out.cache.len(),

@@ -124,7 +124,7 @@ fn execute(args: &Args) -> Result<(), ModelError> {
             && (kv as usize) < c.n_heads
         {
             println!(
-                "  grouped-query attention: {kv} key/value heads shared by {} query heads (hook_k / hook_v hold each query head's shared key / value)",
+                "  grouped-query attention: {kv} key/value heads shared by {} query heads (hook_k / hook_v hold the key/value heads)",
                 c.n_heads
             );
         }
