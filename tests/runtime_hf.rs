@@ -702,3 +702,61 @@ fn grouped_query_attention_hooks_hold_the_key_value_heads() {
     }
     assert!(seen >= 1, "no grouped-query case among the fixtures");
 }
+
+/// The older spellings transformers has used load to the same model: bare GPT-2 tensor names
+/// (no `transformer.` prefix) with the causal-mask buffers old checkpoints carry, `torch_dtype`,
+/// and GPT-NeoX's top-level `rotary_pct` / `rotary_emb_base` instead of `rope_parameters`.
+#[test]
+fn older_spellings_load_to_the_same_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in case_dirs("hf") {
+        let case = case_name(&dir);
+        let mut config = read_json(&dir.join("config.json"));
+        let tokens = dir.join("tokens.json");
+        let reference = logits(&dir, &tokens);
+        let w = weights(&dir);
+        let d = tmp.path().join(format!("{case}_old"));
+        copy_dir_without_weights(&dir, &d);
+        let mut renamed: BTreeMap<String, Tensor> = BTreeMap::new();
+        match config["model_type"].as_str().unwrap() {
+            "gpt2" => {
+                for (n, t) in &w {
+                    renamed.insert(n.trim_start_matches("transformer.").to_string(), t.clone());
+                }
+                let n = config["n_positions"].as_u64().unwrap() as usize;
+                let mask =
+                    Tensor::ones((1, 1, n, n), candle_core::DType::F32, &Device::Cpu).unwrap();
+                let layers = config["n_layer"].as_u64().unwrap();
+                for l in 0..layers {
+                    renamed.insert(format!("h.{l}.attn.bias"), mask.clone());
+                    renamed.insert(
+                        format!("h.{l}.attn.masked_bias"),
+                        Tensor::new(-1e4f32, &Device::Cpu).unwrap(),
+                    );
+                }
+            }
+            "gpt_neox" => {
+                renamed = w.clone();
+                let rope = config["rope_parameters"].take();
+                config["rotary_pct"] = rope["partial_rotary_factor"].clone();
+                config["rotary_emb_base"] = rope["rope_theta"].clone();
+            }
+            _ => continue,
+        }
+        if let Some(dt) = config.get("dtype").cloned() {
+            config["torch_dtype"] = dt;
+            config.as_object_mut().unwrap().remove("dtype");
+        }
+        std::fs::write(d.join("config.json"), config.to_string()).unwrap();
+        write_safetensors(
+            &d.join("model.safetensors"),
+            renamed.iter().map(|(n, t)| (n.clone(), t)),
+        )
+        .unwrap();
+        assert_eq!(
+            max_abs_diff(&logits(&d, &tokens), &reference),
+            0.0,
+            "{case}: older spellings"
+        );
+    }
+}
