@@ -171,6 +171,17 @@ fn copy_dir_without_weights(from: &Path, to: &Path) {
     }
 }
 
+/// A copy of case `dir` (config, tokens and weights) as `parent/name`, and its vocabulary size.
+fn full_copy(dir: &Path, parent: &Path, name: &str) -> (std::path::PathBuf, usize) {
+    let d = parent.join(name);
+    copy_dir_without_weights(dir, &d);
+    std::fs::copy(dir.join("model.safetensors"), d.join("model.safetensors")).unwrap();
+    let vocab = read_json(&dir.join("config.json"))["vocab_size"]
+        .as_u64()
+        .unwrap() as usize;
+    (d, vocab)
+}
+
 fn weights(dir: &Path) -> BTreeMap<String, Tensor> {
     read_safetensors(&dir.join("model.safetensors"), &Device::Cpu).unwrap()
 }
@@ -429,12 +440,7 @@ fn patch_works_on_a_hf_directory() {
 fn compare_models_accepts_a_hf_directory_with_a_sidecar() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = &case_dirs("hf")[0];
-    let d = tmp.path().join("hf_with_sidecar");
-    copy_dir_without_weights(dir, &d);
-    std::fs::copy(dir.join("model.safetensors"), d.join("model.safetensors")).unwrap();
-    let vocab = read_json(&dir.join("config.json"))["vocab_size"]
-        .as_u64()
-        .unwrap() as usize;
+    let (d, vocab) = full_copy(dir, tmp.path(), "hf_with_sidecar");
     let mut tokens: Vec<String> = (0..vocab).map(|i| format!("t{i}")).collect();
     for (i, s) in ["BOS", "a", "b", "c"].iter().enumerate() {
         tokens[i] = s.to_string();
@@ -477,12 +483,7 @@ fn compare_models_accepts_a_hf_directory_with_a_sidecar() {
 fn run_text_encodes_with_the_checkpoint_tokenizer() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = &case_dirs("hf")[0];
-    let d = tmp.path().join("with_tokenizer");
-    copy_dir_without_weights(dir, &d);
-    std::fs::copy(dir.join("model.safetensors"), d.join("model.safetensors")).unwrap();
-    let vocab = read_json(&dir.join("config.json"))["vocab_size"]
-        .as_u64()
-        .unwrap() as usize;
+    let (d, vocab) = full_copy(dir, tmp.path(), "with_tokenizer");
     let words: serde_json::Map<String, serde_json::Value> =
         (0..vocab).map(|i| (format!("w{i}"), i.into())).collect();
     let tokenizer = serde_json::json!({
@@ -644,37 +645,30 @@ fn grouped_query_attention_hooks_hold_the_key_value_heads() {
             .map(|r| r.iter().rev().copied().collect())
             .collect();
         std::fs::write(&source, serde_json::json!({ "tokens": rev }).to_string()).unwrap();
-        let last = (kv - 1).to_string();
-        ok(&[
-            "patch",
-            "--model",
-            arg(&dir),
-            "--tokens",
-            arg(&tokens),
-            "--source",
-            arg(&source),
-            "--hook",
-            "blocks.1.attn.hook_v",
-            "--head",
-            &last,
-            "--out",
-            arg(&patched),
-        ]);
-        let e = cli_fails(&[
-            "patch",
-            "--model",
-            arg(&dir),
-            "--tokens",
-            arg(&tokens),
-            "--source",
-            arg(&source),
-            "--hook",
-            "blocks.1.attn.hook_v",
-            "--head",
-            &kv.to_string(),
-            "--out",
-            arg(&patched),
-        ]);
+        let patch_head = |head: u64| -> Vec<String> {
+            [
+                "patch",
+                "--model",
+                arg(&dir),
+                "--tokens",
+                arg(&tokens),
+                "--source",
+                arg(&source),
+                "--hook",
+                "blocks.1.attn.hook_v",
+                "--head",
+                &head.to_string(),
+                "--out",
+                arg(&patched),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        };
+        let ok_args = patch_head(kv - 1);
+        ok(&ok_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let bad_args = patch_head(kv);
+        let e = cli_fails(&bad_args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(e.contains(&format!("the activation has {kv} heads")), "{e}");
 
         // TransformerLens layout round trip.

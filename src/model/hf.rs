@@ -784,6 +784,60 @@ fn linear_out_heads(w: &Tensor, n: usize, e: usize, d: usize) -> candle_core::Re
     w.t()?.contiguous()?.reshape((n, e, d))
 }
 
+/// `unembed.W_U` [d, vocab] from the head `name` ([vocab, d]; transformers saves it even when
+/// tied, or drops it, in which case `tied` is the input embedding), and a zero `unembed.b_U`.
+fn unembed(
+    r: &mut Reader<'_>,
+    out: &mut Named,
+    name: &str,
+    tied: Option<Tensor>,
+    vocab: usize,
+    d: usize,
+) -> Result<(), ModelError> {
+    let head = match (r.ck.tensors.contains_key(name), tied) {
+        (true, _) => r.take_full(name, &[vocab, d])?,
+        (false, Some(embedding)) => embedding,
+        (false, None) => {
+            return Err(ModelError::MissingTensor {
+                path: r.ck.origin.clone(),
+                name: name.to_string(),
+                hint: " (tie_word_embeddings is false)".into(),
+            });
+        }
+    };
+    let w_u = head.t().ctx(&format!("transposing `{name}`"))?;
+    push(out, "unembed.W_U".into(), &w_u)?;
+    out.push(("unembed.b_U".into(), zeros(&[vocab])));
+    Ok(())
+}
+
+/// `input_layernorm` → `ln1` and `post_attention_layernorm` → `ln2` (GPT-NeoX and Llama).
+fn block_norms(
+    r: &mut Reader<'_>,
+    out: &mut Named,
+    hf: &str,
+    tl: &str,
+    d: usize,
+    bias: bool,
+) -> Result<(), ModelError> {
+    norm_weights(
+        r,
+        out,
+        &format!("{hf}.input_layernorm"),
+        &format!("{tl}.ln1"),
+        d,
+        bias,
+    )?;
+    norm_weights(
+        r,
+        out,
+        &format!("{hf}.post_attention_layernorm"),
+        &format!("{tl}.ln2"),
+        d,
+        bias,
+    )
+}
+
 fn norm_weights(
     r: &mut Reader<'_>,
     out: &mut Named,
@@ -886,23 +940,14 @@ fn gpt2(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelError
     }
     norm_weights(&mut r, &mut out, "ln_f", "ln_final", d, true)?;
     // The head: `lm_head.weight` [vocab, d] when untied (or saved anyway), else the embedding.
-    let head = if ck.tensors.contains_key("lm_head.weight") {
-        r.take_full("lm_head.weight", &[vocab, d])?
-    } else if tied {
-        wte
-    } else {
-        return Err(ModelError::MissingTensor {
-            path: ck.origin.clone(),
-            name: "lm_head.weight".into(),
-            hint: " (tie_word_embeddings is false)".into(),
-        });
-    };
-    push(
+    unembed(
+        &mut r,
         &mut out,
-        "unembed.W_U".into(),
-        &head.t().ctx(&ctx("lm_head"))?,
+        "lm_head.weight",
+        tied.then_some(wte),
+        vocab,
+        d,
     )?;
-    out.push(("unembed.b_U".into(), zeros(&[vocab])));
     r.finish(&["attn.bias", "attn.masked_bias"])?;
     Ok((cfg, out))
 }
@@ -968,22 +1013,7 @@ fn neox(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelError
     for l in 0..n_layers {
         let p = format!("layers.{l}");
         let tl = format!("blocks.{l}");
-        norm_weights(
-            &mut r,
-            &mut out,
-            &format!("{p}.input_layernorm"),
-            &format!("{tl}.ln1"),
-            d,
-            true,
-        )?;
-        norm_weights(
-            &mut r,
-            &mut out,
-            &format!("{p}.post_attention_layernorm"),
-            &format!("{tl}.ln2"),
-            d,
-            true,
-        )?;
+        block_norms(&mut r, &mut out, &p, &tl, d, true)?;
         // query_key_value [3d, d]: output rows laid out (head, q|k|v, d_head).
         let w = r.take(
             &format!("{p}.attention.query_key_value.weight"),
@@ -1048,23 +1078,14 @@ fn neox(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelError
         push(&mut out, format!("{tl}.mlp.b_out"), &b_out)?;
     }
     norm_weights(&mut r, &mut out, "final_layer_norm", "ln_final", d, true)?;
-    let head = if ck.tensors.contains_key("embed_out.weight") {
-        r.take_full("embed_out.weight", &[vocab, d])?
-    } else if tied {
-        w_e
-    } else {
-        return Err(ModelError::MissingTensor {
-            path: ck.origin.clone(),
-            name: "embed_out.weight".into(),
-            hint: " (tie_word_embeddings is false)".into(),
-        });
-    };
-    push(
+    unembed(
+        &mut r,
         &mut out,
-        "unembed.W_U".into(),
-        &head.t().ctx(&ctx("embed_out"))?,
+        "embed_out.weight",
+        tied.then_some(w_e),
+        vocab,
+        d,
     )?;
-    out.push(("unembed.b_U".into(), zeros(&[vocab])));
     r.finish(&[
         "attention.bias",
         "attention.masked_bias",
@@ -1139,22 +1160,7 @@ fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelErro
     for l in 0..n_layers {
         let p = format!("layers.{l}");
         let tl = format!("blocks.{l}");
-        norm_weights(
-            &mut r,
-            &mut out,
-            &format!("{p}.input_layernorm"),
-            &format!("{tl}.ln1"),
-            d,
-            false,
-        )?;
-        norm_weights(
-            &mut r,
-            &mut out,
-            &format!("{p}.post_attention_layernorm"),
-            &format!("{tl}.ln2"),
-            d,
-            false,
-        )?;
+        block_norms(&mut r, &mut out, &p, &tl, d, false)?;
         for (proj, name, heads) in [("q_proj", "Q", h), ("k_proj", "K", kv), ("v_proj", "V", kv)] {
             // TransformerLens' names for grouped key/value weights (`_W_K`, ...).
             let g = if name != "Q" && cfg.n_key_value_heads.is_some() {
@@ -1214,23 +1220,14 @@ fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelErro
         }
     }
     norm_weights(&mut r, &mut out, "norm", "ln_final", d, false)?;
-    let head = if ck.tensors.contains_key("lm_head.weight") {
-        r.take_full("lm_head.weight", &[vocab, d])?
-    } else if tied {
-        w_e
-    } else {
-        return Err(ModelError::MissingTensor {
-            path: ck.origin.clone(),
-            name: "lm_head.weight".into(),
-            hint: " (tie_word_embeddings is false)".into(),
-        });
-    };
-    push(
+    unembed(
+        &mut r,
         &mut out,
-        "unembed.W_U".into(),
-        &head.t().ctx(&ctx("lm_head"))?,
+        "lm_head.weight",
+        tied.then_some(w_e),
+        vocab,
+        d,
     )?;
-    out.push(("unembed.b_U".into(), zeros(&[vocab])));
     r.finish(&["rotary_emb.inv_freq"])?;
     Ok((cfg, out))
 }
