@@ -11,6 +11,8 @@
 //! and runs it once in a fresh process and prints VmHWM (peak resident set) after the load and
 //! after the forward.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 
@@ -161,16 +163,7 @@ fn hooks(m: &model::Transformer) -> HookSelection {
 }
 
 fn vm_hwm_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
+    common::vm_hwm_kib() as f64 / 1024.0
 }
 
 fn peak(dir: &Path) {

@@ -10,7 +10,11 @@
 //! process's VmHWM (peak resident set) from /proc/self/status, with the weights-only peak for
 //! reference.
 
+mod common;
+
 use std::hint::black_box;
+
+use common::vm_hwm_kib;
 
 use candle_core::Device;
 use congruity::model::config::ModelConfig;
@@ -56,18 +60,6 @@ fn tokens(cfg: &ModelConfig, batch: usize, seq: usize) -> TokenBatch {
         })
         .collect();
     TokenBatch::new(&rows).expect("rectangular batch")
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// One forward pass in a fresh process, reporting peak memory.

@@ -7,7 +7,7 @@ use candle_core::Device;
 use congruity::model::io::read_safetensors;
 use runtime_common::{
     arg, array_of, assert_close, case_dirs, case_name, cli_fails, congruity, fixtures,
-    input_symbols, ok, read_json, read_token_rows,
+    input_symbols, ok, read_json, read_token_rows, run_cache_all,
 };
 use serde_json::{Value, json};
 
@@ -17,17 +17,7 @@ fn run_cache_reproduces_transformer_lens() {
     for dir in case_dirs("transformer_lens") {
         let case = case_name(&dir);
         let out = tmp.path().join(format!("{case}.safetensors"));
-        ok(&[
-            "run",
-            "--model",
-            arg(&dir),
-            "--tokens",
-            arg(&dir.join("tokens.json")),
-            "--cache",
-            arg(&out),
-            "--hooks",
-            "*",
-        ]);
+        run_cache_all(&dir, &dir.join("tokens.json"), &out);
         let got = read_safetensors(&out, &Device::Cpu).unwrap();
         let want = read_safetensors(&dir.join("expected.safetensors"), &Device::Cpu).unwrap();
         for (name, w) in &want {

@@ -13,6 +13,7 @@ use congruity::model::io::{read_safetensors, write_safetensors};
 use congruity::model::{self, HookSelection, RunOptions, TokenBatch};
 use runtime_common::{
     arg, assert_close, case_dirs, case_name, cli_fails, ok, read_json, read_token_rows,
+    run_cache_all,
 };
 use safetensors::{Dtype, tensor::TensorView};
 
@@ -115,17 +116,7 @@ fn every_hf_case_matches_transformers_through_the_cli() {
     for dir in case_dirs("hf") {
         let case = case_name(&dir);
         let out = tmp.path().join(format!("{case}.safetensors"));
-        ok(&[
-            "run",
-            "--model",
-            arg(&dir),
-            "--tokens",
-            arg(&dir.join("tokens.json")),
-            "--cache",
-            arg(&out),
-            "--hooks",
-            "*",
-        ]);
+        run_cache_all(&dir, &dir.join("tokens.json"), &out);
         let got = read_safetensors(&out, &Device::Cpu).unwrap();
         let want = read_safetensors(&dir.join("expected.safetensors"), &Device::Cpu).unwrap();
         let config = read_json(&dir.join("config.json"));

@@ -88,6 +88,7 @@ fn execute(args: &Args) -> Result<(), ModelError> {
             "positional": positional,
             "parallel_attn_mlp": c.parallel_attn_mlp,
             "gated_mlp": c.gated_mlp,
+            "n_key_value_heads": c.n_key_value_heads,
             "vocabulary": loaded.sidecar.is_some(),
             "hooks": hooks,
         });
@@ -117,17 +118,11 @@ fn execute(args: &Args) -> Result<(), ModelError> {
         },
         if c.gated_mlp { ", gated MLP" } else { "" },
     );
-    if let ModelFormat::HuggingFace(_) = loaded.format {
-        let v: serde_json::Value =
-            model::io::read_json(&args.model.join("config.json")).unwrap_or_default();
-        if let Some(kv) = v.get("num_key_value_heads").and_then(|k| k.as_u64())
-            && (kv as usize) < c.n_heads
-        {
-            println!(
-                "  grouped-query attention: {kv} key/value heads shared by {} query heads (hook_k / hook_v hold the key/value heads)",
-                c.n_heads
-            );
-        }
+    if let Some(kv) = c.n_key_value_heads {
+        println!(
+            "  grouped-query attention: {kv} key/value heads shared by {} query heads (hook_k / hook_v hold the key/value heads)",
+            c.n_heads
+        );
     }
     println!("  {params} parameters; stored {stored_dtype}, computed in float32");
     println!(

@@ -117,6 +117,17 @@ impl LoadedModel {
     }
 }
 
+/// `dir/congruity.json` checked against the model, when the directory has one.
+fn optional_sidecar(dir: &Path, t: &Transformer) -> Result<Option<Sidecar>, ModelError> {
+    let path = dir.join(sidecar::SIDECAR_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let s = Sidecar::read(&path)?;
+    s.validate(t.config(), &path)?;
+    Ok(Some(s))
+}
+
 /// Detects the format of `dir` and loads it onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
     if !dir.is_dir() {
@@ -134,19 +145,13 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
         }),
         None => Ok(()),
     };
-    if has("config.json")
-        && io::read_json::<serde_json::Value>(&dir.join("config.json"))
-            .is_ok_and(|v| hf::is_hf_config(&v))
-    {
-        let m = hf::load_hf(dir, device)?;
-        let sidecar_path = dir.join(sidecar::SIDECAR_FILE);
-        let sidecar = if sidecar_path.is_file() {
-            let s = Sidecar::read(&sidecar_path)?;
-            s.validate(m.transformer.config(), &sidecar_path)?;
-            Some(s)
-        } else {
-            None
-        };
+    let hf_config = has("config.json")
+        .then(|| io::read_json::<serde_json::Value>(&dir.join("config.json")).ok())
+        .flatten()
+        .filter(hf::is_hf_config);
+    if let Some(raw) = hf_config {
+        let m = hf::load_hf_with_config(dir, &raw, device)?;
+        let sidecar = optional_sidecar(dir, &m.transformer)?;
         return Ok(LoadedModel {
             transformer: m.transformer,
             sidecar,
@@ -161,14 +166,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
         let named = NamedTensors::read(&dir.join("model.safetensors"))?;
         let weights = Weights::from_named(&config, &named, device)?;
         let transformer = Transformer::new(config, weights)?;
-        let sidecar_path = dir.join(sidecar::SIDECAR_FILE);
-        let sidecar = if sidecar_path.is_file() {
-            let s = Sidecar::read(&sidecar_path)?;
-            s.validate(transformer.config(), &sidecar_path)?;
-            Some(s)
-        } else {
-            None
-        };
+        let sidecar = optional_sidecar(dir, &transformer)?;
         return Ok(LoadedModel {
             transformer,
             sidecar,

@@ -233,29 +233,24 @@ fn choose_key(path: &Path, key: Option<&str>, names: &[String]) -> Result<String
     }
 }
 
-fn read_safetensors_array(path: &Path, key: Option<&str>) -> Result<RawArray, InputError> {
-    let bytes = std::fs::read(path).map_err(|source| InputError::Read {
+fn read_bytes(path: &Path) -> Result<Vec<u8>, InputError> {
+    std::fs::read(path).map_err(|source| InputError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| InputError::Format {
+    })
+}
+
+fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, InputError> {
+    SafeTensors::deserialize(bytes).map_err(|e| InputError::Format {
         path: path.to_owned(),
         reason: e.to_string(),
-    })?;
-    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
-    names.sort();
-    let chosen = choose_key(path, key, &names)?;
-    let view = st.tensor(&chosen).map_err(|e| InputError::Format {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let bad = |problem: String| InputError::BadTensor {
-        path: path.to_owned(),
-        tensor: chosen.clone(),
-        problem,
-    };
+    })
+}
+
+/// A tensor's values as f64 (safetensors is little-endian), or why its dtype is not a float.
+fn float_values(view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f64>, String> {
     let data = view.data();
-    let values: Vec<f64> = match view.dtype() {
+    Ok(match view.dtype() {
         Dtype::F64 => data
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("chunks_exact(8)")))
@@ -273,11 +268,29 @@ fn read_safetensors_array(path: &Path, key: Option<&str>) -> Result<RawArray, In
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
             .collect(),
         other => {
-            return Err(bad(format!(
-                "has dtype {other:?}; expected F64, F32, F16 or BF16"
-            )));
+            return Err(format!(
+                "has dtype {other:?}; expected a float type (F64 or F32, or F16 / BF16)"
+            ));
         }
+    })
+}
+
+fn read_safetensors_array(path: &Path, key: Option<&str>) -> Result<RawArray, InputError> {
+    let bytes = read_bytes(path)?;
+    let st = deserialize(path, &bytes)?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let chosen = choose_key(path, key, &names)?;
+    let view = st.tensor(&chosen).map_err(|e| InputError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let bad = |problem: String| InputError::BadTensor {
+        path: path.to_owned(),
+        tensor: chosen.clone(),
+        problem,
     };
+    let values = float_values(&view).map_err(bad)?;
     Ok(RawArray {
         name: Some(chosen),
         shape: view.shape().to_vec(),
@@ -321,14 +334,8 @@ pub struct PairInput {
 
 /// Reads and validates a similarity input file.
 pub fn read_pair(path: &Path) -> Result<PairInput, InputError> {
-    let bytes = std::fs::read(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| InputError::Format {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let bytes = read_bytes(path)?;
+    let st = deserialize(path, &bytes)?;
     let mut names: Vec<&str> = st.names();
     names.sort_unstable();
     let present = names.join(", ");
@@ -397,19 +404,7 @@ fn read_matrix(
         )));
     };
     let (n, d) = (*n, *d);
-    let values: Vec<f64> = match view.dtype() {
-        Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("chunks_exact(8)")))
-            .collect(),
-        Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("chunks_exact(4)"))))
-            .collect(),
-        other => return Err(bad(format!("has dtype {other:?}; expected F64 or F32"))),
-    };
+    let values = float_values(&view).map_err(bad)?;
     if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
         return Err(bad(format!(
             "has a non-finite value {} at [{}, {}]",

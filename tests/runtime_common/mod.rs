@@ -117,6 +117,21 @@ pub fn cli_fails(args: &[&str]) -> String {
         .join(" ")
 }
 
+/// `congruity run --model DIR --tokens TOKENS --cache OUT --hooks '*'`, expecting success.
+pub fn run_cache_all(dir: &Path, tokens: &Path, out: &Path) {
+    ok(&[
+        "run",
+        "--model",
+        arg(dir),
+        "--tokens",
+        arg(tokens),
+        "--cache",
+        arg(out),
+        "--hooks",
+        "*",
+    ]);
+}
+
 /// A path as a command-line argument.
 pub fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
