@@ -8,11 +8,13 @@
 //! ```
 //!
 //! A stage never imports a later one; `cli` sits on top of all of them. `hooks` (hook-point
-//! names) and `progress` (stderr progress bars) are shared vocabularies below every stage.
+//! names), `files` (bounded reads of regular files, outputs that never replace inputs) and
+//! `progress` (stderr progress bars) are shared vocabularies below every stage.
 
 pub mod cli;
 pub mod compile;
 pub mod equivalence;
+pub mod files;
 pub mod hooks;
 pub mod intervene;
 pub mod lang;

@@ -53,10 +53,11 @@ pub(crate) fn provenance(
     program: &str,
     seed: Option<u64>,
 ) -> Result<Provenance, CompileError> {
-    let bytes = std::fs::read(file).map_err(|e| CompileError::Read {
-        path: file.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let bytes = crate::files::read_bytes(file, crate::files::MAX_SPEC_BYTES, "a spec file")
+        .map_err(|e| CompileError::Read {
+            path: file.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let digest = Sha256::digest(&bytes);
     Ok(Provenance {
         spec: Some(file.display().to_string()),

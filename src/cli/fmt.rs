@@ -52,12 +52,8 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Formats one file; returns whether its text changes (and, unless `check`, writes it).
 fn format_one(path: &Path, check: bool) -> Result<bool, LangError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        LangError::new(
-            ErrorKind::Io,
-            format!("cannot read `{}`: {e}", path.display()),
-        )
-    })?;
+    let text = crate::files::read_text(path, crate::files::MAX_SPEC_BYTES, "a spec file")
+        .map_err(|e| LangError::new(ErrorKind::Io, e.to_string()))?;
     let formatted = crate::lang::fmt::format_source(&path.display().to_string(), &text)?;
     if formatted == text {
         return Ok(false);

@@ -562,7 +562,8 @@ pub fn load_pipeline_dir(dir: &Path) -> Result<PipelineDir, ChainError> {
         path: path.clone(),
         reason,
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let text = crate::files::read_text(&path, crate::files::MAX_JSON_BYTES, "a pipeline manifest")
+        .map_err(|e| bad(format!("cannot read it: {e}")))?;
     let manifest: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("is not JSON: {e}")))?;
     match manifest.get("format").and_then(|f| f.as_str()) {

@@ -6,7 +6,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, SourceCode, SourceSpan, SpanContents,
+};
 
 use super::ast::Span;
 
@@ -16,18 +19,21 @@ pub struct SourceFile {
     /// The path as the user wrote it (shown in `file:line:col`).
     pub name: Arc<str>,
     pub text: Arc<str>,
-    named: Arc<NamedSource<Arc<str>>>,
+    snippets: Arc<Snippets>,
 }
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> SourceFile {
         let name: String = name.into();
         let text: Arc<str> = text.into();
-        let named = Arc::new(NamedSource::new(name.clone(), text.clone()));
+        let snippets = Arc::new(Snippets {
+            name: name.clone(),
+            text: text.clone(),
+        });
         SourceFile {
             name: Arc::from(name),
             text,
-            named,
+            snippets,
         }
     }
 
@@ -41,6 +47,99 @@ impl fmt::Debug for SourceFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SourceFile({:?})", self.name)
     }
+}
+
+/// The longest source line shown whole in a snippet; longer lines are shown as a window around
+/// the label (miette cannot lay out a label past column 65,535, and a 100k-character line helps
+/// nobody). The header still states the label's true line and column.
+const MAX_SNIPPET_LINE: usize = 240;
+/// How much of a clipped line is shown before the label's start.
+const WINDOW_BEFORE: usize = 60;
+/// The longest label underline; a 100k-character identifier is marked by its first characters.
+const MAX_LABEL: usize = 80;
+
+/// A file's text as miette reads it for snippets, clipping lines too long to show.
+struct Snippets {
+    name: String,
+    text: Arc<str>,
+}
+
+impl SourceCode for Snippets {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let whole = self.text.as_bytes().read_span(span, before, after)?;
+        let too_long = whole
+            .data()
+            .split(|&b| b == b'\n')
+            .any(|line| line.len() > MAX_SNIPPET_LINE);
+        if !too_long {
+            return Ok(Box::new(MietteSpanContents::new_named(
+                self.name.clone(),
+                whole.data(),
+                *whole.span(),
+                whole.line(),
+                whole.column(),
+                whole.line_count(),
+            )));
+        }
+        // Only the span's own line, and of it a window that starts shortly before the span.
+        let text = &*self.text;
+        let at = floor_char_boundary(text, span.offset().min(text.len()));
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let start = floor_char_boundary(text, at.saturating_sub(WINDOW_BEFORE).max(line_start));
+        let end = floor_char_boundary(text, (start + MAX_SNIPPET_LINE).min(line_end)).max(at);
+        let line = text[..at].matches('\n').count();
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            &text.as_bytes()[start..end],
+            SourceSpan::new(start.into(), end - start),
+            line,
+            start - line_start,
+            1,
+        )))
+    }
+}
+
+/// `text` with any whitespace-free run longer than `MAX_ECHO` characters shortened to its first
+/// characters and a count, so that an error echoing a 1M-digit literal or a 100k-character name
+/// stays readable (and small).
+pub fn clip_echo(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX_ECHO: usize = 200;
+    const KEEP: usize = 40;
+    if text.len() <= MAX_ECHO
+        || !text
+            .split(char::is_whitespace)
+            .any(|w| w.chars().count() > MAX_ECHO)
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let n = word.chars().count();
+        if n > MAX_ECHO {
+            out.extend(word.chars().take(KEEP));
+            out.push_str(&format!("… ({n} characters)"));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    std::borrow::Cow::Owned(out)
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -167,7 +266,7 @@ pub struct Label {
 
 /// One diagnostic of the language: parse, check, load or input errors.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("{message}")]
+#[error("{}", clip_echo(message))]
 pub struct LangError {
     pub kind: ErrorKind,
     pub message: String,
@@ -257,13 +356,13 @@ impl Diagnostic for LangError {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
             .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+            .map(|h| Box::new(clip_echo(h).into_owned()) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.file
             .as_ref()
-            .map(|f| f.named.as_ref() as &dyn miette::SourceCode)
+            .map(|f| f.snippets.as_ref() as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -273,13 +372,24 @@ impl Diagnostic for LangError {
         }
         let len = file.text.len();
         Some(Box::new(self.labels.iter().map(move |l| {
-            let start = l.span.start.min(len);
+            let text = &file.text;
+            let start = floor_char_boundary(text, l.span.start.min(len));
             let end = l.span.end.clamp(start, len);
-            let span = miette::SourceSpan::new(start.into(), end - start);
-            if l.primary {
-                LabeledSpan::new_primary_with_span(l.text.clone(), span)
+            // On a line too long to show whole, a label must end within the snippet window.
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[start..].find('\n').map_or(len, |i| start + i);
+            let end = if line_end - line_start > MAX_SNIPPET_LINE {
+                end.min(line_end)
+                    .min(floor_char_boundary(text, start + MAX_LABEL).max(start))
             } else {
-                LabeledSpan::new_with_span(l.text.clone(), span)
+                end
+            };
+            let span = SourceSpan::new(start.into(), end - start);
+            let label = l.text.as_deref().map(|t| clip_echo(t).into_owned());
+            if l.primary {
+                LabeledSpan::new_primary_with_span(label, span)
+            } else {
+                LabeledSpan::new_with_span(label, span)
             }
         })))
     }

@@ -58,12 +58,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Spec, Report> {
 /// [`load`], keeping the parsed files (for summaries and the formatter).
 pub fn load_all(path: impl AsRef<Path>) -> Result<Loaded, Report> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Report::single(LangError::new(
-            ErrorKind::Io,
-            format!("cannot read `{}`: {e}", path.display()),
-        ))
-    })?;
+    let text = crate::files::read_text(path, crate::files::MAX_SPEC_BYTES, "a spec file")
+        .map_err(|e| Report::single(LangError::new(ErrorKind::Io, e.to_string())))?;
     load_text(path, text)
 }
 
@@ -157,13 +153,13 @@ impl Loader {
                 ));
                 continue;
             }
-            match std::fs::read_to_string(&target) {
+            match crate::files::read_text(&target, crate::files::MAX_SPEC_BYTES, "a spec file") {
                 Ok(t) => self.visit(target, target_canonical, t, depth + 1),
                 Err(e) => self.errors.push(LangError::at(
                     ErrorKind::Import,
                     &source,
                     imp.path.span,
-                    format!("cannot read \"{}\": {e}", imp.path.value),
+                    format!("cannot import \"{}\": {e}", imp.path.value),
                     "imported here",
                 )),
             }

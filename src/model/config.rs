@@ -16,7 +16,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::error::ModelError;
-use super::io::read_json;
+use super::io::{NamedTensors, read_json};
 
 /// Normalization layer type (`normalization_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,11 +253,21 @@ impl<'a> Fields<'a> {
         match self.get(field) {
             None => Ok(missing_as),
             Some(v) => {
+                // A float is taken only where it is an integer f64 holds exactly: `1e30` or
+                // 2^63 would otherwise saturate into a size nothing can allocate.
+                const EXACT: f64 = (1u64 << 53) as f64;
                 let n = v
                     .as_i64()
-                    .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                    .or_else(|| {
+                        v.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                            .map(|f| f as i64)
+                    })
                     .ok_or_else(|| {
-                        self.invalid(field, format!("expected an integer, found {v}"))
+                        self.invalid(
+                            field,
+                            format!("expected an integer below 2^53, found {}", clip(v)),
+                        )
                     })?;
                 if n == -1 { Ok(missing_as) } else { Ok(Some(n)) }
             }
@@ -307,6 +317,16 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A JSON value as shown in an error: a 1M-digit number is not echoed whole.
+fn clip(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}… ({} characters)", s.chars().take(40).collect::<String>(), s.chars().count())
+    } else {
+        s
+    }
+}
+
 fn positive(f: &Fields<'_>, field: &str, n: i64) -> Result<usize, ModelError> {
     if n <= 0 {
         Err(f.invalid(field, format!("must be a positive integer, found {n}")))
@@ -316,6 +336,54 @@ fn positive(f: &Fields<'_>, field: &str, n: i64) -> Result<usize, ModelError> {
 }
 
 impl ModelConfig {
+    /// Checks the sizes that no tensor shape checks before memory is allocated for them:
+    /// `n_layers` against the blocks `src` holds, and rotary tables (`n_ctx` × `rotary_dim`)
+    /// against the memory available. `path` names the config in errors.
+    pub fn check_against(&self, src: &NamedTensors, path: &Path) -> Result<(), ModelError> {
+        let invalid = |field: &str, reason: String| ModelError::InvalidConfig {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let blocks = src
+            .names()
+            .filter_map(|n| n.strip_prefix("blocks.")?.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |l| l + 1);
+        if self.n_layers > blocks {
+            return Err(invalid(
+                "n_layers",
+                format!(
+                    "is {}, but {} holds {}",
+                    self.n_layers,
+                    src.path.display(),
+                    match blocks {
+                        0 => "no block".to_string(),
+                        1 => "block 0 only".to_string(),
+                        n => format!("blocks 0..{}", n - 1),
+                    }
+                ),
+            ));
+        }
+        if let Positional::Rotary(r) = self.positional {
+            let bytes = (self.n_ctx as u64)
+                .saturating_mul(r.dim as u64)
+                .saturating_mul(8);
+            if let Some(available) = super::available_memory()
+                && bytes > available
+            {
+                return Err(invalid(
+                    "n_ctx",
+                    format!(
+                        "is {}: rotary tables of n_ctx × rotary_dim ({}) need {bytes} bytes, and {available} are available",
+                        self.n_ctx, r.dim
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
         Self::from_json(&read_json(path)?, path)

@@ -23,6 +23,10 @@ pub enum ModelError {
         source: std::io::Error,
     },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    File(#[from] crate::files::FileError),
+
     #[error("cannot write {path}: {reason}")]
     #[diagnostic(code(congruity::model::write))]
     Write { path: PathBuf, reason: String },

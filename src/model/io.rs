@@ -67,7 +67,7 @@ fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, Mode
 
 /// Reads and parses a JSON file into `T`, with errors naming the file.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    let text = crate::files::read_text(path, crate::files::MAX_JSON_BYTES, "a JSON file")?;
     serde_json::from_str(&text).map_err(|source| ModelError::Json {
         path: path.to_path_buf(),
         source,
@@ -78,7 +78,7 @@ impl NamedTensors {
     /// Reads and validates a whole safetensors file. Truncated or corrupt files (bad header
     /// length, bad JSON, offsets past the end) are reported as such.
     pub fn read(path: &Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        let bytes = crate::files::read_bytes(path, u64::MAX, "a safetensors file")?;
         Self::from_bytes(path, &bytes)
     }
 
@@ -192,7 +192,7 @@ pub fn read_safetensors(
     path: &Path,
     device: &Device,
 ) -> Result<BTreeMap<String, Tensor>, ModelError> {
-    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    let bytes = crate::files::read_bytes(path, u64::MAX, "a safetensors file")?;
     let st = deserialize(path, &bytes)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {

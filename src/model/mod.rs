@@ -128,6 +128,14 @@ fn optional_sidecar(dir: &Path, t: &Transformer) -> Result<Option<Sidecar>, Mode
     Ok(Some(s))
 }
 
+/// Bytes of memory this process may still take (`MemAvailable`), when the system says.
+pub(crate) fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 /// Detects the format of `dir` and loads it onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
     if !dir.is_dir() {
@@ -164,6 +172,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
         let config_path = dir.join("config.json");
         let config = ModelConfig::from_file(&config_path)?;
         let named = NamedTensors::read(&dir.join("model.safetensors"))?;
+        config.check_against(&named, &config_path)?;
         let weights = Weights::from_named(&config, &named, device)?;
         let transformer = Transformer::new(config, weights)?;
         let sidecar = optional_sidecar(dir, &transformer)?;

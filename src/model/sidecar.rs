@@ -129,7 +129,7 @@ impl std::fmt::Display for OutputValue {
 impl Sidecar {
     /// Reads and checks `congruity.json`.
     pub fn read(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let text = crate::files::read_text(path, crate::files::MAX_JSON_BYTES, "a sidecar")?;
         let s: Sidecar = serde_json::from_str(&text).map_err(|e| ModelError::Sidecar {
             path: path.to_path_buf(),
             reason: format!("not a valid congruity sidecar: {e}"),

@@ -100,6 +100,26 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
     }
     let causal = meta["causal"].as_bool().unwrap_or(false);
 
+    // The sizes that tables below are allocated by are checked against the weights first.
+    let weights_path = dir.join("weights.safetensors");
+    let haiku = NamedTensors::read(&weights_path)?;
+    for (tensor, axis, field, value) in [
+        ("token_embed/embeddings", 0, "input_vocab_size", shape.input_vocab_size),
+        ("unembed/w", 1, "output_width", shape.output_width),
+    ] {
+        let held = haiku.shape(tensor).and_then(|s| s.get(axis).copied());
+        if held != Some(value) {
+            return Err(meta_err(
+                mp,
+                &format!("model.{field}"),
+                match held {
+                    Some(n) => format!("is {value}, but `{tensor}` in {} has {n} along axis {axis}", weights_path.display()),
+                    None => format!("is {value}, but {} has no `{tensor}` with an axis {axis}", weights_path.display()),
+                },
+            ));
+        }
+    }
+
     // Input vocabulary: id -> symbol, from `input_encoding_keys_typed` when present (keeps
     // integer tokens as integers), else `input_encoding`.
     let mut tokens: Vec<Option<String>> = vec![None; shape.input_vocab_size];
@@ -182,8 +202,6 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
 
     let residual_labels: Vec<String> = read_json(&dir.join("residual_labels.json"))?;
 
-    let weights_path = dir.join("weights.safetensors");
-    let haiku = NamedTensors::read(&weights_path)?;
     let config = tracr_config(&shape, causal);
     let named = to_transformer_lens(&haiku, &shape)?;
     let weights = Weights::from_named(&config, &named, device)?;

@@ -204,7 +204,8 @@ impl Weights {
         } else {
             None
         };
-        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        // Not sized by the config: a block missing from `src` ends the loop with an error first.
+        let mut blocks = Vec::new();
         for l in 0..cfg.n_layers {
             let p = format!("blocks.{l}");
             let ln1 = t.norm(

@@ -20,6 +20,9 @@ pub enum InputError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    File(#[from] crate::files::FileError),
     #[error("{path} is not a valid safetensors file: {reason}")]
     #[diagnostic(code(congruity::similarity::format))]
     Format { path: PathBuf, reason: String },
@@ -234,10 +237,7 @@ fn choose_key(path: &Path, key: Option<&str>, names: &[String]) -> Result<String
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, InputError> {
-    std::fs::read(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })
+    Ok(crate::files::read_bytes(path, u64::MAX, "a representation file")?)
 }
 
 fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, InputError> {

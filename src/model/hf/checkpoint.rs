@@ -177,14 +177,6 @@ fn header_elements(path: &Path) -> Result<u64, ModelError> {
     Ok(total)
 }
 
-/// Bytes of memory this process may still take (`MemAvailable`), when the system says.
-fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 /// Refuses, before anything is allocated, a checkpoint whose weights (about 11 bytes each while
 /// loading) and rotary tables would not fit in the memory available.
 fn check_memory(dir: &Path, files: &[PathBuf], extra_bytes: u64) -> Result<(), ModelError> {
@@ -198,7 +190,7 @@ fn check_memory(dir: &Path, files: &[PathBuf], extra_bytes: u64) -> Result<(), M
     // load is about 2.7 times the f32 size of the weights (converted copies, runtime weights and
     // the mapped file), i.e. about 11 bytes per weight.
     let needed = elements.saturating_mul(11).saturating_add(extra_bytes);
-    if let Some(available) = available_memory()
+    if let Some(available) = crate::model::available_memory()
         && needed > available
     {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
