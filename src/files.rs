@@ -299,7 +299,7 @@ mod tests {
         let p = dir.path().join("x");
         std::fs::write(&p, b"ab\ncd\xffe").unwrap();
         let e = read_bytes(&p, 3, "a spec").unwrap_err();
-        assert!(matches!(e, FileError::TooLarge { size: 8, limit: 3, .. }), "{e}");
+        assert!(matches!(e, FileError::TooLarge { size: 7, limit: 3, .. }), "{e}");
         let e = read_text(&p, 100, "a spec").unwrap_err();
         match e {
             FileError::NotUtf8 {
