@@ -65,6 +65,12 @@ pub enum FileError {
         help("an output directory is replaced as a whole; choose one that holds no input")
     )]
     HoldsInput { output: PathBuf, input: PathBuf },
+    #[error("refusing to write `{}`: it is an existing file of the input directory `{}`", output.display(), input.display())]
+    #[diagnostic(
+        code(congruity::output),
+        help("write outputs to a new file, outside the model directory or under a new name")
+    )]
+    InInputDir { output: PathBuf, input: PathBuf },
     #[error("refusing to replace `{}`: {reason}", output.display())]
     #[diagnostic(
         code(congruity::output),
@@ -211,7 +217,7 @@ pub fn check_output_file(out: &Path, inputs: &[&Path]) -> Result<(), FileError> 
             });
         }
         if exists && inp.is_dir() && target.starts_with(&inp) {
-            return Err(FileError::OverwritesInput {
+            return Err(FileError::InInputDir {
                 output: out.to_path_buf(),
                 input: input.to_path_buf(),
             });
@@ -226,6 +232,12 @@ pub fn check_output_dir(out: &Path, inputs: &[&Path]) -> Result<(), FileError> {
     let target = resolve(out);
     for input in inputs {
         let inp = resolve(input);
+        if inp == target {
+            return Err(FileError::OverwritesInput {
+                output: out.to_path_buf(),
+                input: input.to_path_buf(),
+            });
+        }
         if inp.starts_with(&target) {
             return Err(FileError::HoldsInput {
                 output: out.to_path_buf(),

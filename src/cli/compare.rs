@@ -288,8 +288,35 @@ fn figure_notes(report: &CompareReport) -> Vec<String> {
     ]
 }
 
+/// Refuses, before any work, outputs that would replace the spec, one of its imports or a model.
+fn check_outputs(args: &Args) -> Result<(), miette::Report> {
+    let mut inputs = match crate::lang::load(&args.file) {
+        Ok(spec) => super::compile::spec_inputs(&spec, &args.file),
+        Err(_) => vec![args.file.clone()],
+    };
+    inputs.extend(args.models.iter().cloned());
+    for path in [&args.svg, &args.transfer_svg].into_iter().flatten() {
+        super::compile::check_out_file(path, &inputs).map_err(miette::Report::new)?;
+    }
+    if let Some(dir) = &args.keep_models {
+        super::compile::check_out_dir(dir, &inputs).map_err(miette::Report::new)?;
+        // Marked now, so that a later run may write into it again.
+        std::fs::create_dir_all(dir)
+            .and_then(|()| crate::files::write_marker(dir))
+            .map_err(|e| {
+                miette::miette!(
+                    code = "congruity::compare::write",
+                    "cannot write {}: {e}",
+                    dir.display()
+                )
+            })?;
+    }
+    Ok(())
+}
+
 fn execute(args: &Args) -> Result<String, miette::Report> {
     let s = settings(args)?;
+    check_outputs(args)?;
     let report = compare(&args.file, &s).map_err(miette::Report::new)?;
     if let Some(path) = &args.svg {
         let sel = report.selectivity.as_ref().ok_or_else(|| {

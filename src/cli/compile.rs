@@ -47,6 +47,29 @@ pub(crate) fn load_spec(file: &Path) -> Result<Spec, ExitCode> {
     })
 }
 
+/// What a command read its spec from: `file` and every file the spec's items came from.
+pub(crate) fn spec_inputs(spec: &Spec, file: &Path) -> Vec<PathBuf> {
+    let mut files = spec.source_files();
+    files.push(file.to_path_buf());
+    files
+}
+
+/// Refuses an `--out` directory that is, or holds, one of `inputs`, or that congruity did not
+/// write.
+pub(crate) fn check_out_dir(out: &Path, inputs: &[PathBuf]) -> Result<(), crate::files::FileError> {
+    let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    crate::files::check_output_dir(out, &refs)
+}
+
+/// Refuses an output file that is one of `inputs` or an existing file inside an input directory.
+pub(crate) fn check_out_file(
+    out: &Path,
+    inputs: &[PathBuf],
+) -> Result<(), crate::files::FileError> {
+    let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    crate::files::check_output_file(out, &refs)
+}
+
 /// The provenance of a model compiled from `file`.
 pub(crate) fn provenance(
     file: &Path,
@@ -117,6 +140,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
+    check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
     let seed = args.seed.unwrap_or(0);
     let prov = provenance(&args.file, &args.program, args.seed)?;
     let opts = CompileOptions::default();

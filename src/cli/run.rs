@@ -167,6 +167,11 @@ fn run_pipeline(args: &Args) -> Result<(), RunError> {
 }
 
 fn run_model(args: &Args) -> Result<(), ModelError> {
+    if let Some(cache) = &args.cache {
+        let mut inputs = vec![args.model.as_path()];
+        inputs.extend(args.tokens.as_deref());
+        crate::files::check_output_file(cache, &inputs)?;
+    }
     let device = model::device(args.cuda)?;
     let loaded: LoadedModel = model::load(&args.model, &device)?;
     let m = &loaded.transformer;

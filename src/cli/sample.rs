@@ -13,11 +13,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rayon::prelude::*;
 
 use super::compile::{Target, load_spec, provenance, target};
 use crate::compile::pipeline::compile_pipeline;
-use crate::compile::sample::{Family, sample_to_dir_with_progress};
+use crate::compile::sample::{Family, sample_to_dir_with_progress, write_pool};
 use crate::compile::{CompileError, CompileOptions, compile_checked};
 use crate::lang::Spec;
 use crate::progress::Progress;
@@ -61,6 +60,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
+    super::compile::check_out_dir(&args.out, &super::compile::spec_inputs(spec, &args.file))?;
     let families: Vec<Family> = if args.family.is_empty() {
         Family::ALL.to_vec()
     } else {
@@ -97,21 +97,20 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
             for st in p.stages.iter_mut() {
                 st.compiled.provenance = provenance(&args.file, &st.program, None)?;
             }
-            std::fs::create_dir_all(&args.out).map_err(|e| CompileError::write(&args.out, e))?;
             let pb = Progress::shown("sampling").bar(args.count, "chains");
-            (0..args.count).into_par_iter().try_for_each(|i| {
+            let about = serde_json::json!({
+                "pipeline": args.program,
+                "families": names,
+                "base_seed": args.seed,
+            });
+            let written = write_pool(&args.out, args.count, about, &|i, dir| {
                 let chain = p.sample_chain(&families, args.seed, i)?;
-                p.write_chain(
-                    &chain,
-                    &args.out.join(format!("{i:04}")),
-                    &families,
-                    args.seed,
-                    i,
-                )?;
+                p.write_chain(&chain, dir, &families, args.seed, i)?;
                 pb.inc(1);
-                Ok::<(), CompileError>(())
-            })?;
+                Ok(())
+            });
             pb.finish_and_clear();
+            written?;
             println!(
                 "sampled {} chain(s) of pipeline `{}` ({}) -> {}/0000.. in {:.2}s",
                 args.count,

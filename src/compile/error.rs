@@ -8,6 +8,11 @@ use thiserror::Error;
 
 #[derive(Debug, Error, Diagnostic)]
 pub enum CompileError {
+    /// An output that would replace an input or a directory congruity did not write.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    File(#[from] crate::files::FileError),
+
     /// A construct the compiler has no exact transformer block for.
     #[error("cannot compile `{program}`, node `{node}`: {reason}")]
     #[diagnostic(code(congruity::compile::unsupported))]

@@ -599,7 +599,95 @@ impl Sample {
     }
 }
 
-/// Draws `count` implementations and writes them to `out/0000`, `out/0001`, ...
+/// The manifest of a sample pool, written last: a pool directory without it is incomplete.
+pub const POOL_FILE: &str = "pool.json";
+pub const POOL_FORMAT: &str = "congruity-pool/1";
+
+/// The name of pool member `index`.
+pub fn member_name(index: u64) -> String {
+    format!("{index:04}")
+}
+
+/// Writes a whole pool: `count` members, each written by `write_member(index, dir)`, into a
+/// temporary sibling of `out`, then `pool.json`, then one rename. An interrupted run leaves
+/// either no pool or the previous one under `out`, never a short one.
+pub fn write_pool(
+    out: &Path,
+    count: u64,
+    about: serde_json::Value,
+    write_member: &(dyn Fn(u64, &Path) -> Result<(), CompileError> + Sync),
+) -> Result<(), CompileError> {
+    super::write::replace_dir_atomically(out, |tmp| {
+        (0..count)
+            .into_par_iter()
+            .try_for_each(|i| write_member(i, &tmp.join(member_name(i))))?;
+        let manifest = json!({
+            "format": POOL_FORMAT,
+            "count": count,
+            "members": (0..count).map(member_name).collect::<Vec<_>>(),
+            "about": about,
+        });
+        std::fs::write(tmp.join(POOL_FILE), super::write::json_bytes(&manifest))
+            .map_err(|e| CompileError::write(out.join(POOL_FILE), e))
+    })
+}
+
+/// Why a directory is not a complete pool.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolManifestError {
+    #[error("has no {POOL_FILE}: it is not a complete pool written by `congruity sample`")]
+    Missing,
+    #[error("{POOL_FILE} cannot be read: {0}")]
+    Unreadable(String),
+    #[error("{POOL_FILE} is not a pool manifest: {0}")]
+    Invalid(String),
+    #[error("{POOL_FILE} lists member `{0}`, which is missing: the pool is incomplete")]
+    MissingMember(String),
+}
+
+/// The member directories a pool's manifest lists, in order, each checked to exist.
+pub fn read_pool(dir: &Path) -> Result<Vec<std::path::PathBuf>, PoolManifestError> {
+    let path = dir.join(POOL_FILE);
+    if !path.exists() {
+        return Err(PoolManifestError::Missing);
+    }
+    let text = crate::files::read_text(&path, crate::files::MAX_JSON_BYTES, "a pool manifest")
+        .map_err(|e| PoolManifestError::Unreadable(e.to_string()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| PoolManifestError::Invalid(e.to_string()))?;
+    if v.get("format").and_then(|f| f.as_str()) != Some(POOL_FORMAT) {
+        return Err(PoolManifestError::Invalid(format!(
+            "`format` is not \"{POOL_FORMAT}\""
+        )));
+    }
+    let members = v
+        .get("members")
+        .and_then(|m| m.as_array())
+        .ok_or_else(|| PoolManifestError::Invalid("no `members` list".into()))?;
+    if v.get("count").and_then(|c| c.as_u64()) != Some(members.len() as u64) {
+        return Err(PoolManifestError::Invalid(
+            "`count` does not match the `members` list".into(),
+        ));
+    }
+    members
+        .iter()
+        .map(|m| {
+            let name = m
+                .as_str()
+                .filter(|n| !n.is_empty() && !n.contains(['/', '\\']) && *n != "..")
+                .ok_or_else(|| PoolManifestError::Invalid(format!("member {m} is not a name")))?;
+            let p = dir.join(name);
+            if p.is_dir() {
+                Ok(p)
+            } else {
+                Err(PoolManifestError::MissingMember(name.to_string()))
+            }
+        })
+        .collect()
+}
+
+/// Draws `count` implementations and writes them as a pool to `out/0000`, `out/0001`, ... with
+/// `out/pool.json` (see [`write_pool`]).
 pub fn sample_to_dir(
     c: &Compiled,
     families: &[Family],
@@ -619,19 +707,26 @@ pub fn sample_to_dir_with_progress(
     out: &Path,
     progress: &Progress,
 ) -> Result<Vec<Shape>, CompileError> {
-    std::fs::create_dir_all(out).map_err(|e| CompileError::write(out, e))?;
     let pb = progress.bar(count, "implementations");
-    let shapes = (0..count)
-        .into_par_iter()
-        .map(|i| {
-            let s = sample_one(c, families, base_seed, i)?;
-            s.write(c, &out.join(format!("{i:04}")))?;
-            pb.inc(1);
-            Ok(s.shape())
-        })
-        .collect();
+    let shapes = std::sync::Mutex::new(vec![None; count as usize]);
+    let about = json!({
+        "program": c.provenance.program,
+        "families": families.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "base_seed": base_seed,
+    });
+    let written = write_pool(out, count, about, &|i, dir| {
+        let s = sample_one(c, families, base_seed, i)?;
+        s.write(c, dir)?;
+        if let Ok(mut v) = shapes.lock() {
+            v[i as usize] = Some(s.shape());
+        }
+        pb.inc(1);
+        Ok(())
+    });
     pb.finish_and_clear();
-    shapes
+    written?;
+    let shapes = shapes.into_inner().unwrap_or_default();
+    Ok(shapes.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

@@ -192,20 +192,26 @@ pub(crate) fn json_bytes(v: &Json) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// Builds a directory with `fill` under a temporary sibling name, then moves it to `dir`. An
-/// existing `dir` is replaced only once the new one is complete (and put back if the final
-/// rename fails), so an interrupted run never leaves a half-written directory.
+/// Builds a directory with `fill` under a temporary sibling name, marks it as congruity output,
+/// then moves it to `dir`. An existing `dir` is replaced only when it is ours or empty, and only
+/// once the new one is complete (and put back if the final rename fails), so an interrupted run
+/// never leaves a half-written directory.
 pub(crate) fn replace_dir_atomically(
     dir: &Path,
     fill: impl FnOnce(&Path) -> Result<(), CompileError>,
 ) -> Result<(), CompileError> {
+    crate::files::replaceable_dir(dir)?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| CompileError::write(parent, e))?;
     }
     let tmp = sibling(dir, "tmp")?;
     let result = std::fs::create_dir(&tmp)
         .map_err(|e| CompileError::write(&tmp, e))
-        .and_then(|()| fill(&tmp));
+        .and_then(|()| fill(&tmp))
+        .and_then(|()| {
+            crate::files::write_marker(&tmp)
+                .map_err(|e| CompileError::write(tmp.join(crate::files::MARKER), e))
+        });
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);

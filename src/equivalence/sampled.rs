@@ -31,7 +31,9 @@ use super::inputs::InputSet;
 use super::representation::Representation;
 use super::source::{ImplementationSource, SourceError, derive_seed, out_of_range};
 use crate::compile::lower::OpBlock;
-use crate::compile::sample::{Family, Sample, item_seed, sample_one};
+use crate::compile::sample::{
+    Family, POOL_FILE, PoolManifestError, Sample, item_seed, read_pool, sample_one,
+};
 use crate::compile::{CompileError, CompileOptions, Compiled, OpPlacement, compile_checked};
 use crate::lang::eval::{eval_pipeline, eval_program};
 use crate::lang::ir::{Adapter, Circuit, Spec, Task, Value};
@@ -533,25 +535,26 @@ impl ModelDirSource {
         let dirs = if is_model_dir(dir) {
             vec![dir.to_path_buf()]
         } else {
-            let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| bad(format!("cannot list it: {e}")))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_dir()
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                        && is_model_dir(p)
-                })
-                .collect();
-            subs.sort();
-            subs
+            // A directory of models is a pool only once its manifest says it is complete: an
+            // interrupted `congruity sample` must not pass for a smaller pool.
+            match read_pool(dir) {
+                Ok(members) => members,
+                Err(PoolManifestError::Missing) => {
+                    return Err(bad(format!(
+                        "holds no model (config.json + model.safetensors, a tracr export, or pipeline.json) and no {POOL_FILE}: a pool is a directory written whole by `congruity sample`"
+                    )));
+                }
+                Err(e) => return Err(bad(e.to_string())),
+            }
         };
+        if let Some(d) = dirs.iter().find(|d| !is_model_dir(d)) {
+            return Err(bad(format!(
+                "pool member {} is not a model directory",
+                d.display()
+            )));
+        }
         if dirs.is_empty() {
-            return Err(bad(
-                "holds no model (config.json + model.safetensors, a tracr export, or pipeline.json) and no sub-directory that does"
-                    .into(),
-            ));
+            return Err(bad("is an empty pool".into()));
         }
         Ok(Self {
             label,

@@ -413,3 +413,24 @@ pub struct Spec {
     pub checks: BTreeMap<String, Check>,
     pub proofs: Vec<Proof>,
 }
+
+impl Spec {
+    /// Every file an item of the spec was written in (the root file and the imports that
+    /// contribute items), sorted: what an output must never replace.
+    pub fn source_files(&self) -> Vec<PathBuf> {
+        let refs = self
+            .tasks
+            .values()
+            .map(|t| &t.source)
+            .chain(self.programs.values().map(|p| &p.source))
+            .chain(self.pipelines.values().map(|p| &p.source))
+            .chain(self.circuits.values().map(|c| &c.source))
+            .chain(self.checks.values().map(|c| &c.source))
+            .chain(self.proofs.iter().map(|p| &p.source));
+        let files: std::collections::BTreeSet<PathBuf> = refs
+            .flatten()
+            .map(|r| r.file.as_ref().clone())
+            .collect();
+        files.into_iter().collect()
+    }
+}

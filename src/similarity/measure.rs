@@ -156,6 +156,7 @@ impl Measure {
             )?),
         };
         Ok(PreparedSource {
+            measure: self.to_string(),
             orientation: self.orientation(),
             inner,
         })
@@ -171,18 +172,28 @@ enum Prepared {
 
 /// A measure with its source side `x` prepared; scores any target with the same rows.
 pub struct PreparedSource {
+    measure: String,
     orientation: Orientation,
     inner: Prepared,
 }
 
 impl PreparedSource {
     pub fn score(&self, y: MatRef<'_, f64>) -> Result<MeasureValue, SimilarityError> {
-        Ok(match &self.inner {
+        let v = match &self.inner {
             Prepared::Ridge(p) => MeasureValue::Ridge(p.score(y)?),
             Prepared::Cka(p) => MeasureValue::Scalar(p.score(y)?),
             Prepared::Procrustes(p) => MeasureValue::Scalar(p.score(y)?),
             Prepared::Cca(p) => MeasureValue::Scalar(p.mean(y)?),
-        })
+        };
+        // The inputs are checked, so this is a last guard: a value that is not a number is an
+        // error, never a result.
+        if !v.value().is_finite() {
+            return Err(SimilarityError::Degenerate {
+                measure: self.measure.clone(),
+                reason: format!("the result is {}, not a finite number", v.value()),
+            });
+        }
+        Ok(v)
     }
 
     /// The value turned so that larger always means more similar (distances are negated).

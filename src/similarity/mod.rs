@@ -98,6 +98,27 @@ pub enum SimilarityError {
     )]
     #[diagnostic(code(congruity::similarity::zero_variance))]
     ZeroVariance { measure: String, operand: Operand },
+    #[error(
+        "{measure}: the largest magnitude in {operand} is {max_abs:e}; values must lie within 1e-30 ..= 1e30 in magnitude (the measures square and multiply sums of squares, which overflow or underflow f64 outside it)"
+    )]
+    #[diagnostic(
+        code(congruity::similarity::scale),
+        help("rescale the representation, e.g. divide it by its largest absolute value")
+    )]
+    Scale {
+        measure: String,
+        operand: Operand,
+        max_abs: f64,
+    },
+    #[error(
+        "{measure}: {operand} is constant up to rounding: after centring its norm is {ratio:e} of its norm, below 1e-12, so the measure would describe rounding noise"
+    )]
+    #[diagnostic(code(congruity::similarity::zero_variance))]
+    NearConstant {
+        measure: String,
+        operand: Operand,
+        ratio: f64,
+    },
     #[error("{measure}: {reason}")]
     #[diagnostic(code(congruity::similarity::degenerate))]
     Degenerate { measure: String, reason: String },
@@ -115,7 +136,15 @@ pub enum SimilarityError {
     BadName(#[from] MeasureNameError),
 }
 
-/// Checks one operand: at least one column and only finite values.
+/// The magnitudes an operand's values may have (see [`SimilarityError::Scale`]).
+const MAX_MAGNITUDE: f64 = 1e30;
+const MIN_MAGNITUDE: f64 = 1e-30;
+/// Below this ratio of centred to raw Frobenius norm an operand is constant up to rounding (f64
+/// centring leaves residues around 1e-16 of the norm).
+const MIN_CENTRED_RATIO: f64 = 1e-12;
+
+/// Checks one operand: at least one column, only finite values of a magnitude f64 arithmetic
+/// handles, and not constant up to rounding.
 pub(crate) fn check_operand(
     measure: &str,
     operand: Operand,
@@ -140,6 +169,38 @@ pub(crate) fn check_operand(
                 });
             }
         }
+    }
+    let max_abs = (0..m.ncols())
+        .flat_map(|c| (0..m.nrows()).map(move |r| (r, c)))
+        .fold(0.0f64, |a, (r, c)| a.max(m[(r, c)].abs()));
+    if max_abs == 0.0 {
+        // All zeros: each measure reports its own zero-variance error.
+        return Ok(());
+    }
+    if !(MIN_MAGNITUDE..=MAX_MAGNITUDE).contains(&max_abs) {
+        return Err(SimilarityError::Scale {
+            measure: measure.to_owned(),
+            operand,
+            max_abs,
+        });
+    }
+    let (mut raw, mut centred) = (0.0f64, 0.0f64);
+    for col in 0..m.ncols() {
+        let mean = (0..m.nrows()).map(|r| m[(r, col)]).sum::<f64>() / m.nrows().max(1) as f64;
+        for row in 0..m.nrows() {
+            let v = m[(row, col)] / max_abs;
+            raw += v * v;
+            let d = (m[(row, col)] - mean) / max_abs;
+            centred += d * d;
+        }
+    }
+    let ratio = (centred / raw).sqrt();
+    if ratio > 0.0 && ratio < MIN_CENTRED_RATIO {
+        return Err(SimilarityError::NearConstant {
+            measure: measure.to_owned(),
+            operand,
+            ratio,
+        });
     }
     Ok(())
 }
