@@ -8,6 +8,7 @@
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The file that marks a directory as congruity output, safe to replace with a new output.
 pub const MARKER: &str = ".congruity-output";
@@ -77,6 +78,13 @@ pub enum FileError {
         help("choose a new path, or remove it yourself if it is no longer needed")
     )]
     NotOurs { output: PathBuf, reason: String },
+    #[error("cannot write `{}`: {source}", path.display())]
+    #[diagnostic(code(congruity::io))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What `path` is, when it is not a regular file.
@@ -276,6 +284,158 @@ pub fn replaceable_dir(dir: &Path) -> Result<(), FileError> {
             "it is a directory congruity did not write (it has no {MARKER} file)"
         )))
     }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// `dir`'s parent (`.` for a bare name) and file name.
+fn parent_and_name(dir: &Path) -> Result<(PathBuf, String), FileError> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| FileError::NotOurs {
+            output: dir.to_path_buf(),
+            reason: "the output path has no directory name".into(),
+        })?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name))
+}
+
+/// Removes the temporary siblings `.NAME.tmp-PID-N` / `.NAME.old-PID-N` that a killed run of
+/// process PID left behind (never those of a process still running).
+fn remove_stale_siblings(parent: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = [".tmp-", ".old-"]
+            .iter()
+            .find_map(|tag| file.strip_prefix(&format!(".{name}{tag}")))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let p = e.path();
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// Swaps two existing paths in one step (Linux `renameat2(RENAME_EXCHANGE)`).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Builds a directory with `fill` under a temporary sibling name, marks it as congruity output,
+/// and only then puts it at `dir`: by one atomic exchange where `dir` exists (Linux), else by a
+/// rename. An existing `dir` is replaced only when it is ours or empty. A run killed at any
+/// point leaves `dir` absent, as it was, or complete — never partial — and the next run clears
+/// what the killed one left beside it.
+pub fn replace_dir<E: From<FileError>>(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    replaceable_dir(dir)?;
+    let (parent, name) = parent_and_name(dir)?;
+    let write_err = |path: &Path, source| FileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| write_err(&parent, e))?;
+    remove_stale_siblings(&parent, &name);
+    let sibling = |tag: &str| {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        parent.join(format!(".{name}.{tag}-{}-{n}", std::process::id()))
+    };
+    let tmp = sibling("tmp");
+    std::fs::create_dir(&tmp).map_err(|e| write_err(&tmp, e))?;
+    let filled = fill(&tmp).and_then(|()| {
+        write_marker(&tmp).map_err(|e| E::from(write_err(&tmp.join(MARKER), e)))
+    });
+    if let Err(e) = filled {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        if exchange(&tmp, dir).is_ok() {
+            // `tmp` now holds the previous version.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Ok(());
+        }
+        // No atomic exchange here: the previous version steps aside for the new one.
+        let old = sibling("old");
+        if let Err(e) = std::fs::rename(dir, &old) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(write_err(dir, e).into());
+        }
+        if let Err(e) = std::fs::rename(&tmp, dir) {
+            let _ = std::fs::rename(&old, dir);
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(write_err(dir, e).into());
+        }
+        let _ = std::fs::remove_dir_all(old);
+        return Ok(());
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(write_err(dir, e).into());
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary sibling of `path`, then renames it over `path`: a run killed at
+/// any point leaves `path` as it was or complete.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let (parent, name) = parent_and_name(path)?;
+    remove_stale_siblings(&parent, &name);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = parent.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        FileError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Marks `dir` as congruity output (see [`MARKER`]).

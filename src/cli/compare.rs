@@ -236,30 +236,7 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
 
 /// Writes `text` to `path` through a temporary file in the same directory.
 fn write_atomically(path: &Path, text: &str) -> Result<(), miette::Report> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| {
-            bad(
-                "output file",
-                format!("`{}` has no file name", path.display()),
-            )
-        })?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            miette::miette!(
-                code = "congruity::compare::write",
-                "cannot write {}: {e}",
-                path.display()
-            )
-        })
+    crate::files::write_file(path, text.as_bytes()).map_err(miette::Report::new)
 }
 
 /// The command line as typed (program name shortened to `congruity`), for figure captions.

@@ -6,8 +6,7 @@
 //! The directory is written under a temporary name beside the destination and renamed into
 //! place, so an interrupted run never leaves a half-written model.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use safetensors::Dtype;
 use serde_json::{Value as Json, json};
@@ -170,70 +169,19 @@ pub struct ModelFiles<'a> {
     pub basis: Vec<(String, Mat)>,
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn sibling(dir: &Path, tag: &str) -> Result<PathBuf, CompileError> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| CompileError::write(dir, "the output path has no directory name"))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Ok(parent.join(format!(".{name}.{tag}-{}-{n}", std::process::id())))
-}
-
 pub(crate) fn json_bytes(v: &Json) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
     s.push('\n');
     s.into_bytes()
 }
 
-/// Builds a directory with `fill` under a temporary sibling name, marks it as congruity output,
-/// then moves it to `dir`. An existing `dir` is replaced only when it is ours or empty, and only
-/// once the new one is complete (and put back if the final rename fails), so an interrupted run
-/// never leaves a half-written directory.
+/// Builds a directory with `fill` and moves it to `dir` as a whole (see
+/// [`crate::files::replace_dir`]).
 pub(crate) fn replace_dir_atomically(
     dir: &Path,
     fill: impl FnOnce(&Path) -> Result<(), CompileError>,
 ) -> Result<(), CompileError> {
-    crate::files::replaceable_dir(dir)?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| CompileError::write(parent, e))?;
-    }
-    let tmp = sibling(dir, "tmp")?;
-    let result = std::fs::create_dir(&tmp)
-        .map_err(|e| CompileError::write(&tmp, e))
-        .and_then(|()| fill(&tmp))
-        .and_then(|()| {
-            crate::files::write_marker(&tmp)
-                .map_err(|e| CompileError::write(tmp.join(crate::files::MARKER), e))
-        });
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    let old = if dir.exists() {
-        let old = sibling(dir, "old")?;
-        std::fs::rename(dir, &old).map_err(|e| CompileError::write(dir, e))?;
-        Some(old)
-    } else {
-        None
-    };
-    if let Err(e) = std::fs::rename(&tmp, dir) {
-        if let Some(old) = &old {
-            let _ = std::fs::rename(old, dir);
-        }
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(CompileError::write(dir, e));
-    }
-    if let Some(old) = old {
-        let _ = std::fs::remove_dir_all(old);
-    }
-    Ok(())
+    crate::files::replace_dir(dir, fill)
 }
 
 /// Writes a model directory atomically (see [`replace_dir_atomically`]).

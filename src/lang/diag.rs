@@ -106,9 +106,21 @@ impl SourceCode for Snippets {
 }
 
 /// `text` with any whitespace-free run longer than `MAX_ECHO` characters shortened to its first
-/// characters and a count, so that an error echoing a 1M-digit literal or a 100k-character name
-/// stays readable (and small).
+/// characters and a count, and the whole cut after `MAX_TEXT` characters, so that an error
+/// echoing a 1M-digit literal, a 100k-character name or a 20k-character import path stays
+/// readable (and small).
 pub fn clip_echo(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX_TEXT: usize = 1000;
+    let words = clip_words(text);
+    let n = words.chars().count();
+    if n <= MAX_TEXT {
+        return words;
+    }
+    let kept: String = words.chars().take(MAX_TEXT / 2).collect();
+    std::borrow::Cow::Owned(format!("{kept}… ({n} characters in all)"))
+}
+
+fn clip_words(text: &str) -> std::borrow::Cow<'_, str> {
     const MAX_ECHO: usize = 200;
     const KEEP: usize = 40;
     if text.len() <= MAX_ECHO
