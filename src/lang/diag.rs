@@ -551,6 +551,34 @@ mod tests {
     }
 
     #[test]
+    fn echoes_are_clipped_with_their_length() {
+        assert_eq!(clip_echo("unknown name `ab`"), "unknown name `ab`");
+        let long = format!("literal {} is too large", "9".repeat(5000));
+        let clipped = clip_echo(&long);
+        assert!(clipped.starts_with(&format!("literal {}… (5000 characters)", "9".repeat(40))));
+        assert!(clipped.ends_with(" is too large"));
+        let many = "word ".repeat(2000);
+        let clipped = clip_echo(&many);
+        assert!(clipped.chars().count() < 600 && clipped.ends_with("(10000 characters in all)"));
+    }
+
+    #[test]
+    fn a_label_past_column_65535_renders_with_its_true_column() {
+        let text = format!("{}oops and more\nnext line\n", " ".repeat(70_000));
+        let file = SourceFile::new("long.interp", text);
+        let e = LangError::at(ErrorKind::Syntax, &file, Span::new(70_000, 70_004), "bad", "here");
+        let out = e.render_plain();
+        assert!(out.contains("[long.interp:1:70001]"), "{out}");
+        assert!(out.contains("oops and more") && out.contains("here"), "{out}");
+        assert!(out.len() < 2000, "{} bytes", out.len());
+        // Short lines keep their context as before.
+        let file = SourceFile::new("short.interp", "a\nbb oops\nc\n");
+        let e = LangError::at(ErrorKind::Syntax, &file, Span::new(5, 9), "bad", "here");
+        let out = e.render_plain();
+        assert!(out.contains("[short.interp:2:4]") && out.contains(" a") && out.contains(" c"), "{out}");
+    }
+
+    #[test]
     fn suggestions_need_to_be_close() {
         assert_eq!(
             did_you_mean("tokenz", ["tokens", "indices"]),
