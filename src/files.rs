@@ -150,9 +150,15 @@ pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, 
         let bytes = e.as_bytes();
         let before = &bytes[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         // Valid UTF-8 up to `offset`: count characters, not bytes.
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
         FileError::NotUtf8 {
             path: path.to_path_buf(),
             byte: bytes[offset],
@@ -387,9 +393,8 @@ pub fn replace_dir<E: From<FileError>>(
     };
     let tmp = sibling("tmp");
     std::fs::create_dir(&tmp).map_err(|e| write_err(&tmp, e))?;
-    let filled = fill(&tmp).and_then(|()| {
-        write_marker(&tmp).map_err(|e| E::from(write_err(&tmp.join(MARKER), e)))
-    });
+    let filled = fill(&tmp)
+        .and_then(|()| write_marker(&tmp).map_err(|e| E::from(write_err(&tmp.join(MARKER), e))));
     if let Err(e) = filled {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -458,11 +463,26 @@ mod tests {
     fn non_regular_files_are_refused_before_opening() {
         let e = read_bytes(Path::new("/dev/zero"), 10, "a spec").unwrap_err();
         assert!(
-            matches!(e, FileError::NotRegular { kind: "a character device", .. }),
+            matches!(
+                e,
+                FileError::NotRegular {
+                    kind: "a character device",
+                    ..
+                }
+            ),
             "{e}"
         );
         let e = read_bytes(Path::new("/"), 10, "a spec").unwrap_err();
-        assert!(matches!(e, FileError::NotRegular { kind: "a directory", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                FileError::NotRegular {
+                    kind: "a directory",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -471,7 +491,17 @@ mod tests {
         let p = dir.path().join("x");
         std::fs::write(&p, b"ab\ncd\xffe").unwrap();
         let e = read_bytes(&p, 3, "a spec").unwrap_err();
-        assert!(matches!(e, FileError::TooLarge { size: 7, limit: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                FileError::TooLarge {
+                    size: 7,
+                    limit: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = read_text(&p, 100, "a spec").unwrap_err();
         match e {
             FileError::NotUtf8 {

@@ -167,12 +167,68 @@ fn hostile_paths() -> Hostile {
 }
 
 const TOKENS: &[&str] = &[
-    "task", "interpretation", "pipeline", "circuit", "check", "prove", "import", "for", "vocab",
-    "max_len", "output", "map", "select", "aggregate", "selector_width", "sequence_map", "if",
-    "then", "else", "tokens", "indices", "length", "|x|", "|x, y|", "==", "<", ">=", "+", "-",
-    "*", "/", "%", "(", ")", "{", "}", "[", "]", ",", ";", "\"", "0", "1", "-1", "0.5",
-    "99999999999999999999", "1e400", "true", "false", "and", "or", "not", "->", "blocks.0.attn.hook_z[0]",
-    "expect", "\n", " ", "\t", "é", "\u{0}", "#", "//",
+    "task",
+    "interpretation",
+    "pipeline",
+    "circuit",
+    "check",
+    "prove",
+    "import",
+    "for",
+    "vocab",
+    "max_len",
+    "output",
+    "map",
+    "select",
+    "aggregate",
+    "selector_width",
+    "sequence_map",
+    "if",
+    "then",
+    "else",
+    "tokens",
+    "indices",
+    "length",
+    "|x|",
+    "|x, y|",
+    "==",
+    "<",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "(",
+    ")",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ";",
+    "\"",
+    "0",
+    "1",
+    "-1",
+    "0.5",
+    "99999999999999999999",
+    "1e400",
+    "true",
+    "false",
+    "and",
+    "or",
+    "not",
+    "->",
+    "blocks.0.attn.hook_z[0]",
+    "expect",
+    "\n",
+    " ",
+    "\t",
+    "é",
+    "\u{0}",
+    "#",
+    "//",
 ];
 
 fn mutate_spec(rng: &mut ChaCha8Rng, seeds: &[(PathBuf, String)], hostile: &Hostile) -> String {
@@ -180,7 +236,11 @@ fn mutate_spec(rng: &mut ChaCha8Rng, seeds: &[(PathBuf, String)], hostile: &Host
     let mut s: Vec<u8> = base.clone().into_bytes();
     let rounds = rng.random_range(1..=4);
     for _ in 0..rounds {
-        let at = if s.is_empty() { 0 } else { rng.random_range(0..=s.len()) };
+        let at = if s.is_empty() {
+            0
+        } else {
+            rng.random_range(0..=s.len())
+        };
         match rng.random_range(0..12) {
             0 if !s.is_empty() => {
                 let i = rng.random_range(0..s.len());
@@ -248,7 +308,11 @@ fn mutate_spec(rng: &mut ChaCha8Rng, seeds: &[(PathBuf, String)], hostile: &Host
                 s.splice(at..at, n.bytes());
             }
             _ => {
-                let i = if s.is_empty() { 0 } else { rng.random_range(0..s.len()) };
+                let i = if s.is_empty() {
+                    0
+                } else {
+                    rng.random_range(0..s.len())
+                };
                 s.insert(i, b"{}()[]\"|,\n"[rng.random_range(0..10)]);
             }
         }
@@ -376,7 +440,10 @@ fn the_reported_diagnostics_render_at_any_column() {
         );
         // The header still states the true location.
         let loc = report.errors[0].location().expect("a located error");
-        assert!(plain.contains(&loc) || plain.contains("case.interp:"), "{what}: {plain}");
+        assert!(
+            plain.contains(&loc) || plain.contains("case.interp:"),
+            "{what}: {plain}"
+        );
     }
 }
 
@@ -410,12 +477,22 @@ fn model_seeds(scratch: &Path) -> Vec<PathBuf> {
     // A compiled model with its sidecar.
     let compiled = scratch.join("compiled");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_congruity"))
-        .args(["compile", "specs/tracr/reverse.interp", "--program", "tracr_reverse", "--out"])
+        .args([
+            "compile",
+            "specs/tracr/reverse.interp",
+            "--program",
+            "tracr_reverse",
+            "--out",
+        ])
         .arg(&compiled)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dirs.push(compiled);
     dirs
 }
@@ -502,7 +579,8 @@ fn mutate_safetensors(bytes: &mut Vec<u8>, rng: &mut ChaCha8Rng) {
             bytes.truncate(at);
         }
         4 => {
-            let fake: u64 = [u64::MAX, 1 << 40, len as u64 + 1, 0][rng.random_range(0..4)];
+            let fake: u64 =
+                [u64::MAX, 1 << 40, (len as u64).wrapping_add(1), 0][rng.random_range(0..4)];
             bytes[..8].copy_from_slice(&fake.to_le_bytes());
         }
         _ => {
@@ -622,7 +700,8 @@ fn random_matrix(rng: &mut ChaCha8Rng, n: usize) -> Mat<f64> {
             m = Mat::from_fn(n, d, |_, j| row[j]);
         }
         1 if n > 0 && d > 0 => {
-            let bad = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX][rng.random_range(0..4)];
+            let bad =
+                [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX][rng.random_range(0..4)];
             let (i, j) = (rng.random_range(0..n), rng.random_range(0..d));
             m[(i, j)] = bad;
         }
@@ -649,7 +728,13 @@ fn similarity_never_panics_or_returns_a_non_number() {
         let ny = if rng.random_bool(0.9) { n } else { n + 1 };
         let y = random_matrix(&mut rng, ny);
         let m = measures[case % measures.len()].clone();
-        let describe = format!("{m} x {}x{} y {}x{}", x.nrows(), x.ncols(), y.nrows(), y.ncols());
+        let describe = format!(
+            "{m} x {}x{} y {}x{}",
+            x.nrows(),
+            x.ncols(),
+            y.nrows(),
+            y.ncols()
+        );
         tally.run("similarity", case, describe.as_bytes(), || {
             match m.compute(x.as_ref(), y.as_ref()) {
                 Ok(v) => {

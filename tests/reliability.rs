@@ -57,7 +57,11 @@ fn refused_in(cwd: &Path, args: &[&str], max_bytes: usize) -> String {
         r.stdout,
         &r.stderr[..r.stderr.len().min(2000)]
     );
-    assert!(!r.stderr.contains("panicked"), "{args:?} panicked: {}", r.stderr);
+    assert!(
+        !r.stderr.contains("panicked"),
+        "{args:?} panicked: {}",
+        r.stderr
+    );
     assert!(
         r.stderr.len() <= max_bytes,
         "congruity {args:?}: a {}-byte error",
@@ -121,7 +125,11 @@ fn diagnostics_at_any_column_in_check_eval_and_prove() {
         ),
         (
             "maps",
-            format!("{head}{}tokens{} }}\n", "map(|x| x, ".repeat(10_000), ")".repeat(10_000)),
+            format!(
+                "{head}{}tokens{} }}\n",
+                "map(|x| x, ".repeat(10_000),
+                ")".repeat(10_000)
+            ),
         ),
         (
             "ifs",
@@ -145,7 +153,10 @@ fn diagnostics_at_any_column_in_check_eval_and_prove() {
             vec!["prove", arg(&file)],
         ] {
             let err = refused_in(dir.path(), &cmd, 4096);
-            assert!(err.contains(&format!("{name}.interp:")), "{name} {cmd:?}: {err}");
+            assert!(
+                err.contains(&format!("{name}.interp:")),
+                "{name} {cmd:?}: {err}"
+            );
         }
     }
     // The header states the true column; the echo of the literal is clipped with its length.
@@ -161,7 +172,8 @@ fn with_json_field(src: &Path, file: &str, path: &[&str], value: &str) -> tempfi
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(src, tmp.path());
     let p = tmp.path().join(file);
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     let mut slot = &mut v;
     for key in path {
         slot = &mut slot[*key];
@@ -212,17 +224,110 @@ fn outputs_that_would_replace_an_input_are_refused_and_the_input_survives() {
     let tokens = m.join("tokens.json");
     let p = |q: &Path| q.to_str().unwrap().to_string();
     let cases: Vec<Vec<String>> = vec![
-        vec!["run".into(), "--model".into(), p(&m), "--tokens".into(), p(&tokens), "--cache".into(), p(&m.join("model.safetensors"))],
-        vec!["run".into(), "--model".into(), p(&m), "--tokens".into(), p(&tokens), "--cache".into(), p(&m.join("config.json"))],
-        vec!["run".into(), "--model".into(), p(&m), "--tokens".into(), p(&tokens), "--cache".into(), p(&tokens)],
-        vec!["patch".into(), "--model".into(), p(&m), "--tokens".into(), p(&tokens), "--source".into(), p(&tokens), "--hook".into(), "blocks.0.hook_resid_pre".into(), "--out".into(), p(&tokens)],
-        vec!["compare".into(), p(&spec), "--interpretations".into(), "tracr_reverse".into(), "--samples".into(), "2".into(), "--seed".into(), "1".into(), "--svg".into(), p(&spec)],
-        vec!["compile".into(), p(&spec), "--program".into(), "tracr_reverse".into(), "--out".into(), p(&spec)],
-        vec!["compile".into(), p(&specdir.join("reverse.interp")), "--program".into(), "tracr_reverse".into(), "--out".into(), p(&specdir)],
-        vec!["compile".into(), p(&spec), "--program".into(), "tracr_reverse".into(), "--out".into(), p(&regular)],
-        vec!["compile".into(), p(&spec), "--program".into(), "tracr_reverse".into(), "--out".into(), p(&m)],
-        vec!["sample".into(), p(&spec), "--program".into(), "tracr_reverse".into(), "--count".into(), "2".into(), "--seed".into(), "1".into(), "--out".into(), p(&m)],
-        vec!["compile".into(), p(&spec), "--program".into(), "tracr_reverse".into(), "--out".into(), p(&w.join("."))],
+        vec![
+            "run".into(),
+            "--model".into(),
+            p(&m),
+            "--tokens".into(),
+            p(&tokens),
+            "--cache".into(),
+            p(&m.join("model.safetensors")),
+        ],
+        vec![
+            "run".into(),
+            "--model".into(),
+            p(&m),
+            "--tokens".into(),
+            p(&tokens),
+            "--cache".into(),
+            p(&m.join("config.json")),
+        ],
+        vec![
+            "run".into(),
+            "--model".into(),
+            p(&m),
+            "--tokens".into(),
+            p(&tokens),
+            "--cache".into(),
+            p(&tokens),
+        ],
+        vec![
+            "patch".into(),
+            "--model".into(),
+            p(&m),
+            "--tokens".into(),
+            p(&tokens),
+            "--source".into(),
+            p(&tokens),
+            "--hook".into(),
+            "blocks.0.hook_resid_pre".into(),
+            "--out".into(),
+            p(&tokens),
+        ],
+        vec![
+            "compare".into(),
+            p(&spec),
+            "--interpretations".into(),
+            "tracr_reverse".into(),
+            "--samples".into(),
+            "2".into(),
+            "--seed".into(),
+            "1".into(),
+            "--svg".into(),
+            p(&spec),
+        ],
+        vec![
+            "compile".into(),
+            p(&spec),
+            "--program".into(),
+            "tracr_reverse".into(),
+            "--out".into(),
+            p(&spec),
+        ],
+        vec![
+            "compile".into(),
+            p(&specdir.join("reverse.interp")),
+            "--program".into(),
+            "tracr_reverse".into(),
+            "--out".into(),
+            p(&specdir),
+        ],
+        vec![
+            "compile".into(),
+            p(&spec),
+            "--program".into(),
+            "tracr_reverse".into(),
+            "--out".into(),
+            p(&regular),
+        ],
+        vec![
+            "compile".into(),
+            p(&spec),
+            "--program".into(),
+            "tracr_reverse".into(),
+            "--out".into(),
+            p(&m),
+        ],
+        vec![
+            "sample".into(),
+            p(&spec),
+            "--program".into(),
+            "tracr_reverse".into(),
+            "--count".into(),
+            "2".into(),
+            "--seed".into(),
+            "1".into(),
+            "--out".into(),
+            p(&m),
+        ],
+        vec![
+            "compile".into(),
+            p(&spec),
+            "--program".into(),
+            "tracr_reverse".into(),
+            "--out".into(),
+            p(&w.join(".")),
+        ],
     ];
     for case in &cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();
@@ -233,10 +338,25 @@ fn outputs_that_would_replace_an_input_are_refused_and_the_input_survives() {
     // What is allowed: a new file beside the weights, and replacing our own output.
     let out = w.join("out");
     for _ in 0..2 {
-        ok(&["compile", arg(&spec), "--program", "tracr_reverse", "--out", arg(&out)]);
+        ok(&[
+            "compile",
+            arg(&spec),
+            "--program",
+            "tracr_reverse",
+            "--out",
+            arg(&out),
+        ]);
     }
     assert!(out.join(".congruity-output").is_file());
-    ok(&["run", "--model", arg(&m), "--tokens", arg(&tokens), "--cache", arg(&m.join("cache.safetensors"))]);
+    ok(&[
+        "run",
+        "--model",
+        arg(&m),
+        "--tokens",
+        arg(&tokens),
+        "--cache",
+        arg(&m.join("cache.safetensors")),
+    ]);
 }
 
 // 4. Similarity on non-finite and degenerate inputs -------------------------------------------
@@ -266,14 +386,28 @@ fn similarity_refuses_out_of_range_and_near_constant_inputs() {
     let y = tmp.path().join("y.npy");
     write_npy(&y, 30, 4, |r, c| noise(r + 3, c + 11));
     let cases: [(&str, Box<dyn Fn(usize, usize) -> f64>, &str); 3] = [
-        ("big", Box::new(move |r, c| noise(r, c) * 1e300), "largest magnitude"),
-        ("tiny", Box::new(move |r, c| noise(r, c) * 1e-300), "largest magnitude"),
+        (
+            "big",
+            Box::new(move |r, c| noise(r, c) * 1e300),
+            "largest magnitude",
+        ),
+        (
+            "tiny",
+            Box::new(move |r, c| noise(r, c) * 1e-300),
+            "largest magnitude",
+        ),
         ("same", Box::new(move |_, c| 1.0 + noise(0, c)), "constant"),
     ];
     for (name, f, want) in cases {
         let x = tmp.path().join(format!("{name}.npy"));
         write_npy(&x, 30, 5, f);
-        for measure in ["cka:linear", "cka:debiased", "procrustes:angular", "ridge-r2", "cca:mean"] {
+        for measure in [
+            "cka:linear",
+            "cka:debiased",
+            "procrustes:angular",
+            "ridge-r2",
+            "cca:mean",
+        ] {
             let err = refused(&["similarity", arg(&x), arg(&y), "--measure", measure]);
             assert!(err.contains(want), "{name} {measure}: {err}");
         }
@@ -288,14 +422,23 @@ fn similarity_refuses_out_of_range_and_near_constant_inputs() {
 fn imports_of_devices_fifos_and_directories_are_refused_without_reading() {
     let tmp = tempfile::tempdir().unwrap();
     let fifo = tmp.path().join("fifo.interp");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     for target in ["/dev/urandom", "/dev/zero", arg(&fifo), arg(tmp.path())] {
         let spec = tmp.path().join("s.interp");
         std::fs::write(&spec, format!("import \"{target}\"\n")).unwrap();
         let started = Instant::now();
         let err = refused(&["check", arg(&spec)]);
         assert!(err.contains("not a regular file"), "{target}: {err}");
-        assert!(started.elapsed() < Duration::from_secs(10), "{target}: slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{target}: slow"
+        );
     }
     // The spec itself.
     let err = refused(&["check", arg(&fifo)]);
@@ -314,7 +457,11 @@ fn a_symlink_loop_is_walked_once() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("d");
     std::fs::create_dir(&d).unwrap();
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(SPEC), d.join("r.interp")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(SPEC),
+        d.join("r.interp"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("..", d.join("up")).unwrap();
     std::os::unix::fs::symlink(".", d.join("self")).unwrap();
     let r = run_in(tmp.path(), &["check", "d"], Duration::from_secs(60));
@@ -339,7 +486,18 @@ fn non_utf8_specs_name_the_byte_offset() {
 fn a_pool_without_its_manifest_or_a_member_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let pool = tmp.path().join("pool");
-    ok(&["sample", SPEC, "--program", "tracr_reverse", "--count", "3", "--seed", "5", "--out", arg(&pool)]);
+    ok(&[
+        "sample",
+        SPEC,
+        "--program",
+        "tracr_reverse",
+        "--count",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        arg(&pool),
+    ]);
     let manifest = pool.join("pool.json");
     assert!(manifest.is_file());
     let compare = |pool: &Path| {
@@ -371,5 +529,8 @@ fn a_pool_without_its_manifest_or_a_member_is_refused() {
     let args = compare(&pool);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = refused(&args);
-    assert!(err.contains("lists member `0002`, which is missing"), "{err}");
+    assert!(
+        err.contains("lists member `0002`, which is missing"),
+        "{err}"
+    );
 }

@@ -57,7 +57,11 @@ fn execute(args: &Args) -> Result<(), InterveneError> {
     let hook: HookPoint = args.hook.parse().map_err(model::ModelError::from)?;
     crate::files::check_output_file(
         &args.out,
-        &[args.model.as_path(), args.tokens.as_path(), args.source.as_path()],
+        &[
+            args.model.as_path(),
+            args.tokens.as_path(),
+            args.source.as_path(),
+        ],
     )
     .map_err(model::ModelError::from)?;
     let device = model::device(args.cuda)?;

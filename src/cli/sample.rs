@@ -13,7 +13,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-
 use super::compile::{Target, load_spec, provenance, target};
 use crate::compile::pipeline::compile_pipeline;
 use crate::compile::sample::{Family, sample_to_dir_with_progress, write_pool};

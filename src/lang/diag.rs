@@ -566,16 +566,28 @@ mod tests {
     fn a_label_past_column_65535_renders_with_its_true_column() {
         let text = format!("{}oops and more\nnext line\n", " ".repeat(70_000));
         let file = SourceFile::new("long.interp", text);
-        let e = LangError::at(ErrorKind::Syntax, &file, Span::new(70_000, 70_004), "bad", "here");
+        let e = LangError::at(
+            ErrorKind::Syntax,
+            &file,
+            Span::new(70_000, 70_004),
+            "bad",
+            "here",
+        );
         let out = e.render_plain();
         assert!(out.contains("[long.interp:1:70001]"), "{out}");
-        assert!(out.contains("oops and more") && out.contains("here"), "{out}");
+        assert!(
+            out.contains("oops and more") && out.contains("here"),
+            "{out}"
+        );
         assert!(out.len() < 2000, "{} bytes", out.len());
         // Short lines keep their context as before.
         let file = SourceFile::new("short.interp", "a\nbb oops\nc\n");
         let e = LangError::at(ErrorKind::Syntax, &file, Span::new(5, 9), "bad", "here");
         let out = e.render_plain();
-        assert!(out.contains("[short.interp:2:4]") && out.contains(" a") && out.contains(" c"), "{out}");
+        assert!(
+            out.contains("[short.interp:2:4]") && out.contains(" a") && out.contains(" c"),
+            "{out}"
+        );
     }
 
     #[test]

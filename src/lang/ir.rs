@@ -427,10 +427,8 @@ impl Spec {
             .chain(self.circuits.values().map(|c| &c.source))
             .chain(self.checks.values().map(|c| &c.source))
             .chain(self.proofs.iter().map(|p| &p.source));
-        let files: std::collections::BTreeSet<PathBuf> = refs
-            .flatten()
-            .map(|r| r.file.as_ref().clone())
-            .collect();
+        let files: std::collections::BTreeSet<PathBuf> =
+            refs.flatten().map(|r| r.file.as_ref().clone()).collect();
         files.into_iter().collect()
     }
 }

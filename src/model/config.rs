@@ -321,7 +321,11 @@ impl<'a> Fields<'a> {
 fn clip(v: &Value) -> String {
     let s = v.to_string();
     if s.chars().count() > 60 {
-        format!("{}… ({} characters)", s.chars().take(40).collect::<String>(), s.chars().count())
+        format!(
+            "{}… ({} characters)",
+            s.chars().take(40).collect::<String>(),
+            s.chars().count()
+        )
     } else {
         s
     }
@@ -347,7 +351,13 @@ impl ModelConfig {
         };
         let blocks = src
             .names()
-            .filter_map(|n| n.strip_prefix("blocks.")?.split('.').next()?.parse::<usize>().ok())
+            .filter_map(|n| {
+                n.strip_prefix("blocks.")?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
             .max()
             .map_or(0, |l| l + 1);
         if self.n_layers > blocks {

@@ -103,9 +103,37 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
     // The sizes that tables below are allocated by are checked against the weights first.
     let weights_path = dir.join("weights.safetensors");
     let haiku = NamedTensors::read(&weights_path)?;
+    let heads_width = shape.num_heads.checked_mul(shape.key_size).ok_or_else(|| {
+        meta_err(
+            mp,
+            "model.num_heads",
+            format!(
+                "num_heads × key_size ({} × {}) overflows",
+                shape.num_heads, shape.key_size
+            ),
+        )
+    })?;
     for (tensor, axis, field, value) in [
-        ("token_embed/embeddings", 0, "input_vocab_size", shape.input_vocab_size),
+        (
+            "token_embed/embeddings",
+            0,
+            "input_vocab_size",
+            shape.input_vocab_size,
+        ),
+        (
+            "token_embed/embeddings",
+            1,
+            "residual_width",
+            shape.residual_width,
+        ),
+        ("pos_embed/embeddings", 0, "n_positions", shape.n_positions),
         ("unembed/w", 1, "output_width", shape.output_width),
+        (
+            "transformer/layer_0/attn/query/w",
+            1,
+            "num_heads × key_size",
+            heads_width,
+        ),
     ] {
         let held = haiku.shape(tensor).and_then(|s| s.get(axis).copied());
         if held != Some(value) {
@@ -113,8 +141,14 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
                 mp,
                 &format!("model.{field}"),
                 match held {
-                    Some(n) => format!("is {value}, but `{tensor}` in {} has {n} along axis {axis}", weights_path.display()),
-                    None => format!("is {value}, but {} has no `{tensor}` with an axis {axis}", weights_path.display()),
+                    Some(n) => format!(
+                        "is {value}, but `{tensor}` in {} has {n} along axis {axis}",
+                        weights_path.display()
+                    ),
+                    None => format!(
+                        "is {value}, but {} has no `{tensor}` with an axis {axis}",
+                        weights_path.display()
+                    ),
                 },
             ));
         }

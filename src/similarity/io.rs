@@ -237,7 +237,11 @@ fn choose_key(path: &Path, key: Option<&str>, names: &[String]) -> Result<String
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, InputError> {
-    Ok(crate::files::read_bytes(path, u64::MAX, "a representation file")?)
+    Ok(crate::files::read_bytes(
+        path,
+        u64::MAX,
+        "a representation file",
+    )?)
 }
 
 fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, InputError> {
