@@ -1,0 +1,7 @@
+//! The compiler: CLI, chains, the sampler, every bundled spec, tracr parity.
+
+mod cli;
+mod pipeline;
+mod sample;
+mod specs;
+mod tracr;

@@ -1,0 +1,8 @@
+//! The interpretive-equivalence estimate: determinism, the estimator, end-to-end runs.
+
+mod determinism;
+mod e2e_cli;
+mod e2e_intervention;
+mod e2e_pipeline;
+mod e2e_reverse;
+mod estimator;

@@ -1,0 +1,4 @@
+//! Representation similarity: CLI and the scikit-learn / numpy fixtures.
+
+mod cli;
+mod fixtures;
