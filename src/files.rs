@@ -349,6 +349,7 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     };
     let (a, b) = (c(a)?, c(b)?);
     // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    #[allow(unsafe_code)]
     let r = unsafe {
         libc::renameat2(
             libc::AT_FDCWD,

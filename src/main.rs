@@ -6,6 +6,7 @@ fn main() -> std::process::ExitCode {
 /// Output piped into `head` or a closed pager ends the process quietly, as for any Unix tool,
 /// instead of a panic on the first print after the pipe closed (Rust ignores SIGPIPE by default).
 #[cfg(unix)]
+#[allow(unsafe_code)]
 fn restore_sigpipe() {
     // SAFETY: called first in `main`, before any thread starts; SIG_DFL is a valid disposition.
     unsafe {

@@ -193,6 +193,11 @@ impl Compiled {
         report::report_json(self)
     }
 
+    /// The sidecar its model directory holds (the same one, in memory).
+    pub fn sidecar(&self) -> crate::artifact::Sidecar {
+        write::sidecar(&self.residual_labels, &self.io, &self.provenance)
+    }
+
     /// Writes the model directory (atomically).
     pub fn write(&self, dir: &std::path::Path) -> Result<(), CompileError> {
         write::write_model_dir(
@@ -301,18 +306,6 @@ pub fn compile_checked(
     let report = check::check_aggregates(program, &domain)?;
     let compiled = compile_program(program, opts)?;
     Ok((compiled, report))
-}
-
-/// A value as JSON for the sidecar: symbols as strings, integers as numbers, other rationals as
-/// exact `"p/q"` strings, booleans, `null` for `none`.
-pub fn value_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::None => serde_json::Value::Null,
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Sym(s) => serde_json::Value::String(s.to_string()),
-        Value::Num(r) if r.is_integer() => serde_json::Value::from(r.to_integer()),
-        Value::Num(_) => serde_json::Value::String(token_text(v)),
-    }
 }
 
 /// Whether a decoded model output equals the evaluator's value (numbers compared exactly; booleans

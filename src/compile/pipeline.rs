@@ -8,8 +8,8 @@
 //! the paper's reference code indexed stage implementations inconsistently across chains, which
 //! this layout makes impossible.
 //!
-//! `compile` does not run models (that is the runtime's job, one layer up): [`run_chain`] takes
-//! a [`StageRunner`] that the CLI and tests implement with `model`.
+//! `compile` does not run models (that is the runtime's job, one layer up): chains run with
+//! `equivalence::chain::run_chain`, on pipeline directories or on stages compiled in memory.
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ use super::sample::{Family, Sample, item_seed, sample_one};
 use super::scalar::token_text;
 use super::write::{json_bytes, replace_dir_atomically};
 use super::{CompileOptions, Compiled, Provenance, check::CheckReport, compile_checked};
-use crate::lang::ir::{Adapter, Spec, Value};
+use crate::lang::ir::{Adapter, Spec};
 
 /// One compiled stage.
 #[derive(Clone, Debug)]
@@ -200,86 +200,4 @@ impl CompiledPipeline {
             &names,
         )
     }
-}
-
-/// What one stage model produced on one input.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StageRun {
-    /// Decoded outputs at positions `1..=n`.
-    pub outputs: Vec<Value>,
-    /// The stage's representation of this input (e.g. pooled residual stream); may be empty.
-    pub representation: Vec<f32>,
-}
-
-/// Runs stage models; implemented with the runtime by the CLI and the tests.
-pub trait StageRunner {
-    type Error: std::fmt::Display;
-    fn run_stage(&mut self, stage: usize, input: &[Value]) -> Result<StageRun, Self::Error>;
-}
-
-/// One input through a whole chain.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChainRun {
-    /// What each stage read (after its adapter).
-    pub stage_inputs: Vec<Vec<Value>>,
-    pub stage_outputs: Vec<Vec<Value>>,
-    /// The stages' representations of this input, concatenated in stage order.
-    pub representation: Vec<f32>,
-}
-
-impl ChainRun {
-    pub fn output(&self) -> &[Value] {
-        self.stage_outputs.last().map(Vec::as_slice).unwrap_or(&[])
-    }
-}
-
-/// Runs `input` through the stages of `pipeline` with `runner`.
-pub fn run_chain<R: StageRunner>(
-    pipeline: &CompiledPipeline,
-    runner: &mut R,
-    input: &[Value],
-) -> Result<ChainRun, CompileError> {
-    let mut current = input.to_vec();
-    let mut run = ChainRun {
-        stage_inputs: vec![],
-        stage_outputs: vec![],
-        representation: vec![],
-    };
-    for (k, stage) in pipeline.stages.iter().enumerate() {
-        if k > 0 {
-            let vocab = &stage.compiled.io.vocab;
-            let mut mapped = Vec::with_capacity(current.len());
-            for v in &current {
-                let m = stage
-                    .adapter
-                    .as_ref()
-                    .map_or_else(|| v.clone(), |a| a.apply(v));
-                if vocab.binary_search(&m).is_err() {
-                    return Err(CompileError::Pipeline {
-                        pipeline: pipeline.name.clone(),
-                        reason: format!(
-                            "stage {} (`{}`) cannot read {} (from {}): not in its vocabulary",
-                            k + 1,
-                            stage.program,
-                            token_text(&m),
-                            token_text(v)
-                        ),
-                    });
-                }
-                mapped.push(m);
-            }
-            current = mapped;
-        }
-        let out = runner
-            .run_stage(k, &current)
-            .map_err(|e| CompileError::Pipeline {
-                pipeline: pipeline.name.clone(),
-                reason: format!("stage {} (`{}`): {e}", k + 1, stage.program),
-            })?;
-        run.representation.extend_from_slice(&out.representation);
-        run.stage_inputs
-            .push(std::mem::replace(&mut current, out.outputs.clone()));
-        run.stage_outputs.push(out.outputs);
-    }
-    Ok(run)
 }

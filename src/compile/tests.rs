@@ -388,45 +388,51 @@ fn and_not_selectors_and_numerical_means() {
 
 #[test]
 fn or_selector_in_categorical_aggregate_and_none_values() {
-    // Pick the previous token (or the first one at position 0): or over different pairs.
-    let mut b = Builder::new(syms(&["a", "b"]), 4);
-    let t = b.tokens();
-    let i = b.indices();
-    let prev = b.select(
-        i,
-        i,
-        Predicate::Lambda(lam(
-            2,
-            bin(BinOp::Eq, bin(BinOp::Add, p(0), c(Value::int(1))), p(1)),
-        )),
-    );
-    let shifted = b.aggregate(prev, t, Encoding::Categorical); // none at position 0
-    let is_b = b.map(
-        lam(1, bin(BinOp::Eq, p(0), c(Value::sym("b")))),
-        shifted,
-        Encoding::Categorical,
-    );
-    // select keys where the previous token was b, or the key is position 0
-    let sel_b = b.select(
-        is_b,
-        is_b,
-        Predicate::Lambda(lam(2, bin(BinOp::Eq, p(0), c(Value::Bool(true))))),
-    );
-    let first = b.select(
-        i,
-        i,
-        Predicate::Lambda(lam(2, bin(BinOp::Eq, p(0), c(Value::int(0))))),
-    );
-    let either = b.or(sel_b, first);
-    let count = b.width(either);
-    let _ = count;
-    let last = b.select(
-        i,
-        i,
-        Predicate::Lambda(lam(2, bin(BinOp::Eq, p(0), c(Value::int(0))))),
-    );
-    let out = b.aggregate(last, is_b, Encoding::Categorical);
-    check_exhaustive(&b.program(out), &CompileOptions::default());
+    // Both outputs are compiled and checked on every input: the width of an `or` selector, and a
+    // categorical aggregate over a value that is `none` at position 0.
+    for output_width in [true, false] {
+        // Pick the previous token (or the first one at position 0): or over different pairs.
+        let mut b = Builder::new(syms(&["a", "b"]), 4);
+        let t = b.tokens();
+        let i = b.indices();
+        let prev = b.select(
+            i,
+            i,
+            Predicate::Lambda(lam(
+                2,
+                bin(BinOp::Eq, bin(BinOp::Add, p(0), c(Value::int(1))), p(1)),
+            )),
+        );
+        let shifted = b.aggregate(prev, t, Encoding::Categorical); // none at position 0
+        let is_b = b.map(
+            lam(1, bin(BinOp::Eq, p(0), c(Value::sym("b")))),
+            shifted,
+            Encoding::Categorical,
+        );
+        // select keys where the previous token was b, or the key is position 0
+        let sel_b = b.select(
+            is_b,
+            is_b,
+            Predicate::Lambda(lam(2, bin(BinOp::Eq, p(0), c(Value::Bool(true))))),
+        );
+        let first = b.select(
+            i,
+            i,
+            Predicate::Lambda(lam(2, bin(BinOp::Eq, p(0), c(Value::int(0))))),
+        );
+        let either = b.or(sel_b, first);
+        let out = if output_width {
+            b.width(either)
+        } else {
+            let last = b.select(
+                i,
+                i,
+                Predicate::Lambda(lam(2, bin(BinOp::Eq, p(0), c(Value::int(0))))),
+            );
+            b.aggregate(last, is_b, Encoding::Categorical)
+        };
+        check_exhaustive(&b.program(out), &CompileOptions::default());
+    }
 }
 
 #[test]

@@ -8,109 +8,77 @@
 
 use std::path::Path;
 
-use safetensors::Dtype;
 use serde_json::{Value as Json, json};
 
 use super::error::CompileError;
-use super::scalar::to_f64;
 use super::weights::{Mat, Weights};
-use super::{IoSpec, OutputSpec, Provenance, value_json};
+use super::{IoSpec, OutputSpec, Provenance};
+use crate::artifact::tl::{self, BlockParam};
+use crate::artifact::{self, F32Tensor, InputSpec, Sidecar, safetensors_bytes, value};
 
-/// The sidecar's `format` value.
-pub const SIDECAR_FORMAT: &str = "congruity-model/1";
-
-/// An f32 tensor encoded for safetensors (little-endian bytes). The runtime's writer
-/// (`model::io::write_safetensors`) encodes with it too: this stage comes first, so it owns the
-/// one encoder both use.
-pub struct F32Tensor {
-    shape: Vec<usize>,
-    data: Vec<u8>,
+/// One named f32 tensor of a model, before it is encoded (the writer encodes it for safetensors;
+/// the chain runner hands it to the runtime in memory).
+pub struct NamedF32 {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
 }
 
-impl F32Tensor {
-    pub fn new(shape: Vec<usize>, values: impl IntoIterator<Item = f32>) -> Self {
-        let values = values.into_iter();
-        let mut data = Vec::with_capacity(values.size_hint().0 * 4);
-        for x in values {
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-        F32Tensor { shape, data }
+fn tensor(name: String, shape: Vec<usize>, values: impl IntoIterator<Item = f64>) -> NamedF32 {
+    NamedF32 {
+        name,
+        shape,
+        data: values.into_iter().map(|x| x as f32).collect(),
     }
 }
 
-impl safetensors::View for &F32Tensor {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
+fn mat(name: String, m: &Mat) -> NamedF32 {
+    tensor(name, vec![m.rows, m.cols], m.data.iter().copied())
 }
 
-/// The safetensors file of named f32 tensors, as bytes.
-pub fn safetensors_bytes(
-    tensors: &[(String, F32Tensor)],
-) -> Result<Vec<u8>, safetensors::SafeTensorError> {
-    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), None)
-}
-
-fn tensor(shape: Vec<usize>, values: impl IntoIterator<Item = f64>) -> F32Tensor {
-    F32Tensor::new(shape, values.into_iter().map(|x| x as f32))
-}
-
-fn mat(m: &Mat) -> F32Tensor {
-    tensor(vec![m.rows, m.cols], m.data.iter().copied())
-}
-
-/// The TransformerLens tensors of a model, by name.
-fn tensors(w: &Weights) -> Vec<(String, F32Tensor)> {
+/// The TransformerLens tensors of a compiled model, by name, in the order they are written.
+pub fn transformer_lens_tensors(w: &Weights) -> Vec<NamedF32> {
     let mut out = vec![
-        ("embed.W_E".to_string(), mat(&w.w_e)),
-        ("pos_embed.W_pos".to_string(), mat(&w.w_pos)),
+        mat(tl::EMBED_W_E.into(), &w.w_e),
+        mat(tl::POS_EMBED_W_POS.into(), &w.w_pos),
     ];
+    let (h, dm, dh) = (w.n_heads, w.d_model, w.d_head);
     for (l, layer) in w.layers.iter().enumerate() {
-        let p = |n: &str| format!("blocks.{l}.{n}");
-        let (h, dm, dh) = (w.n_heads, w.d_model, w.d_head);
-        let stack = |f: &dyn Fn(&super::weights::Head) -> &Mat, rows: usize, cols: usize| {
-            tensor(
-                vec![h, rows, cols],
-                layer.heads.iter().flat_map(|hd| f(hd).data.clone()),
-            )
+        let heads = |f: &dyn Fn(&super::weights::Head) -> &[f64]| -> Vec<f64> {
+            layer.heads.iter().flat_map(|hd| f(hd).to_vec()).collect()
         };
-        let bias = |f: &dyn Fn(&super::weights::Head) -> &Vec<f64>| {
-            tensor(vec![h, dh], layer.heads.iter().flat_map(|hd| f(hd).clone()))
-        };
-        out.push((p("attn.W_Q"), stack(&|hd| &hd.w_q, dm, dh)));
-        out.push((p("attn.W_K"), stack(&|hd| &hd.w_k, dm, dh)));
-        out.push((p("attn.W_V"), stack(&|hd| &hd.w_v, dm, dh)));
-        out.push((p("attn.W_O"), stack(&|hd| &hd.w_o, dh, dm)));
-        out.push((p("attn.b_Q"), bias(&|hd| &hd.b_q)));
-        out.push((p("attn.b_K"), bias(&|hd| &hd.b_k)));
-        out.push((p("attn.b_V"), bias(&|hd| &hd.b_v)));
-        out.push((p("attn.b_O"), tensor(vec![dm], layer.b_o.iter().copied())));
-        out.push((p("mlp.W_in"), mat(&layer.w_in)));
-        out.push((
-            p("mlp.b_in"),
-            tensor(vec![w.d_mlp], layer.b_in.iter().copied()),
-        ));
-        out.push((p("mlp.W_out"), mat(&layer.w_out)));
-        out.push((
-            p("mlp.b_out"),
-            tensor(vec![dm], layer.b_out.iter().copied()),
-        ));
+        for p in BlockParam::ATTN_MLP {
+            let name = tl::block(l, p);
+            out.push(match p {
+                BlockParam::WQ => tensor(name, vec![h, dm, dh], heads(&|hd| &hd.w_q.data)),
+                BlockParam::WK => tensor(name, vec![h, dm, dh], heads(&|hd| &hd.w_k.data)),
+                BlockParam::WV => tensor(name, vec![h, dm, dh], heads(&|hd| &hd.w_v.data)),
+                BlockParam::WO => tensor(name, vec![h, dh, dm], heads(&|hd| &hd.w_o.data)),
+                BlockParam::BQ => tensor(name, vec![h, dh], heads(&|hd| &hd.b_q)),
+                BlockParam::BK => tensor(name, vec![h, dh], heads(&|hd| &hd.b_k)),
+                BlockParam::BV => tensor(name, vec![h, dh], heads(&|hd| &hd.b_v)),
+                BlockParam::BO => tensor(name, vec![dm], layer.b_o.iter().copied()),
+                BlockParam::WIn => mat(name, &layer.w_in),
+                BlockParam::BIn => tensor(name, vec![w.d_mlp], layer.b_in.iter().copied()),
+                BlockParam::WOut => mat(name, &layer.w_out),
+                BlockParam::BOut => tensor(name, vec![dm], layer.b_out.iter().copied()),
+            });
+        }
     }
-    out.push(("unembed.W_U".to_string(), mat(&w.w_u)));
-    out.push((
-        "unembed.b_U".to_string(),
-        tensor(vec![w.d_vocab_out], w.b_u.iter().copied()),
+    out.push(mat(tl::UNEMBED_W_U.into(), &w.w_u));
+    out.push(tensor(
+        tl::UNEMBED_B_U.into(),
+        vec![w.d_vocab_out],
+        w.b_u.iter().copied(),
     ));
     out
+}
+
+fn encoded(tensors: Vec<NamedF32>) -> Vec<(String, F32Tensor)> {
+    tensors
+        .into_iter()
+        .map(|t| (t.name, F32Tensor::new(t.shape, t.data)))
+        .collect()
 }
 
 /// `config.json`: HookedTransformerConfig fields.
@@ -135,25 +103,27 @@ pub fn config_json(w: &Weights, model_name: &str) -> Json {
     })
 }
 
-/// `congruity.json`.
-pub fn sidecar_json(labels: &[String], io: &IoSpec, provenance: &Provenance) -> Json {
+/// The sidecar of a compiled model: its encodings, exact values kept.
+pub fn sidecar(labels: &[String], io: &IoSpec, provenance: &Provenance) -> Sidecar {
     let output = match &io.output {
-        OutputSpec::Categorical { decoding } => json!({
-            "encoding": "categorical",
-            "decoding": decoding.iter().map(value_json).collect::<Vec<_>>(),
-        }),
-        OutputSpec::Numerical { values } => json!({
-            "encoding": "numerical",
-            "values": values.iter().map(|r| to_f64(*r)).collect::<Vec<_>>(),
-        }),
+        OutputSpec::Categorical { decoding } => artifact::OutputSpec::Categorical {
+            decoding: decoding.iter().map(value::to_json).collect(),
+        },
+        OutputSpec::Numerical { values } => {
+            artifact::OutputSpec::numerical_exact(values.iter().copied())
+        }
     };
-    json!({
-        "format": SIDECAR_FORMAT,
-        "residual_labels": labels,
-        "input": {"bos": io.bos, "tokens": io.tokens},
-        "output": output,
-        "provenance": provenance,
-    })
+    Sidecar {
+        residual_labels: labels.to_vec(),
+        provenance: serde_json::to_value(provenance).unwrap_or(Json::Null),
+        ..Sidecar::new(
+            InputSpec {
+                bos: Some(io.bos.clone()),
+                tokens: io.tokens.clone(),
+            },
+            output,
+        )
+    }
 }
 
 /// Everything that goes into one model directory.
@@ -187,36 +157,29 @@ pub(crate) fn replace_dir_atomically(
 /// Writes a model directory atomically (see [`replace_dir_atomically`]).
 pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileError> {
     replace_dir_atomically(dir, |tmp| {
-        let bytes = safetensors_bytes(&tensors(files.weights))
-            .map_err(|e| CompileError::write(tmp.join("model.safetensors"), e))?;
+        let bytes = safetensors_bytes(&encoded(transformer_lens_tensors(files.weights)))
+            .map_err(|e| CompileError::write(tmp.join(artifact::MODEL_FILE), e))?;
         let put = |name: &str, bytes: &[u8]| {
             std::fs::write(tmp.join(name), bytes)
                 .map_err(|e| CompileError::write(dir.join(name), e))
         };
-        put("model.safetensors", &bytes)?;
+        put(artifact::MODEL_FILE, &bytes)?;
         let model_name = format!("congruity-{}", files.provenance.program);
         put(
-            "config.json",
+            artifact::CONFIG_FILE,
             &json_bytes(&config_json(files.weights, &model_name)),
         )?;
+        let sidecar = sidecar(files.residual_labels, files.io, files.provenance);
         put(
-            "congruity.json",
-            &json_bytes(&sidecar_json(
-                files.residual_labels,
-                files.io,
-                files.provenance,
-            )),
+            artifact::SIDECAR_FILE,
+            &json_bytes(&serde_json::to_value(&sidecar).unwrap_or(Json::Null)),
         )?;
-        put("compile.json", &json_bytes(&files.report))?;
+        put(artifact::COMPILE_REPORT_FILE, &json_bytes(&files.report))?;
         if !files.basis.is_empty() {
-            let bt: Vec<(String, F32Tensor)> = files
-                .basis
-                .iter()
-                .map(|(n, m)| (n.clone(), mat(m)))
-                .collect();
-            let bytes = safetensors_bytes(&bt)
-                .map_err(|e| CompileError::write(tmp.join("basis.safetensors"), e))?;
-            put("basis.safetensors", &bytes)?;
+            let basis = files.basis.iter().map(|(n, m)| mat(n.clone(), m)).collect();
+            let bytes = safetensors_bytes(&encoded(basis))
+                .map_err(|e| CompileError::write(tmp.join(artifact::BASIS_FILE), e))?;
+            put(artifact::BASIS_FILE, &bytes)?;
         }
         Ok(())
     })

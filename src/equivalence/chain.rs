@@ -18,13 +18,13 @@ use faer::Mat;
 
 use super::extract::{ExtractError, Patch, RepresentationSpec, run_model};
 use super::inputs::input_text;
-use crate::compile::IoSpec;
+use crate::artifact::value;
 use crate::compile::weights::Weights as CompiledWeights;
-use crate::compile::write::config_json;
+use crate::compile::write::{config_json, transformer_lens_tensors};
 use crate::lang::domain::token_text;
 use crate::lang::ir::{Adapter, Value};
+use crate::model::OutputValue;
 use crate::model::io::{HostTensor, NamedTensors};
-use crate::model::sidecar::{OutputSpec as SidecarOutput, OutputValue};
 use crate::model::{ModelConfig, ModelError, Sidecar, Site, Transformer, Weights};
 
 /// A compiled or sampled model's weights as a runtime [`Transformer`], in memory: the same
@@ -33,193 +33,64 @@ use crate::model::{ModelConfig, ModelError, Sidecar, Site, Transformer, Weights}
 pub fn to_transformer(w: &CompiledWeights, name: &str) -> Result<Transformer, ModelError> {
     let origin = Path::new("<in-memory compiled model>");
     let config = ModelConfig::from_json(&config_json(w, name), origin)?;
-    let t = |shape: Vec<usize>, data: &[f64]| HostTensor {
-        shape,
-        data: data.iter().map(|x| *x as f32).collect(),
-    };
-    let (h, dm, dh) = (w.n_heads, w.d_model, w.d_head);
-    let mut named: Vec<(String, HostTensor)> = vec![
-        (
-            "embed.W_E".into(),
-            t(vec![w.w_e.rows, w.w_e.cols], &w.w_e.data),
-        ),
-        (
-            "pos_embed.W_pos".into(),
-            t(vec![w.w_pos.rows, w.w_pos.cols], &w.w_pos.data),
-        ),
-    ];
-    for (l, layer) in w.layers.iter().enumerate() {
-        let p = |n: &str| format!("blocks.{l}.{n}");
-        let stack = |f: &dyn Fn(&crate::compile::weights::Head) -> &[f64], shape: Vec<usize>| {
-            let data: Vec<f64> = layer.heads.iter().flat_map(|hd| f(hd).to_vec()).collect();
-            t(shape, &data)
-        };
-        named.push((p("attn.W_Q"), stack(&|hd| &hd.w_q.data, vec![h, dm, dh])));
-        named.push((p("attn.W_K"), stack(&|hd| &hd.w_k.data, vec![h, dm, dh])));
-        named.push((p("attn.W_V"), stack(&|hd| &hd.w_v.data, vec![h, dm, dh])));
-        named.push((p("attn.W_O"), stack(&|hd| &hd.w_o.data, vec![h, dh, dm])));
-        named.push((p("attn.b_Q"), stack(&|hd| &hd.b_q, vec![h, dh])));
-        named.push((p("attn.b_K"), stack(&|hd| &hd.b_k, vec![h, dh])));
-        named.push((p("attn.b_V"), stack(&|hd| &hd.b_v, vec![h, dh])));
-        named.push((p("attn.b_O"), t(vec![dm], &layer.b_o)));
-        named.push((
-            p("mlp.W_in"),
-            t(vec![layer.w_in.rows, layer.w_in.cols], &layer.w_in.data),
-        ));
-        named.push((p("mlp.b_in"), t(vec![w.d_mlp], &layer.b_in)));
-        named.push((
-            p("mlp.W_out"),
-            t(vec![layer.w_out.rows, layer.w_out.cols], &layer.w_out.data),
-        ));
-        named.push((p("mlp.b_out"), t(vec![dm], &layer.b_out)));
-    }
-    named.push((
-        "unembed.W_U".into(),
-        t(vec![w.w_u.rows, w.w_u.cols], &w.w_u.data),
-    ));
-    named.push(("unembed.b_U".into(), t(vec![w.d_vocab_out], &w.b_u)));
+    let named: Vec<(String, HostTensor)> = transformer_lens_tensors(w)
+        .into_iter()
+        .map(|t| {
+            (
+                t.name,
+                HostTensor {
+                    shape: t.shape,
+                    data: t.data,
+                },
+            )
+        })
+        .collect();
     let named = NamedTensors::from_host(origin, named);
     let weights = Weights::from_named(&config, &named, &candle_core::Device::Cpu)?;
     Transformer::new(config, weights)
 }
 
-/// How a stage model reads values and writes answers.
-#[derive(Debug, Clone)]
-pub enum Codec {
-    /// A compiled or sampled model: the compiler's own encodings.
-    Compiled(IoSpec),
-    /// A model directory: its `congruity.json`.
-    Sidecar(Sidecar),
-}
-
-impl Codec {
-    /// Leading positions that are not tokens of the input (BOS).
-    pub fn prefix(&self) -> usize {
-        match self {
-            Codec::Compiled(_) => 1,
-            Codec::Sidecar(s) => s.prefix_len(),
-        }
-    }
-
-    pub fn encode(&self, input: &[Value]) -> Result<Vec<u32>, String> {
-        match self {
-            Codec::Compiled(io) => io
-                .encode(input)
-                .map(|ids| ids.into_iter().map(|i| i as u32).collect())
-                .ok_or_else(|| {
-                    format!(
-                        "`{}` has a token outside the model's vocabulary {{{}}}",
-                        input_text(input),
-                        io.vocab
-                            .iter()
-                            .map(token_text)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }),
-            Codec::Sidecar(s) => {
-                let words: Vec<String> = input.iter().map(token_text).collect();
-                s.encode(&words).map_err(|e| e.to_string())
-            }
-        }
-    }
-
-    /// The values of one input's positions, from their logits (prefix positions already dropped).
-    pub fn decode(&self, logits: &[Vec<f32>]) -> Result<Vec<Value>, String> {
-        match self {
-            Codec::Compiled(io) => Ok(logits.iter().map(|l| io.decode(l)).collect()),
-            Codec::Sidecar(s) => {
-                // The runtime's decoder: argmax, or numerical outputs snapped to the sidecar's
-                // exact values.
-                let snapped =
-                    matches!(&s.output, SidecarOutput::Numerical { values } if !values.is_empty());
-                logits
-                    .iter()
-                    .map(|l| {
-                        Ok(match s.decode_position(l).map_err(|e| e.to_string())? {
-                            OutputValue::Symbol(j) => json_value(&j),
-                            OutputValue::Number(x) if snapped => exact_value(x),
-                            // Unsnapped, the decoder gives the f32's shortest decimal form, which
-                            // converts back to that very f32.
-                            OutputValue::Number(x) => float_value(f64::from(x as f32)),
-                        })
-                    })
-                    .collect()
-            }
-        }
-    }
-}
-
-/// A decoded sidecar value as a language value: integers and `p/q` strings as numbers, `null` as
-/// `none`, booleans as booleans, other strings as symbols.
-fn json_value(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::None,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::int(i),
-            None => n.as_f64().map(float_value).unwrap_or(Value::None),
-        },
-        serde_json::Value::String(s) => {
-            if let Some((a, b)) = s.split_once('/')
-                && let (Ok(a), Ok(b)) = (a.trim().parse::<i64>(), b.trim().parse::<i64>())
-                && b != 0
-            {
-                return Value::Num(num_rational::Rational64::new(a, b));
-            }
-            Value::sym(s)
-        }
-        other => Value::sym(&other.to_string()),
-    }
-}
-
-/// A float as the nearest integer when it is within 1e-6 of one, else a rational with
-/// denominator 10^6 (numerical model outputs are only compared, never computed with).
-fn float_value(x: f64) -> Value {
-    let r = x.round();
-    if (x - r).abs() < 1e-6 && r.abs() < 9e15 {
-        Value::int(r as i64)
-    } else {
-        Value::Num(num_rational::Rational64::new(
-            (x * 1e6).round() as i64,
-            1_000_000,
-        ))
-    }
-}
-
-/// A snapped numerical output as the exact rational it stands for. The sidecar lists the exact
-/// values as floats (`compile::write` writes each rational's nearest f64), so the continued-
-/// fraction convergent within 1e-9 of it is that rational: two fractions with denominators up to
-/// 10^4 (far beyond any compiled value set) lie at least 1e-8 apart, so at most one is that close.
-/// Other floats are read as [`float_value`] reads them.
-fn exact_value(x: f64) -> Value {
-    // Beyond 10^6 the float's own rounding error nears the 1e-9 the argument relies on.
-    if !x.is_finite() || x.abs() > 1e6 {
-        return float_value(x);
-    }
-    // Convergents p/q from (p₋₂/q₋₂, p₋₁/q₋₁) = (0/1, 1/0).
-    let (mut p0, mut q0, mut p1, mut q1) = (0i64, 1i64, 1i64, 0i64);
-    let mut rest = x;
-    loop {
-        let a = rest.floor();
-        let next = (a as i64)
-            .checked_mul(p1)
-            .and_then(|p| p.checked_add(p0))
-            .zip((a as i64).checked_mul(q1).and_then(|q| q.checked_add(q0)));
-        let Some((p, q)) = next.filter(|(_, q)| *q <= 10_000) else {
-            break;
+/// Token ids of one input under a stage's sidecar (BOS prepended when it has one).
+fn encode(sidecar: &Sidecar, input: &[Value]) -> Result<Vec<u32>, String> {
+    let words: Vec<String> = input.iter().map(token_text).collect();
+    sidecar.encode(&words).map_err(|e| {
+        let bos = sidecar.input.bos.as_deref();
+        let token = match e {
+            ModelError::UnknownToken { token, .. } => token,
+            _ => String::new(),
         };
-        if (p as f64 / q as f64 - x).abs() <= 1e-9 {
-            return Value::Num(num_rational::Rational64::new(p, q));
-        }
-        let frac = rest - a;
-        if frac == 0.0 {
-            break;
-        }
-        rest = 1.0 / frac;
-        (p0, q0, p1, q1) = (p1, q1, p, q);
-    }
-    float_value(x)
+        format!(
+            "`{}` has a token outside the model's vocabulary: `{token}` is not in {{{}}}",
+            input_text(input),
+            sidecar
+                .input
+                .tokens
+                .iter()
+                .filter(|t| Some(t.as_str()) != bos)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// The values of one input's positions, from their logits (prefix positions already dropped):
+/// the runtime's decoder, exact values as the sidecar lists them.
+fn decode(sidecar: &Sidecar, logits: &[Vec<f32>]) -> Result<Vec<Value>, String> {
+    logits
+        .iter()
+        .map(|l| {
+            Ok(
+                match sidecar.decode_position(l).map_err(|e| e.to_string())? {
+                    OutputValue::Symbol(j) => value::from_json(&j),
+                    OutputValue::Exact(r) => Value::Num(r),
+                    // Unsnapped, the decoder gives the f32's shortest decimal form, which converts
+                    // back to that very f32.
+                    OutputValue::Number(x) => value::float_value(f64::from(x as f32)),
+                },
+            )
+        })
+        .collect()
 }
 
 /// One stage of a chain, ready to run.
@@ -228,7 +99,9 @@ pub struct StageModel {
     /// The interpretation this stage implements (for messages and circuits).
     pub program: String,
     pub transformer: Transformer,
-    pub codec: Codec,
+    /// How it reads values and writes answers: its model directory's sidecar, or (compiled in
+    /// memory) the one its directory would hold.
+    pub sidecar: Sidecar,
     /// Maps the previous stage's outputs into this stage's vocabulary (`None` for the first).
     pub adapter: Option<Adapter>,
     /// Tokens this stage reads (after the adapter); `None` when unknown (model directories).
@@ -353,10 +226,7 @@ fn encode_all(
         .iter()
         .enumerate()
         .map(|(i, input)| {
-            stage
-                .codec
-                .encode(input)
-                .map_err(|reason| stage.input_error(k, i, input, reason))
+            encode(&stage.sidecar, input).map_err(|reason| stage.input_error(k, i, input, reason))
         })
         .collect()
 }
@@ -375,23 +245,25 @@ fn run_stage(
     patch: Option<&Patch<'_>>,
 ) -> Result<StageRun, ChainError> {
     let ids = encode_all(stage, k, inputs)?;
-    let run = run_model(&stage.transformer, &ids, stage.codec.prefix(), spec, patch).map_err(
-        |source| ChainError::Stage {
-            stage: k + 1,
-            program: stage.program.clone(),
-            source: Box::new(source),
-        },
-    )?;
+    let run = run_model(
+        &stage.transformer,
+        &ids,
+        stage.sidecar.prefix_len(),
+        spec,
+        patch,
+    )
+    .map_err(|source| ChainError::Stage {
+        stage: k + 1,
+        program: stage.program.clone(),
+        source: Box::new(source),
+    })?;
     let outputs = run
         .logits
         .iter()
         .zip(inputs)
         .enumerate()
         .map(|(i, (logits, input))| {
-            stage
-                .codec
-                .decode(logits)
-                .map_err(|reason| stage.input_error(k, i, input, reason))
+            decode(&stage.sidecar, logits).map_err(|reason| stage.input_error(k, i, input, reason))
         })
         .collect::<Result<_, _>>()?;
     Ok(StageRun {
@@ -625,7 +497,7 @@ pub fn load_pipeline_dir(dir: &Path) -> Result<PipelineDir, ChainError> {
         stages.push(StageModel {
             program,
             transformer: loaded.transformer,
-            codec: Codec::Sidecar(sidecar),
+            sidecar,
             adapter,
             vocab: None,
         });
@@ -673,7 +545,7 @@ fn parse_adapter(v: &serde_json::Value) -> Result<Adapter, String> {
                 .ok_or_else(|| format!("table[{i}] must be [from, to]"))?;
             let text = |x: &serde_json::Value| match x {
                 serde_json::Value::String(s) => Ok(token_value(s)),
-                other => Ok(json_value(other)),
+                other => Ok(value::from_json(other)),
             };
             let from: Result<Value, String> = text(&pair[0]);
             let to: Result<Value, String> = text(&pair[1]);
@@ -694,7 +566,7 @@ pub fn token_value(s: &str) -> Value {
         "none" => Value::None,
         _ => match s.parse::<i64>() {
             Ok(i) => Value::int(i),
-            Err(_) => json_value(&serde_json::Value::String(s.to_string())),
+            Err(_) => value::from_json(&serde_json::Value::String(s.to_string())),
         },
     }
 }
@@ -758,7 +630,7 @@ mod tests {
         let first = StageModel {
             program: "tracr_frac_prevs".into(),
             transformer: loaded.transformer,
-            codec: Codec::Sidecar(loaded.sidecar.unwrap()),
+            sidecar: loaded.sidecar.unwrap(),
             adapter: None,
             vocab: None,
         };
@@ -775,7 +647,7 @@ mod tests {
         let second = StageModel {
             program: "tracr_reverse".into(),
             transformer: to_transformer(&rev.weights, "m").unwrap(),
-            codec: Codec::Compiled(rev.io.clone()),
+            sidecar: rev.sidecar(),
             adapter: Some(Adapter::Table(table)),
             vocab: Some(rev.io.vocab.clone()),
         };
@@ -821,22 +693,33 @@ mod tests {
     }
 
     #[test]
-    fn exact_values_recover_the_rationals_behind_floats() {
-        let r = |a, b| Value::Num(num_rational::Rational64::new(a, b));
-        for (a, b) in [
-            (1, 3),
-            (-2, 3),
-            (5, 7),
-            (0, 1),
-            (12, 1),
-            (3, 40),
-            (-7, 4),
-            (11, 30),
-        ] {
-            assert_eq!(exact_value(a as f64 / b as f64), r(a, b), "{a}/{b}");
-        }
-        // A float that is no simple rational is read as before.
-        assert_eq!(exact_value(0.123456789123), float_value(0.123456789123));
+    fn decoded_numerical_outputs_are_the_sidecars_exact_values() {
+        // Denominators far beyond what a float-to-fraction guess could recover.
+        let exact: Vec<_> = [(1, 3), (-2, 99_991), (5, 1_000_003), (12, 1)]
+            .map(|(a, b)| num_rational::Rational64::new(a, b))
+            .to_vec();
+        let sidecar = Sidecar::new(
+            crate::artifact::InputSpec {
+                bos: None,
+                tokens: vec!["0".into()],
+            },
+            crate::artifact::OutputSpec::numerical_exact(exact.clone()),
+        );
+        let logits: Vec<Vec<f32>> = exact
+            .iter()
+            .map(|r| vec![crate::artifact::ExactNumber(*r).to_f64() as f32 + 1e-9])
+            .collect();
+        let got = decode(&sidecar, &logits).unwrap();
+        assert_eq!(got, exact.into_iter().map(Value::Num).collect::<Vec<_>>());
+        // Without exact values a float is read as a float.
+        let plain = Sidecar::new(
+            sidecar.input.clone(),
+            crate::artifact::OutputSpec::numerical(),
+        );
+        assert_eq!(
+            decode(&plain, &[vec![0.25]]).unwrap(),
+            vec![Value::Num(num_rational::Rational64::new(1, 4))]
+        );
     }
 
     #[test]
@@ -846,7 +729,7 @@ mod tests {
         let stage = StageModel {
             program: "tracr_reverse".into(),
             transformer: to_transformer(&c.weights, "m").unwrap(),
-            codec: Codec::Compiled(c.io.clone()),
+            sidecar: c.sidecar(),
             adapter: None,
             vocab: Some(c.io.vocab.clone()),
         };

@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::chain::{
-    ChainPatch, Codec, StageModel, is_pipeline_dir, load_pipeline_dir, run_chain, to_transformer,
+    ChainPatch, StageModel, is_pipeline_dir, load_pipeline_dir, run_chain, to_transformer,
 };
 use super::extract::RepresentationSpec;
 use super::inputs::InputSet;
@@ -185,7 +185,7 @@ impl Target {
                 Ok(StageModel {
                     program: st.program.clone(),
                     transformer,
-                    codec: Codec::Compiled(st.compiled.io.clone()),
+                    sidecar: st.compiled.sidecar(),
                     adapter: st.adapter.clone(),
                     vocab: Some(st.compiled.io.vocab.clone()),
                 })
@@ -595,7 +595,7 @@ impl ModelDirSource {
         let stage = StageModel {
             program: dir.display().to_string(),
             transformer: loaded.transformer,
-            codec: Codec::Sidecar(sidecar),
+            sidecar,
             adapter: None,
             vocab: None,
         };

@@ -1075,7 +1075,9 @@ mod tests {
             lo: i64::MIN,
             n: i64::MAX,
         };
-        let _ = m.apply(&Value::int(i64::MAX));
+        // (i64::MAX - i64::MIN) = 2^64 - 1 overflows i64; mod 2^63 - 1 it is 1.
+        assert_eq!(m.apply(&Value::int(i64::MAX)), Value::int(i64::MIN + 1));
+        assert_eq!(m.apply(&Value::int(i64::MIN)), Value::int(i64::MIN));
     }
 
     fn spec(src: &str) -> Spec {

@@ -105,14 +105,20 @@ mod tests {
         for point in HookPoint::every(12) {
             let name = point.to_string();
             assert_eq!(validate(&name, false), Ok(point), "{name}");
-            assert_eq!(
-                validate(&name, true).is_ok(),
-                point.axes().head.is_some(),
-                "{name}[0]"
-            );
+            match validate(&name, true) {
+                Ok(p) => assert!(p == point && point.axes().head.is_some(), "{name}[0]"),
+                Err(e) => assert!(
+                    point.axes().head.is_none() && e.message.contains("no head dimension"),
+                    "{name}[0]: {e:?}"
+                ),
+            }
         }
-        assert!(validate("unembed.hook_out", false).is_ok());
-        assert!(validate("blocks.3.attn.hook_z", true).is_ok());
+        let out = validate("unembed.hook_out", false).unwrap();
+        assert_eq!(out.to_string(), "unembed.hook_out");
+        let z = validate("blocks.3.attn.hook_z", true).unwrap();
+        assert_eq!(z.to_string(), "blocks.3.attn.hook_z");
+        assert!(z.axes().head.is_some());
+        assert_eq!(z.layer(), Some(3));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
 use super::error::{ComputeContext, ModelError};
-use crate::compile::write::{F32Tensor, safetensors_bytes};
+use crate::artifact::{F32Tensor, safetensors_bytes};
 
 /// A tensor read from disk, converted to f32 on the host.
 #[derive(Clone, Debug, PartialEq)]

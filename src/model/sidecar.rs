@@ -1,77 +1,17 @@
-//! `congruity.json`: what a bare TransformerLens checkpoint does not say — how to turn symbols
-//! into token ids, how to read an answer off the logits, what each residual direction means,
-//! and where the model came from.
-//!
-//! The compiler writes it beside `model.safetensors` and `config.json`; the tracr importer
-//! builds it from `meta.json`; anyone may write one for a hand-trained model. Format
-//! (`format` is required and versioned):
-//!
-//! ```json
-//! {
-//!   "format": "congruity-model/1",
-//!   "residual_labels": ["indices:0", "tokens:a", "one", ...],   // optional; d_model entries
-//!   "input":  {"bos": "BOS", "tokens": ["BOS", "a", "b", "c"]},  // index = token id; bos may be null
-//!   "output": {"encoding": "categorical", "decoding": ["a", "b", "c"]},  // index = output row
-//!          // or {"encoding": "numerical"}                       // d_vocab_out = 1
-//!   "provenance": {"spec": "...", "program": "...", "seed": 0, "family": "..."}  // free-form
-//! }
-//! ```
-//!
-//! Encoding prepends `bos` (when not null) to the input symbols. Decoding takes, at every
-//! position after the BOS position, the argmax output row (categorical: `decoding[row]`) or the
-//! single output value (numerical).
+//! Reading `congruity.json` (its form is defined in [`crate::artifact::sidecar`]): checks against
+//! the model it describes, encoding of input symbols, decoding of logits into answers.
 
 use std::path::Path;
 
 use candle_core::Tensor;
-use serde::{Deserialize, Serialize};
+use num_rational::Rational64;
 use serde_json::Value;
 
 use super::config::ModelConfig;
 use super::error::{ComputeContext, ModelError};
-
-/// The value of the `format` field this version writes and reads.
-pub const SIDECAR_FORMAT: &str = "congruity-model/1";
-/// The sidecar's file name inside a model directory.
-pub const SIDECAR_FILE: &str = "congruity.json";
-
-/// How symbols become token ids.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputSpec {
-    /// Symbol prepended to every input, if any.
-    pub bos: Option<String>,
-    /// Symbol of each token id (index = id); its length is `d_vocab`.
-    pub tokens: Vec<String>,
-}
-
-/// How the logits become an answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "encoding", rename_all = "lowercase", deny_unknown_fields)]
-pub enum OutputSpec {
-    /// Argmax over output rows; `decoding[row]` is the value (a JSON string or number).
-    Categorical { decoding: Vec<Value> },
-    /// The single output row is the value. When the writer knows the exact values the output can
-    /// take (a compiled model does), the decoder reports the nearest of them, so float noise in
-    /// the residual stream never reaches the answer.
-    Numerical {
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        values: Vec<f64>,
-    },
-}
-
-/// The contents of `congruity.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sidecar {
-    pub format: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub residual_labels: Vec<String>,
-    pub input: InputSpec,
-    pub output: OutputSpec,
-    #[serde(default)]
-    pub provenance: Value,
-}
+pub use crate::artifact::sidecar::{
+    ExactNumber, InputSpec, OutputSpec, SIDECAR_FILE, SIDECAR_FORMAT, Sidecar,
+};
 
 /// One decoded output value.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +20,8 @@ pub enum OutputValue {
     Symbol(Value),
     /// A numerical output.
     Number(f64),
+    /// A numerical output snapped to one of the exact values the sidecar lists.
+    Exact(Rational64),
 }
 
 impl OutputValue {
@@ -90,6 +32,8 @@ impl OutputValue {
             OutputValue::Number(x) => {
                 serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number)
             }
+            OutputValue::Exact(r) => serde_json::Number::from_f64(ExactNumber(*r).to_f64())
+                .map_or(Value::Null, Value::Number),
         }
     }
 
@@ -98,6 +42,7 @@ impl OutputValue {
     pub fn matches(&self, other: &OutputValue, tolerance: f64) -> bool {
         let as_num = |v: &OutputValue| match v {
             OutputValue::Number(x) => Some(*x),
+            OutputValue::Exact(r) => Some(ExactNumber(*r).to_f64()),
             OutputValue::Symbol(v) => v.as_f64(),
         };
         match (self, other) {
@@ -122,27 +67,26 @@ impl std::fmt::Display for OutputValue {
             OutputValue::Symbol(Value::String(s)) => f.write_str(s),
             OutputValue::Symbol(v) => write!(f, "{v}"),
             OutputValue::Number(x) => write!(f, "{x}"),
+            // As the float, so printed answers read the same whether or not exact values are known.
+            OutputValue::Exact(r) => write!(f, "{}", ExactNumber(*r).to_f64()),
         }
     }
 }
 
 impl Sidecar {
-    /// Reads and checks `congruity.json`.
+    /// Reads and checks `congruity.json` (either format version; an older one is upgraded in
+    /// memory, so whatever is written back is the current format).
     pub fn read(path: &Path) -> Result<Self, ModelError> {
         let text = crate::files::read_text(path, crate::files::MAX_JSON_BYTES, "a sidecar")?;
-        let s: Sidecar = serde_json::from_str(&text).map_err(|e| ModelError::Sidecar {
+        let mut s: Sidecar = serde_json::from_str(&text).map_err(|e| ModelError::Sidecar {
             path: path.to_path_buf(),
             reason: format!("not a valid congruity sidecar: {e}"),
         })?;
-        if s.format != SIDECAR_FORMAT {
-            return Err(ModelError::Sidecar {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "field `format` is \"{}\", expected \"{SIDECAR_FORMAT}\"",
-                    s.format
-                ),
-            });
-        }
+        s.check_format().map_err(|reason| ModelError::Sidecar {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        s.format = SIDECAR_FORMAT.into();
         Ok(s)
     }
 
@@ -261,17 +205,21 @@ impl Sidecar {
                     .map(OutputValue::Symbol)
                     .ok_or_else(|| ModelError::Decode(format!("output row {i} has no decoding")))
             }
-            OutputSpec::Numerical { values } => {
+            OutputSpec::Numerical { values, exact } => {
                 let x = *logits
                     .first()
                     .ok_or_else(|| ModelError::Decode("a position has no logits".into()))?;
                 let wide = f64::from(x);
-                let snapped = values
+                let nearest = values
                     .iter()
-                    .copied()
-                    .min_by(|a, b| (a - wide).abs().total_cmp(&(b - wide).abs()))
-                    .unwrap_or_else(|| f32_to_f64_shortest(x));
-                Ok(OutputValue::Number(snapped))
+                    .enumerate()
+                    .min_by(|(_, a), (_, b)| (*a - wide).abs().total_cmp(&(*b - wide).abs()))
+                    .map(|(i, v)| (i, *v));
+                Ok(match nearest {
+                    Some((i, _)) if !exact.is_empty() => OutputValue::Exact(exact[i].0),
+                    Some((_, v)) => OutputValue::Number(v),
+                    None => OutputValue::Number(f32_to_f64_shortest(x)),
+                })
             }
         }
     }
@@ -291,20 +239,20 @@ mod tests {
 
     fn sidecar(output: OutputSpec) -> Sidecar {
         Sidecar {
-            format: SIDECAR_FORMAT.into(),
-            residual_labels: vec![],
-            input: InputSpec {
-                bos: Some("BOS".into()),
-                tokens: vec!["BOS".into(), "a".into(), "b".into()],
-            },
-            output,
             provenance: json!({"family": "test"}),
+            ..Sidecar::new(
+                InputSpec {
+                    bos: Some("BOS".into()),
+                    tokens: vec!["BOS".into(), "a".into(), "b".into()],
+                },
+                output,
+            )
         }
     }
 
     #[test]
     fn encodes_with_bos_and_names_unknown_tokens() {
-        let s = sidecar(OutputSpec::Numerical { values: vec![] });
+        let s = sidecar(OutputSpec::numerical());
         assert_eq!(s.encode(&["b", "a"]).unwrap(), vec![0, 2, 1]);
         let msg = s.encode(&["c"]).unwrap_err().to_string();
         assert!(msg.contains("`c`") && msg.contains("{BOS, a, b}"), "{msg}");
@@ -325,19 +273,18 @@ mod tests {
             ]]
         );
         let logits = Tensor::new(&[[[9f32], [1.0 / 3.0], [0.5]]], &Device::Cpu).unwrap();
-        let out = sidecar(OutputSpec::Numerical { values: vec![] })
-            .decode(&logits)
-            .unwrap();
+        let out = sidecar(OutputSpec::numerical()).decode(&logits).unwrap();
         assert_eq!(out[0][0].to_string(), "0.33333334");
         assert_eq!(out[0][1].to_json(), json!(0.5));
 
         // With the exact value set known, float noise snaps to the nearest exact value.
-        let exact = OutputSpec::Numerical {
-            values: vec![0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0],
-        };
+        let exact = OutputSpec::numerical_exact((0..4).map(|i| Rational64::new(i, 3)));
         let logits = Tensor::new(&[[[9f32], [0.6666667], [0.02]]], &Device::Cpu).unwrap();
         let out = sidecar(exact).decode(&logits).unwrap();
+        assert_eq!(out[0][0], OutputValue::Exact(Rational64::new(2, 3)));
         assert_eq!(out[0][0].to_json(), json!(2.0 / 3.0));
+        assert_eq!(out[0][0].to_string(), "0.6666666666666666");
+        assert_eq!(out[0][1], OutputValue::Exact(Rational64::from_integer(0)));
         assert_eq!(out[0][1].to_json(), json!(0.0));
     }
 
@@ -360,7 +307,7 @@ mod tests {
             "output": {"encoding": "numerical"}
         }))
         .unwrap();
-        assert_eq!(num.output, OutputSpec::Numerical { values: vec![] });
+        assert_eq!(num.output, OutputSpec::numerical());
         assert_eq!(num.encode(&["1"]).unwrap(), vec![1]);
     }
 
@@ -372,7 +319,7 @@ mod tests {
             decoding: vec![json!("a"), json!("b"), json!("c")],
         });
         ok.validate(&cfg, p).unwrap();
-        let msg = sidecar(OutputSpec::Numerical { values: vec![] })
+        let msg = sidecar(OutputSpec::numerical())
             .validate(&cfg, p)
             .unwrap_err()
             .to_string();

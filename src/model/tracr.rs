@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::config::{AttentionDir, ModelConfig, Normalization};
 use super::error::ModelError;
 use super::io::{HostTensor, NamedTensors, read_json};
-use super::sidecar::{InputSpec, OutputSpec, SIDECAR_FORMAT, Sidecar};
+use super::sidecar::{InputSpec, OutputSpec, Sidecar};
 use super::transformer::Transformer;
 use super::weights::Weights;
 
@@ -223,7 +223,7 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
             }
             OutputSpec::Categorical { decoding }
         }
-        Some("numerical") => OutputSpec::Numerical { values: vec![] },
+        Some("numerical") => OutputSpec::numerical(),
         other => {
             return Err(ModelError::UnsupportedConfig {
                 path: meta_path.clone(),
@@ -256,11 +256,9 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
         }
     }
     let sidecar = Sidecar {
-        format: SIDECAR_FORMAT.into(),
         residual_labels,
-        input: InputSpec { bos, tokens },
-        output,
         provenance: Value::Object(provenance),
+        ..Sidecar::new(InputSpec { bos, tokens }, output)
     };
     sidecar.validate(transformer.config(), &meta_path)?;
     Ok((transformer, sidecar))

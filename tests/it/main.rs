@@ -3,11 +3,11 @@
 
 mod support;
 
-mod lang;
 mod compile;
+mod equivalence;
+mod lang;
 mod runtime;
 mod similarity;
-mod equivalence;
 mod smt;
 
 mod docs_figures;

@@ -213,6 +213,7 @@ fn read_files(dir: &Path, files: &[PathBuf]) -> Result<Checkpoint, ModelError> {
     for (i, f) in files.iter().enumerate() {
         // SAFETY: the mapping is read-only; a file changed by another process while it is
         // mapped could change what is read, as with any reader of a file being rewritten.
+        #[allow(unsafe_code)]
         let st = unsafe { MmapedSafetensors::new(f) }.map_err(|e| ModelError::Safetensors {
             path: f.clone(),
             reason: e.to_string(),

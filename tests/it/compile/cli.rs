@@ -35,7 +35,7 @@ fn compile_then_run() {
     let r = run_input(&out, "a b c c", &[]);
     assert_eq!(r.trim(), "c c b a");
     let sidecar = read_json(&out.join("congruity.json"));
-    assert_eq!(sidecar["format"], "congruity-model/1");
+    assert_eq!(sidecar["format"], "congruity-model/2");
     assert_eq!(
         sidecar["input"]["tokens"],
         serde_json::json!(["BOS", "a", "b", "c"])
@@ -115,6 +115,21 @@ fn numerical_outputs_run() {
         .collect();
     for (g, w) in got.iter().zip([1.0, 0.5, 2.0 / 3.0, 0.5]) {
         assert!((g - w).abs() < 1e-5, "{got:?}");
+    }
+    // The sidecar keeps every value the output can take exactly, beside its float.
+    let sidecar = read_json(&out.join("congruity.json"));
+    let exact = sidecar["output"]["exact"].as_array().unwrap();
+    let floats = sidecar["output"]["values"].as_array().unwrap();
+    assert_eq!(exact.len(), floats.len());
+    assert!(exact.contains(&serde_json::json!("2/3")), "{exact:?}");
+    for (e, f) in exact.iter().zip(floats) {
+        let e = e.as_str().unwrap();
+        let (p, q) = e.split_once('/').unwrap_or((e, "1"));
+        let x = p.parse::<f64>().unwrap() / q.parse::<f64>().unwrap();
+        assert!(
+            (x - f.as_f64().unwrap()).abs() <= 1e-15 * x.abs().max(1.0),
+            "{e}"
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use congruity::compile::sample::Family;
-use congruity::equivalence::chain::{ChainPatch, Codec, StageModel, run_chain, to_transformer};
+use congruity::equivalence::chain::{ChainPatch, StageModel, run_chain, to_transformer};
 use congruity::equivalence::compare::{CompareSettings, compare};
 use congruity::equivalence::extract::RepresentationSpec;
 use congruity::equivalence::inputs::InputSet;
@@ -46,7 +46,7 @@ fn patching_the_circuit_heads_moves_the_output_to_the_corrupted_input() {
         let stage = StageModel {
             program: "tracr_reverse".into(),
             transformer: to_transformer(&chain[0].weights, "m").unwrap(),
-            codec: Codec::Compiled(c.io.clone()),
+            sidecar: c.sidecar(),
             adapter: None,
             vocab: Some(c.io.vocab.clone()),
         };

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use congruity::compile::sample::Family;
-use congruity::equivalence::chain::{
-    Codec, StageModel, reference_outputs, run_chain, to_transformer,
-};
+use congruity::equivalence::chain::{StageModel, reference_outputs, run_chain, to_transformer};
 use congruity::equivalence::extract::RepresentationSpec;
 use congruity::equivalence::inputs::InputSet;
 use congruity::equivalence::sampled::{Compiler, SampledSource};
@@ -63,7 +61,7 @@ fn a_chain_is_its_own_stages_on_the_same_inputs() {
             .map(|(st, s)| StageModel {
                 program: st.program.clone(),
                 transformer: to_transformer(&s.weights, "m").unwrap(),
-                codec: Codec::Compiled(st.compiled.io.clone()),
+                sidecar: st.compiled.sidecar(),
                 adapter: st.adapter.clone(),
                 vocab: Some(st.compiled.io.vocab.clone()),
             })

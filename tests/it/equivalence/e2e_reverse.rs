@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use congruity::compile::{CompileOptions, compile_checked};
 use congruity::equivalence::Verdict;
-use congruity::equivalence::chain::{Codec, StageModel, reference_outputs, run_chain};
+use congruity::equivalence::chain::{StageModel, reference_outputs, run_chain};
 use congruity::equivalence::compare::{CompareReport, CompareSettings, compare};
 use congruity::equivalence::extract::RepresentationSpec;
 use congruity::equivalence::inputs::InputSet;
@@ -108,7 +108,7 @@ fn reverse_by_length_and_by_sorting_are_not_separated_but_a_wrong_reverse_is() {
         let stage = StageModel {
             program: program.into(),
             transformer: loaded.transformer,
-            codec: Codec::Sidecar(loaded.sidecar.unwrap()),
+            sidecar: loaded.sidecar.unwrap(),
             adapter: None,
             vocab: None,
         };

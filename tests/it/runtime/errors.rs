@@ -348,7 +348,25 @@ fn bad_sidecar() {
     write(
         json!({"format": "congruity-model/9", "input": {"bos": null, "tokens": []}, "output": {"encoding": "numerical"}}),
     );
-    assert!(load_err(tmp.path()).contains("congruity-model/1"));
+    let msg = load_err(tmp.path());
+    assert!(
+        msg.contains("congruity-model/2") && msg.contains("congruity-model/1"),
+        "{msg}"
+    );
+    // The previous format loads, but not numerical values whose exact forms it never wrote.
+    write(
+        json!({"format": "congruity-model/1", "input": {"bos": null, "tokens": []}, "output": {"encoding": "numerical", "values": [0.5]}}),
+    );
+    let msg = load_err(tmp.path());
+    assert!(
+        msg.contains("regenerate") && msg.contains("congruity compile"),
+        "{msg}"
+    );
+    write(
+        json!({"format": "congruity-model/2", "input": {"bos": null, "tokens": []}, "output": {"encoding": "numerical", "values": [0.5], "exact": ["1/3"]}}),
+    );
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("`1/3` is not the value beside it"), "{msg}");
     let tokens: Vec<String> = (0..23).map(|i| format!("t{i}")).collect();
     write(
         json!({"format": "congruity-model/1", "input": {"bos": null, "tokens": tokens}, "output": {"encoding": "numerical"}}),
@@ -366,4 +384,9 @@ fn bad_sidecar() {
     let model = load(tmp.path(), &Device::Cpu).unwrap();
     let out = model.run_symbols(&[vec!["t5", "t6"]]).unwrap();
     assert_eq!(out[0].len(), 2, "BOS position dropped");
+    // Read in the previous format, held in the current one.
+    assert_eq!(
+        model.sidecar.as_ref().unwrap().format,
+        congruity::artifact::SIDECAR_FORMAT
+    );
 }

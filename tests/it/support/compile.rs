@@ -237,38 +237,3 @@ pub fn equal_up_to_permutation(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32) -> bool
     }
     true
 }
-
-/// Runs the stage models of one pipeline chain through the runtime.
-pub struct ChainRunner {
-    pub models: Vec<RuntimeModel>,
-    pub ios: Vec<IoSpec>,
-    pub with_representations: bool,
-}
-
-impl congruity::compile::pipeline::StageRunner for ChainRunner {
-    type Error = String;
-    fn run_stage(
-        &mut self,
-        stage: usize,
-        input: &[Value],
-    ) -> Result<congruity::compile::pipeline::StageRun, String> {
-        let io = &self.ios[stage];
-        let x = vec![input.to_vec()];
-        let outputs = self.models[stage]
-            .outputs(io, &x)
-            .pop()
-            .ok_or("no output")?;
-        let representation = if self.with_representations {
-            self.models[stage]
-                .representations(io, &x)
-                .pop()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        Ok(congruity::compile::pipeline::StageRun {
-            outputs,
-            representation,
-        })
-    }
-}
