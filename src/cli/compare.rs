@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::compile::sample::Family;
-use crate::equivalence::compare::{CompareReport, CompareSettings, compare};
+use crate::equivalence::compare::{
+    CompareError, CompareReport, CompareSettings, SettingsError, compare,
+};
 use crate::equivalence::extract::{BosPolicy, Layers, RepresentationSpec};
 use crate::equivalence::plot::{selectivity_svg, transfer_svg};
 use crate::equivalence::representation::{Normalisation, Pooling};
@@ -122,6 +124,42 @@ pub(super) fn print_outcome(outcome: Result<String, miette::Report>) -> ExitCode
             ExitCode::FAILURE
         }
     }
+}
+
+/// A comparison error, settings said in the words of this command's flags.
+fn in_flag_words(e: CompareError) -> miette::Report {
+    let CompareError::Settings(e) = e else {
+        return miette::Report::new(e);
+    };
+    let msg = match e {
+        SettingsError::NoSamples => "--samples must be at least 1".to_string(),
+        SettingsError::TooFewSamples { samples } => format!(
+            "--samples {samples} is too few: the selectivity matrix draws three distinct implementations of one interpretation (a, b and c on its diagonal); use at least 3"
+        ),
+        SettingsError::DuplicateTarget { name } => {
+            format!("`{name}` is listed twice in --interpretations")
+        }
+        SettingsError::UnknownCircuit { name, known } => format!(
+            "--circuit `{name}` is not a circuit of the spec (circuits: {})",
+            known.join(", ")
+        ),
+        SettingsError::CircuitNotCompared { circuit, program } => format!(
+            "circuit `{circuit}` is about `{program}`, which no compared interpretation or pipeline runs; add it to --interpretations"
+        ),
+        SettingsError::UnknownTask { name, known } => format!(
+            "--task `{name}` is not a task of the spec (tasks: {})",
+            known.join(", ")
+        ),
+        SettingsError::TaskNeeded { known } => format!(
+            "with only --models, say which task's domain the inputs come from with --task (tasks: {})",
+            known.join(", ")
+        ),
+        SettingsError::NoTask => "the spec has no task".to_string(),
+        SettingsError::NothingToCompare => {
+            "nothing to compare: give --interpretations or --models".to_string()
+        }
+    };
+    miette::miette!(code = "congruity::compare::settings", "{msg}")
 }
 
 fn bad(field: &str, reason: String) -> miette::Report {
@@ -294,7 +332,7 @@ fn check_outputs(args: &Args) -> Result<(), miette::Report> {
 fn execute(args: &Args) -> Result<String, miette::Report> {
     let s = settings(args)?;
     check_outputs(args)?;
-    let report = compare(&args.file, &s).map_err(miette::Report::new)?;
+    let report = compare(&args.file, &s).map_err(in_flag_words)?;
     if let Some(path) = &args.svg {
         let sel = report.selectivity.as_ref().ok_or_else(|| {
             bad(

@@ -1,0 +1,213 @@
+//! What a comparison is about, settled before any expensive work: the spec and its hashes, the
+//! targets (compiled), the circuit of the intervention test, the task, the seeds and the common
+//! inputs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::{
+    CompareError, CompareSettings, InputsReport, Notes, Seeds, SettingsError, SettingsReport,
+    SpecFile,
+};
+use crate::equivalence::inputs::InputSet;
+use crate::equivalence::sampled::{Compiler, Target};
+use crate::equivalence::source::derive_seed;
+use crate::lang::ir::{Circuit, Spec, Task, Value};
+
+/// The circuit of the intervention test and the targets that run its interpretation.
+pub(super) struct CircuitPlan {
+    pub name: String,
+    pub circuit: Circuit,
+    /// Indices into [`Plan::targets`].
+    pub owners: Vec<usize>,
+}
+
+pub(super) struct Plan {
+    pub spec: Spec,
+    pub files: Vec<SpecFile>,
+    /// The interpretations and pipelines sampled, by name.
+    pub names: Vec<String>,
+    pub targets: Vec<Arc<Target>>,
+    pub circuit: Option<CircuitPlan>,
+    pub task: Arc<Task>,
+    pub seeds: Seeds,
+    pub inputs: Arc<InputSet>,
+}
+
+impl Plan {
+    pub fn new(spec_path: &Path, s: &CompareSettings, notes: &Notes) -> Result<Plan, CompareError> {
+        if s.samples == 0 {
+            return Err(SettingsError::NoSamples.into());
+        }
+        let loaded = crate::lang::load_all(spec_path).map_err(|source| CompareError::Spec {
+            path: spec_path.to_path_buf(),
+            source,
+        })?;
+        let spec = loaded.spec;
+        let files: Vec<SpecFile> = loaded
+            .files
+            .iter()
+            .map(|f| SpecFile {
+                path: f.source.name.to_string(),
+                sha256: Sha256::digest(f.source.text.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+            })
+            .collect();
+
+        let names = target_names(&spec, s)?;
+        notes.say(&format!("compiling {} target(s)", names.len()));
+        if !names.is_empty() && s.samples < 3 {
+            return Err(SettingsError::TooFewSamples { samples: s.samples }.into());
+        }
+        let mut compiler = Compiler::new(s.seed);
+        let targets: Vec<Arc<Target>> = names
+            .iter()
+            .map(|n| compiler.target(&spec, n).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let circuit = circuit_plan(&spec, &targets, s.circuit.as_deref())?;
+        let task = input_task(&spec, &targets, s.task.as_deref())?;
+        let seeds = Seeds {
+            master: s.seed,
+            inputs: derive_seed(s.seed, &[1]),
+            selectivity: derive_seed(s.seed, &[3]),
+            transfer: derive_seed(s.seed, &[5]),
+            corrupted: derive_seed(s.seed, &[6]),
+            patched_heads: derive_seed(s.seed, &[7]),
+        };
+        // The inputs: from the chosen task, accepted by every target.
+        let accept = |input: &[Value]| -> Result<(), String> {
+            for t in &targets {
+                t.reference(&spec, input)?;
+            }
+            Ok(())
+        };
+        let inputs = Arc::new(InputSet::sample(&task, s.inputs, seeds.inputs, accept)?);
+        notes.say(&format!(
+            "{} inputs from task `{}` ({})",
+            inputs.len(),
+            task.name,
+            inputs.id
+        ));
+        Ok(Plan {
+            spec,
+            files,
+            names,
+            targets,
+            circuit,
+            task,
+            seeds,
+            inputs,
+        })
+    }
+
+    /// The common inputs, as reported.
+    pub fn inputs_report(&self) -> InputsReport {
+        InputsReport {
+            id: self.inputs.id.to_string(),
+            task: self.task.name.clone(),
+            count: self.inputs.len(),
+            lengths: self.inputs.length_histogram(),
+        }
+    }
+}
+
+/// The settings, as reported.
+pub(super) fn settings_report(s: &CompareSettings) -> SettingsReport {
+    SettingsReport {
+        samples: s.samples,
+        measure: s.measure.to_string(),
+        inputs: s.inputs,
+        bootstraps: s.bootstraps,
+        draws: s.draws,
+        families: s.families.iter().map(|f| f.name().to_string()).collect(),
+        representation: s.representation.describe(),
+        confidence: s.confidence,
+        interval: s.interval,
+    }
+}
+
+/// The interpretations and pipelines to sample: as given; else every pipeline of the spec, or
+/// every interpretation when it has none; none when only models are compared.
+fn target_names(spec: &Spec, s: &CompareSettings) -> Result<Vec<String>, SettingsError> {
+    let names: Vec<String> = if !s.interpretations.is_empty() {
+        s.interpretations.clone()
+    } else if s.models.is_empty() {
+        super::default_targets(spec)
+    } else {
+        Vec::new()
+    };
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(SettingsError::DuplicateTarget { name: n.clone() });
+        }
+    }
+    Ok(names)
+}
+
+fn circuit_plan(
+    spec: &Spec,
+    targets: &[Arc<Target>],
+    name: Option<&str>,
+) -> Result<Option<CircuitPlan>, SettingsError> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let circuit = spec
+        .circuits
+        .get(name)
+        .ok_or_else(|| SettingsError::UnknownCircuit {
+            name: name.to_string(),
+            known: spec.circuits.keys().cloned().collect(),
+        })?;
+    let owners: Vec<usize> = targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.stages.iter().any(|st| st.program == circuit.program))
+        .map(|(i, _)| i)
+        .collect();
+    if owners.is_empty() {
+        return Err(SettingsError::CircuitNotCompared {
+            circuit: name.to_string(),
+            program: circuit.program.clone(),
+        });
+    }
+    Ok(Some(CircuitPlan {
+        name: name.to_string(),
+        circuit: circuit.clone(),
+        owners,
+    }))
+}
+
+/// The task whose domain the inputs come from: as given, else the first target's, else the
+/// spec's only task.
+fn input_task(
+    spec: &Spec,
+    targets: &[Arc<Target>],
+    name: Option<&str>,
+) -> Result<Arc<Task>, SettingsError> {
+    let known = || spec.tasks.keys().cloned().collect::<Vec<_>>();
+    match name {
+        Some(t) => spec
+            .tasks
+            .get(t)
+            .cloned()
+            .ok_or_else(|| SettingsError::UnknownTask {
+                name: t.to_string(),
+                known: known(),
+            }),
+        None => match targets.first() {
+            Some(t) => Ok(t.task.clone()),
+            None if spec.tasks.len() == 1 => spec
+                .tasks
+                .values()
+                .next()
+                .cloned()
+                .ok_or(SettingsError::NoTask),
+            None => Err(SettingsError::TaskNeeded { known: known() }),
+        },
+    }
+}
