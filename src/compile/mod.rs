@@ -187,32 +187,6 @@ impl Compiled {
         Shape::of(&self.weights)
     }
 
-    /// `compile.json`: where every variable lives (residual directions, the hooks that compute
-    /// it) and how each block was built.
-    pub fn report_json(&self) -> serde_json::Value {
-        report::report_json(self)
-    }
-
-    /// The sidecar its model directory holds (the same one, in memory).
-    pub fn sidecar(&self) -> crate::artifact::Sidecar {
-        write::sidecar(&self.residual_labels, &self.io, &self.provenance)
-    }
-
-    /// Writes the model directory (atomically).
-    pub fn write(&self, dir: &std::path::Path) -> Result<(), CompileError> {
-        write::write_model_dir(
-            &write::ModelFiles {
-                weights: &self.weights,
-                residual_labels: &self.residual_labels,
-                io: &self.io,
-                provenance: &self.provenance,
-                report: self.report_json(),
-                basis: Vec::new(),
-            },
-            dir,
-        )
-    }
-
     /// Runs the reference forward pass in precision `T` and decodes positions `1..=n`.
     pub fn run<T: Float>(&self, input: &[Value]) -> Option<Vec<Value>> {
         let ids = self.io.encode(input)?;

@@ -42,6 +42,14 @@ fn hooks_of(c: &Compiled, placement: &[OpPlacement], node: NodeId) -> Vec<Json> 
     out
 }
 
+impl Compiled {
+    /// `compile.json`: where every variable lives (residual directions, the hooks that compute
+    /// it) and how each block was built.
+    pub fn report_json(&self) -> Json {
+        report_json(self)
+    }
+}
+
 pub fn report_json(c: &Compiled) -> Json {
     report_with(c, &c.placement, &c.shape())
 }

@@ -12,7 +12,7 @@ use serde_json::{Value as Json, json};
 
 use super::error::CompileError;
 use super::weights::{Mat, Weights};
-use super::{IoSpec, OutputSpec, Provenance};
+use super::{Compiled, IoSpec, OutputSpec, Provenance};
 use crate::artifact::tl::{self, BlockParam};
 use crate::artifact::{self, F32Tensor, InputSpec, Sidecar, safetensors_bytes, value};
 
@@ -183,4 +183,26 @@ pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileErro
         }
         Ok(())
     })
+}
+
+impl Compiled {
+    /// The sidecar its model directory holds (the same one, in memory).
+    pub fn sidecar(&self) -> Sidecar {
+        sidecar(&self.residual_labels, &self.io, &self.provenance)
+    }
+
+    /// Writes the model directory (atomically).
+    pub fn write(&self, dir: &Path) -> Result<(), CompileError> {
+        write_model_dir(
+            &ModelFiles {
+                weights: &self.weights,
+                residual_labels: &self.residual_labels,
+                io: &self.io,
+                provenance: &self.provenance,
+                report: self.report_json(),
+                basis: Vec::new(),
+            },
+            dir,
+        )
+    }
 }

@@ -4,204 +4,15 @@
 use std::time::{Duration, Instant};
 
 use z3::ast::Bool;
-use z3::{Params, SatResult, Solver};
+use z3::{SatResult, Solver};
 
-use crate::lang::ir::{Adapter, NodeId, Pipeline, Program, ProofGoal, Spec, Task, Value};
+use crate::lang::ir::{Program, ProofGoal, Value};
 
 use super::SmtError;
 use super::encode::{Conditional, Run, restriction_holds, run_stages, token_vars};
-use super::value::{SymTable, and, not, or, tt};
-
-/// What a goal is about: a program, or the stages of a pipeline.
-#[derive(Clone, Debug)]
-pub(crate) struct Subject<'a> {
-    pub name: String,
-    pub stages: Vec<(&'a Program, Option<&'a Adapter>)>,
-    /// The pipeline, when the subject is one (the evaluator replays it as a whole).
-    pub pipeline: Option<&'a Pipeline>,
-}
-
-impl<'a> Subject<'a> {
-    pub(crate) fn resolve(spec: &'a Spec, name: &str) -> Result<Subject<'a>, SmtError> {
-        if let Some(p) = spec.programs.get(name) {
-            return Ok(Subject {
-                name: name.to_string(),
-                stages: vec![(p, None)],
-                pipeline: None,
-            });
-        }
-        if let Some(pl) = spec.pipelines.get(name) {
-            let mut stages = Vec::with_capacity(pl.stages.len());
-            for st in &pl.stages {
-                let p = spec.programs.get(&st.program).ok_or_else(|| {
-                    SmtError::Spec(format!(
-                        "pipeline `{name}` names `{}`, which is no interpretation",
-                        st.program
-                    ))
-                })?;
-                stages.push((p, st.adapter.as_ref()));
-            }
-            if stages.is_empty() {
-                return Err(SmtError::Spec(format!("pipeline `{name}` has no stages")));
-            }
-            return Ok(Subject {
-                name: name.to_string(),
-                stages,
-                pipeline: Some(pl),
-            });
-        }
-        Err(SmtError::Spec(format!(
-            "`{name}` is neither an interpretation nor a pipeline"
-        )))
-    }
-
-    pub(crate) fn task(&self) -> &'a Task {
-        &self.stages[0].0.task
-    }
-
-    /// The program itself, where the goal needs named variables.
-    pub(crate) fn program(&self) -> Result<&'a Program, SmtError> {
-        match self.stages.as_slice() {
-            [(p, _)] => Ok(p),
-            _ => Err(SmtError::Unsupported(format!(
-                "`{}` is a pipeline; variables can only be named in an interpretation",
-                self.name
-            ))),
-        }
-    }
-}
-
-/// A goal resolved against a spec: subjects, the common domain, and the symbols involved.
-#[derive(Clone, Debug)]
-pub(crate) struct Resolved<'a> {
-    pub spec: &'a Spec,
-    pub goal: ProofGoal,
-    pub subjects: Vec<Subject<'a>>,
-    /// The tasks whose domains the inputs must all lie in (those of the subjects' first stages).
-    pub tasks: Vec<&'a Task>,
-    /// Tokens common to every task's vocabulary, sorted.
-    pub vocab: Vec<Value>,
-    pub max_len: usize,
-    /// Variable pairs compared by `aligned` (node in subject 0, node in subject 1) and their
-    /// names; for `sufficient`, the circuit's nodes (in subject 0) twice.
-    pub pairs: Vec<(NodeId, NodeId, String)>,
-    pub syms: SymTable,
-    /// With `WellFormed`: look only for what tracr gets silently wrong, a categorical aggregate
-    /// selecting two positions that hold different values (see `crate::smt::prove_no_garbling`).
-    pub garbling: bool,
-}
-
-impl<'a> Resolved<'a> {
-    pub(crate) fn new(spec: &'a Spec, goal: &ProofGoal) -> Result<Resolved<'a>, SmtError> {
-        let mut pairs = Vec::new();
-        let subjects = match goal {
-            ProofGoal::Implements { program, reference } => {
-                vec![
-                    Subject::resolve(spec, program)?,
-                    Subject::resolve(spec, reference)?,
-                ]
-            }
-            ProofGoal::Equivalent { a, b } => {
-                vec![Subject::resolve(spec, a)?, Subject::resolve(spec, b)?]
-            }
-            ProofGoal::Aligned { a, b, pairs: names } => {
-                let (sa, sb) = (Subject::resolve(spec, a)?, Subject::resolve(spec, b)?);
-                let (pa, pb) = (sa.program()?, sb.program()?);
-                for (x, y) in names {
-                    let nx = variable(pa, x)?;
-                    let ny = variable(pb, y)?;
-                    pairs.push((nx, ny, format!("{x} = {y}")));
-                }
-                vec![sa, sb]
-            }
-            ProofGoal::Sufficient { circuit } => {
-                let c = spec
-                    .circuits
-                    .get(circuit)
-                    .ok_or_else(|| SmtError::Spec(format!("no circuit `{circuit}`")))?;
-                let s = Subject::resolve(spec, &c.program)?;
-                let p = s.program()?;
-                for site in &c.sites {
-                    if site.node.0 >= p.graph.nodes.len() {
-                        return Err(SmtError::Spec(format!(
-                            "circuit `{circuit}`: variable `{}` is not in `{}`",
-                            site.variable, p.name
-                        )));
-                    }
-                    pairs.push((site.node, site.node, site.variable.clone()));
-                }
-                vec![s]
-            }
-            ProofGoal::WellFormed { program } => vec![Subject::resolve(spec, program)?],
-        };
-        let mut tasks: Vec<&Task> = Vec::new();
-        for s in &subjects {
-            let t = s.task();
-            if !tasks.iter().any(|u| std::ptr::eq(*u, t) || **u == *t) {
-                tasks.push(t);
-            }
-        }
-        let vocab: Vec<Value> = tasks[0]
-            .vocab
-            .iter()
-            .filter(|v| tasks.iter().all(|t| t.vocab.contains(v)))
-            .cloned()
-            .collect();
-        let max_len = tasks.iter().map(|t| t.max_len).min().unwrap_or(0);
-        let mut symbols = Vec::new();
-        for t in &tasks {
-            collect_task_symbols(t, &mut symbols);
-        }
-        for s in &subjects {
-            for (p, a) in &s.stages {
-                collect_task_symbols(&p.task, &mut symbols);
-                super::symbols::graph(&p.graph, &mut symbols);
-                if let Some(a) = a {
-                    super::symbols::adapter(a, &mut symbols);
-                }
-            }
-        }
-        Ok(Resolved {
-            spec,
-            goal: goal.clone(),
-            subjects,
-            tasks,
-            vocab,
-            max_len,
-            pairs,
-            syms: SymTable::new(symbols),
-            garbling: false,
-        })
-    }
-
-    /// How many input sequences a counterexample has.
-    pub(crate) fn copies(&self) -> usize {
-        if matches!(self.goal, ProofGoal::Sufficient { .. }) {
-            2
-        } else {
-            1
-        }
-    }
-}
-
-/// A named variable of a program (`output` is the output).
-pub(crate) fn variable(p: &Program, name: &str) -> Result<NodeId, SmtError> {
-    if name == "output" {
-        return Ok(p.output);
-    }
-    p.graph
-        .by_name(name)
-        .ok_or_else(|| SmtError::Spec(format!("`{}` has no variable `{name}`", p.name)))
-}
-
-fn collect_task_symbols(t: &Task, out: &mut Vec<std::sync::Arc<str>>) {
-    for v in &t.vocab {
-        super::symbols::value(v, out);
-    }
-    if let Some((g, _)) = &t.restriction {
-        super::symbols::graph(g, out);
-    }
-}
+pub(crate) use super::resolve::{Resolved, Subject};
+use super::solver::{proven_lemmas, with_deadline};
+use super::value::{and, not, or, tt};
 
 /// The query for one length: satisfiable exactly when a counterexample of that length exists.
 pub(crate) struct Query {
@@ -393,71 +204,6 @@ pub(crate) enum Raw {
     Unknown(String),
 }
 
-/// The lemmas whose premises z3 proves valid (each premise at most once; a premise it cannot
-/// prove quickly just leaves its lemmas out).
-pub(crate) fn proven_lemmas(facts: &[Conditional]) -> Vec<Bool> {
-    let mut out = Vec::new();
-    let mut proved: Vec<(Bool, bool)> = Vec::new();
-    for f in facts {
-        if f.premise.as_bool() == Some(true) {
-            out.extend(f.lemmas.iter().cloned());
-            continue;
-        }
-        let known = proved
-            .iter()
-            .find(|(p, _)| p == &f.premise)
-            .map(|(_, ok)| *ok);
-        let ok = known.unwrap_or_else(|| {
-            let s = limited_solver(LEMMA_RLIMIT);
-            s.assert(not(&f.premise));
-            let ok = s.check() == SatResult::Unsat;
-            proved.push((f.premise.clone(), ok));
-            ok
-        });
-        if ok {
-            out.extend(f.lemmas.iter().cloned());
-        }
-    }
-    out
-}
-
-/// z3's resource budget for proving one lemma's premise (about a second of work; a premise it
-/// cannot prove within it just leaves its lemmas out). Resource limits rather than timeouts:
-/// deterministic, and z3 4.8.12's timer threads misbehave when several contexts run at once.
-pub(crate) const LEMMA_RLIMIT: u32 = 4_000_000;
-
-/// A solver that gives up (`unknown`) after `rlimit` units of work.
-pub(crate) fn limited_solver(rlimit: u32) -> Solver {
-    let s = Solver::new();
-    let mut p = Params::new();
-    p.set_u32("rlimit", rlimit);
-    s.set_params(&p);
-    s
-}
-
-/// Runs `work` with a watchdog that interrupts the current thread's z3 context once `timeout`
-/// has passed (and every 50 ms after that, so that a check started late is stopped too).
-/// z3's own `timeout` parameter is not used: in z3 4.8.12 its timer threads can deadlock when
-/// several contexts solve in parallel.
-pub(crate) fn with_deadline<T>(timeout: Option<Duration>, work: impl FnOnce() -> T) -> T {
-    let Some(limit) = timeout else { return work() };
-    let ctx = z3::Context::thread_local();
-    let handle = ctx.handle();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut wait = limit;
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(wait) {
-                handle.interrupt();
-                wait = Duration::from_millis(50);
-            }
-        });
-        let out = work();
-        drop(done_tx);
-        out
-    })
-}
-
 /// Encodes and solves the goal at length `n` in the current thread's z3 context.
 pub(crate) fn solve_length(
     r: &Resolved<'_>,
@@ -516,7 +262,8 @@ pub(crate) fn solve_length(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lang::ir::{BinOp, Comparison};
+    use crate::lang::ir::{BinOp, Comparison, Spec};
+    use crate::smt::resolve::variable;
     use crate::smt::testutil::*;
 
     fn solve_all(spec: &Spec, goal: ProofGoal) -> Vec<Raw> {

@@ -44,6 +44,8 @@ mod expr;
 mod goal;
 mod replay;
 mod report;
+mod resolve;
+mod solver;
 mod sweep;
 mod symbols;
 mod value;
@@ -136,8 +138,8 @@ fn prove_resolved(
         lengths: Vec::new(),
         elapsed: Duration::ZERO,
     };
-    let resolved = match goal::Resolved::new(spec, goal) {
-        Ok(r) => goal::Resolved { garbling, ..r },
+    let resolved = match resolve::Resolved::new(spec, goal) {
+        Ok(r) => resolve::Resolved { garbling, ..r },
         Err(e) => {
             report.verdict = Verdict::Unknown {
                 reason: e.to_string(),

@@ -8,8 +8,8 @@ use crate::lang::eval::{
 };
 use crate::lang::ir::{Encoding, Graph, NodeType, Op, ProofGoal, Value};
 
-use super::goal::{Resolved, Subject};
 use super::report::{Counterexample, Difference};
+use super::resolve::{Resolved, Subject};
 
 /// What one subject does on one input.
 struct Outcome {

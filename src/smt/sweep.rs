@@ -19,7 +19,7 @@ use crate::lang::ir::{NodeId, Program, Value};
 
 use super::SmtError;
 use super::encode::{NodeErr, NodeVal, Run, run_program_with};
-use super::goal::Resolved;
+use super::resolve::Resolved;
 use super::value::{SVal, and, not, or};
 
 /// How many domain inputs the evaluator runs to find candidate pairs.
@@ -78,11 +78,11 @@ pub(crate) fn swept_pair(
     let n = tokens.len();
     let run_p = run_program_with(p, tokens, &r.syms, &mut |_, _, _| None)?;
     let cands = candidates(r, p, q, n);
-    let solver = super::goal::limited_solver(PAIR_RLIMIT);
+    let solver = super::solver::limited_solver(PAIR_RLIMIT);
     solver.assert(domain);
     for l in lemmas
         .iter()
-        .chain(&super::goal::proven_lemmas(&run_p.facts))
+        .chain(&super::solver::proven_lemmas(&run_p.facts))
     {
         solver.assert(l);
     }
