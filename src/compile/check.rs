@@ -98,9 +98,7 @@ pub struct CheckReport {
     pub same_value_ambiguities: usize,
 }
 
-pub fn input_text(input: &[Value]) -> String {
-    input.iter().map(token_text).collect::<Vec<_>>().join(" ")
-}
+pub use crate::lang::domain::input_text;
 
 /// The values of `values` at `positions` when `node` (an aggregate) selects several of them.
 fn selected_values(

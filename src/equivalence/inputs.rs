@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::representation::InputsId;
 use super::source::derive_seed;
-use crate::lang::domain::{sample, satisfies_restriction, token_text};
+use crate::lang::domain::{sample, satisfies_restriction};
 use crate::lang::ir::{Task, Value};
 
 /// How many sampling rounds may pass without filling the set before giving up.
@@ -65,10 +65,8 @@ pub struct InputSet {
     pub inputs: Vec<Vec<Value>>,
 }
 
-/// The inputs as text, one per line (`0 3 3 7`), as hashed into the set's name.
-pub fn input_text(input: &[Value]) -> String {
-    input.iter().map(token_text).collect::<Vec<_>>().join(" ")
-}
+/// One input as text (`0 3 3 7`); the set's name hashes its inputs in this form, one per line.
+pub use crate::lang::domain::input_text;
 
 impl InputSet {
     /// `n` inputs of `task`'s domain that `accept` takes (it returns why it rejects, for the

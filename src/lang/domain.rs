@@ -285,6 +285,11 @@ pub fn parse_input(task: &Task, text: &str) -> Result<Vec<Value>, LangError> {
     Ok(out)
 }
 
+/// An input as it is typed on the command line: its tokens separated by spaces (`0 3 3 7`).
+pub fn input_text(input: &[Value]) -> String {
+    input.iter().map(token_text).collect::<Vec<_>>().join(" ")
+}
+
 /// How a token is typed on the command line: symbols bare, numbers in decimal.
 pub fn token_text(v: &Value) -> String {
     match v {
