@@ -139,7 +139,7 @@ pub struct ModelFiles<'a> {
     pub basis: Vec<(String, Mat)>,
 }
 
-pub(crate) fn json_bytes(v: &Json) -> Vec<u8> {
+pub(crate) fn json_bytes(v: &impl serde::Serialize) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
     s.push('\n');
     s.into_bytes()
@@ -170,10 +170,7 @@ pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileErro
             &json_bytes(&config_json(files.weights, &model_name)),
         )?;
         let sidecar = sidecar(files.residual_labels, files.io, files.provenance);
-        put(
-            artifact::SIDECAR_FILE,
-            &json_bytes(&serde_json::to_value(&sidecar).unwrap_or(Json::Null)),
-        )?;
+        put(artifact::SIDECAR_FILE, &json_bytes(&sidecar))?;
         put(artifact::COMPILE_REPORT_FILE, &json_bytes(&files.report))?;
         if !files.basis.is_empty() {
             let basis = files.basis.iter().map(|(n, m)| mat(n.clone(), m)).collect();

@@ -54,11 +54,10 @@ pub fn to_transformer(w: &CompiledWeights, name: &str) -> Result<Transformer, Mo
 fn encode(sidecar: &Sidecar, input: &[Value]) -> Result<Vec<u32>, String> {
     let words: Vec<String> = input.iter().map(token_text).collect();
     sidecar.encode(&words).map_err(|e| {
-        let bos = sidecar.input.bos.as_deref();
-        let token = match e {
-            ModelError::UnknownToken { token, .. } => token,
-            _ => String::new(),
+        let ModelError::UnknownToken { token, .. } = e else {
+            return e.to_string();
         };
+        let bos = sidecar.input.bos.as_deref();
         format!(
             "`{}` has a token outside the model's vocabulary: `{token}` is not in {{{}}}",
             input_text(input),

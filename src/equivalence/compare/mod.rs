@@ -41,7 +41,6 @@ use super::source::ImplementationSource;
 use super::stats::IntervalMethod;
 use super::transfer::TransferMatrix;
 use crate::compile::sample::Family;
-use crate::lang::ir::Spec;
 use crate::progress::Progress;
 use crate::similarity::Measure;
 
@@ -310,18 +309,6 @@ fn progress(show: bool, what: &str) -> Progress {
     }
 }
 
-fn note(show: bool, msg: &str) {
-    if show {
-        eprintln!("{msg}");
-    }
-}
-
-/// Elapsed wall time since the start of the run, for progress notes (stderr only: timings never
-/// enter the report).
-fn since(start: std::time::Instant) -> String {
-    format!("[{:.1}s]", start.elapsed().as_secs_f64())
-}
-
 /// A model pool's label: the directory name, with its parent when the name alone says little
 /// (`tracr_reverse/0000` rather than `0000`).
 fn model_label(dir: &Path) -> String {
@@ -333,14 +320,6 @@ fn model_label(dir: &Path) -> String {
         },
         Some(n) => n,
         None => dir.display().to_string(),
-    }
-}
-
-fn default_targets(spec: &Spec) -> Vec<String> {
-    if spec.pipelines.is_empty() {
-        spec.programs.keys().cloned().collect()
-    } else {
-        spec.pipelines.keys().cloned().collect()
     }
 }
 
@@ -410,8 +389,12 @@ impl Notes {
         }
     }
 
+    /// One note, with the wall time since the start (stderr only: timings never enter the
+    /// report).
     fn say(&self, what: &str) {
-        note(self.show, &format!("{} {what}", since(self.start)));
+        if self.show {
+            eprintln!("[{:.1}s] {what}", self.start.elapsed().as_secs_f64());
+        }
     }
 }
 

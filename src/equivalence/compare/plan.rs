@@ -136,7 +136,11 @@ fn target_names(spec: &Spec, s: &CompareSettings) -> Result<Vec<String>, Setting
     let names: Vec<String> = if !s.interpretations.is_empty() {
         s.interpretations.clone()
     } else if s.models.is_empty() {
-        super::default_targets(spec)
+        if spec.pipelines.is_empty() {
+            spec.programs.keys().cloned().collect()
+        } else {
+            spec.pipelines.keys().cloned().collect()
+        }
     } else {
         Vec::new()
     };
