@@ -12,11 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use congruity::compile::sample::Family;
-use congruity::equivalence::chain::reference_outputs;
-use congruity::equivalence::extract::RepresentationSpec;
-use congruity::equivalence::inputs::InputSet;
-use congruity::equivalence::sampled::{Compiler, SampledSource, Target};
 use congruity::equivalence::{ImplementationSource, PointTestConfig, point_test};
+use congruity::experiment::chain::reference_outputs;
+use congruity::experiment::extract::RepresentationSpec;
+use congruity::experiment::inputs::InputSet;
+use congruity::experiment::sampled::{Compiler, SampledSource, Target};
 use congruity::lang::Spec;
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -451,7 +451,7 @@ pub fn write_marker(dir: &Path) -> std::io::Result<()> {
         concat!(
             "written by congruity ",
             env!("CARGO_PKG_VERSION"),
-            "; a later --out naming this directory replaces it\n"
+            "; a later output naming this directory replaces it\n"
         ),
     )
 }

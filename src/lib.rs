@@ -3,7 +3,7 @@
 //! Data flows one way, one module per stage:
 //!
 //! ```text
-//! lang (parse, check, eval) ─▶ compile ─▶ model ─▶ intervene ─▶ similarity ─▶ equivalence
+//! lang (parse, check, eval) ─▶ compile ─▶ model ─▶ intervene ─▶ similarity ─▶ equivalence ─▶ experiment
 //!                          └─▶ smt
 //! ```
 //!
@@ -53,6 +53,7 @@ pub mod artifact;
 pub mod cli;
 pub mod compile;
 pub mod equivalence;
+pub mod experiment;
 pub mod files;
 pub mod hooks;
 pub mod intervene;

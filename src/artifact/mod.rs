@@ -20,8 +20,8 @@ pub mod tl;
 pub mod value;
 
 pub use sidecar::{
-    ExactNumber, InputSpec, OutputSpec, SIDECAR_FILE, SIDECAR_FORMAT, SIDECAR_FORMAT_V1, Sidecar,
-    SidecarVersion,
+    ExactNumber, FormatError, InputSpec, OutputSpec, SIDECAR_FILE, SIDECAR_FORMAT,
+    SIDECAR_FORMAT_V1, Sidecar, SidecarVersion,
 };
 pub use tensors::{F32Tensor, safetensors_bytes};
 

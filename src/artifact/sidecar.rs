@@ -149,6 +149,30 @@ impl OutputSpec {
     }
 }
 
+/// The row a categorical output reads: the first maximal logit (`None` when there are none).
+/// Both the runtime's decoder and the compiler's reference forward read rows with it, so a tie
+/// decodes the same everywhere.
+pub fn first_max<T: PartialOrd + Copy>(logits: &[T]) -> Option<usize> {
+    logits
+        .iter()
+        .enumerate()
+        .fold(None, |best: Option<(usize, T)>, (i, &x)| match best {
+            Some((_, b)) if b >= x => best,
+            _ => Some((i, x)),
+        })
+        .map(|(i, _)| i)
+}
+
+/// The index of the listed value nearest `x` (the first of equally near ones; `None` when no
+/// values are listed). A numerical output is snapped with it.
+pub fn nearest(values: &[f64], x: f64) -> Option<usize> {
+    values
+        .iter()
+        .enumerate()
+        .min_by(|(_, a), (_, b)| (*a - x).abs().total_cmp(&(*b - x).abs()))
+        .map(|(i, _)| i)
+}
+
 /// The contents of `congruity.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,41 +199,54 @@ impl Sidecar {
     }
 
     /// Checks what the format alone requires (the model's sizes are checked by the runtime):
-    /// the version, and exact values that match the floats beside them. Returns why not.
-    pub fn check_format(&self) -> Result<SidecarVersion, String> {
-        let version = SidecarVersion::of(&self.format).ok_or_else(|| {
-            format!(
-                "field `format` is \"{}\", expected \"{SIDECAR_FORMAT}\" (or the older \"{SIDECAR_FORMAT_V1}\")",
-                self.format
-            )
-        })?;
+    /// the version, and exact values that match the floats beside them.
+    pub fn check_format(&self) -> Result<SidecarVersion, FormatError> {
+        let version =
+            SidecarVersion::of(&self.format).ok_or_else(|| FormatError::UnknownFormat {
+                found: self.format.clone(),
+            })?;
         if let OutputSpec::Numerical { values, exact } = &self.output {
             if version == SidecarVersion::V1 && !values.is_empty() {
-                return Err(format!(
-                    "a \"{SIDECAR_FORMAT_V1}\" numerical output lists `values` without their exact \
-                     forms, so decoded outputs would be guessed; regenerate the directory with \
-                     this version (`congruity compile` or `congruity sample`)"
-                ));
+                return Err(FormatError::GuessedValues);
             }
             if !exact.is_empty() && exact.len() != values.len() {
-                return Err(format!(
-                    "output.exact has {} entries, output.values {}",
-                    exact.len(),
-                    values.len()
-                ));
+                return Err(FormatError::ExactCount {
+                    exact: exact.len(),
+                    values: values.len(),
+                });
             }
             for (e, v) in exact.iter().zip(values) {
                 // A few ulps: JSON readers need not parse the shortest form back to the same f64.
                 let x = e.to_f64();
                 if (x - v).abs() > 4.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE) {
-                    return Err(format!(
-                        "output.exact `{e}` is not the value beside it, {v}"
-                    ));
+                    return Err(FormatError::ExactMismatch {
+                        exact: *e,
+                        value: *v,
+                    });
                 }
             }
         }
         Ok(version)
     }
+}
+
+/// Why a sidecar's contents break its format.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum FormatError {
+    #[error(
+        "field `format` is \"{found}\", expected \"{SIDECAR_FORMAT}\" (or the older \"{SIDECAR_FORMAT_V1}\")"
+    )]
+    UnknownFormat { found: String },
+    #[error(
+        "a \"{SIDECAR_FORMAT_V1}\" numerical output lists `values` without their exact forms, so \
+         decoded outputs would be guessed; regenerate the directory with this version (`congruity \
+         compile` or `congruity sample`)"
+    )]
+    GuessedValues,
+    #[error("output.exact has {exact} entries, output.values {values}")]
+    ExactCount { exact: usize, values: usize },
+    #[error("output.exact `{exact}` is not the value beside it, {value}")]
+    ExactMismatch { exact: ExactNumber, value: f64 },
 }
 
 #[cfg(test)]
@@ -255,12 +292,19 @@ mod tests {
             exact: vec![],
         };
         let why = s.check_format().unwrap_err();
+        assert_eq!(why, FormatError::GuessedValues);
+        let text = why.to_string();
         assert!(
-            why.contains("regenerate") && why.contains("congruity compile"),
-            "{why}"
+            text.contains("regenerate") && text.contains("congruity compile"),
+            "{text}"
         );
         s.format = "congruity-model/9".into();
-        assert!(s.check_format().unwrap_err().contains("congruity-model/9"));
+        assert_eq!(
+            s.check_format(),
+            Err(FormatError::UnknownFormat {
+                found: "congruity-model/9".into()
+            })
+        );
     }
 
     #[test]
@@ -269,7 +313,13 @@ mod tests {
             values: vec![0.5],
             exact: vec![ExactNumber(Rational64::new(1, 3))],
         });
-        assert!(s.check_format().unwrap_err().contains("1/3"));
+        assert_eq!(
+            s.check_format(),
+            Err(FormatError::ExactMismatch {
+                exact: ExactNumber(Rational64::new(1, 3)),
+                value: 0.5
+            })
+        );
         let bad = serde_json::from_value::<Sidecar>(json!({
             "format": SIDECAR_FORMAT, "input": {"bos": null, "tokens": ["0"]},
             "output": {"encoding": "numerical", "values": [0.5], "exact": ["1/x"]}
@@ -282,7 +332,11 @@ mod tests {
         #[test]
         fn round_trip_keeps_every_exact_value(
             ratios in prop::collection::vec((-1_000_000_000i64..1_000_000_000, 1i64..1_000_000_000), 0..12),
-            symbols in prop::collection::vec("[a-z][a-z0-9_]{0,6}", 0..6),
+            // Any text, and texts that look like numbers ("1/2", " -3 / 4", "7").
+            symbols in prop::collection::vec(
+                prop_oneof!["\\PC{0,8}", "[ ]?-?[0-9]{1,3}[ ]?(/[ ]?-?[0-9]{1,3})?"],
+                0..6,
+            ),
         ) {
             use crate::artifact::value;
             use crate::lang::ir::Value as V;

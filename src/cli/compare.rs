@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::compile::sample::Family;
-use crate::equivalence::compare::{
-    CompareError, CompareReport, CompareSettings, SettingsError, compare,
-};
-use crate::equivalence::extract::{BosPolicy, Layers, RepresentationSpec};
-use crate::equivalence::plot::{selectivity_svg, transfer_svg};
 use crate::equivalence::representation::{Normalisation, Pooling};
 use crate::equivalence::stats::IntervalMethod;
+use crate::experiment::ExperimentError;
+use crate::experiment::compare::{CompareReport, CompareSettings, compare};
+use crate::experiment::extract::{BosPolicy, Layers, RepresentationSpec};
+use crate::experiment::plot::{selectivity_svg, transfer_svg};
 use crate::similarity::Measure;
 use crate::similarity::measure::VALID_FORMS;
 
@@ -127,37 +126,35 @@ pub(super) fn print_outcome(outcome: Result<String, miette::Report>) -> ExitCode
 }
 
 /// A comparison error, settings said in the words of this command's flags.
-fn in_flag_words(e: CompareError) -> miette::Report {
-    let CompareError::Settings(e) = e else {
-        return miette::Report::new(e);
-    };
+fn in_flag_words(e: ExperimentError) -> miette::Report {
     let msg = match e {
-        SettingsError::NoSamples => "--samples must be at least 1".to_string(),
-        SettingsError::TooFewSamples { samples } => format!(
+        ExperimentError::NoSamples => "--samples must be at least 1".to_string(),
+        ExperimentError::TooFewSamples { samples } => format!(
             "--samples {samples} is too few: the selectivity matrix draws three distinct implementations of one interpretation (a, b and c on its diagonal); use at least 3"
         ),
-        SettingsError::DuplicateTarget { name } => {
+        ExperimentError::DuplicateTarget { name } => {
             format!("`{name}` is listed twice in --interpretations")
         }
-        SettingsError::UnknownCircuit { name, known } => format!(
+        ExperimentError::UnknownCircuit { name, known } => format!(
             "--circuit `{name}` is not a circuit of the spec (circuits: {})",
             known.join(", ")
         ),
-        SettingsError::CircuitNotCompared { circuit, program } => format!(
+        ExperimentError::CircuitNotCompared { circuit, program } => format!(
             "circuit `{circuit}` is about `{program}`, which no compared interpretation or pipeline runs; add it to --interpretations"
         ),
-        SettingsError::UnknownTask { name, known } => format!(
+        ExperimentError::UnknownTask { name, known } => format!(
             "--task `{name}` is not a task of the spec (tasks: {})",
             known.join(", ")
         ),
-        SettingsError::TaskNeeded { known } => format!(
+        ExperimentError::TaskNeeded { known } => format!(
             "with only --models, say which task's domain the inputs come from with --task (tasks: {})",
             known.join(", ")
         ),
-        SettingsError::NoTask => "the spec has no task".to_string(),
-        SettingsError::NothingToCompare => {
+        ExperimentError::NoTask => "the spec has no task".to_string(),
+        ExperimentError::NothingToCompare => {
             "nothing to compare: give --interpretations or --models".to_string()
         }
+        other => return miette::Report::new(other),
     };
     miette::miette!(code = "congruity::compare::settings", "{msg}")
 }
@@ -345,7 +342,7 @@ fn execute(args: &Args) -> Result<String, miette::Report> {
             "Selectivity: win rate of fit(a→b) > fit(a→c), mean ± sd over bootstraps (* distinguishable)",
             &figure_notes(&report),
         )
-        .map_err(|e| bad("--svg", e))?;
+        .map_err(|e| bad("--svg", format!("drawing the heatmap: {e}")))?;
         write_atomically(path, &svg)?;
     }
     if let Some(path) = &args.transfer_svg {
@@ -354,7 +351,7 @@ fn execute(args: &Args) -> Result<String, miette::Report> {
             "Transfer: mean fit(row → column)",
             &figure_notes(&report),
         )
-        .map_err(|e| bad("--transfer-svg", e))?;
+        .map_err(|e| bad("--transfer-svg", format!("drawing the heatmap: {e}")))?;
         write_atomically(path, &svg)?;
     }
     Ok(if args.json {

@@ -15,10 +15,9 @@ use std::process::ExitCode;
 
 use clap::ArgGroup;
 
-use crate::equivalence::chain::{
-    ChainError, is_pipeline_dir, load_pipeline_dir, run_chain, token_value,
-};
-use crate::equivalence::extract::RepresentationSpec;
+use crate::experiment::ExperimentError;
+use crate::experiment::chain::{is_pipeline_dir, load_pipeline_dir, run_chain, token_value};
+use crate::experiment::extract::RepresentationSpec;
 use crate::lang::domain::token_text;
 use crate::lang::eval::value_json;
 use crate::lang::ir::Value;
@@ -80,7 +79,7 @@ enum RunError {
     Model(#[from] ModelError),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Chain(#[from] ChainError),
+    Chain(Box<ExperimentError>),
     #[error("{} is a pipeline directory: {what}", dir.display())]
     #[diagnostic(
         code(congruity::run::pipeline),
@@ -89,6 +88,12 @@ enum RunError {
         )
     )]
     PipelineOption { dir: PathBuf, what: &'static str },
+}
+
+impl From<ExperimentError> for RunError {
+    fn from(e: ExperimentError) -> Self {
+        RunError::Chain(Box::new(e))
+    }
 }
 
 fn execute(args: &Args) -> Result<(), RunError> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::similarity::Measure;
-use crate::similarity::io::{ARRAY_FORMATS, read_pair, read_two};
+use crate::similarity::io::{ARRAY_FORMATS, InputError, read_pair, read_two};
 use crate::similarity::measure::VALID_FORMS;
 use crate::similarity::report::compare_pair;
 
@@ -68,7 +68,7 @@ fn execute(args: &Args) -> Result<String, miette::Report> {
                 (&args.file, args.x_key.as_deref()),
                 (y, args.y_key.as_deref()),
             )
-            .map_err(miette::Report::new)?;
+            .map_err(in_flag_words)?;
             let what = format!("{} with {}", sources[0], sources[1]);
             (input, Some(sources), what)
         }
@@ -92,5 +92,20 @@ fn execute(args: &Args) -> Result<String, miette::Report> {
         }
         text.push_str(&report.to_text());
         Ok(text)
+    }
+}
+
+/// A read error, the key to give said with this command's flags.
+fn in_flag_words(e: InputError) -> miette::Report {
+    match e {
+        InputError::WhichArray { path, arrays } => miette::miette!(
+            code = "congruity::similarity::which_array",
+            help = "name it with --x-key / --y-key",
+            "{} holds {} arrays ({}); say which to read",
+            path.display(),
+            arrays.len(),
+            arrays.join(", ")
+        ),
+        other => miette::Report::new(other),
     }
 }

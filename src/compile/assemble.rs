@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::blocks::{Dir, EmbedFn, Sparse};
+use super::blocks::{Dir, EmbedFn, HeadBlock, Sparse};
 use super::error::CompileError;
 use super::layout::Layout;
 use super::lower::{OpBlock, Plan};
@@ -91,19 +91,12 @@ fn dense(
         .collect()
 }
 
-/// Assembles the plan at the sub-layers of `sched`.
-pub fn assemble(
-    plan: &Plan,
-    layout: &Layout,
-    sched: &Schedule,
-    coldness: f64,
-) -> Result<(Weights, Vec<OpPlacement>), CompileError> {
+/// The token and position embeddings: token 0 is BOS; every token writes the `one`
+/// direction, BOS also its own; input-only nodes are written where they are known.
+fn embeddings(plan: &Plan, layout: &Layout) -> Result<(Mat, Mat), CompileError> {
     let d_model = layout.width();
-    let n_layers = sched.n_layers;
     let n_ctx = plan.max_len + 1;
     let d_vocab = plan.vocab.len() + 1;
-
-    // Embeddings: token 0 is BOS.
     let mut w_e = Mat::zeros(d_vocab, d_model);
     let mut w_pos = Mat::zeros(n_ctx, d_model);
     let one = col(layout, plan, Dir::One)?;
@@ -135,8 +128,16 @@ pub fn assemble(
             }
         }
     }
+    Ok((w_e, w_pos))
+}
 
-    // Which ops go where.
+/// The ops of each layer's attention and MLP sub-layers, by index into `plan.ops`.
+type SubLayers = (Vec<Vec<usize>>, Vec<Vec<usize>>);
+
+/// Which ops go where: the schedule's sub-layer `t` is layer `t / 2`'s attention (even) or MLP
+/// (odd); blocks decide which.
+fn sublayers(plan: &Plan, sched: &Schedule) -> Result<SubLayers, CompileError> {
+    let n_layers = sched.n_layers;
     let mut heads_at: Vec<Vec<usize>> = vec![Vec::new(); n_layers];
     let mut mlps_at: Vec<Vec<usize>> = vec![Vec::new(); n_layers];
     for (i, op) in plan.ops.iter().enumerate() {
@@ -154,6 +155,85 @@ pub fn assemble(
             mlps_at[l].push(i);
         }
     }
+    Ok((heads_at, mlps_at))
+}
+
+/// Writes one attention block into head `w`: the query side carries the coldness.
+fn write_head(
+    w: &mut Head,
+    h: &HeadBlock,
+    plan: &Plan,
+    layout: &Layout,
+    coldness: f64,
+) -> Result<(), CompileError> {
+    for (j, (qc, kc)) in h.qk.iter().enumerate() {
+        for (r, x) in dense(layout, plan, qc, coldness)? {
+            w.w_q.add(r, j, x);
+        }
+        for (r, x) in dense(layout, plan, kc, 1.0)? {
+            w.w_k.add(r, j, x);
+        }
+    }
+    for (j, (vc, orow)) in h.ov.iter().enumerate() {
+        for (r, x) in dense(layout, plan, vc, 1.0)? {
+            w.w_v.add(r, j, x);
+        }
+        for (c, x) in dense(layout, plan, orow, 1.0)? {
+            w.w_o.add(j, c, x);
+        }
+    }
+    Ok(())
+}
+
+/// The unembedding: one logit per categorical value (a `none` row biased between absent and
+/// present), or the single numerical direction.
+fn unembedding(plan: &Plan, layout: &Layout) -> Result<(Mat, Vec<f64>), CompileError> {
+    let d_model = layout.width();
+    let out = plan.output;
+    Ok(match plan.info.seq(out) {
+        Some(SeqInfo::Categorical { values, has_none }) => {
+            let n_out = values.len() + usize::from(*has_none);
+            let mut w_u = Mat::zeros(d_model, n_out.max(1));
+            for j in 0..values.len() {
+                w_u.set(col(layout, plan, Dir::Val(out, j))?, j, 1.0);
+            }
+            let mut b_u = vec![0.0; n_out.max(1)];
+            if *has_none {
+                // `none` is the all-zero block: its logit sits between "absent" (0) and
+                // "present" (1).
+                b_u[values.len()] = 0.5;
+            }
+            (w_u, b_u)
+        }
+        Some(SeqInfo::Numerical { .. }) => {
+            let mut w_u = Mat::zeros(d_model, 1);
+            w_u.set(col(layout, plan, Dir::Num(out))?, 0, 1.0);
+            (w_u, vec![0.0])
+        }
+        None => {
+            return Err(CompileError::internal(
+                &plan.program,
+                "the output is not a sequence",
+            ));
+        }
+    })
+}
+
+/// Assembles the plan at the sub-layers of `sched`.
+pub fn assemble(
+    plan: &Plan,
+    layout: &Layout,
+    sched: &Schedule,
+    coldness: f64,
+) -> Result<(Weights, Vec<OpPlacement>), CompileError> {
+    let d_model = layout.width();
+    let n_layers = sched.n_layers;
+    let n_ctx = plan.max_len + 1;
+    let d_vocab = plan.vocab.len() + 1;
+
+    let (w_e, w_pos) = embeddings(plan, layout)?;
+
+    let (heads_at, mlps_at) = sublayers(plan, sched)?;
     let n_heads = heads_at.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let d_head = plan
         .ops
@@ -182,23 +262,7 @@ pub fn assemble(
             let OpBlock::Head(h) = &plan.ops[i].block else {
                 unreachable!("sorted by kind")
             };
-            let w = &mut heads[slot];
-            for (j, (qc, kc)) in h.qk.iter().enumerate() {
-                for (r, x) in dense(layout, plan, qc, coldness)? {
-                    w.w_q.add(r, j, x);
-                }
-                for (r, x) in dense(layout, plan, kc, 1.0)? {
-                    w.w_k.add(r, j, x);
-                }
-            }
-            for (j, (vc, orow)) in h.ov.iter().enumerate() {
-                for (r, x) in dense(layout, plan, vc, 1.0)? {
-                    w.w_v.add(r, j, x);
-                }
-                for (c, x) in dense(layout, plan, orow, 1.0)? {
-                    w.w_o.add(j, c, x);
-                }
-            }
+            write_head(&mut heads[slot], h, plan, layout, coldness)?;
             placement[i] = OpPlacement {
                 layer: l,
                 sublayer: "attn",
@@ -240,35 +304,7 @@ pub fn assemble(
         });
     }
 
-    // Unembedding.
-    let out = plan.output;
-    let (w_u, b_u) = match plan.info.seq(out) {
-        Some(SeqInfo::Categorical { values, has_none }) => {
-            let n_out = values.len() + usize::from(*has_none);
-            let mut w_u = Mat::zeros(d_model, n_out.max(1));
-            for j in 0..values.len() {
-                w_u.set(col(layout, plan, Dir::Val(out, j))?, j, 1.0);
-            }
-            let mut b_u = vec![0.0; n_out.max(1)];
-            if *has_none {
-                // `none` is the all-zero block: its logit sits between "absent" (0) and
-                // "present" (1).
-                b_u[values.len()] = 0.5;
-            }
-            (w_u, b_u)
-        }
-        Some(SeqInfo::Numerical { .. }) => {
-            let mut w_u = Mat::zeros(d_model, 1);
-            w_u.set(col(layout, plan, Dir::Num(out))?, 0, 1.0);
-            (w_u, vec![0.0])
-        }
-        None => {
-            return Err(CompileError::internal(
-                &plan.program,
-                "the output is not a sequence",
-            ));
-        }
-    };
+    let (w_u, b_u) = unembedding(plan, layout)?;
     let d_vocab_out = w_u.cols;
     Ok((
         Weights {

@@ -9,8 +9,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::error::CompileError;
-use super::scalar::token_text;
+use super::error::{Ambiguity, CompileError};
 use crate::lang::domain as lang_domain;
 use crate::lang::eval::{EvalError, NodeValue, eval_graph, eval_program};
 use crate::lang::ir::{Graph, NodeId, Op, Program, Task, Value};
@@ -65,8 +64,8 @@ pub fn domain_with(
     let raw = raw_size(task);
     let err = |e: crate::lang::eval::EvalError| CompileError::Evaluation {
         program: task.name.clone(),
-        input: "(domain)".into(),
-        reason: e.to_string(),
+        input: None,
+        reason: Box::new(e),
     };
     if raw <= limit {
         let inputs = lang_domain::inputs(task)
@@ -132,11 +131,7 @@ enum Finding {
 
 /// Runs the domain check of `program` on `domain`.
 pub fn check_aggregates(program: &Program, domain: &Domain) -> Result<CheckReport, CompileError> {
-    let partial_note = if domain.exhaustive {
-        String::new()
-    } else {
-        format!("; found on {}", domain.describe())
-    };
+    let sampled = (!domain.exhaustive).then(|| domain.describe());
     let findings: Vec<(usize, Finding)> = domain
         .inputs
         .par_iter()
@@ -144,32 +139,37 @@ pub fn check_aggregates(program: &Program, domain: &Domain) -> Result<CheckRepor
         .filter_map(|(i, input)| {
             let err = eval_program(program, input).err()?;
             let finding = match err {
-                EvalError::AmbiguousAggregate { node, query, selected } => {
+                EvalError::AmbiguousAggregate {
+                    node,
+                    query,
+                    selected,
+                } => {
                     let id = program.graph.by_name(&node).or_else(|| {
-                        node.strip_prefix("node ").and_then(|n| n.parse().ok()).map(NodeId)
+                        node.strip_prefix("node ")
+                            .and_then(|n| n.parse().ok())
+                            .map(NodeId)
                     });
-                    let vals = id.and_then(|id| selected_values(&program.graph, id, input, &selected));
+                    let vals =
+                        id.and_then(|id| selected_values(&program.graph, id, input, &selected));
                     match vals {
                         Some(v) if v.windows(2).all(|w| w[0] == w[1]) => Finding::SameValue,
-                        other => Finding::Failure(CompileError::AmbiguousAggregate {
+                        values => Finding::Failure(CompileError::AmbiguousAggregate {
                             program: program.name.clone(),
                             node,
-                            input: input_text(input),
-                            detail: match other {
-                                Some(v) => format!(
-                                    "query position {query} selects positions {selected:?} holding {}",
-                                    v.iter().map(token_text).collect::<Vec<_>>().join(", ")
-                                ),
-                                None => format!("query position {query} selects positions {selected:?}"),
-                            },
-                            partial_note: partial_note.clone(),
+                            found: Box::new(Ambiguity {
+                                input: input.clone(),
+                                query,
+                                selected,
+                                values,
+                                sampled: sampled.clone(),
+                            }),
                         }),
                     }
                 }
                 other => Finding::Failure(CompileError::Evaluation {
                     program: program.name.clone(),
-                    input: input_text(input),
-                    reason: other.to_string(),
+                    input: Some(input.clone()),
+                    reason: Box::new(other),
                 }),
             };
             Some((i, finding))

@@ -215,7 +215,11 @@ impl<'a> Lowerer<'a> {
     ) -> Result<MlpGroup, CompileError> {
         let specs = self.target_specs(targets)?;
         let (units, strategy) =
-            build_units(sources, &specs).map_err(|e| self.unsupported(node, e, None))?;
+            build_units(sources, &specs).map_err(|reason| CompileError::NoMlp {
+                program: self.program.name.clone(),
+                node: self.info.labels[node.0].clone(),
+                reason: Box::new(reason),
+            })?;
         Ok(MlpGroup {
             sources: sources.to_vec(),
             targets: targets.to_vec(),

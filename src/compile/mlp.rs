@@ -26,7 +26,46 @@ use num_traits::{Signed, Zero};
 use super::blocks::{BosValue, Dir, Recipe, Source, SourceKind, Unit};
 use super::scalar::{apply, as_number, to_f64};
 use super::values::SeqInfo;
+use crate::lang::eval::ScalarError;
 use crate::lang::ir::{NodeId, Value};
+
+/// Why an exact MLP construction does not apply, with what it was about.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum MlpError {
+    #[error("an MLP group needs at least one source")]
+    NoSources,
+    #[error("an MLP here would read {0} sequences at once; at most two are supported")]
+    TooManySources(usize),
+    /// A recipe reads a source the group does not have.
+    #[error("no source {0}")]
+    MissingSource(usize),
+    /// A selector-width recipe read something other than a nonzero number.
+    #[error("selector width read {0:?}")]
+    Width(Option<Value>),
+    #[error("{0}")]
+    Lambda(ScalarError),
+    #[error("value {value} is outside the value set of node {node}")]
+    OutsideValueSet { value: Value, node: usize },
+    #[error("numerical node {node} got {value}")]
+    NotANumber { node: usize, value: Value },
+    /// The strategy needs sources of another kind.
+    #[error("needs {0}")]
+    SourceKinds(&'static str),
+    #[error("non-numeric values")]
+    NonNumeric,
+    #[error("outputs do not depend on the sum alone")]
+    NotSeparable,
+    /// Verification: the units compute something else on this assignment of source values.
+    #[error("wrong output on {0:?}")]
+    WrongOutput(Vec<Value>),
+    #[error("writes at the BOS position")]
+    WritesAtBos,
+    /// Every strategy failed; why each did.
+    #[error("no exact MLP construction ({})", attempts.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; "))]
+    NoConstruction {
+        attempts: Vec<(&'static str, MlpError)>,
+    },
+}
 
 type Q = Rational64;
 /// An exact sparse vector over directions.
@@ -75,29 +114,30 @@ fn scaled(a: &W, s: Q) -> W {
 }
 
 /// Evaluates a recipe on one assignment of source values.
-pub fn eval_recipe(r: &Recipe, assignment: &[Value]) -> Result<Value, String> {
+pub fn eval_recipe(r: &Recipe, assignment: &[Value]) -> Result<Value, MlpError> {
     match r {
         Recipe::Source(i) => assignment
             .get(*i)
             .cloned()
-            .ok_or_else(|| format!("no source {i}")),
+            .ok_or(MlpError::MissingSource(*i)),
         Recipe::Apply(f, args) => {
             let vals: Vec<Value> = args
                 .iter()
                 .map(|a| eval_recipe(a, assignment))
                 .collect::<Result<_, _>>()?;
-            apply(f, &vals).map_err(|e| e.0)
+            apply(f, &vals).map_err(MlpError::Lambda)
         }
         Recipe::Pair(i, j) => match (assignment.get(*i), assignment.get(*j)) {
             (Some(a), Some(b)) => Ok(pair_value(a, b)),
-            _ => Err(format!("no sources {i}, {j}")),
+            (None, _) => Err(MlpError::MissingSource(*i)),
+            _ => Err(MlpError::MissingSource(*j)),
         },
         Recipe::Width(i) => match assignment.get(*i) {
             Some(Value::Num(x)) if !x.is_zero() => {
                 let w = x.recip() - q(1);
                 Ok(Value::Num(w))
             }
-            other => Err(format!("selector width read {other:?}")),
+            other => Err(MlpError::Width(other.cloned())),
         },
     }
 }
@@ -144,7 +184,7 @@ fn assignments(sources: &[Source]) -> Vec<Vec<Value>> {
 
 /// What the targets should write for one assignment; `None` for a don't-care cell (a lambda
 /// failing on a combination of over-approximated value sets).
-fn expected(targets: &[TargetSpec], assignment: &[Value]) -> Result<Option<W>, String> {
+fn expected(targets: &[TargetSpec], assignment: &[Value]) -> Result<Option<W>, MlpError> {
     let mut w = W::new();
     for t in targets.iter().filter(|t| t.materialized) {
         let v = match eval_recipe(&t.recipe, assignment) {
@@ -154,9 +194,12 @@ fn expected(targets: &[TargetSpec], assignment: &[Value]) -> Result<Option<W>, S
         match &t.info {
             SeqInfo::Categorical { values, .. } => {
                 if v != Value::None {
-                    let i = values.binary_search(&v).map_err(|_| {
-                        format!("value {v} is outside the value set of node {}", t.node.0)
-                    })?;
+                    let i = values
+                        .binary_search(&v)
+                        .map_err(|_| MlpError::OutsideValueSet {
+                            value: v.clone(),
+                            node: t.node.0,
+                        })?;
                     w.insert(Dir::Val(t.node, i), q(1));
                 }
             }
@@ -164,7 +207,10 @@ fn expected(targets: &[TargetSpec], assignment: &[Value]) -> Result<Option<W>, S
                 let x = if v == Value::None {
                     Q::zero()
                 } else {
-                    as_number(&v).ok_or_else(|| format!("numerical node {} got {v}", t.node.0))?
+                    as_number(&v).ok_or_else(|| MlpError::NotANumber {
+                        node: t.node.0,
+                        value: v.clone(),
+                    })?
                 };
                 if !x.is_zero() {
                     w.insert(Dir::Num(t.node), x);
@@ -224,14 +270,14 @@ fn run_units(units: &[UnitQ], r: &W) -> W {
 }
 
 /// Checks units exactly on every assignment and at BOS.
-fn verify(sources: &[Source], targets: &[TargetSpec], units: &[UnitQ]) -> Result<(), String> {
+fn verify(sources: &[Source], targets: &[TargetSpec], units: &[UnitQ]) -> Result<(), MlpError> {
     for a in assignments(sources) {
         let Some(want) = expected(targets, &a)? else {
             continue;
         };
         let got = run_units(units, &residual(sources, Some(&a), &[]));
         if got != want {
-            return Err(format!("wrong output on {a:?}"));
+            return Err(MlpError::WrongOutput(a));
         }
     }
     // BOS: every numerical source at each end of its BOS range (units are affine before the
@@ -249,7 +295,7 @@ fn verify(sources: &[Source], targets: &[TargetSpec], units: &[UnitQ]) -> Result
     for c in cartesian(&ranges) {
         let got = run_units(units, &residual(sources, None, &c));
         if !got.is_empty() {
-            return Err("writes at the BOS position".into());
+            return Err(MlpError::WritesAtBos);
         }
     }
     Ok(())
@@ -297,7 +343,7 @@ fn bos_max(s: &Source) -> Q {
     }
 }
 
-fn write_or_zero(targets: &[TargetSpec], a: &[Value]) -> Result<W, String> {
+fn write_or_zero(targets: &[TargetSpec], a: &[Value]) -> Result<W, MlpError> {
     Ok(expected(targets, a)?.unwrap_or_default())
 }
 
@@ -307,9 +353,9 @@ fn lookup(
     sources: &[Source],
     targets: &[TargetSpec],
     split_numeric: bool,
-) -> Result<Vec<UnitQ>, String> {
+) -> Result<Vec<UnitQ>, MlpError> {
     let s = &sources[0];
-    let values = cat_values(s).ok_or("not categorical")?;
+    let values = cat_values(s).ok_or(MlpError::SourceKinds("categorical sources"))?;
     let mut groups: BTreeMap<W, W> = BTreeMap::new(); // output → input
     let mut numeric: BTreeMap<Dir, (W, W)> = BTreeMap::new(); // dir → (positive, negative) inputs
     for (i, v) in values.iter().enumerate() {
@@ -389,8 +435,9 @@ fn numerical_parts(s: &Source) -> Option<(Dir, &[Q])> {
     }
 }
 
-fn interpolate_one(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, String> {
-    let (dir, points) = numerical_parts(&sources[0]).ok_or("not numerical")?;
+fn interpolate_one(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, MlpError> {
+    let (dir, points) =
+        numerical_parts(&sources[0]).ok_or(MlpError::SourceKinds("numerical sources"))?;
     let ys: Vec<W> = points
         .iter()
         .map(|p| write_or_zero(targets, &[Value::Num(*p)]))
@@ -398,13 +445,13 @@ fn interpolate_one(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<Uni
     Ok(interp_units(dir, points, &ys, bos_max(&sources[0]), None))
 }
 
-fn pairs(sources: &[Source], targets: &[TargetSpec], flip: bool) -> Result<Vec<UnitQ>, String> {
+fn pairs(sources: &[Source], targets: &[TargetSpec], flip: bool) -> Result<Vec<UnitQ>, MlpError> {
     let (ix, iy) = if flip { (1, 0) } else { (0, 1) };
     let xs = domain(&sources[ix]);
     let ys = domain(&sources[iy]);
     let (nx, ny) = (sources[ix].node, sources[iy].node);
-    let xvals = cat_values(&sources[ix]).ok_or("not categorical")?;
-    let yvals = cat_values(&sources[iy]).ok_or("not categorical")?;
+    let xvals = cat_values(&sources[ix]).ok_or(MlpError::SourceKinds("categorical sources"))?;
+    let yvals = cat_values(&sources[iy]).ok_or(MlpError::SourceKinds("categorical sources"))?;
     // "absent" = 1 at a non-BOS position whose block is all zero (`none`).
     let absent = |node: NodeId, n: usize| -> W {
         let mut w = W::from([(Dir::One, q(1)), (Dir::Bos, q(-1))]);
@@ -444,19 +491,19 @@ fn pairs(sources: &[Source], targets: &[TargetSpec], flip: bool) -> Result<Vec<U
     Ok(units)
 }
 
-fn separable(sources: &[Source], targets: &[TargetSpec], b: Q) -> Result<Vec<UnitQ>, String> {
-    let xs = cat_values(&sources[0]).ok_or("not categorical")?;
-    let ys = cat_values(&sources[1]).ok_or("not categorical")?;
+fn separable(sources: &[Source], targets: &[TargetSpec], b: Q) -> Result<Vec<UnitQ>, MlpError> {
+    let xs = cat_values(&sources[0]).ok_or(MlpError::SourceKinds("categorical sources"))?;
+    let ys = cat_values(&sources[1]).ok_or(MlpError::SourceKinds("categorical sources"))?;
     let xn: Vec<Q> = xs
         .iter()
         .map(as_number)
         .collect::<Option<_>>()
-        .ok_or("non-numeric values")?;
+        .ok_or(MlpError::NonNumeric)?;
     let yn: Vec<Q> = ys
         .iter()
         .map(as_number)
         .collect::<Option<_>>()
-        .ok_or("non-numeric values")?;
+        .ok_or(MlpError::NonNumeric)?;
     let mut by_s: BTreeMap<Q, W> = BTreeMap::new();
     for (x, xv) in xs.iter().zip(&xn) {
         for (y, yv) in ys.iter().zip(&yn) {
@@ -466,7 +513,7 @@ fn separable(sources: &[Source], targets: &[TargetSpec], b: Q) -> Result<Vec<Uni
             let s = *xv + b * *yv;
             match by_s.get(&s) {
                 Some(prev) if *prev != w => {
-                    return Err("outputs do not depend on the sum alone".into());
+                    return Err(MlpError::NotSeparable);
                 }
                 _ => {
                     by_s.insert(s, w);
@@ -510,14 +557,19 @@ fn separable(sources: &[Source], targets: &[TargetSpec], b: Q) -> Result<Vec<Uni
     Ok(units)
 }
 
-fn gated(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, String> {
+fn gated(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, MlpError> {
     let (ic, inum) = match (&sources[0].kind, &sources[1].kind) {
         (SourceKind::Categorical { .. }, SourceKind::Numerical { .. }) => (0, 1),
         (SourceKind::Numerical { .. }, SourceKind::Categorical { .. }) => (1, 0),
-        _ => return Err("needs one categorical and one numerical source".into()),
+        _ => {
+            return Err(MlpError::SourceKinds(
+                "one categorical and one numerical source",
+            ));
+        }
     };
-    let xs = cat_values(&sources[ic]).ok_or("not categorical")?;
-    let (dir, points) = numerical_parts(&sources[inum]).ok_or("not numerical")?;
+    let xs = cat_values(&sources[ic]).ok_or(MlpError::SourceKinds("categorical sources"))?;
+    let (dir, points) =
+        numerical_parts(&sources[inum]).ok_or(MlpError::SourceKinds("numerical sources"))?;
     let mut units = Vec::new();
     for (i, x) in xs.iter().enumerate() {
         let ys: Vec<W> = points
@@ -540,9 +592,11 @@ fn gated(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, Strin
     Ok(units)
 }
 
-fn additive(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, String> {
-    let (dx, px) = numerical_parts(&sources[0]).ok_or("not numerical")?;
-    let (dy, py) = numerical_parts(&sources[1]).ok_or("not numerical")?;
+fn additive(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, MlpError> {
+    let (dx, px) =
+        numerical_parts(&sources[0]).ok_or(MlpError::SourceKinds("numerical sources"))?;
+    let (dy, py) =
+        numerical_parts(&sources[1]).ok_or(MlpError::SourceKinds("numerical sources"))?;
     let (x0, y0) = (Value::Num(px[0]), Value::Num(py[0]));
     let f = |x: &Value, y: &Value| write_or_zero(targets, &[x.clone(), y.clone()]);
     let base = f(&x0, &y0)?;
@@ -553,7 +607,7 @@ fn additive(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, St
     let h: Vec<W> = py
         .iter()
         .map(|y| Ok(sub(&f(&x0, &Value::Num(*y))?, &base)))
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, MlpError>>()?;
     let mut units = interp_units(dx, px, &g, bos_max(&sources[0]), None);
     let hu = interp_units(dy, py, &h, bos_max(&sources[1]), None);
     // Merge the constant units (same input) of the two interpolations.
@@ -577,10 +631,10 @@ fn additive(sources: &[Source], targets: &[TargetSpec]) -> Result<Vec<UnitQ>, St
 pub fn build_units(
     sources: &[Source],
     targets: &[TargetSpec],
-) -> Result<(Vec<Unit>, &'static str), String> {
+) -> Result<(Vec<Unit>, &'static str), MlpError> {
     type Strategy<'a> = (
         &'static str,
-        Box<dyn Fn() -> Result<Vec<UnitQ>, String> + 'a>,
+        Box<dyn Fn() -> Result<Vec<UnitQ>, MlpError> + 'a>,
     );
     let mut candidates: Vec<Strategy> = Vec::new();
     let kinds: Vec<bool> = sources
@@ -588,7 +642,7 @@ pub fn build_units(
         .map(|s| matches!(s.kind, SourceKind::Categorical { .. }))
         .collect();
     match kinds.as_slice() {
-        [] => return Err("an MLP group needs at least one source".into()),
+        [] => return Err(MlpError::NoSources),
         [true] => {
             candidates.push(("lookup", Box::new(|| lookup(sources, targets, false))));
             candidates.push(("lookup", Box::new(|| lookup(sources, targets, true))));
@@ -608,14 +662,11 @@ pub fn build_units(
         }
         [false, false] => candidates.push(("additive", Box::new(|| additive(sources, targets)))),
         _ => {
-            return Err(format!(
-                "an MLP here would read {} sequences at once; at most two are supported",
-                sources.len()
-            ));
+            return Err(MlpError::TooManySources(sources.len()));
         }
     }
     let mut best: Option<(Vec<UnitQ>, &'static str)> = None;
-    let mut reasons = Vec::new();
+    let mut attempts = Vec::new();
     for (name, build) in candidates {
         match build().and_then(|u| verify(sources, targets, &u).map(|()| u)) {
             Ok(u) => {
@@ -623,11 +674,10 @@ pub fn build_units(
                     best = Some((u, name));
                 }
             }
-            Err(e) => reasons.push(format!("{name}: {e}")),
+            Err(e) => attempts.push((name, e)),
         }
     }
-    let (units, name) =
-        best.ok_or_else(|| format!("no exact MLP construction ({})", reasons.join("; ")))?;
+    let (units, name) = best.ok_or(MlpError::NoConstruction { attempts })?;
     let conv = |w: &W| -> Vec<(Dir, f64)> { w.iter().map(|(d, x)| (*d, to_f64(*x))).collect() };
     Ok((
         units

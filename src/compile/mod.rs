@@ -14,7 +14,8 @@
 //! categorical aggregates against the reference evaluator), [`sample`] (function-preserving
 //! families) and [`pipeline`] (stage models chained).
 //!
-//! `compile` imports only `lang`; running a compiled model is the runtime's job (tests and the
+//! `compile` imports only `lang` and the shared model artifact ([`crate::artifact`]: the sidecar
+//! it writes is the one the runtime reads); running a compiled model is the runtime's job (tests and the
 //! CLI use `model`), though [`weights::Weights::forward`] gives a small reference forward pass.
 
 pub mod assemble;
@@ -34,7 +35,6 @@ pub mod values;
 pub mod weights;
 pub mod write;
 
-use num_rational::Rational64;
 use num_traits::Float;
 use serde::Serialize;
 
@@ -45,8 +45,10 @@ pub use lower::{LowerOptions, Plan};
 pub use schedule::Schedule;
 pub use weights::Weights;
 
+use crate::artifact::sidecar::{first_max, nearest};
+use crate::artifact::{self, InputSpec, OutputSpec};
 use crate::lang::ir::{Program, Value};
-use scalar::{as_number, to_f64, token_text};
+use scalar::{as_number, token_text};
 use values::SeqInfo;
 
 /// Knobs of a compilation; the defaults are what `congruity compile` uses.
@@ -63,61 +65,6 @@ pub struct CompileOptions {
 /// sampler's sharpness family may halve it.
 pub fn default_coldness(n_ctx: usize) -> f64 {
     4.0 * ((n_ctx as f64).ln() + 1e7f64.ln())
-}
-
-/// How the output is read off the logits.
-#[derive(Clone, Debug, PartialEq)]
-pub enum OutputSpec {
-    /// Argmax over output rows; row `i` means `decoding[i]` (`none` included where possible).
-    Categorical { decoding: Vec<Value> },
-    /// The single output row, snapped to the nearest of `values`.
-    Numerical { values: Vec<Rational64> },
-}
-
-/// The input and output encodings of a compiled model.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IoSpec {
-    pub bos: String,
-    /// Token text per id; id 0 is BOS, then the vocabulary in order.
-    pub tokens: Vec<String>,
-    pub vocab: Vec<Value>,
-    pub output: OutputSpec,
-}
-
-impl IoSpec {
-    /// Token ids for an input (BOS prepended); `None` if a value is not in the vocabulary.
-    pub fn encode(&self, input: &[Value]) -> Option<Vec<usize>> {
-        std::iter::once(Some(0))
-            .chain(
-                input
-                    .iter()
-                    .map(|v| self.vocab.binary_search(v).ok().map(|i| i + 1)),
-            )
-            .collect()
-    }
-
-    /// The value of one position's logits.
-    pub fn decode<T: Float>(&self, logits: &[T]) -> Value {
-        match &self.output {
-            OutputSpec::Categorical { decoding } => {
-                let mut best = 0;
-                for (i, x) in logits.iter().enumerate() {
-                    if *x > logits[best] {
-                        best = i;
-                    }
-                }
-                decoding.get(best).cloned().unwrap_or(Value::None)
-            }
-            OutputSpec::Numerical { values } => {
-                let x = logits.first().and_then(|x| x.to_f64()).unwrap_or(f64::NAN);
-                values
-                    .iter()
-                    .min_by(|a, b| (to_f64(**a) - x).abs().total_cmp(&(to_f64(**b) - x).abs()))
-                    .map(|r| Value::Num(*r))
-                    .unwrap_or(Value::None)
-            }
-        }
-    }
 }
 
 /// Where a model came from (written into the sidecar).
@@ -159,7 +106,10 @@ pub struct Compiled {
     pub coldness: f64,
     pub weights: Weights,
     pub placement: Vec<OpPlacement>,
-    pub io: IoSpec,
+    /// How inputs become token ids (id 0 is BOS, then `plan.vocab` in order) and how the
+    /// output is read off the logits: what the model directory's sidecar says.
+    pub input: InputSpec,
+    pub output: OutputSpec,
     pub residual_labels: Vec<String>,
     pub provenance: Provenance,
 }
@@ -187,16 +137,38 @@ impl Compiled {
         Shape::of(&self.weights)
     }
 
+    /// Token ids for an input (BOS prepended); `None` if a value is not in the vocabulary.
+    pub fn encode(&self, input: &[Value]) -> Option<Vec<usize>> {
+        std::iter::once(Some(0))
+            .chain(
+                input
+                    .iter()
+                    .map(|v| self.plan.vocab.binary_search(v).ok().map(|i| i + 1)),
+            )
+            .collect()
+    }
+
+    /// The value of one position's logits, read as the runtime reads it (first maximal row, or
+    /// the exact value nearest the single output) but as a language value.
+    pub fn decode<T: Float>(&self, logits: &[T]) -> Value {
+        match &self.output {
+            OutputSpec::Categorical { decoding } => first_max(logits)
+                .and_then(|i| decoding.get(i))
+                .map_or(Value::None, artifact::value::from_json),
+            OutputSpec::Numerical { values, exact } => {
+                let x = logits.first().and_then(|x| x.to_f64()).unwrap_or(f64::NAN);
+                nearest(values, x)
+                    .and_then(|i| exact.get(i))
+                    .map_or(Value::None, |e| Value::Num(e.0))
+            }
+        }
+    }
+
     /// Runs the reference forward pass in precision `T` and decodes positions `1..=n`.
     pub fn run<T: Float>(&self, input: &[Value]) -> Option<Vec<Value>> {
-        let ids = self.io.encode(input)?;
+        let ids = self.encode(input)?;
         let trace = self.weights.forward::<T>(&ids, false);
-        Some(
-            trace.logits[1..]
-                .iter()
-                .map(|l| self.io.decode(l))
-                .collect(),
-        )
+        Some(trace.logits[1..].iter().map(|l| self.decode(l)).collect())
     }
 }
 
@@ -208,8 +180,9 @@ fn bos_name(vocab: &[Value]) -> String {
     name
 }
 
-/// The input/output encodings of a compiled program.
-pub fn io_spec(plan: &Plan) -> Result<IoSpec, CompileError> {
+/// The input/output encodings of a compiled program: BOS (a name no token uses) then the
+/// vocabulary; the output's values exactly (a categorical `none` row last where it can occur).
+pub fn encodings(plan: &Plan) -> Result<(InputSpec, OutputSpec), CompileError> {
     let bos = bos_name(&plan.vocab);
     let tokens = std::iter::once(bos.clone())
         .chain(plan.vocab.iter().map(token_text))
@@ -218,13 +191,11 @@ pub fn io_spec(plan: &Plan) -> Result<IoSpec, CompileError> {
         Some(SeqInfo::Categorical { values, has_none }) => OutputSpec::Categorical {
             decoding: values
                 .iter()
-                .cloned()
-                .chain(has_none.then_some(Value::None))
+                .chain(has_none.then_some(&Value::None))
+                .map(artifact::value::to_json)
                 .collect(),
         },
-        Some(SeqInfo::Numerical { points }) => OutputSpec::Numerical {
-            values: points.clone(),
-        },
+        Some(SeqInfo::Numerical { points }) => OutputSpec::numerical_exact(points.iter().copied()),
         None => {
             return Err(CompileError::internal(
                 &plan.program,
@@ -232,12 +203,13 @@ pub fn io_spec(plan: &Plan) -> Result<IoSpec, CompileError> {
             ));
         }
     };
-    Ok(IoSpec {
-        bos,
-        tokens,
-        vocab: plan.vocab.clone(),
+    Ok((
+        InputSpec {
+            bos: Some(bos),
+            tokens,
+        },
         output,
-    })
+    ))
 }
 
 /// Compiles one checked interpretation (stages 1–5). The domain check of categorical aggregates
@@ -245,8 +217,8 @@ pub fn io_spec(plan: &Plan) -> Result<IoSpec, CompileError> {
 pub fn compile_program(program: &Program, opts: &CompileOptions) -> Result<Compiled, CompileError> {
     let info = values::infer(program)?;
     let plan = lower::lower(program, &info, opts.lower)?;
-    let io = io_spec(&plan)?;
-    let layout = Layout::build(&plan, &io.bos);
+    let (input, output) = encodings(&plan)?;
+    let layout = Layout::build(&plan, input.bos.as_deref().unwrap_or_default());
     let schedule = schedule::schedule(&plan, 0);
     let coldness = opts
         .coldness
@@ -260,7 +232,8 @@ pub fn compile_program(program: &Program, opts: &CompileOptions) -> Result<Compi
         coldness,
         weights,
         placement,
-        io,
+        input,
+        output,
         residual_labels,
         provenance: Provenance {
             program: program.name.clone(),

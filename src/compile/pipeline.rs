@@ -9,7 +9,7 @@
 //! this layout makes impossible.
 //!
 //! `compile` does not run models (that is the runtime's job, one layer up): chains run with
-//! `equivalence::chain::run_chain`, on pipeline directories or on stages compiled in memory.
+//! `experiment::chain::run_chain`, on pipeline directories or on stages compiled in memory.
 
 use std::path::Path;
 

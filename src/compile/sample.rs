@@ -585,7 +585,8 @@ impl Sample {
             &ModelFiles {
                 weights: &self.weights,
                 residual_labels: &self.residual_labels,
-                io: &c.io,
+                input: &c.input,
+                output: &c.output,
                 provenance: &self.provenance,
                 report,
                 basis: self

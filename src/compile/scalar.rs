@@ -13,30 +13,30 @@ use num_rational::Rational64;
 use crate::lang::eval;
 use crate::lang::ir::{Lambda, Predicate, Value};
 
-/// Why a lambda could not be evaluated on one combination of arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScalarError(pub String);
-
 /// `map` / `map2` semantics (the reference evaluator's): a `none` argument gives `none` without
 /// evaluating the body.
-pub fn apply(f: &Lambda, args: &[Value]) -> Result<Value, ScalarError> {
+pub fn apply(f: &Lambda, args: &[Value]) -> Result<Value, eval::ScalarError> {
     if args.contains(&Value::None) {
         return Ok(Value::None);
     }
-    eval::eval_scalar(&f.body, args).map_err(|e| ScalarError(e.to_string()))
+    eval::eval_scalar(&f.body, args)
 }
 
 /// Whether `select(keys, queries, pred)` selects key value `key` for query value `query`, as the
 /// reference evaluator decides it (`none == none` is true there).
-pub fn holds(pred: &Predicate, key: &Value, query: &Value) -> Result<bool, ScalarError> {
+pub fn holds(pred: &Predicate, key: &Value, query: &Value) -> Result<bool, eval::ScalarError> {
     match pred {
-        Predicate::Cmp(c) => eval::compare(*c, key, query).map_err(|e| ScalarError(e.to_string())),
-        Predicate::Lambda(l) => match eval::eval_scalar(&l.body, &[key.clone(), query.clone()]) {
-            Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(ScalarError(format!(
-                "a select predicate must give a boolean, found {other}"
-            ))),
-            Err(e) => Err(ScalarError(e.to_string())),
+        Predicate::Cmp(c) => eval::compare(*c, key, query),
+        Predicate::Lambda(l) => match eval::eval_scalar(&l.body, &[key.clone(), query.clone()])? {
+            Value::Bool(b) => Ok(b),
+            other => Err(eval::ScalarError {
+                kind: eval::ScalarErrorKind::Type {
+                    op: "select predicate",
+                    expected: "a boolean",
+                    found: vec![other],
+                },
+                path: vec![],
+            }),
         },
     }
 }
@@ -63,7 +63,7 @@ mod tests {
     use super::*;
     use crate::lang::ir::{BinOp, Comparison, Expr};
 
-    fn cmp(c: Comparison, key: &Value, query: &Value) -> Result<bool, ScalarError> {
+    fn cmp(c: Comparison, key: &Value, query: &Value) -> Result<bool, eval::ScalarError> {
         holds(&Predicate::Cmp(c), key, query)
     }
 

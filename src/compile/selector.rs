@@ -337,6 +337,7 @@ fn categorical<'a>(
     }
 }
 
+/// The score form of a selector. One function (~120 lines): one arm per selector operation.
 fn form_of(program: &Program, info: &ValueInfo, sel: NodeId) -> Result<Form, SelectorError> {
     match &program.graph.node(sel).op {
         Op::Select {

@@ -12,9 +12,9 @@ use serde_json::{Value as Json, json};
 
 use super::error::CompileError;
 use super::weights::{Mat, Weights};
-use super::{Compiled, IoSpec, OutputSpec, Provenance};
+use super::{Compiled, Provenance};
 use crate::artifact::tl::{self, BlockParam};
-use crate::artifact::{self, F32Tensor, InputSpec, Sidecar, safetensors_bytes, value};
+use crate::artifact::{self, F32Tensor, InputSpec, OutputSpec, Sidecar, safetensors_bytes};
 
 /// One named f32 tensor of a model, before it is encoded (the writer encodes it for safetensors;
 /// the chain runner hands it to the runtime in memory).
@@ -62,6 +62,8 @@ pub fn transformer_lens_tensors(w: &Weights) -> Vec<NamedF32> {
                 BlockParam::BIn => tensor(name, vec![w.d_mlp], layer.b_in.iter().copied()),
                 BlockParam::WOut => mat(name, &layer.w_out),
                 BlockParam::BOut => tensor(name, vec![dm], layer.b_out.iter().copied()),
+                // Compiled MLPs are not gated (ATTN_MLP does not list it).
+                BlockParam::WGate => continue,
             });
         }
     }
@@ -103,26 +105,18 @@ pub fn config_json(w: &Weights, model_name: &str) -> Json {
     })
 }
 
-/// The sidecar of a compiled model: its encodings, exact values kept.
-pub fn sidecar(labels: &[String], io: &IoSpec, provenance: &Provenance) -> Sidecar {
-    let output = match &io.output {
-        OutputSpec::Categorical { decoding } => artifact::OutputSpec::Categorical {
-            decoding: decoding.iter().map(value::to_json).collect(),
-        },
-        OutputSpec::Numerical { values } => {
-            artifact::OutputSpec::numerical_exact(values.iter().copied())
-        }
-    };
+/// The sidecar of a compiled model: its encodings (exact values kept), residual labels and
+/// provenance.
+pub fn sidecar(
+    labels: &[String],
+    input: &InputSpec,
+    output: &OutputSpec,
+    provenance: &Provenance,
+) -> Sidecar {
     Sidecar {
         residual_labels: labels.to_vec(),
         provenance: serde_json::to_value(provenance).unwrap_or(Json::Null),
-        ..Sidecar::new(
-            InputSpec {
-                bos: Some(io.bos.clone()),
-                tokens: io.tokens.clone(),
-            },
-            output,
-        )
+        ..Sidecar::new(input.clone(), output.clone())
     }
 }
 
@@ -130,7 +124,8 @@ pub fn sidecar(labels: &[String], io: &IoSpec, provenance: &Provenance) -> Sidec
 pub struct ModelFiles<'a> {
     pub weights: &'a Weights,
     pub residual_labels: &'a [String],
-    pub io: &'a IoSpec,
+    pub input: &'a InputSpec,
+    pub output: &'a OutputSpec,
     pub provenance: &'a Provenance,
     /// `compile.json`: placement of variables, families applied, figures.
     pub report: Json,
@@ -169,7 +164,12 @@ pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileErro
             artifact::CONFIG_FILE,
             &json_bytes(&config_json(files.weights, &model_name)),
         )?;
-        let sidecar = sidecar(files.residual_labels, files.io, files.provenance);
+        let sidecar = sidecar(
+            files.residual_labels,
+            files.input,
+            files.output,
+            files.provenance,
+        );
         put(artifact::SIDECAR_FILE, &json_bytes(&sidecar))?;
         put(artifact::COMPILE_REPORT_FILE, &json_bytes(&files.report))?;
         if !files.basis.is_empty() {
@@ -185,7 +185,12 @@ pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileErro
 impl Compiled {
     /// The sidecar its model directory holds (the same one, in memory).
     pub fn sidecar(&self) -> Sidecar {
-        sidecar(&self.residual_labels, &self.io, &self.provenance)
+        sidecar(
+            &self.residual_labels,
+            &self.input,
+            &self.output,
+            &self.provenance,
+        )
     }
 
     /// Writes the model directory (atomically).
@@ -194,7 +199,8 @@ impl Compiled {
             &ModelFiles {
                 weights: &self.weights,
                 residual_labels: &self.residual_labels,
-                io: &self.io,
+                input: &self.input,
+                output: &self.output,
                 provenance: &self.provenance,
                 report: self.report_json(),
                 basis: Vec::new(),

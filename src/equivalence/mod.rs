@@ -19,17 +19,15 @@
 //! fits are gathered in a fixed order, so results are identical whatever the rayon thread count.
 //! Differences from the reference code: seeded splits and draws, Wilson / exact intervals instead
 //! of Wald, and row alignment of every representation checked ([`InputsId`]).
+//!
+//! This is the statistical core; the experiment driver that produces representations from
+//! specs, compiled samples and model directories and runs whole comparisons is
+//! [`crate::experiment`].
 
-pub mod chain;
-pub mod compare;
-pub mod extract;
-pub mod inputs;
 pub mod intervention;
 pub mod model_test;
-pub mod plot;
 pub mod point;
 pub mod representation;
-pub mod sampled;
 pub mod source;
 pub mod stats;
 pub mod synthetic;
@@ -41,25 +39,34 @@ pub use point::{
     SelectivityMatrix, Verdict, point_test, selectivity_matrix,
 };
 pub use representation::{
-    ActivationArray, InputsId, Normalisation, Pooling, Representation, RepresentationError,
-    accumulated_residual, pipeline, pool,
+    ActivationArray, InputsId, Normalisation, Pooling, Representation, accumulated_residual,
+    pipeline, pool,
 };
-pub use source::{ImplRef, ImplementationSource, RepresentationSet, SourceError, derive_seed};
+pub use source::{ImplRef, ImplementationSource, RepresentationSet, derive_seed};
 pub use stats::{Interval, IntervalMethod, OneSidedTest, Proportion, Spread};
 pub use transfer::{TransferCell, TransferConfig, TransferMatrix, transfer_matrix};
 
+use std::sync::Arc;
+
 use crate::similarity::SimilarityError;
 
-/// Errors of the equivalence stage.
+/// Errors of the equivalence stage (the statistical core): bad representations, sources that
+/// fail or are too small, fits that fail, bad configurations.
 #[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 pub enum EquivalenceError {
-    #[error("implementation source `{label}` failed on index {index}: {message}")]
+    #[error("implementation source `{label}` failed on index {index}")]
     #[diagnostic(code(congruity::equivalence::source))]
     Source {
         label: String,
         index: usize,
-        message: String,
+        #[source]
+        source: Box<EquivalenceError>,
     },
+    /// An error of the stage that produced an implementation (compiling, running a model,
+    /// extracting a representation), kept whole.
+    #[error(transparent)]
+    #[diagnostic(code(congruity::equivalence::implementation))]
+    Implementation(Arc<dyn std::error::Error + Send + Sync>),
     #[error(
         "implementation source `{label}`: index {index} is out of range ({count} implementations)"
     )]
@@ -102,13 +109,65 @@ pub enum EquivalenceError {
     #[error("configuration `{field}`: {reason}")]
     #[diagnostic(code(congruity::equivalence::config))]
     Config { field: &'static str, reason: String },
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Representation(#[from] RepresentationError),
+
+    #[error("activation array: shape {shape:?} holds {expected} values but {got} were given")]
+    #[diagnostic(code(congruity::equivalence::activation_shape))]
+    DataLength {
+        shape: [usize; 3],
+        expected: usize,
+        got: usize,
+    },
+    #[error("{what}: {value} at {location} (NaN and infinite values are not allowed)")]
+    #[diagnostic(code(congruity::equivalence::non_finite))]
+    NonFinite {
+        what: String,
+        location: String,
+        value: f64,
+    },
+    #[error("{what} is empty ({reason})")]
+    #[diagnostic(code(congruity::equivalence::empty))]
+    Empty { what: String, reason: String },
+    #[error(
+        "layer {layer}: shape {got:?} does not match layer 0's batch and positions {expected:?}"
+    )]
+    #[diagnostic(code(congruity::equivalence::layer_shape))]
+    LayerShape {
+        layer: usize,
+        expected: [usize; 2],
+        got: [usize; 3],
+    },
+    #[error("pooling {pooling}: {reason}")]
+    #[diagnostic(code(congruity::equivalence::pooling))]
+    Pooling { pooling: String, reason: String },
+    #[error(
+        "cannot combine representations row by row: part {part} is on inputs `{got}` ({got_rows} rows), part 0 on `{expected}` ({expected_rows} rows)"
+    )]
+    #[diagnostic(code(congruity::equivalence::not_row_aligned))]
+    NotRowAligned {
+        part: usize,
+        expected: InputsId,
+        expected_rows: usize,
+        got: InputsId,
+        got_rows: usize,
+    },
 }
 
 impl EquivalenceError {
     /// `src` holds fewer than the `needed` implementations a test draws (`why`: what for).
+    /// An error of another stage, met while producing an implementation.
+    pub fn implementation(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        EquivalenceError::Implementation(Arc::new(e))
+    }
+
+    /// Index `index` of source `label`, which holds `count` implementations.
+    pub fn out_of_range(label: &str, index: usize, count: usize) -> Self {
+        EquivalenceError::IndexOutOfRange {
+            label: label.to_owned(),
+            index,
+            count,
+        }
+    }
+
     pub(crate) fn too_few(src: &dyn ImplementationSource, needed: usize, why: &str) -> Self {
         EquivalenceError::TooFewImplementations {
             label: src.label().to_owned(),

@@ -6,6 +6,7 @@
 //! names and row counts agree. This is the guard against the reference code's defect of chaining
 //! stages whose rows (or implementation paths) were indexed differently.
 
+use super::EquivalenceError;
 use faer::{Mat, MatRef};
 use serde::Serialize;
 
@@ -20,51 +21,6 @@ impl std::fmt::Display for InputsId {
     }
 }
 
-/// Errors building representations.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
-pub enum RepresentationError {
-    #[error("activation array: shape {shape:?} holds {expected} values but {got} were given")]
-    #[diagnostic(code(congruity::equivalence::activation_shape))]
-    DataLength {
-        shape: [usize; 3],
-        expected: usize,
-        got: usize,
-    },
-    #[error("{what}: {value} at {location} (NaN and infinite values are not allowed)")]
-    #[diagnostic(code(congruity::equivalence::non_finite))]
-    NonFinite {
-        what: String,
-        location: String,
-        value: f64,
-    },
-    #[error("{what} is empty ({reason})")]
-    #[diagnostic(code(congruity::equivalence::empty))]
-    Empty { what: String, reason: String },
-    #[error(
-        "layer {layer}: shape {got:?} does not match layer 0's batch and positions {expected:?}"
-    )]
-    #[diagnostic(code(congruity::equivalence::layer_shape))]
-    LayerShape {
-        layer: usize,
-        expected: [usize; 2],
-        got: [usize; 3],
-    },
-    #[error("pooling {pooling}: {reason}")]
-    #[diagnostic(code(congruity::equivalence::pooling))]
-    Pooling { pooling: String, reason: String },
-    #[error(
-        "cannot combine representations row by row: part {part} is on inputs `{got}` ({got_rows} rows), part 0 on `{expected}` ({expected_rows} rows)"
-    )]
-    #[diagnostic(code(congruity::equivalence::not_row_aligned))]
-    NotRowAligned {
-        part: usize,
-        expected: InputsId,
-        expected_rows: usize,
-        got: InputsId,
-        got_rows: usize,
-    },
-}
-
 /// An implementation's representation: `n` inputs × features, f64, all finite.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Representation {
@@ -74,9 +30,9 @@ pub struct Representation {
 
 impl Representation {
     /// Checks that `data` has at least one row and one column and only finite values.
-    pub fn new(inputs: InputsId, data: Mat<f64>) -> Result<Self, RepresentationError> {
+    pub fn new(inputs: InputsId, data: Mat<f64>) -> Result<Self, EquivalenceError> {
         if data.nrows() == 0 || data.ncols() == 0 {
-            return Err(RepresentationError::Empty {
+            return Err(EquivalenceError::Empty {
                 what: format!("representation on `{inputs}`"),
                 reason: format!("shape [{}, {}]", data.nrows(), data.ncols()),
             });
@@ -85,7 +41,7 @@ impl Representation {
             for i in 0..data.nrows() {
                 let v = data[(i, j)];
                 if !v.is_finite() {
-                    return Err(RepresentationError::NonFinite {
+                    return Err(EquivalenceError::NonFinite {
                         what: format!("representation on `{inputs}`"),
                         location: format!("[{i}, {j}]"),
                         value: v,
@@ -102,9 +58,9 @@ impl Representation {
         n: usize,
         d: usize,
         values: &[f64],
-    ) -> Result<Self, RepresentationError> {
+    ) -> Result<Self, EquivalenceError> {
         if values.len() != n * d {
-            return Err(RepresentationError::DataLength {
+            return Err(EquivalenceError::DataLength {
                 shape: [n, d, 1],
                 expected: n * d,
                 got: values.len(),
@@ -131,14 +87,14 @@ impl Representation {
 
     /// Concatenates features of representations of the same inputs, in order: how pipelines join
     /// their stages and how layers accumulate.
-    pub fn concat_features(parts: &[Representation]) -> Result<Self, RepresentationError> {
-        let first = parts.first().ok_or_else(|| RepresentationError::Empty {
+    pub fn concat_features(parts: &[Representation]) -> Result<Self, EquivalenceError> {
+        let first = parts.first().ok_or_else(|| EquivalenceError::Empty {
             what: "list of representations to concatenate".into(),
             reason: "no parts".into(),
         })?;
         for (part, r) in parts.iter().enumerate().skip(1) {
             if r.inputs != first.inputs || r.n_inputs() != first.n_inputs() {
-                return Err(RepresentationError::NotRowAligned {
+                return Err(EquivalenceError::NotRowAligned {
                     part,
                     expected: first.inputs.clone(),
                     expected_rows: first.n_inputs(),
@@ -172,24 +128,24 @@ pub struct ActivationArray {
 }
 
 impl ActivationArray {
-    pub fn new(shape: [usize; 3], data: Vec<f64>) -> Result<Self, RepresentationError> {
+    pub fn new(shape: [usize; 3], data: Vec<f64>) -> Result<Self, EquivalenceError> {
         let expected = shape.iter().product();
         if data.len() != expected {
-            return Err(RepresentationError::DataLength {
+            return Err(EquivalenceError::DataLength {
                 shape,
                 expected,
                 got: data.len(),
             });
         }
         if shape.contains(&0) {
-            return Err(RepresentationError::Empty {
+            return Err(EquivalenceError::Empty {
                 what: "activation array".into(),
                 reason: format!("shape {shape:?}"),
             });
         }
         if let Some(k) = data.iter().position(|v| !v.is_finite()) {
             let (b, rest) = (k / (shape[1] * shape[2]), k % (shape[1] * shape[2]));
-            return Err(RepresentationError::NonFinite {
+            return Err(EquivalenceError::NonFinite {
                 what: "activation array".into(),
                 location: format!("[{b}, {}, {}]", rest / shape[2], rest % shape[2]),
                 value: data[k],
@@ -199,7 +155,7 @@ impl ActivationArray {
     }
 
     /// From f32 activations (the runtime's dtype), widened to f64.
-    pub fn from_f32(shape: [usize; 3], data: &[f32]) -> Result<Self, RepresentationError> {
+    pub fn from_f32(shape: [usize; 3], data: &[f32]) -> Result<Self, EquivalenceError> {
         Self::new(shape, data.iter().map(|v| f64::from(*v)).collect())
     }
 
@@ -276,9 +232,9 @@ pub fn pool(
     act: &ActivationArray,
     pooling: &Pooling,
     norm: Normalisation,
-) -> Result<Mat<f64>, RepresentationError> {
+) -> Result<Mat<f64>, EquivalenceError> {
     let [batch, pos, d] = act.shape;
-    let bad = |reason: String| RepresentationError::Pooling {
+    let bad = |reason: String| EquivalenceError::Pooling {
         pooling: pooling.to_string(),
         reason,
     };
@@ -332,7 +288,7 @@ pub fn pool(
             per_input_len(ps)?;
             (0..batch)
                 .map(|b| Ok(normalise(act.vector(b, check_pos(ps[b])?), norm)))
-                .collect::<Result<_, RepresentationError>>()?
+                .collect::<Result<_, EquivalenceError>>()?
         }
         Pooling::MeanOfFirst(lens) => {
             per_input_len(lens)?;
@@ -347,7 +303,7 @@ pub fn pool(
                         Ok(mean_of(b, len))
                     }
                 })
-                .collect::<Result<_, RepresentationError>>()?
+                .collect::<Result<_, EquivalenceError>>()?
         }
     };
     let width = rows[0].len();
@@ -361,8 +317,8 @@ pub fn accumulated_residual(
     layers: &[ActivationArray],
     pooling: &Pooling,
     norm: Normalisation,
-) -> Result<Representation, RepresentationError> {
-    let first = layers.first().ok_or_else(|| RepresentationError::Empty {
+) -> Result<Representation, EquivalenceError> {
+    let first = layers.first().ok_or_else(|| EquivalenceError::Empty {
         what: "list of layers".into(),
         reason: "no layers given".into(),
     })?;
@@ -371,7 +327,7 @@ pub fn accumulated_residual(
     for (layer, act) in layers.iter().enumerate() {
         let [b, p, _] = act.shape;
         if (b, p) != (batch, pos) {
-            return Err(RepresentationError::LayerShape {
+            return Err(EquivalenceError::LayerShape {
                 layer,
                 expected: [batch, pos],
                 got: act.shape,
@@ -387,7 +343,7 @@ pub fn accumulated_residual(
 
 /// A pipeline's representation: its stages' representations side by side, row-aligned on the
 /// same inputs.
-pub fn pipeline(stages: &[Representation]) -> Result<Representation, RepresentationError> {
+pub fn pipeline(stages: &[Representation]) -> Result<Representation, EquivalenceError> {
     Representation::concat_features(stages)
 }
 
@@ -448,7 +404,7 @@ mod tests {
         let b = Representation::from_rows(InputsId("other".into()), 2, 1, &[1.0, 2.0]).unwrap();
         assert!(matches!(
             pipeline(&[a.clone(), b]),
-            Err(RepresentationError::NotRowAligned { part: 1, .. })
+            Err(EquivalenceError::NotRowAligned { part: 1, .. })
         ));
         let c = Representation::from_rows(ids(), 3, 1, &[1.0, 2.0, 3.0]).unwrap();
         assert!(pipeline(&[a, c]).is_err());
@@ -470,7 +426,7 @@ mod tests {
                 &Pooling::Mean,
                 Normalisation::None
             ),
-            Err(RepresentationError::LayerShape { layer: 1, .. })
+            Err(EquivalenceError::LayerShape { layer: 1, .. })
         ));
         assert!(ActivationArray::new([1, 1, 2], vec![0.0, f64::NAN]).is_err());
         assert!(ActivationArray::new([1, 1, 2], vec![0.0]).is_err());

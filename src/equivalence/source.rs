@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::EquivalenceError;
-use super::representation::{Representation, RepresentationError};
+use super::representation::Representation;
 use crate::progress::Progress;
 use crate::similarity::{Measure, Orientation};
 
@@ -30,18 +30,7 @@ pub trait ImplementationSource: Sync {
     /// Number of implementations available.
     fn count(&self) -> usize;
     /// The representation of implementation `index` (`index < count()`).
-    fn representation(&self, index: usize) -> Result<Representation, SourceError>;
-}
-
-/// Why a source could not produce a representation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
-
-impl From<RepresentationError> for SourceError {
-    fn from(e: RepresentationError) -> Self {
-        SourceError(e.to_string())
-    }
+    fn representation(&self, index: usize) -> Result<Representation, EquivalenceError>;
 }
 
 /// Representations held in memory.
@@ -60,12 +49,6 @@ impl RepresentationSet {
     }
 }
 
-/// The error for an index past the `count` items (`what`: "implementations", "models", ...) of a
-/// source.
-pub(crate) fn out_of_range(index: usize, count: usize, what: &str) -> SourceError {
-    SourceError(format!("index {index} out of range for {count} {what}"))
-}
-
 impl ImplementationSource for RepresentationSet {
     fn label(&self) -> &str {
         &self.label
@@ -75,11 +58,11 @@ impl ImplementationSource for RepresentationSet {
         self.items.len()
     }
 
-    fn representation(&self, index: usize) -> Result<Representation, SourceError> {
+    fn representation(&self, index: usize) -> Result<Representation, EquivalenceError> {
         self.items
             .get(index)
             .cloned()
-            .ok_or_else(|| out_of_range(index, self.items.len(), "representations"))
+            .ok_or_else(|| EquivalenceError::out_of_range(&self.label, index, self.items.len()))
     }
 }
 
@@ -153,7 +136,7 @@ pub(crate) fn compute_fits(
                 .map_err(|e| EquivalenceError::Source {
                     label: src.label().to_owned(),
                     index: r.index,
-                    message: e.0,
+                    source: Box::new(e),
                 })
         })
         .collect();

@@ -9,8 +9,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::EquivalenceError;
 use super::representation::{InputsId, Representation};
-use super::source::{ImplementationSource, SourceError, derive_seed, out_of_range};
+use super::source::{ImplementationSource, derive_seed};
 use crate::similarity::linalg;
 
 /// Gaussian latent features `[n, m]` on inputs `inputs`, from `seed`.
@@ -60,9 +61,13 @@ impl ImplementationSource for SyntheticFamily {
         self.count
     }
 
-    fn representation(&self, index: usize) -> Result<Representation, SourceError> {
+    fn representation(&self, index: usize) -> Result<Representation, EquivalenceError> {
         if index >= self.count {
-            return Err(out_of_range(index, self.count, "implementations"));
+            return Err(EquivalenceError::out_of_range(
+                &self.label,
+                index,
+                self.count,
+            ));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, &[index as u64]));
         let m = self.latent.n_features();
@@ -78,6 +83,6 @@ impl ImplementationSource for SyntheticFamily {
                 rep[(i, j)] += self.noise * e;
             }
         }
-        Ok(Representation::new(self.latent.inputs().clone(), rep)?)
+        Representation::new(self.latent.inputs().clone(), rep)
     }
 }

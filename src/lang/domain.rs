@@ -176,9 +176,9 @@ pub fn sample(task: &Task, n: usize, seed: u64) -> Result<Vec<Vec<Value>>, EvalE
 
 /// Reads a whitespace-separated input such as `a b c` (quoted tokens like `"("` also work) into
 /// tokens of the task, checking the vocabulary, the length and the restriction. Errors point into
-/// the input text.
-pub fn parse_input(task: &Task, text: &str) -> Result<Vec<Value>, LangError> {
-    let src = SourceFile::new("--input", text);
+/// the input text, named `source` (the CLI names its flag).
+pub fn parse_input(task: &Task, text: &str, source: &str) -> Result<Vec<Value>, LangError> {
+    let src = SourceFile::new(source, text);
     let mut out = Vec::new();
     let mut spans = Vec::new();
     let mut i = 0;
@@ -242,7 +242,7 @@ pub fn parse_input(task: &Task, text: &str) -> Result<Vec<Value>, LangError> {
             ),
             "no tokens",
         )
-        .with_help("separate tokens with spaces: --input \"a b c\""));
+        .with_help("separate tokens with spaces: \"a b c\""));
     }
     if out.len() > task.max_len {
         let extra = spans[task.max_len].start;
@@ -376,18 +376,18 @@ mod tests {
     fn parse_input_names_the_bad_token() {
         let t = task("task p { vocab {\"(\", \")\", a, 3} max_len 3 }");
         assert_eq!(
-            parse_input(&t, "( a 3").unwrap(),
+            parse_input(&t, "( a 3", "input").unwrap(),
             vec![Value::sym("("), Value::sym("a"), Value::int(3)]
         );
         assert_eq!(
-            parse_input(&t, "\"(\" )").unwrap(),
+            parse_input(&t, "\"(\" )", "input").unwrap(),
             vec![Value::sym("("), Value::sym(")")]
         );
-        let e = parse_input(&t, "a q").unwrap_err();
+        let e = parse_input(&t, "a q", "input").unwrap_err();
         assert!(e.message.contains("`q`"));
         assert_eq!(e.labels[0].span, Span::new(2, 3));
         assert!(e.help.unwrap().contains("\"(\", \")\", a"));
-        assert!(parse_input(&t, "   ").is_err());
-        assert!(parse_input(&t, "a a a a").is_err());
+        assert!(parse_input(&t, "   ", "input").is_err());
+        assert!(parse_input(&t, "a a a a", "input").is_err());
     }
 }

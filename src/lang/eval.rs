@@ -676,6 +676,9 @@ fn node_label(graph: &Graph, id: NodeId) -> String {
 }
 
 /// Evaluates every node of a graph on `input`, without checking the input against a task.
+///
+/// One function (~140 lines) on purpose: one arm per IR operation, so the reference semantics
+/// every other stage is checked against reads in one place.
 pub fn eval_graph(graph: &Graph, input: &[Value]) -> Result<Vec<NodeValue>, EvalError> {
     let n = input.len();
     let mut values: Vec<NodeValue> = Vec::with_capacity(graph.nodes.len());

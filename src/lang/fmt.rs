@@ -301,6 +301,7 @@ impl<'a> Printer<'a> {
         }
     }
 
+    /// One item in canonical form. One function (~125 lines): one arm per item kind.
     fn item(&mut self, i: usize, item: &Item) {
         let anchor = Anchor::Item(i);
         match item {

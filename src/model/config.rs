@@ -227,6 +227,211 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Refuses what TransformerLens supports and this runtime does not: flags that must stay
+    /// false or unset, refused architectures, non-float dtypes.
+    fn refuse_unsupported(&self) -> Result<(), ModelError> {
+        for (field, reason) in MUST_BE_FALSE {
+            if self.bool(field, false)? {
+                return Err(self.unsupported(field, &Value::Bool(true), *reason));
+            }
+        }
+        for (field, reason) in MUST_BE_NULL {
+            if let Some(v) = self.get(field) {
+                return Err(self.unsupported(field, v, *reason));
+            }
+        }
+        if let Some(arch) = self.string("original_architecture")?
+            && REFUSED_ARCHITECTURES.contains(&arch)
+        {
+            return Err(self.unsupported(
+            "original_architecture",
+            &json!(arch),
+            "TransformerLens applies OLMo-specific normalization placement, which is not implemented",
+        ));
+        }
+        if let Some(dtype) = self.string("dtype")?
+            && !FLOAT_DTYPES.contains(&dtype)
+        {
+            return Err(self.unsupported(
+                "dtype",
+                &json!(dtype),
+                "only floating-point models are supported",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `n_heads` (derived from d_model / d_head when unset) and `n_key_value_heads`.
+    fn heads(&self, d_model: usize, d_head: usize) -> Result<(usize, Option<usize>), ModelError> {
+        let n_heads = match self.optional_positive("n_heads")? {
+            Some(h) => h,
+            None => {
+                if !d_model.is_multiple_of(d_head) {
+                    return Err(self.invalid(
+                        "n_heads",
+                        "unset, and d_model is not a multiple of d_head to derive it",
+                    ));
+                }
+                d_model / d_head
+            }
+        };
+        let n_key_value_heads = self.optional_positive("n_key_value_heads")?;
+        if let Some(kv) = n_key_value_heads {
+            if n_heads % kv != 0 {
+                return Err(self.invalid(
+                    "n_key_value_heads",
+                    format!("{kv} does not divide n_heads {n_heads}"),
+                ));
+            }
+            for (flag, name) in [
+                ("use_split_qkv_input", "split q/k/v inputs"),
+                ("use_attn_in", "hook_attn_in"),
+            ] {
+                if self.bool(flag, false)? {
+                    return Err(self.invalid(
+                        "n_key_value_heads",
+                        format!("grouped-query attention with {name} ({flag}) is not implemented"),
+                    ));
+                }
+            }
+        }
+        Ok((n_heads, n_key_value_heads))
+    }
+
+    /// `d_mlp` and `act_fn`, both required unless the model is attention-only.
+    fn mlp(&self, attn_only: bool) -> Result<(Option<usize>, Option<ActFn>), ModelError> {
+        Ok(if attn_only {
+            (None, None)
+        } else {
+            let d_mlp = self
+                .optional_positive("d_mlp")?
+                .ok_or_else(|| self.invalid("d_mlp", "missing; required unless attn_only"))?;
+            let name = self
+                .string("act_fn")?
+                .ok_or_else(|| self.invalid("act_fn", "missing; required unless attn_only"))?;
+            let act = ActFn::ALL
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, a)| *a)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = ActFn::ALL.iter().map(|(n, _)| *n).collect();
+                    self.unsupported(
+                        "act_fn",
+                        &json!(name),
+                        format!("supported activations: {}", names.join(", ")),
+                    )
+                })?;
+            (Some(d_mlp), Some(act))
+        })
+    }
+
+    /// `normalization_type`.
+    fn normalization(&self) -> Result<Normalization, ModelError> {
+        Ok(match self.map.get("normalization_type") {
+            // Absent means TL's default "LN"; explicit null means no normalization.
+            None => Normalization::LayerNorm,
+            Some(Value::Null) => Normalization::None,
+            Some(Value::String(s)) => match s.as_str() {
+                "LN" => Normalization::LayerNorm,
+                "LNPre" => Normalization::LayerNormPre,
+                "RMS" => Normalization::Rms,
+                "RMSPre" => Normalization::RmsPre,
+                _ => {
+                    return Err(self.unsupported(
+                        "normalization_type",
+                        &json!(s),
+                        "supported: LN, LNPre, RMS, RMSPre, null",
+                    ));
+                }
+            },
+            Some(v) => {
+                return Err(self.invalid(
+                    "normalization_type",
+                    format!("expected a string or null, found {v}"),
+                ));
+            }
+        })
+    }
+
+    /// `positional_embedding_type` and, for rotary embeddings, their parameters.
+    fn positional(&self, d_head: usize) -> Result<Positional, ModelError> {
+        let pos_name = self
+            .string("positional_embedding_type")?
+            .unwrap_or("standard");
+        Ok(match pos_name {
+            "standard" => Positional::Standard,
+            "shortformer" => Positional::Shortformer,
+            "rotary" => {
+                let dim = self.optional_positive("rotary_dim")?.unwrap_or(d_head);
+                if dim > d_head || dim % 2 != 0 {
+                    return Err(self.invalid(
+                        "rotary_dim",
+                        format!("must be even and at most d_head = {d_head}, found {dim}"),
+                    ));
+                }
+                let base = self.float("rotary_base", 10000.0)?;
+                if base <= 0.0 {
+                    return Err(
+                        self.invalid("rotary_base", format!("must be positive, found {base}"))
+                    );
+                }
+                let scaling_factor = self.float("rotary_scaling_factor", 1.0)?;
+                if scaling_factor <= 0.0 {
+                    return Err(self.invalid(
+                        "rotary_scaling_factor",
+                        format!("must be positive, found {scaling_factor}"),
+                    ));
+                }
+                Positional::Rotary(Rotary {
+                    dim,
+                    base,
+                    adjacent_pairs: self.bool("rotary_adjacent_pairs", false)?,
+                    scaling_factor,
+                })
+            }
+            other => {
+                return Err(self.unsupported(
+                    "positional_embedding_type",
+                    &json!(other),
+                    "supported: standard, shortformer, rotary",
+                ));
+            }
+        })
+    }
+
+    /// `attention_dir`.
+    fn attention_dir(&self) -> Result<AttentionDir, ModelError> {
+        Ok(match self.string("attention_dir")?.unwrap_or("causal") {
+            "causal" => AttentionDir::Causal,
+            "bidirectional" => AttentionDir::Bidirectional,
+            other => {
+                return Err(self.unsupported(
+                    "attention_dir",
+                    &json!(other),
+                    "supported: causal, bidirectional",
+                ));
+            }
+        })
+    }
+
+    /// `use_attn_scale` and the divisor of attention scores (√d_head unless `attn_scale` is set).
+    fn attn_scale(&self, d_head: usize) -> Result<(bool, f64), ModelError> {
+        let use_attn_scale = self.bool("use_attn_scale", true)?;
+        let scale = if use_attn_scale {
+            let s = self.float("attn_scale", -1.0)?;
+            if s == -1.0 {
+                (d_head as f64).sqrt()
+            } else if s > 0.0 {
+                s
+            } else {
+                return Err(self.invalid("attn_scale", format!("must be positive, found {s}")));
+            }
+        } else {
+            1.0
+        };
+        Ok((use_attn_scale, scale))
+    }
+
     fn get(&self, field: &str) -> Option<&'a Value> {
         self.map.get(field).filter(|v| !v.is_null())
     }
@@ -408,188 +613,26 @@ impl ModelConfig {
         })?;
         let f = Fields { path, map };
 
-        for (field, reason) in MUST_BE_FALSE {
-            if f.bool(field, false)? {
-                return Err(f.unsupported(field, &Value::Bool(true), *reason));
-            }
-        }
-        for (field, reason) in MUST_BE_NULL {
-            if let Some(v) = f.get(field) {
-                return Err(f.unsupported(field, v, *reason));
-            }
-        }
-        if let Some(arch) = f.string("original_architecture")?
-            && REFUSED_ARCHITECTURES.contains(&arch)
-        {
-            return Err(f.unsupported(
-                "original_architecture",
-                &json!(arch),
-                "TransformerLens applies OLMo-specific normalization placement, which is not implemented",
-            ));
-        }
-        if let Some(dtype) = f.string("dtype")?
-            && !FLOAT_DTYPES.contains(&dtype)
-        {
-            return Err(f.unsupported(
-                "dtype",
-                &json!(dtype),
-                "only floating-point models are supported",
-            ));
-        }
+        f.refuse_unsupported()?;
 
         let n_layers = f.required_positive("n_layers")?;
         let d_model = f.required_positive("d_model")?;
         let d_head = f.required_positive("d_head")?;
-        let n_heads = match f.optional_positive("n_heads")? {
-            Some(h) => h,
-            None => {
-                if d_model % d_head != 0 {
-                    return Err(f.invalid(
-                        "n_heads",
-                        "unset, and d_model is not a multiple of d_head to derive it",
-                    ));
-                }
-                d_model / d_head
-            }
-        };
-        let n_key_value_heads = f.optional_positive("n_key_value_heads")?;
-        if let Some(kv) = n_key_value_heads {
-            if n_heads % kv != 0 {
-                return Err(f.invalid(
-                    "n_key_value_heads",
-                    format!("{kv} does not divide n_heads {n_heads}"),
-                ));
-            }
-            for (flag, name) in [
-                ("use_split_qkv_input", "split q/k/v inputs"),
-                ("use_attn_in", "hook_attn_in"),
-            ] {
-                if f.bool(flag, false)? {
-                    return Err(f.invalid(
-                        "n_key_value_heads",
-                        format!("grouped-query attention with {name} ({flag}) is not implemented"),
-                    ));
-                }
-            }
-        }
+        let (n_heads, n_key_value_heads) = f.heads(d_model, d_head)?;
         let d_vocab = f.required_positive("d_vocab")?;
         let d_vocab_out = f.optional_positive("d_vocab_out")?.unwrap_or(d_vocab);
         let n_ctx = f.required_positive("n_ctx")?;
         let attn_only = f.bool("attn_only", false)?;
 
-        let (d_mlp, act_fn) = if attn_only {
-            (None, None)
-        } else {
-            let d_mlp = f
-                .optional_positive("d_mlp")?
-                .ok_or_else(|| f.invalid("d_mlp", "missing; required unless attn_only"))?;
-            let name = f
-                .string("act_fn")?
-                .ok_or_else(|| f.invalid("act_fn", "missing; required unless attn_only"))?;
-            let act = ActFn::ALL
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, a)| *a)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = ActFn::ALL.iter().map(|(n, _)| *n).collect();
-                    f.unsupported(
-                        "act_fn",
-                        &json!(name),
-                        format!("supported activations: {}", names.join(", ")),
-                    )
-                })?;
-            (Some(d_mlp), Some(act))
-        };
+        let (d_mlp, act_fn) = f.mlp(attn_only)?;
 
-        let normalization = match map.get("normalization_type") {
-            // Absent means TL's default "LN"; explicit null means no normalization.
-            None => Normalization::LayerNorm,
-            Some(Value::Null) => Normalization::None,
-            Some(Value::String(s)) => match s.as_str() {
-                "LN" => Normalization::LayerNorm,
-                "LNPre" => Normalization::LayerNormPre,
-                "RMS" => Normalization::Rms,
-                "RMSPre" => Normalization::RmsPre,
-                _ => {
-                    return Err(f.unsupported(
-                        "normalization_type",
-                        &json!(s),
-                        "supported: LN, LNPre, RMS, RMSPre, null",
-                    ));
-                }
-            },
-            Some(v) => {
-                return Err(f.invalid(
-                    "normalization_type",
-                    format!("expected a string or null, found {v}"),
-                ));
-            }
-        };
+        let normalization = f.normalization()?;
 
-        let pos_name = f.string("positional_embedding_type")?.unwrap_or("standard");
-        let positional = match pos_name {
-            "standard" => Positional::Standard,
-            "shortformer" => Positional::Shortformer,
-            "rotary" => {
-                let dim = f.optional_positive("rotary_dim")?.unwrap_or(d_head);
-                if dim > d_head || dim % 2 != 0 {
-                    return Err(f.invalid(
-                        "rotary_dim",
-                        format!("must be even and at most d_head = {d_head}, found {dim}"),
-                    ));
-                }
-                let base = f.float("rotary_base", 10000.0)?;
-                if base <= 0.0 {
-                    return Err(f.invalid("rotary_base", format!("must be positive, found {base}")));
-                }
-                let scaling_factor = f.float("rotary_scaling_factor", 1.0)?;
-                if scaling_factor <= 0.0 {
-                    return Err(f.invalid(
-                        "rotary_scaling_factor",
-                        format!("must be positive, found {scaling_factor}"),
-                    ));
-                }
-                Positional::Rotary(Rotary {
-                    dim,
-                    base,
-                    adjacent_pairs: f.bool("rotary_adjacent_pairs", false)?,
-                    scaling_factor,
-                })
-            }
-            other => {
-                return Err(f.unsupported(
-                    "positional_embedding_type",
-                    &json!(other),
-                    "supported: standard, shortformer, rotary",
-                ));
-            }
-        };
+        let positional = f.positional(d_head)?;
 
-        let attention_dir = match f.string("attention_dir")?.unwrap_or("causal") {
-            "causal" => AttentionDir::Causal,
-            "bidirectional" => AttentionDir::Bidirectional,
-            other => {
-                return Err(f.unsupported(
-                    "attention_dir",
-                    &json!(other),
-                    "supported: causal, bidirectional",
-                ));
-            }
-        };
+        let attention_dir = f.attention_dir()?;
 
-        let use_attn_scale = f.bool("use_attn_scale", true)?;
-        let attn_scale = if use_attn_scale {
-            let s = f.float("attn_scale", -1.0)?;
-            if s == -1.0 {
-                (d_head as f64).sqrt()
-            } else if s > 0.0 {
-                s
-            } else {
-                return Err(f.invalid("attn_scale", format!("must be positive, found {s}")));
-            }
-        } else {
-            1.0
-        };
+        let (use_attn_scale, attn_scale) = f.attn_scale(d_head)?;
 
         let eps = f.float("eps", 1e-5)?;
         if eps < 0.0 {

@@ -172,7 +172,7 @@ pub enum ModelError {
     #[diagnostic(
         code(congruity::model::tokenizer),
         help(
-            "`--text` needs the checkpoint's tokenizer.json (HuggingFace tokenizers); token-id files work without one (--tokens)"
+            "text input needs the checkpoint's tokenizer.json (HuggingFace tokenizers); token ids work without one"
         )
     )]
     Tokenizer { path: PathBuf, reason: String },

@@ -12,6 +12,7 @@ use super::error::{ComputeContext, ModelError};
 pub use crate::artifact::sidecar::{
     ExactNumber, InputSpec, OutputSpec, SIDECAR_FILE, SIDECAR_FORMAT, Sidecar,
 };
+use crate::artifact::sidecar::{first_max, nearest};
 
 /// One decoded output value.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,7 +66,10 @@ impl std::fmt::Display for OutputValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OutputValue::Symbol(Value::String(s)) => f.write_str(s),
-            OutputValue::Symbol(v) => write!(f, "{v}"),
+            OutputValue::Symbol(v) => match crate::artifact::value::tagged_symbol(v) {
+                Some(s) => f.write_str(s),
+                None => write!(f, "{v}"),
+            },
             OutputValue::Number(x) => write!(f, "{x}"),
             // As the float, so printed answers read the same whether or not exact values are known.
             OutputValue::Exact(r) => write!(f, "{}", ExactNumber(*r).to_f64()),
@@ -84,7 +88,7 @@ impl Sidecar {
         })?;
         s.check_format().map_err(|reason| ModelError::Sidecar {
             path: path.to_path_buf(),
-            reason,
+            reason: reason.to_string(),
         })?;
         s.format = SIDECAR_FORMAT.into();
         Ok(s)
@@ -190,14 +194,7 @@ impl Sidecar {
     pub fn decode_position(&self, logits: &[f32]) -> Result<OutputValue, ModelError> {
         match &self.output {
             OutputSpec::Categorical { decoding } => {
-                let i = logits
-                    .iter()
-                    .enumerate()
-                    .fold(None, |best: Option<(usize, f32)>, (i, &x)| match best {
-                        Some((_, b)) if b >= x => best,
-                        _ => Some((i, x)),
-                    })
-                    .map(|(i, _)| i)
+                let i = first_max(logits)
                     .ok_or_else(|| ModelError::Decode("a position has no logits".into()))?;
                 decoding
                     .get(i)
@@ -209,15 +206,9 @@ impl Sidecar {
                 let x = *logits
                     .first()
                     .ok_or_else(|| ModelError::Decode("a position has no logits".into()))?;
-                let wide = f64::from(x);
-                let nearest = values
-                    .iter()
-                    .enumerate()
-                    .min_by(|(_, a), (_, b)| (*a - wide).abs().total_cmp(&(*b - wide).abs()))
-                    .map(|(i, v)| (i, *v));
-                Ok(match nearest {
-                    Some((i, _)) if !exact.is_empty() => OutputValue::Exact(exact[i].0),
-                    Some((_, v)) => OutputValue::Number(v),
+                Ok(match nearest(values, f64::from(x)) {
+                    Some(i) if !exact.is_empty() => OutputValue::Exact(exact[i].0),
+                    Some(i) => OutputValue::Number(values[i]),
                     None => OutputValue::Number(f32_to_f64_shortest(x)),
                 })
             }

@@ -20,6 +20,7 @@ use super::io::{HostTensor, NamedTensors, read_json};
 use super::sidecar::{InputSpec, OutputSpec, Sidecar};
 use super::transformer::Transformer;
 use super::weights::Weights;
+use crate::artifact::tl::{self, BlockParam};
 
 /// The tracr model shape, from `meta.json:model`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,19 +71,51 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
     let meta: Value = read_json(&meta_path)?;
     let mp = meta_path.as_path();
 
+    let shape = read_shape(&meta, mp)?;
+    let causal = meta["causal"].as_bool().unwrap_or(false);
+
+    // The sizes that tables below are allocated by are checked against the weights first.
+    let weights_path = dir.join("weights.safetensors");
+    let haiku = NamedTensors::read(&weights_path)?;
+    check_sizes(&haiku, &shape, mp, &weights_path)?;
+
+    let tokens = input_tokens(&meta, mp, &shape)?;
+    let bos = meta["compiler_bos"].as_str().map(str::to_string);
+
+    let output = output_spec(&meta, mp, &shape)?;
+
+    let residual_labels: Vec<String> = read_json(&dir.join("residual_labels.json"))?;
+
+    let config = tracr_config(&shape, causal);
+    let named = to_transformer_lens(&haiku, &shape)?;
+    let weights = Weights::from_named(&config, &named, device)?;
+    let transformer = Transformer::new(config, weights)?;
+
+    let sidecar = Sidecar {
+        residual_labels,
+        provenance: provenance(&meta),
+        ..Sidecar::new(InputSpec { bos, tokens }, output)
+    };
+    sidecar.validate(transformer.config(), &meta_path)?;
+    Ok((transformer, sidecar))
+}
+
+/// The sizes `meta.json` states, and the model options this runtime refuses (layer norm,
+/// activations other than relu).
+fn read_shape(meta: &Value, mp: &Path) -> Result<TracrShape, ModelError> {
     let shape = TracrShape {
-        num_layers: meta_usize(&meta, mp, "num_layers")?,
-        num_heads: meta_usize(&meta, mp, "num_heads")?,
-        key_size: meta_usize(&meta, mp, "key_size")?,
-        mlp_hidden_size: meta_usize(&meta, mp, "mlp_hidden_size")?,
-        residual_width: meta_usize(&meta, mp, "residual_width")?,
-        n_positions: meta_usize(&meta, mp, "n_positions")?,
-        input_vocab_size: meta_usize(&meta, mp, "input_vocab_size")?,
-        output_width: meta_usize(&meta, mp, "output_width")?,
+        num_layers: meta_usize(meta, mp, "num_layers")?,
+        num_heads: meta_usize(meta, mp, "num_heads")?,
+        key_size: meta_usize(meta, mp, "key_size")?,
+        mlp_hidden_size: meta_usize(meta, mp, "mlp_hidden_size")?,
+        residual_width: meta_usize(meta, mp, "residual_width")?,
+        n_positions: meta_usize(meta, mp, "n_positions")?,
+        input_vocab_size: meta_usize(meta, mp, "input_vocab_size")?,
+        output_width: meta_usize(meta, mp, "output_width")?,
     };
     if meta["model"]["layer_norm"].as_bool().unwrap_or(false) {
         return Err(ModelError::UnsupportedConfig {
-            path: meta_path.clone(),
+            path: mp.to_path_buf(),
             field: "model.layer_norm".into(),
             value: "true".into(),
             reason: "tracr models compiled with layer norm are not supported".into(),
@@ -92,17 +125,22 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
         && act != "relu"
     {
         return Err(ModelError::UnsupportedConfig {
-            path: meta_path.clone(),
+            path: mp.to_path_buf(),
             field: "model.activation".into(),
             value: json!(act).to_string(),
             reason: "tracr MLPs are relu".into(),
         });
     }
-    let causal = meta["causal"].as_bool().unwrap_or(false);
+    Ok(shape)
+}
 
-    // The sizes that tables below are allocated by are checked against the weights first.
-    let weights_path = dir.join("weights.safetensors");
-    let haiku = NamedTensors::read(&weights_path)?;
+/// Checks every size the tables are allocated by against the weights actually held.
+fn check_sizes(
+    haiku: &NamedTensors,
+    shape: &TracrShape,
+    mp: &Path,
+    weights_path: &Path,
+) -> Result<(), ModelError> {
     let heads_width = shape.num_heads.checked_mul(shape.key_size).ok_or_else(|| {
         meta_err(
             mp,
@@ -153,9 +191,12 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
             ));
         }
     }
+    Ok(())
+}
 
-    // Input vocabulary: id -> symbol, from `input_encoding_keys_typed` when present (keeps
-    // integer tokens as integers), else `input_encoding`.
+/// The input vocabulary, id → symbol: from `input_encoding_keys_typed` when present (keeps
+/// integer tokens as integers), else `input_encoding`.
+fn input_tokens(meta: &Value, mp: &Path, shape: &TracrShape) -> Result<Vec<String>, ModelError> {
     let mut tokens: Vec<Option<String>> = vec![None; shape.input_vocab_size];
     let pairs: Vec<(String, u64)> = match meta["input_encoding_keys_typed"].as_array() {
         Some(list) => list
@@ -192,16 +233,18 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
             .ok_or_else(|| meta_err(mp, "input_encoding", format!("id {id} ≥ input_vocab_size")))?;
         *slot = Some(tok);
     }
-    let tokens: Vec<String> = tokens
+    tokens
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
             t.ok_or_else(|| meta_err(mp, "input_encoding", format!("no token has id {i}")))
         })
-        .collect::<Result<_, _>>()?;
-    let bos = meta["compiler_bos"].as_str().map(str::to_string);
+        .collect::<Result<_, _>>()
+}
 
-    let output = match meta["output_encoding"].as_str() {
+/// How the output is read: `output_decoding` rows for a categorical output.
+fn output_spec(meta: &Value, mp: &Path, shape: &TracrShape) -> Result<OutputSpec, ModelError> {
+    Ok(match meta["output_encoding"].as_str() {
         Some("categorical") => {
             let table = meta["output_decoding"].as_object().ok_or_else(|| {
                 meta_err(mp, "output_decoding", "missing for a categorical output")
@@ -226,21 +269,17 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
         Some("numerical") => OutputSpec::numerical(),
         other => {
             return Err(ModelError::UnsupportedConfig {
-                path: meta_path.clone(),
+                path: mp.to_path_buf(),
                 field: "output_encoding".into(),
                 value: json!(other).to_string(),
                 reason: "expected categorical or numerical".into(),
             });
         }
-    };
+    })
+}
 
-    let residual_labels: Vec<String> = read_json(&dir.join("residual_labels.json"))?;
-
-    let config = tracr_config(&shape, causal);
-    let named = to_transformer_lens(&haiku, &shape)?;
-    let weights = Weights::from_named(&config, &named, device)?;
-    let transformer = Transformer::new(config, weights)?;
-
+/// What the sidecar records of where a tracr model came from.
+fn provenance(meta: &Value) -> Value {
     let mut provenance = serde_json::Map::new();
     provenance.insert("family".into(), json!("tracr"));
     for key in [
@@ -255,13 +294,7 @@ pub fn load_tracr(dir: &Path, device: &Device) -> Result<(Transformer, Sidecar),
             provenance.insert(key.into(), v.clone());
         }
     }
-    let sidecar = Sidecar {
-        residual_labels,
-        provenance: Value::Object(provenance),
-        ..Sidecar::new(InputSpec { bos, tokens }, output)
-    };
-    sidecar.validate(transformer.config(), &meta_path)?;
-    Ok((transformer, sidecar))
+    Value::Object(provenance)
 }
 
 /// The TransformerLens config equivalent to a tracr model.
@@ -303,17 +336,20 @@ fn to_transformer_lens(haiku: &NamedTensors, s: &TracrShape) -> Result<NamedTens
         |name: &str, shape: &[usize]| haiku.get(name, Some(shape), " (tracr haiku parameter)");
 
     out.push((
-        "embed.W_E".into(),
+        tl::EMBED_W_E.into(),
         get("token_embed/embeddings", &[s.input_vocab_size, d])?.clone(),
     ));
     out.push((
-        "pos_embed.W_pos".into(),
+        tl::POS_EMBED_W_POS.into(),
         get("pos_embed/embeddings", &[s.n_positions, d])?.clone(),
     ));
     for l in 0..s.num_layers {
         let hk = format!("transformer/layer_{l}");
-        let tl = format!("blocks.{l}");
-        for (proj, tl_name) in [("query", "Q"), ("key", "K"), ("value", "V")] {
+        for (proj, (wp, bp)) in [
+            ("query", (BlockParam::WQ, BlockParam::BQ)),
+            ("key", (BlockParam::WK, BlockParam::BK)),
+            ("value", (BlockParam::WV, BlockParam::BV)),
+        ] {
             let w = get(&format!("{hk}/attn/{proj}/w"), &[d, h * ks])?;
             // [D, H*ks] -> [H, D, ks]
             let mut data = vec![0f32; h * d * ks];
@@ -325,38 +361,38 @@ fn to_transformer_lens(haiku: &NamedTensors, s: &TracrShape) -> Result<NamedTens
                 }
             }
             out.push((
-                format!("{tl}.attn.W_{tl_name}"),
+                tl::block(l, wp),
                 HostTensor {
                     shape: vec![h, d, ks],
                     data,
                 },
             ));
             let b = get(&format!("{hk}/attn/{proj}/b"), &[h * ks])?;
-            out.push((format!("{tl}.attn.b_{tl_name}"), reshaped(b, vec![h, ks])));
+            out.push((tl::block(l, bp), reshaped(b, vec![h, ks])));
         }
         // [H*ks, D] is already head-major: reshape to [H, ks, D].
         let w_o = get(&format!("{hk}/attn/linear/w"), &[h * ks, d])?;
-        out.push((format!("{tl}.attn.W_O"), reshaped(w_o, vec![h, ks, d])));
+        out.push((tl::block(l, BlockParam::WO), reshaped(w_o, vec![h, ks, d])));
         // The rest has the same layout in both: only the name changes.
         for (tl_name, haiku_name, shape) in [
-            ("attn.b_O", "attn/linear/b", vec![d]),
-            ("mlp.W_in", "mlp/linear_1/w", vec![d, m]),
-            ("mlp.b_in", "mlp/linear_1/b", vec![m]),
-            ("mlp.W_out", "mlp/linear_2/w", vec![m, d]),
-            ("mlp.b_out", "mlp/linear_2/b", vec![d]),
+            (BlockParam::BO, "attn/linear/b", vec![d]),
+            (BlockParam::WIn, "mlp/linear_1/w", vec![d, m]),
+            (BlockParam::BIn, "mlp/linear_1/b", vec![m]),
+            (BlockParam::WOut, "mlp/linear_2/w", vec![m, d]),
+            (BlockParam::BOut, "mlp/linear_2/b", vec![d]),
         ] {
             out.push((
-                format!("{tl}.{tl_name}"),
+                tl::block(l, tl_name),
                 get(&format!("{hk}/{haiku_name}"), &shape)?.clone(),
             ));
         }
     }
     out.push((
-        "unembed.W_U".into(),
+        tl::UNEMBED_W_U.into(),
         get("unembed/w", &[d, s.output_width])?.clone(),
     ));
     out.push((
-        "unembed.b_U".into(),
+        tl::UNEMBED_B_U.into(),
         HostTensor {
             shape: vec![s.output_width],
             data: vec![0.0; s.output_width],

@@ -10,6 +10,7 @@ use rand_distr::{Distribution, Normal};
 use super::config::{ModelConfig, Normalization, Positional};
 use super::error::{ComputeContext, ModelError};
 use super::io::{HostTensor, NamedTensors};
+use crate::artifact::tl::{self, BlockNorm, BlockParam};
 
 /// Parameters of one normalization layer (`w`, `b` present as the type requires).
 #[derive(Clone, Debug)]
@@ -122,10 +123,10 @@ impl Taker<'_> {
             _ => (false, false),
         };
         let w = w
-            .then(|| self.take(&format!("{prefix}.w"), &[len], why))
+            .then(|| self.take(&tl::norm_weight(prefix), &[len], why))
             .transpose()?;
         let b = b
-            .then(|| self.take(&format!("{prefix}.b"), &[len], why))
+            .then(|| self.take(&tl::norm_bias(prefix), &[len], why))
             .transpose()?;
         Ok(NormWeights { kind, w, b })
     }
@@ -176,6 +177,8 @@ impl AttnWeights {
 impl Weights {
     /// Reads every parameter the config needs from `src`, checking names and shapes, and
     /// refuses parameters the config does not use (they mean config and checkpoint disagree).
+    /// One function (~125 lines): the parameters in `named_parameters()` order, so it reads as
+    /// the checkpoint does.
     pub fn from_named(
         cfg: &ModelConfig,
         src: &NamedTensors,
@@ -188,16 +191,11 @@ impl Weights {
         };
         let (d, h, e) = (cfg.d_model, cfg.n_heads, cfg.d_head);
         let kv = cfg.n_kv_heads();
-        // TransformerLens names grouped key/value weights with a leading underscore.
-        let g = if cfg.n_key_value_heads.is_some() {
-            "_"
-        } else {
-            ""
-        };
-        let w_e = t.take("embed.W_E", &[cfg.d_vocab, d], "")?;
+        let grouped = cfg.n_key_value_heads.is_some();
+        let w_e = t.take(tl::EMBED_W_E, &[cfg.d_vocab, d], "")?;
         let w_pos = if cfg.has_pos_embed() {
             Some(t.take(
-                "pos_embed.W_pos",
+                tl::POS_EMBED_W_POS,
                 &[cfg.n_ctx, d],
                 " (positional_embedding_type is standard or shortformer)",
             )?)
@@ -207,22 +205,29 @@ impl Weights {
         // Not sized by the config: a block missing from `src` ends the loop with an error first.
         let mut blocks = Vec::new();
         for l in 0..cfg.n_layers {
-            let p = format!("blocks.{l}");
             let ln1 = t.norm(
-                &format!("{p}.ln1"),
+                &tl::block_norm(l, BlockNorm::Ln1),
                 cfg.normalization,
                 d,
                 " (normalization_type needs it)",
             )?;
             let mut attn = AttnWeights::new(
-                t.take(&format!("{p}.attn.W_Q"), &[h, d, e], "")?,
-                t.take(&format!("{p}.attn.{g}W_K"), &[kv, d, e], "")?,
-                t.take(&format!("{p}.attn.{g}W_V"), &[kv, d, e], "")?,
-                t.take(&format!("{p}.attn.W_O"), &[h, e, d], "")?,
-                t.take(&format!("{p}.attn.b_Q"), &[h, e], "")?,
-                t.take(&format!("{p}.attn.{g}b_K"), &[kv, e], "")?,
-                t.take(&format!("{p}.attn.{g}b_V"), &[kv, e], "")?,
-                t.take(&format!("{p}.attn.b_O"), &[d], "")?,
+                t.take(&tl::block(l, BlockParam::WQ), &[h, d, e], "")?,
+                t.take(
+                    &tl::block_param(l, BlockParam::WK, grouped),
+                    &[kv, d, e],
+                    "",
+                )?,
+                t.take(
+                    &tl::block_param(l, BlockParam::WV, grouped),
+                    &[kv, d, e],
+                    "",
+                )?,
+                t.take(&tl::block(l, BlockParam::WO), &[h, e, d], "")?,
+                t.take(&tl::block(l, BlockParam::BQ), &[h, e], "")?,
+                t.take(&tl::block_param(l, BlockParam::BK, grouped), &[kv, e], "")?,
+                t.take(&tl::block_param(l, BlockParam::BV, grouped), &[kv, e], "")?,
+                t.take(&tl::block(l, BlockParam::BO), &[d], "")?,
             )?;
             attn.grouped_names = cfg.n_key_value_heads.is_some();
             let (ln2, mlp) = if cfg.attn_only {
@@ -230,19 +235,23 @@ impl Weights {
             } else {
                 let m = cfg.d_mlp.unwrap_or(0);
                 let ln2 = t.norm(
-                    &format!("{p}.ln2"),
+                    &tl::block_norm(l, BlockNorm::Ln2),
                     cfg.normalization,
                     d,
                     " (normalization_type needs it)",
                 )?;
                 let w_gate = if cfg.gated_mlp {
-                    Some(t.take(&format!("{p}.mlp.W_gate"), &[d, m], " (gated_mlp is true)")?)
+                    Some(t.take(
+                        &tl::block(l, BlockParam::WGate),
+                        &[d, m],
+                        " (gated_mlp is true)",
+                    )?)
                 } else {
                     None
                 };
                 let ln = if cfg.act_fn.is_some_and(|a| a.has_layer_norm()) {
                     Some(t.norm(
-                        &format!("{p}.mlp.ln"),
+                        &tl::block_norm(l, BlockNorm::MlpLn),
                         cfg.mlp_ln_normalization(),
                         m,
                         " (act_fn solu_ln needs it)",
@@ -251,11 +260,11 @@ impl Weights {
                     None
                 };
                 let mlp = MlpWeights {
-                    w_in: t.take(&format!("{p}.mlp.W_in"), &[d, m], "")?,
-                    b_in: t.take(&format!("{p}.mlp.b_in"), &[m], "")?,
+                    w_in: t.take(&tl::block(l, BlockParam::WIn), &[d, m], "")?,
+                    b_in: t.take(&tl::block(l, BlockParam::BIn), &[m], "")?,
                     w_gate,
-                    w_out: t.take(&format!("{p}.mlp.W_out"), &[m, d], "")?,
-                    b_out: t.take(&format!("{p}.mlp.b_out"), &[d], "")?,
+                    w_out: t.take(&tl::block(l, BlockParam::WOut), &[m, d], "")?,
+                    b_out: t.take(&tl::block(l, BlockParam::BOut), &[d], "")?,
                     ln,
                 };
                 (Some(ln2), Some(mlp))
@@ -268,13 +277,13 @@ impl Weights {
             });
         }
         let ln_final = t.norm(
-            "ln_final",
+            tl::LN_FINAL,
             cfg.final_normalization(),
             d,
             " (normalization_type needs it)",
         )?;
-        let w_u = t.take("unembed.W_U", &[d, cfg.d_vocab_out], "")?;
-        let b_u = t.take("unembed.b_U", &[cfg.d_vocab_out], "")?;
+        let w_u = t.take(tl::UNEMBED_W_U, &[d, cfg.d_vocab_out], "")?;
+        let b_u = t.take(tl::UNEMBED_B_U, &[cfg.d_vocab_out], "")?;
 
         for name in src.names() {
             if !t.used.contains(name) && !is_known_buffer(name) {
@@ -297,54 +306,52 @@ impl Weights {
 
     /// Every parameter under its TransformerLens name, in `named_parameters()` order.
     pub fn named(&self) -> Vec<(String, &Tensor)> {
-        let mut out: Vec<(String, &Tensor)> = vec![("embed.W_E".into(), &self.w_e)];
+        let mut out: Vec<(String, &Tensor)> = vec![(tl::EMBED_W_E.into(), &self.w_e)];
         if let Some(p) = &self.w_pos {
-            out.push(("pos_embed.W_pos".into(), p));
+            out.push((tl::POS_EMBED_W_POS.into(), p));
         }
         fn push_norm<'a>(out: &mut Vec<(String, &'a Tensor)>, prefix: &str, n: &'a NormWeights) {
             if let Some(w) = &n.w {
-                out.push((format!("{prefix}.w"), w));
+                out.push((tl::norm_weight(prefix), w));
             }
             if let Some(b) = &n.b {
-                out.push((format!("{prefix}.b"), b));
+                out.push((tl::norm_bias(prefix), b));
             }
         }
         for (l, b) in self.blocks.iter().enumerate() {
-            let p = format!("blocks.{l}");
-            push_norm(&mut out, &format!("{p}.ln1"), &b.ln1);
+            push_norm(&mut out, &tl::block_norm(l, BlockNorm::Ln1), &b.ln1);
             if let Some(ln2) = &b.ln2 {
-                push_norm(&mut out, &format!("{p}.ln2"), ln2);
+                push_norm(&mut out, &tl::block_norm(l, BlockNorm::Ln2), ln2);
             }
             let a = &b.attn;
-            let g = if a.grouped_names { "_" } else { "" };
-            for (n, t) in [
-                ("W_Q", &a.w_q),
-                (&format!("{g}W_K") as &str, &a.w_k),
-                (&format!("{g}W_V"), &a.w_v),
-                ("W_O", &a.w_o),
-                ("b_Q", &a.b_q),
-                (&format!("{g}b_K"), &a.b_k),
-                (&format!("{g}b_V"), &a.b_v),
-                ("b_O", &a.b_o),
+            for (p, t) in [
+                (BlockParam::WQ, &a.w_q),
+                (BlockParam::WK, &a.w_k),
+                (BlockParam::WV, &a.w_v),
+                (BlockParam::WO, &a.w_o),
+                (BlockParam::BQ, &a.b_q),
+                (BlockParam::BK, &a.b_k),
+                (BlockParam::BV, &a.b_v),
+                (BlockParam::BO, &a.b_o),
             ] {
-                out.push((format!("{p}.attn.{n}"), t));
+                out.push((tl::block_param(l, p, a.grouped_names), t));
             }
             if let Some(m) = &b.mlp {
-                out.push((format!("{p}.mlp.W_in"), &m.w_in));
-                out.push((format!("{p}.mlp.b_in"), &m.b_in));
+                out.push((tl::block(l, BlockParam::WIn), &m.w_in));
+                out.push((tl::block(l, BlockParam::BIn), &m.b_in));
                 if let Some(g) = &m.w_gate {
-                    out.push((format!("{p}.mlp.W_gate"), g));
+                    out.push((tl::block(l, BlockParam::WGate), g));
                 }
-                out.push((format!("{p}.mlp.W_out"), &m.w_out));
-                out.push((format!("{p}.mlp.b_out"), &m.b_out));
+                out.push((tl::block(l, BlockParam::WOut), &m.w_out));
+                out.push((tl::block(l, BlockParam::BOut), &m.b_out));
                 if let Some(ln) = &m.ln {
-                    push_norm(&mut out, &format!("{p}.mlp.ln"), ln);
+                    push_norm(&mut out, &tl::block_norm(l, BlockNorm::MlpLn), ln);
                 }
             }
         }
-        push_norm(&mut out, "ln_final", &self.ln_final);
-        out.push(("unembed.W_U".into(), &self.w_u));
-        out.push(("unembed.b_U".into(), &self.b_u));
+        push_norm(&mut out, tl::LN_FINAL, &self.ln_final);
+        out.push((tl::UNEMBED_W_U.into(), &self.w_u));
+        out.push((tl::UNEMBED_B_U.into(), &self.b_u));
         out
     }
 
@@ -363,63 +370,69 @@ impl Weights {
         };
         let (d, h, e, v) = (cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_vocab);
         let kv = cfg.n_kv_heads();
-        let g = if cfg.n_key_value_heads.is_some() {
-            "_"
-        } else {
-            ""
-        };
+        let grouped = cfg.n_key_value_heads.is_some();
         let sd = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
         let norm = |gauss: &mut dyn FnMut(String, Vec<usize>, f32, f32),
                     prefix: &str,
                     kind: Normalization,
                     len: usize| {
             if matches!(kind, Normalization::LayerNorm | Normalization::Rms) {
-                gauss(format!("{prefix}.w"), vec![len], 1.0, 0.1);
+                gauss(tl::norm_weight(prefix), vec![len], 1.0, 0.1);
             }
             if kind == Normalization::LayerNorm {
-                gauss(format!("{prefix}.b"), vec![len], 0.0, 0.1);
+                gauss(tl::norm_bias(prefix), vec![len], 0.0, 0.1);
             }
         };
-        gauss("embed.W_E".into(), vec![v, d], 0.0, 1.0);
+        gauss(tl::EMBED_W_E.into(), vec![v, d], 0.0, 1.0);
         if cfg.has_pos_embed() {
-            gauss("pos_embed.W_pos".into(), vec![cfg.n_ctx, d], 0.0, 0.5);
+            gauss(tl::POS_EMBED_W_POS.into(), vec![cfg.n_ctx, d], 0.0, 0.5);
         }
         for l in 0..cfg.n_layers {
-            let p = format!("blocks.{l}");
-            norm(&mut gauss, &format!("{p}.ln1"), cfg.normalization, d);
-            gauss(format!("{p}.attn.W_Q"), vec![h, d, e], 0.0, sd(d));
-            for n in ["W_K", "W_V"] {
-                gauss(format!("{p}.attn.{g}{n}"), vec![kv, d, e], 0.0, sd(d));
+            norm(
+                &mut gauss,
+                &tl::block_norm(l, BlockNorm::Ln1),
+                cfg.normalization,
+                d,
+            );
+            let name = |p: BlockParam| tl::block_param(l, p, grouped);
+            gauss(name(BlockParam::WQ), vec![h, d, e], 0.0, sd(d));
+            for p in [BlockParam::WK, BlockParam::WV] {
+                gauss(name(p), vec![kv, d, e], 0.0, sd(d));
             }
-            gauss(format!("{p}.attn.W_O"), vec![h, e, d], 0.0, sd(h * e));
-            gauss(format!("{p}.attn.b_Q"), vec![h, e], 0.0, 0.1);
-            for n in ["b_K", "b_V"] {
-                gauss(format!("{p}.attn.{g}{n}"), vec![kv, e], 0.0, 0.1);
+            gauss(name(BlockParam::WO), vec![h, e, d], 0.0, sd(h * e));
+            gauss(name(BlockParam::BQ), vec![h, e], 0.0, 0.1);
+            for p in [BlockParam::BK, BlockParam::BV] {
+                gauss(name(p), vec![kv, e], 0.0, 0.1);
             }
-            gauss(format!("{p}.attn.b_O"), vec![d], 0.0, 0.1);
+            gauss(name(BlockParam::BO), vec![d], 0.0, 0.1);
             if !cfg.attn_only {
                 let m = cfg.d_mlp.unwrap_or(0);
-                norm(&mut gauss, &format!("{p}.ln2"), cfg.normalization, d);
-                gauss(format!("{p}.mlp.W_in"), vec![d, m], 0.0, sd(d));
-                gauss(format!("{p}.mlp.b_in"), vec![m], 0.0, 0.1);
+                norm(
+                    &mut gauss,
+                    &tl::block_norm(l, BlockNorm::Ln2),
+                    cfg.normalization,
+                    d,
+                );
+                gauss(tl::block(l, BlockParam::WIn), vec![d, m], 0.0, sd(d));
+                gauss(tl::block(l, BlockParam::BIn), vec![m], 0.0, 0.1);
                 if cfg.gated_mlp {
-                    gauss(format!("{p}.mlp.W_gate"), vec![d, m], 0.0, sd(d));
+                    gauss(tl::block(l, BlockParam::WGate), vec![d, m], 0.0, sd(d));
                 }
-                gauss(format!("{p}.mlp.W_out"), vec![m, d], 0.0, sd(m));
-                gauss(format!("{p}.mlp.b_out"), vec![d], 0.0, 0.1);
+                gauss(tl::block(l, BlockParam::WOut), vec![m, d], 0.0, sd(m));
+                gauss(tl::block(l, BlockParam::BOut), vec![d], 0.0, 0.1);
                 if cfg.act_fn.is_some_and(|a| a.has_layer_norm()) {
                     norm(
                         &mut gauss,
-                        &format!("{p}.mlp.ln"),
+                        &tl::block_norm(l, BlockNorm::MlpLn),
                         cfg.mlp_ln_normalization(),
                         m,
                     );
                 }
             }
         }
-        norm(&mut gauss, "ln_final", cfg.final_normalization(), d);
-        gauss("unembed.W_U".into(), vec![d, cfg.d_vocab_out], 0.0, sd(d));
-        gauss("unembed.b_U".into(), vec![cfg.d_vocab_out], 0.0, 0.1);
+        norm(&mut gauss, tl::LN_FINAL, cfg.final_normalization(), d);
+        gauss(tl::UNEMBED_W_U.into(), vec![d, cfg.d_vocab_out], 0.0, sd(d));
+        gauss(tl::UNEMBED_B_U.into(), vec![cfg.d_vocab_out], 0.0, 0.1);
         let src = NamedTensors::from_host(std::path::Path::new("<random>"), host);
         Weights::from_named(cfg, &src, device)
     }
@@ -445,7 +458,7 @@ fn unexpected_reason(cfg: &ModelConfig, name: &str) -> String {
             }
             _ => "not a parameter of this config".into(),
         }
-    } else if name.contains(".ln") || name.starts_with("ln_final") {
+    } else if name.contains(".ln") || name.starts_with(tl::LN_FINAL) {
         format!(
             "normalization_type is {} in config.json",
             cfg.normalization.tl_name().unwrap_or("null")

@@ -26,6 +26,10 @@ pub enum InputError {
     #[error("{path} is not a valid safetensors file: {reason}")]
     #[diagnostic(code(congruity::similarity::format))]
     Format { path: PathBuf, reason: String },
+    /// A file of several arrays, read without a key.
+    #[error("{path} holds {} arrays ({}); say which to read", arrays.len(), arrays.join(", "))]
+    #[diagnostic(code(congruity::similarity::which_array))]
+    WhichArray { path: PathBuf, arrays: Vec<String> },
     #[error("{path}: tensor `{tensor}` is missing (present: {present})")]
     #[diagnostic(
         code(congruity::similarity::missing_tensor),
@@ -225,12 +229,9 @@ fn choose_key(path: &Path, key: Option<&str>, names: &[String]) -> Result<String
         }),
         None => match names {
             [one] => Ok(one.clone()),
-            _ => Err(InputError::Format {
+            _ => Err(InputError::WhichArray {
                 path: path.to_owned(),
-                reason: format!(
-                    "holds {} arrays ({present}); say which with --x-key / --y-key",
-                    names.len()
-                ),
+                arrays: names.to_vec(),
             }),
         },
     }

@@ -385,7 +385,8 @@ fn similarity_refuses_out_of_range_and_near_constant_inputs() {
     let noise = |r: usize, c: usize| ((r * 7919 + c * 104_729) % 1000) as f64 / 1000.0 - 0.5;
     let y = tmp.path().join("y.npy");
     write_npy(&y, 30, 4, |r, c| noise(r + 3, c + 11));
-    let cases: [(&str, Box<dyn Fn(usize, usize) -> f64>, &str); 3] = [
+    type Entry = Box<dyn Fn(usize, usize) -> f64>;
+    let cases: [(&str, Entry, &str); 3] = [
         (
             "big",
             Box::new(move |r, c| noise(r, c) * 1e300),

@@ -53,11 +53,11 @@ impl Checker {
             format!("unknown interpretation `{}`", name.name),
             format!("{context} names an interpretation that is not defined"),
         );
-        if self.spec.pipelines.contains_key(&name.name) {
-            e = e.with_help(format!(
+        let instead = if self.spec.pipelines.contains_key(&name.name) {
+            Some(format!(
                 "`{}` is a pipeline; {context} needs an interpretation",
                 name.name
-            ));
+            ))
         } else if let Some(t) = self.spec.tasks.get(&name.name) {
             let of_task: Vec<&str> = self
                 .spec
@@ -66,7 +66,7 @@ impl Checker {
                 .filter(|p| Arc::ptr_eq(&p.task, t))
                 .map(|p| p.name.as_str())
                 .collect();
-            e = e.with_help(if of_task.is_empty() {
+            Some(if of_task.is_empty() {
                 format!("`{}` is a task, not an interpretation", name.name)
             } else {
                 format!(
@@ -74,13 +74,15 @@ impl Checker {
                     name.name,
                     of_task.join(", ")
                 )
-            });
+            })
         } else {
-            let known: Vec<&str> = self.spec.programs.keys().map(|s| s.as_str()).collect();
-            if let Some(s) = did_you_mean(&name.name, known.iter().copied()) {
-                e = e.with_help(format!("did you mean `{s}`?"));
-            }
-        }
+            None
+        };
+        let known: Vec<&str> = self.spec.programs.keys().map(|s| s.as_str()).collect();
+        e = with_help(
+            e,
+            unknown_help(&name.name, instead, &known, Listing::Nothing),
+        );
         self.err(e);
         None
     }
@@ -224,14 +226,16 @@ impl Checker {
             format!("unknown circuit `{}`", name.name),
             format!("{context} needs a circuit"),
         );
-        if let Some(s) = did_you_mean(&name.name, known.iter().copied()) {
-            e = e.with_help(format!("did you mean `{s}`?"));
-        } else if self.spec.programs.contains_key(&name.name) {
-            e = e.with_help(format!(
+        let instead = self.spec.programs.contains_key(&name.name).then(|| {
+            format!(
                 "`{}` is an interpretation; define `circuit c for {} {{ ... }}`",
                 name.name, name.name
-            ));
-        }
+            )
+        });
+        e = with_help(
+            e,
+            unknown_help(&name.name, instead, &known, Listing::Nothing),
+        );
         self.err(e);
         false
     }
@@ -367,10 +371,11 @@ impl Checker {
                 "not an expectation",
             );
             let names: Vec<&str> = GOALS.iter().map(|g| g.0).collect();
-            e = match did_you_mean(&goal.name, names.iter().copied()) {
-                Some(s) => e.with_help(format!("did you mean `{s}`?")),
-                None => e.with_help(format!("expectations: {}", names.join(", "))),
+            let listing = Listing::All {
+                noun: "expectations",
+                when_none: "",
             };
+            e = with_help(e, unknown_help(&goal.name, None, &names, listing));
             self.err(e);
             return None;
         };

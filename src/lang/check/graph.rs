@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A `let` of an interpretation: its name, its expression, the statement's span.
+type Let<'a> = (&'a Ident, &'a SeqExpr, Span);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum VarState {
     Pending,
@@ -139,9 +142,13 @@ impl<'c> GraphBuilder<'c> {
         id
     }
 
-    /// Builds an interpretation's statements; returns the output node.
-    pub(super) fn interpretation(&mut self, i: &ast::InterpDef) -> Option<NodeId> {
-        let mut lets: Vec<(&Ident, &SeqExpr, Span)> = Vec::new();
+    /// The `let`s and `output`s of an interpretation; a redefined built-in or a variable
+    /// defined twice is reported (and the second definition dropped).
+    fn statements<'a>(
+        &mut self,
+        i: &'a ast::InterpDef,
+    ) -> (Vec<Let<'a>>, Vec<(&'a SeqExpr, Span)>) {
+        let mut lets: Vec<Let<'a>> = Vec::new();
         let mut outputs: Vec<(&SeqExpr, Span)> = Vec::new();
         let mut first_def: HashMap<&str, Span> = HashMap::new();
         for s in &i.stmts {
@@ -182,7 +189,12 @@ impl<'c> GraphBuilder<'c> {
                 Stmt::Output { expr, span } => outputs.push((expr, *span)),
             }
         }
-        match outputs.as_slice() {
+        (lets, outputs)
+    }
+
+    /// Exactly one `output`.
+    fn check_outputs(&mut self, i: &ast::InterpDef, outputs: &[(&SeqExpr, Span)]) {
+        match outputs {
             [] => {
                 let e = self
                     .at(
@@ -218,13 +230,11 @@ impl<'c> GraphBuilder<'c> {
                 }
             }
         }
-        for (name, _, _) in &lets {
-            self.vars
-                .entry(name.name.clone())
-                .or_insert(VarState::Pending);
-        }
-        // Order the definitions by dependency (iteratively, so long chains cannot exhaust the
-        // stack) and report every cycle once.
+    }
+
+    /// The definitions in dependency order, and which are on a cycle (each cycle reported
+    /// once). Iterative, so long chains cannot exhaust the stack.
+    fn dependency_order(&mut self, lets: &[Let<'_>]) -> (Vec<usize>, Vec<bool>) {
         let index: HashMap<&str, usize> = lets
             .iter()
             .enumerate()
@@ -261,7 +271,7 @@ impl<'c> GraphBuilder<'c> {
                             let from = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
                             let cycle: Vec<usize> = stack[from..].iter().map(|(n, _)| *n).collect();
                             if cycle.iter().all(|c| !in_cycle[*c]) {
-                                self.cycle_error(&lets, &cycle, ref_span);
+                                self.cycle_error(lets, &cycle, ref_span);
                             }
                             for c in cycle {
                                 in_cycle[c] = true;
@@ -276,6 +286,19 @@ impl<'c> GraphBuilder<'c> {
                 }
             }
         }
+        (order, in_cycle)
+    }
+
+    /// Builds an interpretation's statements; returns the output node.
+    pub(super) fn interpretation(&mut self, i: &ast::InterpDef) -> Option<NodeId> {
+        let (lets, outputs) = self.statements(i);
+        self.check_outputs(i, &outputs);
+        for (name, _, _) in &lets {
+            self.vars
+                .entry(name.name.clone())
+                .or_insert(VarState::Pending);
+        }
+        let (order, in_cycle) = self.dependency_order(&lets);
         for k in &order {
             let (name, _, _) = lets[*k];
             if in_cycle[*k] {
@@ -514,18 +537,22 @@ impl<'c> GraphBuilder<'c> {
         let mut candidates: Vec<&str> = self.vars.keys().map(|s| s.as_str()).collect();
         candidates.extend(BUILTIN_SEQS);
         candidates.sort();
-        if let Some((_, sig)) = PRIMITIVES.iter().find(|(p, _)| *p == name.name) {
-            e = e.with_help(format!("`{}` is a primitive; call it: `{sig}`", name.name));
-        } else if let Some(s) = did_you_mean(&name.name, candidates.iter().copied()) {
-            e = e.with_help(format!("did you mean `{s}`?"));
-        } else if self.vocab.contains(&Value::sym(&name.name)) {
-            e = e.with_help(format!(
-                "`{}` is a token; a constant sequence is written `full({})`",
-                name.name, name.name
-            ));
-        } else {
-            e = e.with_help(format!("variables in scope: {}", candidates.join(", ")));
-        }
+        let instead = PRIMITIVES
+            .iter()
+            .find(|(p, _)| *p == name.name)
+            .map(|(_, sig)| format!("`{}` is a primitive; call it: `{sig}`", name.name));
+        // A token is only suggested when no variable is close (`a` near `aa` is a typo).
+        let help = unknown_help(&name.name, instead, &candidates, Listing::Nothing)
+            .or_else(|| {
+                self.vocab.contains(&Value::sym(&name.name)).then(|| {
+                    format!(
+                        "`{}` is a token; a constant sequence is written `full({})`",
+                        name.name, name.name
+                    )
+                })
+            })
+            .unwrap_or_else(|| format!("variables in scope: {}", candidates.join(", ")));
+        e = e.with_help(help);
         self.err(e);
         None
     }
@@ -613,6 +640,8 @@ impl<'c> GraphBuilder<'c> {
         None
     }
 
+    /// A primitive call: its arity, argument kinds and encodings checked, then its node.
+    /// One function (~140 lines): one arm per primitive, each with its own argument rules.
     pub(super) fn call(
         &mut self,
         e: &SeqExpr,
@@ -628,21 +657,21 @@ impl<'c> GraphBuilder<'c> {
                 "not a primitive",
             );
             let names: Vec<&str> = PRIMITIVES.iter().map(|p| p.0).collect();
-            er = if SCALAR_FUNCTIONS.iter().any(|s| s.0 == func.name) {
-                er.with_help(format!(
+            let instead = if SCALAR_FUNCTIONS.iter().any(|s| s.0 == func.name) {
+                Some(format!(
                     "`{}` works on single values; use it inside a lambda: `map(|x| {}(x, ...), s)`",
                     func.name, func.name
                 ))
-            } else if self.vars.contains_key(&func.name) {
-                er.with_help(format!(
-                    "`{}` is a variable, not something to call",
-                    func.name
-                ))
-            } else if let Some(s) = did_you_mean(&func.name, names.iter().copied()) {
-                er.with_help(format!("did you mean `{s}`?"))
             } else {
-                er.with_help(format!("primitives: {}", names.join(", ")))
+                self.vars
+                    .contains_key(&func.name)
+                    .then(|| format!("`{}` is a variable, not something to call", func.name))
             };
+            let listing = Listing::All {
+                noun: "primitives",
+                when_none: "",
+            };
+            er = with_help(er, unknown_help(&func.name, instead, &names, listing));
             self.err(er);
             return None;
         };

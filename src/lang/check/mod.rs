@@ -90,6 +90,45 @@ impl Namespace {
     }
 }
 
+/// What an unknown name's help lists when no candidate is close.
+#[derive(Clone, Copy)]
+enum Listing<'a> {
+    /// Nothing more.
+    Nothing,
+    /// The candidates after `noun:` (`tasks in scope: a, b`), or `when_none` if there are none.
+    All { noun: &'a str, when_none: &'a str },
+}
+
+/// The checker's one did-you-mean: the help line for an unknown `name`. What the name is
+/// instead when the caller knows (`instead`: "`x` is a pipeline; ..."), else the closest of the
+/// `candidates`, else what `listing` says.
+fn unknown_help(
+    name: &str,
+    instead: Option<String>,
+    candidates: &[&str],
+    listing: Listing<'_>,
+) -> Option<String> {
+    if instead.is_some() {
+        return instead;
+    }
+    if let Some(s) = did_you_mean(name, candidates.iter().copied()) {
+        return Some(format!("did you mean `{s}`?"));
+    }
+    match listing {
+        Listing::Nothing => None,
+        Listing::All { when_none, .. } if candidates.is_empty() => Some(when_none.to_string()),
+        Listing::All { noun, .. } => Some(format!("{noun}: {}", candidates.join(", "))),
+    }
+}
+
+/// `e` with `help` when there is one.
+fn with_help(e: LangError, help: Option<String>) -> LangError {
+    match help {
+        Some(h) => e.with_help(h),
+        None => e,
+    }
+}
+
 #[derive(Clone, Debug)]
 struct DefSite {
     file: SourceFile,

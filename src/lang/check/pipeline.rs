@@ -3,6 +3,8 @@
 use super::*;
 
 impl Checker {
+    /// A `pipeline` block: stages that exist, adapters that fit the next stage's vocabulary.
+    /// One function (~125 lines): each stage is checked against the one before it.
     pub(super) fn pipeline(&mut self, f: &ParsedFile, p: &ast::PipelineDef) {
         let name = p.name.name.clone();
         let before = self.errors.len();

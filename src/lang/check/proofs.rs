@@ -24,10 +24,11 @@ impl Checker {
                 format!("unknown proof goal `{goal_name}`"),
                 "not a proof goal",
             );
-            e = match did_you_mean(goal_name, names.iter().copied()) {
-                Some(s) => e.with_help(format!("did you mean `{s}`?")),
-                None => e.with_help(format!("goals: {}", names.join(", "))),
+            let listing = Listing::All {
+                noun: "goals",
+                when_none: "",
             };
+            e = with_help(e, unknown_help(goal_name, None, &names, listing));
             self.err(e);
             return;
         };
@@ -78,117 +79,11 @@ impl Checker {
                 }
             }
         }
-        let goal = match goal_name {
-            "sufficient" => {
-                if !self.lookup_circuit(f, &lead[0], "`sufficient`") {
-                    return;
-                }
-                ProofGoal::Sufficient {
-                    circuit: lead[0].name.clone(),
-                }
-            }
-            "well_formed" => {
-                if self.lookup_subject(f, &lead[0], "`well_formed`").is_none() {
-                    return;
-                }
-                ProofGoal::WellFormed {
-                    program: lead[0].name.clone(),
-                }
-            }
-            "implements" | "equivalent" => {
-                let context = format!("`{goal_name}`");
-                let a = self.lookup_subject(f, &lead[0], &context);
-                let b = self.lookup_subject(f, &lead[1], &context);
-                let (Some(a), Some(b)) = (a, b) else { return };
-                if a.task.name != b.task.name {
-                    self.err(different_tasks(f, goal_name, &lead, &a, &b));
-                    return;
-                }
-                if goal_name == "implements" {
-                    ProofGoal::Implements {
-                        program: a.name,
-                        reference: b.name,
-                    }
-                } else {
-                    ProofGoal::Equivalent {
-                        a: a.name,
-                        b: b.name,
-                    }
-                }
-            }
-            _ => {
-                let a = self.lookup_program(f, &lead[0], "`aligned`").cloned();
-                let b = self.lookup_program(f, &lead[1], "`aligned`").cloned();
-                let (Some(a), Some(b)) = (a, b) else { return };
-                if a.task.name != b.task.name {
-                    let (sa, sb) = (ProofSubject::of(&a), ProofSubject::of(&b));
-                    self.err(different_tasks(f, goal_name, &lead, &sa, &sb));
-                    return;
-                }
-                let mut pairs = Vec::new();
-                for arg in &p.args[2..] {
-                    let (x, y) = match arg {
-                        ast::ProofArg::Name(i) => (i, i),
-                        ast::ProofArg::Alias(x, y) => (x, y),
-                    };
-                    for (prog, v) in [(&a, x), (&b, y)] {
-                        if prog.variable(&v.name).is_none() {
-                            self.err(unknown_variable(f, prog, v, false));
-                        }
-                    }
-                    pairs.push((x.name.clone(), y.name.clone()));
-                }
-                if pairs.is_empty() {
-                    self.err(
-                        LangError::at(
-                            ErrorKind::Arity,
-                            &f.source,
-                            p.span,
-                            "`aligned` needs at least one pair of variables",
-                            "no variables to align",
-                        )
-                        .with_help(format!("write `aligned({}, {}, x = y)`", a.name, b.name)),
-                    );
-                }
-                ProofGoal::Aligned {
-                    a: a.name.clone(),
-                    b: b.name.clone(),
-                    pairs,
-                }
-            }
+        let Some(goal) = self.proof_goal(f, p, goal_name, &lead) else {
+            return;
         };
-        let timeout_secs = match &p.timeout {
-            None => None,
-            Some(t) => match parse_number(&t.text) {
-                Ok(r) if *r.numer() > 0 => Some(*r.numer() as f64 / *r.denom() as f64),
-                _ => {
-                    self.err(LangError::at(
-                        ErrorKind::Proof,
-                        &f.source,
-                        t.span,
-                        format!("timeout `{}` must be a positive number of seconds", t.text),
-                        "expected seconds > 0",
-                    ));
-                    None
-                }
-            },
-        };
-        let name = match &p.name {
-            Some(n) => n.name.clone(),
-            None => {
-                let mut parts = vec![goal_name.to_string()];
-                for a in &p.args {
-                    match a {
-                        ast::ProofArg::Name(i) => parts.push(i.name.clone()),
-                        ast::ProofArg::Alias(x, y) => {
-                            parts.push(x.name.clone());
-                            parts.push(y.name.clone());
-                        }
-                    }
-                }
-                parts.join("_")
-            }
-        };
+        let timeout_secs = self.proof_timeout(f, p);
+        let name = proof_name(p);
         let name_ident = Ident {
             name: name.clone(),
             span: p.name.as_ref().map_or(p.span, |n| n.span),
@@ -205,6 +100,149 @@ impl Checker {
             timeout_secs,
             source: source_ref(f, p.span),
         });
+    }
+
+    /// What a checked `prove` block claims, once its leading names are resolved (`None` after
+    /// reporting why not).
+    fn proof_goal(
+        &mut self,
+        f: &ParsedFile,
+        p: &ast::ProveDef,
+        goal_name: &str,
+        lead: &[Ident],
+    ) -> Option<ProofGoal> {
+        Some(match goal_name {
+            "sufficient" => {
+                if !self.lookup_circuit(f, &lead[0], "`sufficient`") {
+                    return None;
+                }
+                ProofGoal::Sufficient {
+                    circuit: lead[0].name.clone(),
+                }
+            }
+            "well_formed" => {
+                self.lookup_subject(f, &lead[0], "`well_formed`")?;
+                ProofGoal::WellFormed {
+                    program: lead[0].name.clone(),
+                }
+            }
+            "implements" | "equivalent" => {
+                let context = format!("`{goal_name}`");
+                let a = self.lookup_subject(f, &lead[0], &context);
+                let b = self.lookup_subject(f, &lead[1], &context);
+                let (Some(a), Some(b)) = (a, b) else {
+                    return None;
+                };
+                if a.task.name != b.task.name {
+                    self.err(different_tasks(f, goal_name, lead, &a, &b));
+                    return None;
+                }
+                if goal_name == "implements" {
+                    ProofGoal::Implements {
+                        program: a.name,
+                        reference: b.name,
+                    }
+                } else {
+                    ProofGoal::Equivalent {
+                        a: a.name,
+                        b: b.name,
+                    }
+                }
+            }
+            _ => return self.aligned_goal(f, p, lead),
+        })
+    }
+
+    /// `aligned(a, b, x = y, ...)`: both interpretations on one task, each pair's variables
+    /// defined.
+    fn aligned_goal(
+        &mut self,
+        f: &ParsedFile,
+        p: &ast::ProveDef,
+        lead: &[Ident],
+    ) -> Option<ProofGoal> {
+        let goal_name = "aligned";
+        let a = self.lookup_program(f, &lead[0], "`aligned`").cloned();
+        let b = self.lookup_program(f, &lead[1], "`aligned`").cloned();
+        let (Some(a), Some(b)) = (a, b) else {
+            return None;
+        };
+        if a.task.name != b.task.name {
+            let (sa, sb) = (ProofSubject::of(&a), ProofSubject::of(&b));
+            self.err(different_tasks(f, goal_name, lead, &sa, &sb));
+            return None;
+        }
+        let mut pairs = Vec::new();
+        for arg in &p.args[2..] {
+            let (x, y) = match arg {
+                ast::ProofArg::Name(i) => (i, i),
+                ast::ProofArg::Alias(x, y) => (x, y),
+            };
+            for (prog, v) in [(&a, x), (&b, y)] {
+                if prog.variable(&v.name).is_none() {
+                    self.err(unknown_variable(f, prog, v, false));
+                }
+            }
+            pairs.push((x.name.clone(), y.name.clone()));
+        }
+        if pairs.is_empty() {
+            self.err(
+                LangError::at(
+                    ErrorKind::Arity,
+                    &f.source,
+                    p.span,
+                    "`aligned` needs at least one pair of variables",
+                    "no variables to align",
+                )
+                .with_help(format!("write `aligned({}, {}, x = y)`", a.name, b.name)),
+            );
+        }
+        Some(ProofGoal::Aligned {
+            a: a.name.clone(),
+            b: b.name.clone(),
+            pairs,
+        })
+    }
+
+    /// The `timeout` of a `prove` block in seconds (`None` when absent, or after reporting a
+    /// bad one).
+    fn proof_timeout(&mut self, f: &ParsedFile, p: &ast::ProveDef) -> Option<f64> {
+        match &p.timeout {
+            None => None,
+            Some(t) => match parse_number(&t.text) {
+                Ok(r) if *r.numer() > 0 => Some(*r.numer() as f64 / *r.denom() as f64),
+                _ => {
+                    self.err(LangError::at(
+                        ErrorKind::Proof,
+                        &f.source,
+                        t.span,
+                        format!("timeout `{}` must be a positive number of seconds", t.text),
+                        "expected seconds > 0",
+                    ));
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// A `prove` block's name: the one given, else the goal and its arguments (`aligned_a_b_x_y`).
+fn proof_name(p: &ast::ProveDef) -> String {
+    match &p.name {
+        Some(n) => n.name.clone(),
+        None => {
+            let mut parts = vec![p.goal.name.clone()];
+            for a in &p.args {
+                match a {
+                    ast::ProofArg::Name(i) => parts.push(i.name.clone()),
+                    ast::ProofArg::Alias(x, y) => {
+                        parts.push(x.name.clone());
+                        parts.push(y.name.clone());
+                    }
+                }
+            }
+            parts.join("_")
+        }
     }
 }
 
@@ -300,11 +338,9 @@ pub(super) fn unknown_variable(
         ),
         "not a variable of the interpretation",
     );
-    match did_you_mean(&var.name, vars.iter().copied()) {
-        Some(s) => e.with_help(format!("did you mean `{s}`?")),
-        None if list_all => e.with_help(format!("its variables: {}, output", vars.join(", "))),
-        None => e,
-    }
+    let help = unknown_help(&var.name, None, &vars, Listing::Nothing)
+        .or_else(|| list_all.then(|| format!("its variables: {}, output", vars.join(", "))));
+    with_help(e, help)
 }
 
 pub(super) fn cmp_to_ir(op: ast::CmpOp) -> Comparison {

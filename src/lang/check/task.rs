@@ -3,6 +3,8 @@
 use super::*;
 
 impl Checker {
+    /// A `task` block: vocabulary, lengths, restriction. One function (~135 lines): one section
+    /// per field, in the order the block declares them.
     pub(super) fn task(&mut self, f: &ParsedFile, t: &ast::TaskDef) {
         let name = t.name.name.clone();
         let before = self.errors.len();
@@ -318,13 +320,16 @@ impl Checker {
             format!("{context} names a task that is not defined"),
         );
         let known: Vec<&str> = self.spec.tasks.keys().map(|s| s.as_str()).collect();
-        e = match did_you_mean(&name.name, known.iter().copied()) {
-            Some(s) => e.with_help(format!("did you mean `{s}`?")),
-            None if known.is_empty() => {
-                e.with_help("no task is defined in this file or its imports; define one with `task name { ... }`")
-            }
-            None => e.with_help(format!("tasks in scope: {}", known.join(", "))),
-        };
+        let help = unknown_help(
+            &name.name,
+            None,
+            &known,
+            Listing::All {
+                noun: "tasks in scope",
+                when_none: "no task is defined in this file or its imports; define one with `task name { ... }`",
+            },
+        );
+        e = with_help(e, help);
         self.err(e);
         None
     }

@@ -6,9 +6,17 @@ use serde_json::Value;
 
 use super::checkpoint::{Checkpoint, Reader};
 use super::config::Cfg;
+use crate::artifact::tl::{self, BlockNorm, BlockParam};
 use crate::model::config::{ModelConfig, Normalization, Positional, Rotary};
 use crate::model::error::{ComputeContext, ModelError};
 use crate::model::io::HostTensor;
+
+/// The query, key and value weights and biases, in the order fused checkpoints store them.
+const QKV: [(BlockParam, BlockParam); 3] = [
+    (BlockParam::WQ, BlockParam::BQ),
+    (BlockParam::WK, BlockParam::BK),
+    (BlockParam::WV, BlockParam::BV),
+];
 
 type Named = Vec<(String, HostTensor)>;
 
@@ -65,8 +73,8 @@ fn unembed(
         }
     };
     let w_u = head.t().ctx(&format!("transposing `{name}`"))?;
-    push(out, "unembed.W_U".into(), &w_u)?;
-    out.push(("unembed.b_U".into(), zeros(&[vocab])));
+    push(out, tl::UNEMBED_W_U.into(), &w_u)?;
+    out.push((tl::UNEMBED_B_U.into(), zeros(&[vocab])));
     Ok(())
 }
 
@@ -75,7 +83,7 @@ fn block_norms(
     r: &mut Reader<'_>,
     out: &mut Named,
     hf: &str,
-    tl: &str,
+    layer: usize,
     d: usize,
     bias: bool,
 ) -> Result<(), ModelError> {
@@ -83,7 +91,7 @@ fn block_norms(
         r,
         out,
         &format!("{hf}.input_layernorm"),
-        &format!("{tl}.ln1"),
+        &tl::block_norm(layer, BlockNorm::Ln1),
         d,
         bias,
     )?;
@@ -91,7 +99,7 @@ fn block_norms(
         r,
         out,
         &format!("{hf}.post_attention_layernorm"),
-        &format!("{tl}.ln2"),
+        &tl::block_norm(layer, BlockNorm::Ln2),
         d,
         bias,
     )
@@ -101,15 +109,15 @@ fn norm_weights(
     r: &mut Reader<'_>,
     out: &mut Named,
     hf: &str,
-    tl: &str,
+    prefix: &str,
     d: usize,
     bias: bool,
 ) -> Result<(), ModelError> {
     let w = r.take(&format!("{hf}.weight"), &[d])?;
-    push(out, format!("{tl}.w"), &w)?;
+    push(out, tl::norm_weight(prefix), &w)?;
     if bias {
         let b = r.take(&format!("{hf}.bias"), &[d])?;
-        push(out, format!("{tl}.b"), &b)?;
+        push(out, tl::norm_bias(prefix), &b)?;
     }
     Ok(())
 }
@@ -143,18 +151,17 @@ pub(super) fn gpt2(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named),
     let mut r = Reader::new(ck, &["transformer.", ""], "wte.weight");
     let mut out = Named::new();
     let wte = r.take("wte.weight", &[vocab, d])?;
-    push(&mut out, "embed.W_E".into(), &wte)?;
+    push(&mut out, tl::EMBED_W_E.into(), &wte)?;
     let wpe = r.take("wpe.weight", &[n_ctx, d])?;
-    push(&mut out, "pos_embed.W_pos".into(), &wpe)?;
+    push(&mut out, tl::POS_EMBED_W_POS.into(), &wpe)?;
     let ctx = |what: &str| format!("rearranging GPT-2 {what}");
     for l in 0..n_layers {
         let p = format!("h.{l}");
-        let tl = format!("blocks.{l}");
         norm_weights(
             &mut r,
             &mut out,
             &format!("{p}.ln_1"),
-            &format!("{tl}.ln1"),
+            &tl::block_norm(l, BlockNorm::Ln1),
             d,
             true,
         )?;
@@ -162,42 +169,42 @@ pub(super) fn gpt2(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named),
             &mut r,
             &mut out,
             &format!("{p}.ln_2"),
-            &format!("{tl}.ln2"),
+            &tl::block_norm(l, BlockNorm::Ln2),
             d,
             true,
         )?;
         // Conv1D: [in, out]; the out columns are [q | k | v], head-major inside each.
         let w = r.take(&format!("{p}.attn.c_attn.weight"), &[d, 3 * d])?;
         let b = r.take(&format!("{p}.attn.c_attn.bias"), &[3 * d])?;
-        for (k, name) in ["Q", "K", "V"].iter().enumerate() {
+        for (k, &(wp, bp)) in QKV.iter().enumerate() {
             let wk = w
                 .narrow(1, k * d, d)
                 .and_then(|x| x.reshape((d, h, e)))
                 .and_then(|x| x.transpose(0, 1))
                 .and_then(|x| x.contiguous())
                 .ctx(&ctx("c_attn"))?;
-            push(&mut out, format!("{tl}.attn.W_{name}"), &wk)?;
+            push(&mut out, tl::block(l, wp), &wk)?;
             let bk = b
                 .narrow(0, k * d, d)
                 .and_then(|x| x.reshape((h, e)))
                 .ctx(&ctx("c_attn"))?;
-            push(&mut out, format!("{tl}.attn.b_{name}"), &bk)?;
+            push(&mut out, tl::block(l, bp), &bk)?;
         }
         let wo = r.take(&format!("{p}.attn.c_proj.weight"), &[d, d])?;
         let wo = wo.reshape((h, e, d)).ctx(&ctx("c_proj"))?;
-        push(&mut out, format!("{tl}.attn.W_O"), &wo)?;
+        push(&mut out, tl::block(l, BlockParam::WO), &wo)?;
         let bo = r.take(&format!("{p}.attn.c_proj.bias"), &[d])?;
-        push(&mut out, format!("{tl}.attn.b_O"), &bo)?;
+        push(&mut out, tl::block(l, BlockParam::BO), &bo)?;
         let w_in = r.take(&format!("{p}.mlp.c_fc.weight"), &[d, m])?;
-        push(&mut out, format!("{tl}.mlp.W_in"), &w_in)?;
+        push(&mut out, tl::block(l, BlockParam::WIn), &w_in)?;
         let b_in = r.take(&format!("{p}.mlp.c_fc.bias"), &[m])?;
-        push(&mut out, format!("{tl}.mlp.b_in"), &b_in)?;
+        push(&mut out, tl::block(l, BlockParam::BIn), &b_in)?;
         let w_out = r.take(&format!("{p}.mlp.c_proj.weight"), &[m, d])?;
-        push(&mut out, format!("{tl}.mlp.W_out"), &w_out)?;
+        push(&mut out, tl::block(l, BlockParam::WOut), &w_out)?;
         let b_out = r.take(&format!("{p}.mlp.c_proj.bias"), &[d])?;
-        push(&mut out, format!("{tl}.mlp.b_out"), &b_out)?;
+        push(&mut out, tl::block(l, BlockParam::BOut), &b_out)?;
     }
-    norm_weights(&mut r, &mut out, "ln_f", "ln_final", d, true)?;
+    norm_weights(&mut r, &mut out, "ln_f", tl::LN_FINAL, d, true)?;
     // The head: `lm_head.weight` [vocab, d] when untied (or saved anyway), else the embedding.
     unembed(
         &mut r,
@@ -214,6 +221,9 @@ pub(super) fn gpt2(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named),
 // ---------------------------------------------------------------------------------------------
 // GPT-NeoX (Pythia)
 
+/// One function (~135 lines): the checkpoint's tensors in checkpoint order, each renamed and
+/// reshaped where it is read, so the map can be checked against the HF modelling code line by
+/// line.
 pub(super) fn neox(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelError> {
     let n_layers = c.usize("num_hidden_layers")?;
     let d = c.usize("hidden_size")?;
@@ -267,12 +277,11 @@ pub(super) fn neox(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named),
     let mut r = Reader::new(ck, &["gpt_neox.", ""], "embed_in.weight");
     let mut out = Named::new();
     let w_e = r.take("embed_in.weight", &[vocab, d])?;
-    push(&mut out, "embed.W_E".into(), &w_e)?;
+    push(&mut out, tl::EMBED_W_E.into(), &w_e)?;
     let ctx = |what: &str| format!("rearranging GPT-NeoX {what}");
     for l in 0..n_layers {
         let p = format!("layers.{l}");
-        let tl = format!("blocks.{l}");
-        block_norms(&mut r, &mut out, &p, &tl, d, true)?;
+        block_norms(&mut r, &mut out, &p, l, d, true)?;
         // query_key_value [3d, d]: output rows laid out (head, q|k|v, d_head).
         let w = r.take(
             &format!("{p}.attention.query_key_value.weight"),
@@ -288,55 +297,55 @@ pub(super) fn neox(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named),
         } else {
             None
         };
-        for (k, name) in ["Q", "K", "V"].iter().enumerate() {
+        for (k, &(wp, bp)) in QKV.iter().enumerate() {
             let wk = w
                 .narrow(1, k, 1)
                 .and_then(|x| x.squeeze(1))
                 .and_then(|x| x.transpose(1, 2))
                 .and_then(|x| x.contiguous())
                 .ctx(&ctx("query_key_value"))?;
-            push(&mut out, format!("{tl}.attn.W_{name}"), &wk)?;
+            push(&mut out, tl::block(l, wp), &wk)?;
             match &b {
                 Some(b) => {
                     let bk = b
                         .narrow(1, k, 1)
                         .and_then(|x| x.squeeze(1))
                         .ctx(&ctx("bias"))?;
-                    push(&mut out, format!("{tl}.attn.b_{name}"), &bk)?;
+                    push(&mut out, tl::block(l, bp), &bk)?;
                 }
-                None => out.push((format!("{tl}.attn.b_{name}"), zeros(&[h, e]))),
+                None => out.push((tl::block(l, bp), zeros(&[h, e]))),
             }
         }
         let wo = r.take(&format!("{p}.attention.dense.weight"), &[d, d])?;
         push(
             &mut out,
-            format!("{tl}.attn.W_O"),
+            tl::block(l, BlockParam::WO),
             &linear_out_heads(&wo, h, e, d).ctx(&ctx("dense"))?,
         )?;
         if bias {
             let bo = r.take(&format!("{p}.attention.dense.bias"), &[d])?;
-            push(&mut out, format!("{tl}.attn.b_O"), &bo)?;
+            push(&mut out, tl::block(l, BlockParam::BO), &bo)?;
         } else {
-            out.push((format!("{tl}.attn.b_O"), zeros(&[d])));
+            out.push((tl::block(l, BlockParam::BO), zeros(&[d])));
         }
         let w_in = r.take(&format!("{p}.mlp.dense_h_to_4h.weight"), &[m, d])?;
         push(
             &mut out,
-            format!("{tl}.mlp.W_in"),
+            tl::block(l, BlockParam::WIn),
             &w_in.t().ctx(&ctx("dense_h_to_4h"))?,
         )?;
         let b_in = r.take(&format!("{p}.mlp.dense_h_to_4h.bias"), &[m])?;
-        push(&mut out, format!("{tl}.mlp.b_in"), &b_in)?;
+        push(&mut out, tl::block(l, BlockParam::BIn), &b_in)?;
         let w_out = r.take(&format!("{p}.mlp.dense_4h_to_h.weight"), &[d, m])?;
         push(
             &mut out,
-            format!("{tl}.mlp.W_out"),
+            tl::block(l, BlockParam::WOut),
             &w_out.t().ctx(&ctx("dense_4h_to_h"))?,
         )?;
         let b_out = r.take(&format!("{p}.mlp.dense_4h_to_h.bias"), &[d])?;
-        push(&mut out, format!("{tl}.mlp.b_out"), &b_out)?;
+        push(&mut out, tl::block(l, BlockParam::BOut), &b_out)?;
     }
-    norm_weights(&mut r, &mut out, "final_layer_norm", "ln_final", d, true)?;
+    norm_weights(&mut r, &mut out, "final_layer_norm", tl::LN_FINAL, d, true)?;
     unembed(
         &mut r,
         &mut out,
@@ -356,6 +365,7 @@ pub(super) fn neox(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named),
 // ---------------------------------------------------------------------------------------------
 // Llama
 
+/// One function (~125 lines), for the reason given at [`neox`].
 pub(super) fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named), ModelError> {
     let n_layers = c.usize("num_hidden_layers")?;
     let d = c.usize("hidden_size")?;
@@ -414,64 +424,61 @@ pub(super) fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named)
     let mut r = Reader::new(ck, &["model.", ""], "embed_tokens.weight");
     let mut out = Named::new();
     let w_e = r.take("embed_tokens.weight", &[vocab, d])?;
-    push(&mut out, "embed.W_E".into(), &w_e)?;
+    push(&mut out, tl::EMBED_W_E.into(), &w_e)?;
     let ctx = |what: &str| format!("rearranging Llama {what}");
     for l in 0..n_layers {
         let p = format!("layers.{l}");
-        let tl = format!("blocks.{l}");
-        block_norms(&mut r, &mut out, &p, &tl, d, false)?;
-        for (proj, name, heads) in [("q_proj", "Q", h), ("k_proj", "K", kv), ("v_proj", "V", kv)] {
-            // TransformerLens' names for grouped key/value weights (`_W_K`, ...).
-            let g = if name != "Q" && cfg.n_key_value_heads.is_some() {
-                "_"
-            } else {
-                ""
-            };
+        block_norms(&mut r, &mut out, &p, l, d, false)?;
+        for (proj, (wp, bp), heads) in [
+            ("q_proj", QKV[0], h),
+            ("k_proj", QKV[1], kv),
+            ("v_proj", QKV[2], kv),
+        ] {
+            let grouped = cfg.n_key_value_heads.is_some();
             let w = r.take(&format!("{p}.self_attn.{proj}.weight"), &[heads * e, d])?;
             let w = linear_heads(&w, heads, e, d).ctx(&ctx(proj))?;
-            push(&mut out, format!("{tl}.attn.{g}W_{name}"), &w)?;
+            push(&mut out, tl::block_param(l, wp, grouped), &w)?;
             if attn_bias {
                 let b = r.take(&format!("{p}.self_attn.{proj}.bias"), &[heads * e])?;
                 let b = b.reshape((heads, e)).ctx(&ctx(proj))?;
-                push(&mut out, format!("{tl}.attn.{g}b_{name}"), &b)?;
+                push(&mut out, tl::block_param(l, bp, grouped), &b)?;
             } else {
-                out.push((format!("{tl}.attn.{g}b_{name}"), zeros(&[heads, e])));
+                out.push((tl::block_param(l, bp, grouped), zeros(&[heads, e])));
             }
         }
         let wo = r.take(&format!("{p}.self_attn.o_proj.weight"), &[d, h * e])?;
         push(
             &mut out,
-            format!("{tl}.attn.W_O"),
+            tl::block(l, BlockParam::WO),
             &linear_out_heads(&wo, h, e, d).ctx(&ctx("o_proj"))?,
         )?;
         if attn_bias {
             let bo = r.take(&format!("{p}.self_attn.o_proj.bias"), &[d])?;
-            push(&mut out, format!("{tl}.attn.b_O"), &bo)?;
+            push(&mut out, tl::block(l, BlockParam::BO), &bo)?;
         } else {
-            out.push((format!("{tl}.attn.b_O"), zeros(&[d])));
+            out.push((tl::block(l, BlockParam::BO), zeros(&[d])));
         }
         for (proj, name, shape) in [
-            ("gate_proj", "W_gate", [m, d]),
-            ("up_proj", "W_in", [m, d]),
-            ("down_proj", "W_out", [d, m]),
+            ("gate_proj", BlockParam::WGate, [m, d]),
+            ("up_proj", BlockParam::WIn, [m, d]),
+            ("down_proj", BlockParam::WOut, [d, m]),
         ] {
             let w = r.take(&format!("{p}.mlp.{proj}.weight"), &shape)?;
-            push(
-                &mut out,
-                format!("{tl}.mlp.{name}"),
-                &w.t().ctx(&ctx(proj))?,
-            )?;
+            push(&mut out, tl::block(l, name), &w.t().ctx(&ctx(proj))?)?;
         }
-        for (proj, name, len) in [("up_proj", "b_in", m), ("down_proj", "b_out", d)] {
+        for (proj, name, len) in [
+            ("up_proj", BlockParam::BIn, m),
+            ("down_proj", BlockParam::BOut, d),
+        ] {
             if mlp_bias {
                 let b = r.take(&format!("{p}.mlp.{proj}.bias"), &[len])?;
-                push(&mut out, format!("{tl}.mlp.{name}"), &b)?;
+                push(&mut out, tl::block(l, name), &b)?;
             } else {
-                out.push((format!("{tl}.mlp.{name}"), zeros(&[len])));
+                out.push((tl::block(l, name), zeros(&[len])));
             }
         }
     }
-    norm_weights(&mut r, &mut out, "norm", "ln_final", d, false)?;
+    norm_weights(&mut r, &mut out, "norm", tl::LN_FINAL, d, false)?;
     unembed(
         &mut r,
         &mut out,

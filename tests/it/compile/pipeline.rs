@@ -8,8 +8,8 @@ use compile_support::root;
 use congruity::compile::pipeline::{compile_pipeline, stage_dir};
 use congruity::compile::sample::Family;
 use congruity::compile::{CompileOptions, Provenance};
-use congruity::equivalence::chain::{load_pipeline_dir, reference_outputs, run_chain};
-use congruity::equivalence::extract::RepresentationSpec;
+use congruity::experiment::chain::{load_pipeline_dir, reference_outputs, run_chain};
+use congruity::experiment::extract::RepresentationSpec;
 use congruity::lang;
 
 /// A sampled chain's representation is the concatenation of its own stages' representations,
@@ -124,7 +124,7 @@ fn every_pipeline_directory_runs_from_disk_as_the_evaluator_does() {
 
 #[test]
 fn a_broken_pipeline_directory_is_refused_with_the_field_named() {
-    use congruity::equivalence::chain::load_pipeline_dir;
+    use congruity::experiment::chain::load_pipeline_dir;
     let file = root().join("specs/toy/pipelines.interp");
     let spec = lang::load(&file).unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -68,7 +68,7 @@ fn check_family(family: Family) {
         for i in 0..COUNT {
             let dir = out.join(format!("{i:04}"));
             let model = RuntimeModel::load(&dir);
-            let outputs = model.outputs(&c.io, &domain.inputs);
+            let outputs = model.outputs(&c, &domain.inputs);
             assert_matches_expected(
                 &format!("{name} [{family} #{i}]"),
                 &domain,
@@ -157,7 +157,7 @@ fn every_interpretation_with_all_families() {
         sample_to_dir(&c, &Family::ALL, 5, COUNT, &out).unwrap();
         for i in 0..COUNT {
             let model = RuntimeModel::load(&out.join(format!("{i:04}")));
-            let outputs = model.outputs(&c.io, &domain.inputs);
+            let outputs = model.outputs(&c, &domain.inputs);
             assert_matches_expected(
                 &format!("{} [all families #{i}]", program.name),
                 &domain,
@@ -175,12 +175,12 @@ fn representations_are_not_a_permutation_of_each_other() {
     let domain = check::domain(&program.task, 0).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     c.write(&tmp.path().join("base")).unwrap();
-    let base = RuntimeModel::load(&tmp.path().join("base")).representations(&c.io, &domain.inputs);
+    let base = RuntimeModel::load(&tmp.path().join("base")).representations(&c, &domain.inputs);
     for families in [vec![Family::Rotation], Family::ALL.to_vec()] {
         let out = tmp.path().join(format!("{}", families.len()));
         sample_to_dir(&c, &families, 3, 2, &out).unwrap();
-        let a = RuntimeModel::load(&out.join("0000")).representations(&c.io, &domain.inputs);
-        let b = RuntimeModel::load(&out.join("0001")).representations(&c.io, &domain.inputs);
+        let a = RuntimeModel::load(&out.join("0000")).representations(&c, &domain.inputs);
+        let b = RuntimeModel::load(&out.join("0001")).representations(&c, &domain.inputs);
         assert!(
             !equal_up_to_permutation(&a, &b, 1e-3),
             "{families:?}: two samples are a permutation of each other"
@@ -195,7 +195,7 @@ fn representations_are_not_a_permutation_of_each_other() {
     assert!(equal_up_to_permutation(&base, &base, 1e-6));
     let out = tmp.path().join("perm");
     sample_to_dir(&c, &[Family::MlpPermutation], 3, 1, &out).unwrap();
-    let p = RuntimeModel::load(&out.join("0000")).representations(&c.io, &domain.inputs);
+    let p = RuntimeModel::load(&out.join("0000")).representations(&c, &domain.inputs);
     assert!(equal_up_to_permutation(&p, &base, 1e-5));
 }
 

@@ -34,7 +34,7 @@ fn every_interpretation_compiles_and_matches_the_evaluator() {
         compiled.write(&dir).unwrap();
         let model = RuntimeModel::load(&dir);
         let domain = check::domain(&program.task, 0).unwrap();
-        let outputs = model.outputs(&compiled.io, &domain.inputs);
+        let outputs = model.outputs(&compiled, &domain.inputs);
         let n = assert_matches_evaluator(&what, program, &domain, &outputs);
         assert!(n > 0, "{what}: no input compared");
         let s = compiled.shape();

@@ -65,7 +65,7 @@ fn compile(program: &Program) -> Compiled {
 fn run(c: &Compiled, inputs: &[Vec<Value>]) -> Vec<Vec<Value>> {
     let tmp = tempfile::tempdir().unwrap();
     c.write(&tmp.path().join("m")).unwrap();
-    RuntimeModel::load(&tmp.path().join("m")).outputs(&c.io, inputs)
+    RuntimeModel::load(&tmp.path().join("m")).outputs(c, inputs)
 }
 
 #[test]

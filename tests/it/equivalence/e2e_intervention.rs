@@ -8,11 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use congruity::compile::sample::Family;
-use congruity::equivalence::chain::{ChainPatch, StageModel, run_chain, to_transformer};
-use congruity::equivalence::compare::{CompareSettings, compare};
-use congruity::equivalence::extract::RepresentationSpec;
-use congruity::equivalence::inputs::InputSet;
-use congruity::equivalence::sampled::{Compiler, PatchPlan};
+use congruity::experiment::ExperimentError;
+use congruity::experiment::chain::{ChainPatch, StageModel, run_chain, to_transformer};
+use congruity::experiment::compare::{CompareSettings, compare};
+use congruity::experiment::extract::RepresentationSpec;
+use congruity::experiment::inputs::InputSet;
+use congruity::experiment::sampled::{Compiler, PatchPlan};
 use congruity::lang::eval::eval_program;
 
 fn spec_file() -> std::path::PathBuf {
@@ -30,7 +31,11 @@ fn patching_the_circuit_heads_moves_the_output_to_the_corrupted_input() {
         .corrupted(&target.task, 6, |i| {
             eval_program(program, i)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| ExperimentError::Reference {
+                    target: program.name.clone(),
+                    input: i.to_vec(),
+                    reason: Box::new(e),
+                })
         })
         .unwrap();
     let circuit = &spec.circuits["tracr_reverse_layout"];
@@ -48,7 +53,7 @@ fn patching_the_circuit_heads_moves_the_output_to_the_corrupted_input() {
             transformer: to_transformer(&chain[0].weights, "m").unwrap(),
             sidecar: c.sidecar(),
             adapter: None,
-            vocab: Some(c.io.vocab.clone()),
+            vocab: Some(c.plan.vocab.clone()),
         };
         let run = run_chain(
             std::slice::from_ref(&stage),

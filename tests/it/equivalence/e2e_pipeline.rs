@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use congruity::compile::sample::Family;
-use congruity::equivalence::chain::{StageModel, reference_outputs, run_chain, to_transformer};
-use congruity::equivalence::extract::RepresentationSpec;
-use congruity::equivalence::inputs::InputSet;
-use congruity::equivalence::sampled::{Compiler, SampledSource};
 use congruity::equivalence::{ImplementationSource, PointTestConfig, point_test};
+use congruity::experiment::chain::{StageModel, reference_outputs, run_chain, to_transformer};
+use congruity::experiment::extract::RepresentationSpec;
+use congruity::experiment::inputs::InputSet;
+use congruity::experiment::sampled::{Compiler, SampledSource};
 use congruity::lang::ir::{Adapter, Value};
 
 const SPEC: &str = "task small {\n  vocab   {0..=3}\n  max_len 4\n}\n\n\
@@ -63,7 +63,7 @@ fn a_chain_is_its_own_stages_on_the_same_inputs() {
                 transformer: to_transformer(&s.weights, "m").unwrap(),
                 sidecar: st.compiled.sidecar(),
                 adapter: st.adapter.clone(),
-                vocab: Some(st.compiled.io.vocab.clone()),
+                vocab: Some(st.compiled.plan.vocab.clone()),
             })
             .collect()
     };

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use congruity::compile::{CompileOptions, compile_checked};
 use congruity::equivalence::Verdict;
-use congruity::equivalence::chain::{StageModel, reference_outputs, run_chain};
-use congruity::equivalence::compare::{CompareReport, CompareSettings, compare};
-use congruity::equivalence::extract::RepresentationSpec;
-use congruity::equivalence::inputs::InputSet;
 use congruity::equivalence::model_test::{ModelTestKind, ModelTestResult};
+use congruity::experiment::chain::{StageModel, reference_outputs, run_chain};
+use congruity::experiment::compare::{CompareReport, CompareSettings, compare};
+use congruity::experiment::extract::RepresentationSpec;
+use congruity::experiment::inputs::InputSet;
 use congruity::lang::eval::eval_program;
 
 fn specs() -> PathBuf {

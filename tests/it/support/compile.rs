@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use congruity::compile::check::Domain;
-use congruity::compile::{IoSpec, same_values};
+use congruity::compile::{Compiled, same_values};
 use congruity::lang;
 use congruity::lang::ir::{Program, Value};
 use congruity::model::config::ModelConfig;
@@ -75,7 +75,7 @@ pub fn load_program(file: &Path, name: &str) -> Program {
 }
 
 /// The runtime's token ids of one input (BOS first).
-fn token_row(io: &IoSpec, input: &[Value]) -> Vec<u32> {
+fn token_row(io: &Compiled, input: &[Value]) -> Vec<u32> {
     io.encode(input)
         .expect("in vocab")
         .into_iter()
@@ -84,7 +84,7 @@ fn token_row(io: &IoSpec, input: &[Value]) -> Vec<u32> {
 }
 
 /// A compiled model directory loaded into the runtime (config + TransformerLens tensors; the
-/// output is decoded with the compiler's own `IoSpec`).
+/// output is decoded with the compiler's own encodings, [`Compiled::decode`]).
 pub struct RuntimeModel {
     pub transformer: Transformer,
 }
@@ -101,7 +101,7 @@ impl RuntimeModel {
     }
 
     /// Logits `[input][pos][out]` for inputs of any lengths (batched by length).
-    pub fn logits(&self, io: &IoSpec, inputs: &[Vec<Value>]) -> Vec<Vec<Vec<f32>>> {
+    pub fn logits(&self, io: &Compiled, inputs: &[Vec<Value>]) -> Vec<Vec<Vec<f32>>> {
         let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, x) in inputs.iter().enumerate() {
             by_len.entry(x.len()).or_default().push(i);
@@ -125,7 +125,7 @@ impl RuntimeModel {
         out
     }
 
-    pub fn outputs(&self, io: &IoSpec, inputs: &[Vec<Value>]) -> Vec<Vec<Value>> {
+    pub fn outputs(&self, io: &Compiled, inputs: &[Vec<Value>]) -> Vec<Vec<Value>> {
         self.logits(io, inputs)
             .into_iter()
             .map(|l| l[1..].iter().map(|row| io.decode(row)).collect())
@@ -178,7 +178,7 @@ pub fn assert_matches_evaluator(
 impl RuntimeModel {
     /// The paper's representation of each input: the residual stream after every layer
     /// (`blocks.{l}.hook_resid_post`), mean-pooled over positions, concatenated over layers.
-    pub fn representations(&self, io: &IoSpec, inputs: &[Vec<Value>]) -> Vec<Vec<f32>> {
+    pub fn representations(&self, io: &Compiled, inputs: &[Vec<Value>]) -> Vec<Vec<f32>> {
         let n_layers = self.transformer.config().n_layers;
         let names: Vec<String> = (0..n_layers)
             .map(|l| format!("blocks.{l}.hook_resid_post"))

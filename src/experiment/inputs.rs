@@ -17,8 +17,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use super::representation::InputsId;
-use super::source::derive_seed;
+use crate::equivalence::representation::InputsId;
+use crate::equivalence::source::derive_seed;
+use crate::experiment::ExperimentError;
 use crate::lang::domain::{sample, satisfies_restriction};
 use crate::lang::ir::{Task, Value};
 
@@ -26,35 +27,6 @@ use crate::lang::ir::{Task, Value};
 const MAX_ROUNDS: u64 = 1000;
 /// Draws per corrupted input before giving up.
 const MAX_CORRUPT_TRIES: usize = 100_000;
-
-/// Errors drawing inputs.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
-pub enum InputError {
-    #[error("task `{task}`: {reason}")]
-    #[diagnostic(code(congruity::equivalence::inputs))]
-    Domain { task: String, reason: String },
-    #[error(
-        "task `{task}`: after {rounds} rounds of {n} draws only {found} inputs were accepted by every implementation ({why})"
-    )]
-    #[diagnostic(
-        code(congruity::equivalence::inputs_rejected),
-        help("the compared interpretations or pipelines may have (nearly) disjoint domains")
-    )]
-    TooFewAccepted {
-        task: String,
-        rounds: u64,
-        n: usize,
-        found: usize,
-        why: String,
-    },
-    #[error("corrupted partner of input {input} ({text}): {reason}")]
-    #[diagnostic(code(congruity::equivalence::corrupted))]
-    Corrupted {
-        input: usize,
-        text: String,
-        reason: String,
-    },
-}
 
 /// A seeded list of inputs from one task's domain.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,38 +47,38 @@ impl InputSet {
         task: &Task,
         n: usize,
         seed: u64,
-        accept: impl Fn(&[Value]) -> Result<(), String>,
-    ) -> Result<Self, InputError> {
+        accept: impl Fn(&[Value]) -> Result<(), ExperimentError>,
+    ) -> Result<Self, ExperimentError> {
         if n == 0 {
-            return Err(InputError::Domain {
+            return Err(ExperimentError::NoInputs {
                 task: task.name.clone(),
-                reason: "the input set must hold at least one input".into(),
             });
         }
         let mut inputs = Vec::with_capacity(n);
-        let mut last_rejection = String::from("none rejected");
+        let mut last_rejection = None;
         for round in 0..MAX_ROUNDS {
-            let drawn =
-                sample(task, n, derive_seed(seed, &[round])).map_err(|e| InputError::Domain {
+            let drawn = sample(task, n, derive_seed(seed, &[round])).map_err(|e| {
+                ExperimentError::Domain {
                     task: task.name.clone(),
-                    reason: e.to_string(),
-                })?;
+                    reason: Box::new(e),
+                }
+            })?;
             for input in drawn {
                 match accept(&input) {
                     Ok(()) => inputs.push(input),
-                    Err(why) => last_rejection = format!("last rejection: {why}"),
+                    Err(why) => last_rejection = Some(Box::new(why)),
                 }
                 if inputs.len() == n {
                     return Ok(Self::new(task, seed, inputs));
                 }
             }
         }
-        Err(InputError::TooFewAccepted {
+        Err(ExperimentError::TooFewAccepted {
             task: task.name.clone(),
             rounds: MAX_ROUNDS,
             n,
             found: inputs.len(),
-            why: last_rejection,
+            last_rejection,
         })
     }
 
@@ -153,8 +125,8 @@ impl InputSet {
         &self,
         task: &Task,
         seed: u64,
-        accept: impl Fn(&[Value]) -> Result<(), String>,
-    ) -> Result<Vec<Vec<Value>>, InputError> {
+        accept: impl Fn(&[Value]) -> Result<(), ExperimentError>,
+    ) -> Result<Vec<Vec<Value>>, ExperimentError> {
         self.inputs
             .iter()
             .enumerate()
@@ -162,7 +134,7 @@ impl InputSet {
                 let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &[i as u64]));
                 let len = clean.len();
                 let distinct_possible = task.vocab.len() > 1;
-                let mut last = String::from("no draw accepted");
+                let mut last = None;
                 for _ in 0..MAX_CORRUPT_TRIES {
                     let cand: Vec<Value> = (0..len)
                         .map(|_| task.vocab[rng.random_range(0..task.vocab.len())].clone())
@@ -174,24 +146,23 @@ impl InputSet {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(e) => {
-                            return Err(InputError::Corrupted {
+                            return Err(ExperimentError::CorruptedRestriction {
                                 input: i,
-                                text: input_text(clean),
-                                reason: e.to_string(),
+                                values: clean.clone(),
+                                reason: Box::new(e),
                             });
                         }
                     }
                     match accept(&cand) {
                         Ok(()) => return Ok(cand),
-                        Err(why) => last = why,
+                        Err(why) => last = Some(Box::new(why)),
                     }
                 }
-                Err(InputError::Corrupted {
+                Err(ExperimentError::NoCorruptedPartner {
                     input: i,
-                    text: input_text(clean),
-                    reason: format!(
-                        "no input of the same length accepted after {MAX_CORRUPT_TRIES} draws ({last})"
-                    ),
+                    values: clean.clone(),
+                    tries: MAX_CORRUPT_TRIES,
+                    last_rejection: last,
                 })
             })
             .collect()
@@ -219,7 +190,9 @@ mod tests {
             if i.len() >= 2 {
                 Ok(())
             } else {
-                Err("too short".to_string())
+                Err(ExperimentError::NoInputs {
+                    task: "short".into(),
+                })
             }
         };
         let a = InputSet::sample(&t, 50, 3, keep_long).unwrap();
@@ -229,10 +202,11 @@ mod tests {
         assert!(a.inputs.iter().all(|i| i.len() >= 2));
         let c = InputSet::sample(&t, 50, 4, keep_long).unwrap();
         assert_ne!(a.id, c.id);
-        let never = |_: &[Value]| Err("no".to_string());
+        let never = |_: &[Value]| Err(ExperimentError::NoTask);
         assert!(matches!(
             InputSet::sample(&t, 5, 1, never),
-            Err(InputError::TooFewAccepted { found: 0, .. })
+            Err(ExperimentError::TooFewAccepted { found: 0, last_rejection: Some(e), .. })
+                if matches!(*e, ExperimentError::NoTask)
         ));
     }
 

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 
 use faer::Mat;
 
-use super::extract::{ExtractError, Patch, RepresentationSpec, run_model};
-use super::inputs::input_text;
+use super::extract::{Patch, RepresentationSpec, run_model};
 use crate::artifact::value;
 use crate::compile::weights::Weights as CompiledWeights;
 use crate::compile::write::{config_json, transformer_lens_tensors};
+use crate::experiment::{ExperimentError, StageProblem};
 use crate::lang::domain::token_text;
 use crate::lang::ir::{Adapter, Value};
 use crate::model::OutputValue;
@@ -51,36 +51,34 @@ pub fn to_transformer(w: &CompiledWeights, name: &str) -> Result<Transformer, Mo
 }
 
 /// Token ids of one input under a stage's sidecar (BOS prepended when it has one).
-fn encode(sidecar: &Sidecar, input: &[Value]) -> Result<Vec<u32>, String> {
+fn encode(sidecar: &Sidecar, input: &[Value]) -> Result<Vec<u32>, StageProblem> {
     let words: Vec<String> = input.iter().map(token_text).collect();
     sidecar.encode(&words).map_err(|e| {
         let ModelError::UnknownToken { token, .. } = e else {
-            return e.to_string();
+            return StageProblem::Model(e);
         };
         let bos = sidecar.input.bos.as_deref();
-        format!(
-            "`{}` has a token outside the model's vocabulary: `{token}` is not in {{{}}}",
-            input_text(input),
-            sidecar
+        StageProblem::OutsideVocabulary {
+            token,
+            vocab: sidecar
                 .input
                 .tokens
                 .iter()
                 .filter(|t| Some(t.as_str()) != bos)
                 .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+                .collect(),
+        }
     })
 }
 
 /// The values of one input's positions, from their logits (prefix positions already dropped):
 /// the runtime's decoder, exact values as the sidecar lists them.
-fn decode(sidecar: &Sidecar, logits: &[Vec<f32>]) -> Result<Vec<Value>, String> {
+fn decode(sidecar: &Sidecar, logits: &[Vec<f32>]) -> Result<Vec<Value>, StageProblem> {
     logits
         .iter()
         .map(|l| {
             Ok(
-                match sidecar.decode_position(l).map_err(|e| e.to_string())? {
+                match sidecar.decode_position(l).map_err(StageProblem::Model)? {
                     OutputValue::Symbol(j) => value::from_json(&j),
                     OutputValue::Exact(r) => Value::Num(r),
                     // Unsnapped, the decoder gives the f32's shortest decimal form, which converts
@@ -109,13 +107,19 @@ pub struct StageModel {
 
 impl StageModel {
     /// Stage `k` (0-based) could not take input `i` (`input`: what this stage read).
-    fn input_error(&self, k: usize, i: usize, input: &[Value], reason: String) -> ChainError {
-        ChainError::Input {
+    fn input_error(
+        &self,
+        k: usize,
+        i: usize,
+        input: &[Value],
+        problem: StageProblem,
+    ) -> ExperimentError {
+        ExperimentError::StageInput {
             stage: k + 1,
             program: self.program.clone(),
             input: i,
-            text: input_text(input),
-            reason,
+            values: input.to_vec(),
+            problem: Box::new(problem),
         }
     }
 }
@@ -127,51 +131,6 @@ pub struct ChainPatch<'a> {
     pub stage: usize,
     pub sites: Vec<Site>,
     pub corrupted: &'a [Vec<Value>],
-}
-
-/// Errors of a chain run.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum ChainError {
-    #[error("stage {stage} (`{program}`): {source}")]
-    #[diagnostic(code(congruity::equivalence::stage))]
-    Stage {
-        stage: usize,
-        program: String,
-        #[source]
-        source: Box<ExtractError>,
-    },
-    #[error("stage {stage} (`{program}`), input {input} (`{text}`): {reason}")]
-    #[diagnostic(code(congruity::equivalence::stage_input))]
-    Input {
-        stage: usize,
-        program: String,
-        input: usize,
-        text: String,
-        reason: String,
-    },
-    #[error(
-        "stage {stage} (`{program}`) is not an implementation of its interpretation: on input {input} (`{text}`) it outputs `{got}`, the interpretation gives `{want}`"
-    )]
-    #[diagnostic(code(congruity::equivalence::wrong_output))]
-    WrongOutput {
-        stage: usize,
-        program: String,
-        input: usize,
-        text: String,
-        got: String,
-        want: String,
-    },
-    #[error("{}: {reason}", path.display())]
-    #[diagnostic(
-        code(congruity::equivalence::pipeline_dir),
-        help(
-            "a pipeline directory is what `congruity compile` / `sample` write for a pipeline: pipeline.json (format congruity-pipeline/1) and one model directory per stage"
-        )
-    )]
-    PipelineDir { path: PathBuf, reason: String },
-    #[error("{0}")]
-    #[diagnostic(code(congruity::equivalence::chain))]
-    Other(String),
 }
 
 /// A chain's run: the concatenated representation and each stage's decoded outputs.
@@ -187,7 +146,7 @@ fn adapt(
     stage: &StageModel,
     k: usize,
     inputs: &[Vec<Value>],
-) -> Result<Vec<Vec<Value>>, ChainError> {
+) -> Result<Vec<Vec<Value>>, ExperimentError> {
     inputs
         .iter()
         .enumerate()
@@ -202,12 +161,11 @@ fn adapt(
                     if let Some(vocab) = &stage.vocab
                         && vocab.binary_search(&m).is_err()
                     {
-                        let reason = format!(
-                            "the previous stage's output {} (mapped to {}) is not a token of this stage",
-                            token_text(v),
-                            token_text(&m)
-                        );
-                        return Err(stage.input_error(k, i, input, reason));
+                        let problem = StageProblem::NotAToken {
+                            output: v.clone(),
+                            mapped: m,
+                        };
+                        return Err(stage.input_error(k, i, input, problem));
                     }
                     Ok(m)
                 })
@@ -220,7 +178,7 @@ fn encode_all(
     stage: &StageModel,
     k: usize,
     inputs: &[Vec<Value>],
-) -> Result<Vec<Vec<u32>>, ChainError> {
+) -> Result<Vec<Vec<u32>>, ExperimentError> {
     inputs
         .iter()
         .enumerate()
@@ -242,7 +200,7 @@ fn run_stage(
     inputs: &[Vec<Value>],
     spec: &RepresentationSpec,
     patch: Option<&Patch<'_>>,
-) -> Result<StageRun, ChainError> {
+) -> Result<StageRun, ExperimentError> {
     let ids = encode_all(stage, k, inputs)?;
     let run = run_model(
         &stage.transformer,
@@ -251,7 +209,7 @@ fn run_stage(
         spec,
         patch,
     )
-    .map_err(|source| ChainError::Stage {
+    .map_err(|source| ExperimentError::Stage {
         stage: k + 1,
         program: stage.program.clone(),
         source: Box::new(source),
@@ -277,7 +235,7 @@ fn inputs_of_stage(
     stop: usize,
     inputs: &[Vec<Value>],
     spec: &RepresentationSpec,
-) -> Result<Vec<Vec<Value>>, ChainError> {
+) -> Result<Vec<Vec<Value>>, ExperimentError> {
     let mut current = inputs.to_vec();
     for (k, stage) in stages.iter().enumerate().take(stop) {
         if k > 0 {
@@ -300,18 +258,17 @@ pub fn run_chain(
     spec: &RepresentationSpec,
     reference: Option<&[Vec<Vec<Value>>]>,
     patch: Option<&ChainPatch<'_>>,
-) -> Result<ChainRun, ChainError> {
+) -> Result<ChainRun, ExperimentError> {
     if stages.is_empty() {
-        return Err(ChainError::Other("a chain needs at least one stage".into()));
+        return Err(ExperimentError::NoStages);
     }
     if let Some(p) = patch
         && p.stage >= stages.len()
     {
-        return Err(ChainError::Other(format!(
-            "cannot patch stage {} of a {}-stage chain",
-            p.stage + 1,
-            stages.len()
-        )));
+        return Err(ExperimentError::PatchStage {
+            stage: p.stage + 1,
+            stages: stages.len(),
+        });
     }
     let corrupted_ids = match patch {
         Some(p) => {
@@ -338,18 +295,18 @@ pub fn run_chain(
         if patch.is_none()
             && let Some(reference) = reference
         {
-            let want = reference.get(k).ok_or_else(|| {
-                ChainError::Other(format!("no reference outputs for stage {}", k + 1))
-            })?;
+            let want = reference
+                .get(k)
+                .ok_or_else(|| ExperimentError::NoReference { stage: k + 1 })?;
             for (i, (got, want)) in run.outputs.iter().zip(want).enumerate() {
                 if !same_values(got, want) {
-                    return Err(ChainError::WrongOutput {
+                    return Err(ExperimentError::WrongOutput {
                         stage: k + 1,
                         program: stage.program.clone(),
                         input: i,
-                        text: input_text(&inputs[i]),
-                        got: input_text(got),
-                        want: input_text(want),
+                        values: inputs[i].clone(),
+                        got: got.clone(),
+                        want: want.clone(),
                     });
                 }
             }
@@ -427,9 +384,9 @@ pub struct PipelineDir {
 
 /// Reads `dir/pipeline.json` and loads every stage's model directory (each must have a
 /// `congruity.json`, since stages pass decoded values to each other). Stages run on the CPU.
-pub fn load_pipeline_dir(dir: &Path) -> Result<PipelineDir, ChainError> {
+pub fn load_pipeline_dir(dir: &Path) -> Result<PipelineDir, ExperimentError> {
     let path = dir.join(PIPELINE_FILE);
-    let bad = |reason: String| ChainError::PipelineDir {
+    let bad = |reason: String| ExperimentError::PipelineDir {
         path: path.clone(),
         reason,
     };
@@ -574,8 +531,8 @@ pub fn token_value(s: &str) -> Value {
 mod tests {
     use super::*;
     use crate::compile::{CompileOptions, compile_checked};
-    use crate::equivalence::extract::{BosPolicy, Layers};
     use crate::equivalence::representation::{Normalisation, Pooling};
+    use crate::experiment::extract::{BosPolicy, Layers};
     use crate::model::{RunOptions, TokenBatch};
 
     fn spec_path(rel: &str) -> std::path::PathBuf {
@@ -648,7 +605,7 @@ mod tests {
             transformer: to_transformer(&rev.weights, "m").unwrap(),
             sidecar: rev.sidecar(),
             adapter: Some(Adapter::Table(table)),
-            vocab: Some(rev.io.vocab.clone()),
+            vocab: Some(rev.plan.vocab.clone()),
         };
         let inputs = vec![
             vec![v("x"), v("w"), v("w")],
@@ -730,7 +687,7 @@ mod tests {
             transformer: to_transformer(&c.weights, "m").unwrap(),
             sidecar: c.sidecar(),
             adapter: None,
-            vocab: Some(c.io.vocab.clone()),
+            vocab: Some(c.plan.vocab.clone()),
         };
         let v = |s: &str| Value::sym(s);
         let inputs = vec![
@@ -799,7 +756,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(err, ChainError::WrongOutput { input: 2, .. }),
+            matches!(err, ExperimentError::WrongOutput { input: 2, .. }),
             "{err}"
         );
         // Positions past an input's length are an error naming the length.

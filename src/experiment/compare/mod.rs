@@ -30,17 +30,16 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::EquivalenceError;
 use super::extract::RepresentationSpec;
-use super::inputs::InputError;
-use super::intervention::InterventionResult;
-use super::model_test::ModelTestResult;
-use super::point::{PointTestConfig, SelectivityMatrix};
-use super::sampled::PoolError;
-use super::source::ImplementationSource;
-use super::stats::IntervalMethod;
-use super::transfer::TransferMatrix;
 use crate::compile::sample::Family;
+use crate::equivalence::EquivalenceError;
+use crate::equivalence::intervention::InterventionResult;
+use crate::equivalence::model_test::ModelTestResult;
+use crate::equivalence::point::{PointTestConfig, SelectivityMatrix};
+use crate::equivalence::source::ImplementationSource;
+use crate::equivalence::stats::IntervalMethod;
+use crate::equivalence::transfer::TransferMatrix;
+use crate::experiment::ExperimentError;
 use crate::progress::Progress;
 use crate::similarity::Measure;
 
@@ -105,98 +104,6 @@ impl Default for CompareSettings {
             interval: IntervalMethod::ClopperPearson,
             progress: false,
         }
-    }
-}
-
-/// Settings that cannot run, with what was given.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
-pub enum SettingsError {
-    #[error("the number of samples per interpretation must be at least 1")]
-    #[diagnostic(code(congruity::compare::settings))]
-    NoSamples,
-    #[error(
-        "{samples} samples per interpretation are too few: the selectivity matrix draws three distinct implementations of one interpretation (a, b and c on its diagonal); use at least 3"
-    )]
-    #[diagnostic(code(congruity::compare::settings))]
-    TooFewSamples { samples: usize },
-    #[error("`{name}` is listed twice among the interpretations to compare")]
-    #[diagnostic(code(congruity::compare::settings))]
-    DuplicateTarget { name: String },
-    #[error("`{name}` is not a circuit of the spec (circuits: {})", known.join(", "))]
-    #[diagnostic(code(congruity::compare::settings))]
-    UnknownCircuit { name: String, known: Vec<String> },
-    #[error(
-        "circuit `{circuit}` is about `{program}`, which no compared interpretation or pipeline runs; compare `{program}` too"
-    )]
-    #[diagnostic(code(congruity::compare::settings))]
-    CircuitNotCompared { circuit: String, program: String },
-    #[error("`{name}` is not a task of the spec (tasks: {})", known.join(", "))]
-    #[diagnostic(code(congruity::compare::settings))]
-    UnknownTask { name: String, known: Vec<String> },
-    #[error(
-        "with only models to compare, say which task's domain the inputs come from (tasks: {})",
-        known.join(", ")
-    )]
-    #[diagnostic(code(congruity::compare::settings))]
-    TaskNeeded { known: Vec<String> },
-    #[error("the spec has no task")]
-    #[diagnostic(code(congruity::compare::settings))]
-    NoTask,
-    #[error("nothing to compare: no interpretation, pipeline or model was given")]
-    #[diagnostic(code(congruity::compare::settings))]
-    NothingToCompare,
-}
-
-/// Errors of a comparison.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum CompareError {
-    #[error("cannot load {}", path.display())]
-    #[diagnostic(code(congruity::compare::spec))]
-    Spec {
-        path: PathBuf,
-        #[source]
-        #[diagnostic_source]
-        source: crate::lang::Report,
-    },
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Settings(SettingsError),
-    /// The evaluator refused an input of target `target` (`reason` names the target).
-    #[error("{reason}")]
-    #[diagnostic(code(congruity::compare::reference))]
-    Reference { target: String, reason: String },
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Pool(Box<PoolError>),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Inputs(Box<InputError>),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Equivalence(Box<EquivalenceError>),
-}
-
-impl From<SettingsError> for CompareError {
-    fn from(e: SettingsError) -> Self {
-        CompareError::Settings(e)
-    }
-}
-
-impl From<PoolError> for CompareError {
-    fn from(e: PoolError) -> Self {
-        CompareError::Pool(Box::new(e))
-    }
-}
-
-impl From<InputError> for CompareError {
-    fn from(e: InputError) -> Self {
-        CompareError::Inputs(Box::new(e))
-    }
-}
-
-impl From<EquivalenceError> for CompareError {
-    fn from(e: EquivalenceError) -> Self {
-        CompareError::Equivalence(Box::new(e))
     }
 }
 
@@ -329,7 +236,7 @@ fn materialise(
     pools: &[&dyn ImplementationSource],
     show: bool,
     what: &str,
-) -> Result<(), CompareError> {
+) -> Result<(), ExperimentError> {
     let jobs: Vec<(usize, usize)> = pools
         .iter()
         .enumerate()
@@ -345,7 +252,7 @@ fn materialise(
                 .map_err(|e| EquivalenceError::Source {
                     label: pools[p].label().to_owned(),
                     index: i,
-                    message: e.0,
+                    source: Box::new(e),
                 });
             pb.inc(1);
             r
@@ -358,7 +265,7 @@ fn materialise(
     Ok(())
 }
 
-fn widths(pool: &dyn ImplementationSource) -> Result<[usize; 2], CompareError> {
+fn widths(pool: &dyn ImplementationSource) -> Result<[usize; 2], ExperimentError> {
     let mut lo = usize::MAX;
     let mut hi = 0;
     for i in 0..pool.count() {
@@ -367,7 +274,7 @@ fn widths(pool: &dyn ImplementationSource) -> Result<[usize; 2], CompareError> {
             .map_err(|e| EquivalenceError::Source {
                 label: pool.label().to_owned(),
                 index: i,
-                message: e.0,
+                source: Box::new(e),
             })?;
         lo = lo.min(r.n_features());
         hi = hi.max(r.n_features());
@@ -399,13 +306,13 @@ impl Notes {
 }
 
 /// Runs a comparison.
-pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, CompareError> {
+pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, ExperimentError> {
     let notes = Notes::new(s.progress);
     let plan = plan::Plan::new(spec_path, s, &notes)?;
     let pools = pools::Pools::build(&plan, s)?;
     let (interps, models, all) = pools.refs();
     if all.is_empty() {
-        return Err(SettingsError::NothingToCompare.into());
+        return Err(ExperimentError::NothingToCompare);
     }
     materialise(&all, s.progress, "implementations")?;
 

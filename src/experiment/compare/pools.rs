@@ -1,10 +1,11 @@
 //! The pools of implementations: one sampled pool per target, one pool per model directory.
 
 use super::plan::Plan;
-use super::{CompareError, CompareSettings, PoolInfo, model_label, name_hash, widths};
-use crate::equivalence::chain::reference_outputs;
-use crate::equivalence::sampled::{ModelDirSource, SampledSource};
+use super::{CompareSettings, PoolInfo, model_label, name_hash, widths};
 use crate::equivalence::source::{ImplementationSource, derive_seed};
+use crate::experiment::ExperimentError;
+use crate::experiment::chain::reference_outputs;
+use crate::experiment::sampled::{ModelDirSource, SampledSource};
 use crate::lang::ir::Value;
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ type Refs<'a> = (
 );
 
 impl Pools {
-    pub fn build(plan: &Plan, s: &CompareSettings) -> Result<Pools, CompareError> {
+    pub fn build(plan: &Plan, s: &CompareSettings) -> Result<Pools, ExperimentError> {
         let mut sampled = Vec::with_capacity(plan.targets.len());
         for t in &plan.targets {
             let traces: Vec<Vec<Vec<Value>>> = plan
@@ -29,11 +30,7 @@ impl Pools {
                 .inputs
                 .iter()
                 .map(|i| t.reference(&plan.spec, i))
-                .collect::<Result<_, _>>()
-                .map_err(|reason| CompareError::Reference {
-                    target: t.name.clone(),
-                    reason,
-                })?;
+                .collect::<Result<_, _>>()?;
             let mut src = SampledSource::new(
                 t.clone(),
                 s.families.clone(),
@@ -84,7 +81,7 @@ impl Pools {
     }
 
     /// Every pool, as reported.
-    pub fn infos(&self, s: &CompareSettings) -> Result<Vec<PoolInfo>, CompareError> {
+    pub fn infos(&self, s: &CompareSettings) -> Result<Vec<PoolInfo>, ExperimentError> {
         let mut pools = Vec::new();
         for p in &self.sampled {
             let t = p.target();

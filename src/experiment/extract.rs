@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use faer::Mat;
 use serde::Serialize;
 
-use super::representation::{ActivationArray, Normalisation, Pooling, RepresentationError, pool};
+use crate::equivalence::EquivalenceError;
+use crate::equivalence::representation::{ActivationArray, Normalisation, Pooling, pool};
+use crate::experiment::ExperimentError;
 use crate::model::{
     Action, BlockHook, HookPoint, HookSelection, Intervention, ModelError, RunOptions, Site,
     TokenBatch, Transformer,
@@ -95,7 +97,7 @@ impl RepresentationSpec {
     }
 
     /// The hook points to read from `model`, in representation order.
-    pub fn hooks(&self, model: &Transformer) -> Result<Vec<HookPoint>, ExtractError> {
+    pub fn hooks(&self, model: &Transformer) -> Result<Vec<HookPoint>, ExperimentError> {
         match &self.layers {
             Layers::AccumulatedResidual => {
                 let n = model.config().n_layers;
@@ -104,7 +106,7 @@ impl RepresentationSpec {
                 Ok(out)
             }
             Layers::Hooks(patterns) => model.expand_hooks(patterns).map_err(|e| match e {
-                ModelError::HookPattern { pattern, reason } => ExtractError::Hook {
+                ModelError::HookPattern { pattern, reason } => ExperimentError::Hook {
                     hook: pattern,
                     reason: format!(
                         "{reason} ({} layers, {} hook points)",
@@ -112,34 +114,14 @@ impl RepresentationSpec {
                         model.hook_points().len()
                     ),
                 },
-                ModelError::AbsentHook { hook, reason } => ExtractError::Hook {
+                ModelError::AbsentHook { hook, reason } => ExperimentError::Hook {
                     hook,
                     reason: format!("this model has no such hook point: {reason}"),
                 },
-                other => ExtractError::Model(other),
+                other => ExperimentError::from(other),
             }),
         }
     }
-}
-
-/// Errors computing a representation from a model.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum ExtractError {
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Representation(#[from] RepresentationError),
-    #[error("hook `{hook}`: {reason}")]
-    #[diagnostic(code(congruity::equivalence::hook))]
-    Hook { hook: String, reason: String },
-    #[error("input {input}: {reason}")]
-    #[diagnostic(code(congruity::equivalence::input))]
-    Input { input: usize, reason: String },
-    #[error("patching: {0}")]
-    #[diagnostic(code(congruity::equivalence::patch))]
-    Patch(String),
 }
 
 /// Sites to overwrite with their values on other inputs: row `i` of `source` (same length as
@@ -172,8 +154,8 @@ fn groups(ids: &[Vec<u32>]) -> BTreeMap<usize, Vec<usize>> {
 fn per_position(
     hook: &HookPoint,
     t: &candle_core::Tensor,
-) -> Result<ActivationArray, ExtractError> {
-    let ctx = |e: candle_core::Error| ExtractError::Hook {
+) -> Result<ActivationArray, ExperimentError> {
+    let ctx = |e: candle_core::Error| ExperimentError::Hook {
         hook: hook.to_string(),
         reason: format!("cannot read the activation: {e}"),
     };
@@ -185,7 +167,7 @@ fn per_position(
     };
     let dims = t.dims().to_vec();
     if dims.len() < 2 {
-        return Err(ExtractError::Hook {
+        return Err(ExperimentError::Hook {
             hook: hook.to_string(),
             reason: format!("activation of shape {dims:?} has no position axis"),
         });
@@ -215,7 +197,7 @@ fn pool_group(
     act: &ActivationArray,
     spec: &RepresentationSpec,
     skip: usize,
-) -> Result<Mat<f64>, RepresentationError> {
+) -> Result<Mat<f64>, EquivalenceError> {
     match &spec.pooling {
         Pooling::Mean if skip > 0 => mean_from(act, skip, spec.norm),
         _ => pool(act, &group_pooling(spec, skip), spec.norm),
@@ -227,10 +209,10 @@ fn mean_from(
     act: &ActivationArray,
     skip: usize,
     norm: Normalisation,
-) -> Result<Mat<f64>, RepresentationError> {
+) -> Result<Mat<f64>, EquivalenceError> {
     let [b, p, _] = act.shape();
     if skip >= p {
-        return Err(RepresentationError::Pooling {
+        return Err(EquivalenceError::Pooling {
             pooling: "mean".into(),
             reason: format!("the inputs have no token after the {skip} BOS position(s)"),
         });
@@ -252,30 +234,32 @@ fn mean_from(
 /// Runs `model` on `ids` (each row already starts with BOS when `prefix` is 1) and pools the
 /// requested hooks. With `patch`, every site is replaced by its value on the source rows
 /// (interchange intervention, downstream recomputed).
+///
+/// One function (~140 lines): checks, the corrupted run, the clean run and pooling share the
+/// per-length grouping of the inputs, which splitting would have to pass around.
 pub fn run_model(
     model: &Transformer,
     ids: &[Vec<u32>],
     prefix: usize,
     spec: &RepresentationSpec,
     patch: Option<&Patch<'_>>,
-) -> Result<ModelRun, ExtractError> {
+) -> Result<ModelRun, ExperimentError> {
     if ids.is_empty() {
-        return Err(ExtractError::Input {
+        return Err(ExperimentError::Input {
             input: 0,
             reason: "no inputs to run".into(),
         });
     }
     if let Some(p) = patch {
         if p.source.len() != ids.len() {
-            return Err(ExtractError::Patch(format!(
-                "{} source rows for {} inputs; each input needs its own corrupted input",
-                p.source.len(),
-                ids.len()
-            )));
+            return Err(ExperimentError::PatchRows {
+                sources: p.source.len(),
+                inputs: ids.len(),
+            });
         }
         for (i, (a, b)) in ids.iter().zip(p.source).enumerate() {
             if a.len() != b.len() {
-                return Err(ExtractError::Input {
+                return Err(ExperimentError::Input {
                     input: i,
                     reason: format!(
                         "its corrupted input has {} tokens but it has {}; position-wise patching needs equal lengths",
@@ -297,7 +281,7 @@ pub fn run_model(
     let mut widths: Option<(usize, Vec<usize>)> = None;
     for (len, members) in groups(ids) {
         if len <= prefix {
-            return Err(ExtractError::Input {
+            return Err(ExperimentError::Input {
                 input: members[0],
                 reason: "it has no token after BOS".into(),
             });
@@ -316,14 +300,13 @@ pub fn run_model(
                     .iter()
                     .map(|s| {
                         let t = out.cache.get(&s.hook).cloned().ok_or_else(|| {
-                            ExtractError::Patch(format!(
-                                "{} was not produced by the corrupted run",
-                                s.hook
-                            ))
+                            ExperimentError::PatchHookMissing {
+                                hook: s.hook.to_string(),
+                            }
                         })?;
                         Ok(Intervention::new(s.clone(), Action::Replace(t)))
                     })
-                    .collect::<Result<Vec<_>, ExtractError>>()?
+                    .collect::<Result<Vec<_>, ExperimentError>>()?
             }
         };
         let opts = RunOptions {
@@ -333,13 +316,13 @@ pub fn run_model(
         let out = model.forward(&tokens, &opts)?;
         let mut parts = Vec::with_capacity(hooks.len());
         for h in &hooks {
-            let t = out.cache.get(h).ok_or_else(|| ExtractError::Hook {
+            let t = out.cache.get(h).ok_or_else(|| ExperimentError::Hook {
                 hook: h.to_string(),
                 reason: "was not kept by the run".into(),
             })?;
             let act = per_position(h, t)?;
             parts.push(pool_group(&act, spec, skip).map_err(|e| match e {
-                RepresentationError::Pooling { pooling, reason } => RepresentationError::Pooling {
+                EquivalenceError::Pooling { pooling, reason } => EquivalenceError::Pooling {
                     pooling,
                     reason: format!("{reason} (inputs of length {})", len - prefix),
                 },
@@ -355,7 +338,7 @@ pub fn run_model(
                     .zip(&part_widths)
                     .position(|(a, b)| a != b)
                     .unwrap_or(0);
-                return Err(ExtractError::Hook {
+                return Err(ExperimentError::Hook {
                     hook: hooks[k].to_string(),
                     reason: format!(
                         "gives {} features per input at length {} but {} at length {}; its width depends on the input length (e.g. a key axis), so inputs of different lengths cannot share one representation",

@@ -5,16 +5,15 @@
 use std::sync::Arc;
 
 use super::plan::Plan;
-use super::{
-    CompareError, CompareSettings, InterventionReport, ModelVerdict, Notes, materialise, progress,
-};
+use super::{CompareSettings, InterventionReport, ModelVerdict, Notes, materialise, progress};
 use crate::equivalence::intervention::{InterventionConfig, intervention_test};
 use crate::equivalence::model_test::{ModelTestResult, closer_test, membership_test};
 use crate::equivalence::point::{PointTestConfig, SelectivityConfig, SelectivityMatrix, Verdict};
-use crate::equivalence::sampled::{PatchPlan, SampledSource};
+use crate::equivalence::selectivity_matrix;
 use crate::equivalence::source::{ImplementationSource, derive_seed};
 use crate::equivalence::transfer::{TransferConfig, TransferMatrix, transfer_matrix};
-use crate::equivalence::{EquivalenceError, selectivity_matrix};
+use crate::experiment::ExperimentError;
+use crate::experiment::sampled::{PatchPlan, SampledSource};
 use crate::lang::ir::Value;
 
 /// The selectivity matrix between the sampled pools (none without them).
@@ -23,7 +22,7 @@ pub(super) fn selectivity(
     point: &PointTestConfig,
     s: &CompareSettings,
     notes: &Notes,
-) -> Result<Option<SelectivityMatrix>, CompareError> {
+) -> Result<Option<SelectivityMatrix>, ExperimentError> {
     if interps.is_empty() {
         return Ok(None);
     }
@@ -44,7 +43,7 @@ pub(super) fn model_tests(
     point: &PointTestConfig,
     s: &CompareSettings,
     notes: &Notes,
-) -> Result<(Vec<ModelTestResult>, Vec<ModelVerdict>), CompareError> {
+) -> Result<(Vec<ModelTestResult>, Vec<ModelVerdict>), ExperimentError> {
     let mut tests = Vec::new();
     let mut verdicts = Vec::new();
     if !models.is_empty() && !interps.is_empty() {
@@ -92,7 +91,7 @@ pub(super) fn transfer(
     seed: u64,
     s: &CompareSettings,
     notes: &Notes,
-) -> Result<TransferMatrix, CompareError> {
+) -> Result<TransferMatrix, ExperimentError> {
     notes.say("transfer matrix");
     Ok(transfer_matrix(
         all,
@@ -114,7 +113,7 @@ pub(super) fn intervention(
     sampled: &[SampledSource],
     all: &[&dyn ImplementationSource],
     s: &CompareSettings,
-) -> Result<Vec<InterventionReport>, CompareError> {
+) -> Result<Vec<InterventionReport>, ExperimentError> {
     let mut out = Vec::new();
     let Some(cp) = &plan.circuit else {
         return Ok(out);
@@ -122,7 +121,7 @@ pub(super) fn intervention(
     for &oi in &cp.owners {
         let clean = &sampled[oi];
         let target = clean.target().clone();
-        let accept = |input: &[Value]| -> Result<(), String> {
+        let accept = |input: &[Value]| -> Result<(), ExperimentError> {
             target.reference(&plan.spec, input).map(|_| ())
         };
         let corrupted = Arc::new(plan.inputs.corrupted(
@@ -151,12 +150,7 @@ pub(super) fn intervention(
                         .collect()
                 })
             })
-            .collect::<Result<_, _>>()
-            .map_err(|e| EquivalenceError::Source {
-                label: patched.label().to_owned(),
-                index: 0,
-                message: e.0,
-            })?;
+            .collect::<Result<_, _>>()?;
         for (ti, t) in all.iter().enumerate() {
             let result = intervention_test(
                 clean,

@@ -4,8 +4,8 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::point::{SelectivityMatrix, Verdict};
-use super::transfer::TransferMatrix;
+use crate::equivalence::point::{SelectivityMatrix, Verdict};
+use crate::equivalence::transfer::TransferMatrix;
 
 /// What one heatmap shows.
 pub struct Heatmap<'a> {
@@ -105,184 +105,250 @@ const NOTE_CHAR: i32 = 6;
 const LABEL_CHAR: i32 = 8;
 const MARGIN: i32 = 12;
 
+/// Why a figure could not be drawn (plotters' SVG backend writes into a string, so this is
+/// not expected; it is reported rather than unwrapped).
+pub type PlotError = DrawingAreaErrorKind<std::io::Error>;
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// Where everything of a heatmap goes: sizes follow the matrix, its labels and the colour bar;
+/// the title, notes and legend wrap to the resulting width.
+struct Geometry {
+    /// Side of a cell.
+    cell: i32,
+    /// Left edge of the grid (after the row labels) and its top.
+    x0: i32,
+    y0: i32,
+    grid_h: i32,
+    bar_x: i32,
+    width: u32,
+    height: u32,
+    title: Vec<String>,
+    notes: Vec<String>,
+    legend: Vec<String>,
+    /// Top of the axis line (under the title and notes).
+    top: i32,
+}
+
+impl Geometry {
+    fn of(h: &Heatmap<'_>, scale: Option<&ColourScale>, ends: Option<&(String, String)>) -> Self {
+        let m = h.labels.len() as i32;
+        let longest = h
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(4) as i32;
+        let label_w = longest * LABEL_CHAR + 2 * MARGIN;
+        // Cells are wide enough for their column label and two lines of cell text.
+        let longest_text = h
+            .text
+            .iter()
+            .flatten()
+            .flat_map(|t| t.lines())
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0) as i32;
+        let cell = (longest * LABEL_CHAR)
+            .max(longest_text * LABEL_CHAR + 8)
+            .max(92);
+        let end_w = ends.map_or(0, |(a, b)| a.len().max(b.len()) as i32 * NOTE_CHAR);
+        let bar_x = label_w + cell * m + 24;
+        let width = (bar_x + 20 + 6 + end_w + MARGIN).max(360);
+        let title = wrap(h.title, ((width - 2 * MARGIN) / TITLE_CHAR) as usize);
+        let notes: Vec<String> = h
+            .notes
+            .iter()
+            .flat_map(|n| wrap(n, ((width - 2 * MARGIN) / NOTE_CHAR) as usize))
+            .collect();
+        let legend = match scale {
+            Some(s) => format!(
+                "colour: {}, scale fitted to the values shown, {} (white) to {} (dark blue)",
+                h.scale,
+                s.label(s.lo),
+                s.label(s.hi)
+            ),
+            None => format!("colour: {} (no values)", h.scale),
+        };
+        let legend = wrap(&legend, ((width - 2 * MARGIN) / NOTE_CHAR) as usize);
+        let title_h = 20 * title.len() as i32;
+        let top = 12 + title_h + 14 * notes.len() as i32 + 8;
+        let y0 = top + 40;
+        let grid_h = cell * m;
+        let height = y0 + grid_h + 16 + 14 * legend.len() as i32 + MARGIN;
+        Geometry {
+            cell,
+            x0: label_w,
+            y0,
+            grid_h,
+            bar_x,
+            width: width as u32,
+            height: height as u32,
+            title,
+            notes,
+            legend,
+            top,
+        }
+    }
+
+    fn title_h(&self) -> i32 {
+        20 * self.title.len() as i32
+    }
+}
+
+fn font(size: f64) -> FontDesc<'static> {
+    ("sans-serif", size).into_font()
+}
+
+fn left(size: f64) -> TextStyle<'static> {
+    font(size)
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center))
+}
+
+fn centre(size: f64, c: &RGBColor) -> TextStyle<'static> {
+    font(size)
+        .color(c)
+        .pos(Pos::new(HPos::Center, VPos::Center))
+}
+
 /// Renders the heatmap to SVG text. The figure is as wide as the matrix, its labels and the
 /// colour bar need; the title and notes wrap to that width.
-pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, String> {
-    let m = h.labels.len();
-    let longest = h
-        .labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(4) as i32;
-    let label_w = longest * LABEL_CHAR + 2 * MARGIN;
-    // Cells are wide enough for their column label and two lines of cell text.
-    let longest_text = h
-        .text
-        .iter()
-        .flatten()
-        .flat_map(|t| t.lines())
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0) as i32;
-    let cell = (longest * LABEL_CHAR)
-        .max(longest_text * LABEL_CHAR + 8)
-        .max(92);
+pub fn heatmap_svg(h: &Heatmap<'_>) -> Result<String, PlotError> {
     let scale = ColourScale::fitted(&h.values);
     let ends = scale.map(|s| (s.label(s.hi), s.label(s.lo)));
-    let end_w = ends
-        .as_ref()
-        .map_or(0, |(a, b)| a.len().max(b.len()) as i32 * NOTE_CHAR);
-    let bar_x = label_w + cell * m as i32 + 24;
-    let width = (bar_x + 20 + 6 + end_w + MARGIN).max(360);
-    let title = wrap(h.title, ((width - 2 * MARGIN) / TITLE_CHAR) as usize);
-    let notes: Vec<String> = h
-        .notes
-        .iter()
-        .flat_map(|n| wrap(n, ((width - 2 * MARGIN) / NOTE_CHAR) as usize))
-        .collect();
-    let legend = match &scale {
-        Some(s) => format!(
-            "colour: {}, scale fitted to the values shown, {} (white) to {} (dark blue)",
-            h.scale,
-            s.label(s.lo),
-            s.label(s.hi)
-        ),
-        None => format!("colour: {} (no values)", h.scale),
-    };
-    let legend = wrap(&legend, ((width - 2 * MARGIN) / NOTE_CHAR) as usize);
-    let title_h = 20 * title.len() as i32;
-    let top = 12 + title_h + 14 * notes.len() as i32 + 8;
-    let x0 = label_w;
-    let y0 = top + 40;
-    let grid_h = cell * m as i32;
-    let height = y0 + grid_h + 16 + 14 * legend.len() as i32 + MARGIN;
-    let (width, height) = (width as u32, height as u32);
+    let g = Geometry::of(h, scale.as_ref(), ends.as_ref());
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
-        let e = |x: DrawingAreaErrorKind<_>| format!("drawing the heatmap: {x:?}");
-        root.fill(&WHITE).map_err(e)?;
-        let font = |size: f64| ("sans-serif", size).into_font();
-        let left = |size: f64| {
-            font(size)
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center))
-        };
-        let centre = |size: f64, c: &RGBColor| {
-            font(size)
-                .color(c)
-                .pos(Pos::new(HPos::Center, VPos::Center))
-        };
-        for (k, line) in title.iter().enumerate() {
+        let root = SVGBackend::with_string(&mut out, (g.width, g.height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw_header(&root, h, &g)?;
+        draw_grid(&root, h, &g, scale.as_ref())?;
+        if let (Some(s), Some(ends)) = (&scale, &ends) {
+            draw_colour_bar(&root, &g, s, ends)?;
+        }
+        for (k, line) in g.legend.iter().enumerate() {
             root.draw(&Text::new(
                 line.clone(),
-                (MARGIN, 20 + 20 * k as i32),
-                left(16.0),
-            ))
-            .map_err(e)?;
-        }
-        for (k, n) in notes.iter().enumerate() {
-            root.draw(&Text::new(
-                n.clone(),
-                (MARGIN, 12 + title_h + 10 + 14 * k as i32),
+                (MARGIN, g.y0 + g.grid_h + 16 + 14 * k as i32),
                 left(11.0),
-            ))
-            .map_err(e)?;
+            ))?;
         }
-        root.draw(&Text::new(
-            format!("{} (rows) \\ {} (columns)", h.row_axis, h.col_axis),
-            (MARGIN, top + 8),
-            left(12.0),
-        ))
-        .map_err(e)?;
-        for (j, l) in h.labels.iter().enumerate() {
-            root.draw(&Text::new(
-                l.clone(),
-                (x0 + cell * j as i32 + cell / 2, y0 - 10),
-                centre(12.0, &BLACK),
-            ))
-            .map_err(e)?;
-        }
-        for (i, l) in h.labels.iter().enumerate() {
-            root.draw(&Text::new(
-                l.clone(),
-                (MARGIN, y0 + cell * i as i32 + cell / 2),
-                left(12.0),
-            ))
-            .map_err(e)?;
-            for j in 0..m {
-                let (x, y) = (x0 + cell * j as i32, y0 + cell * i as i32);
-                let v = h
-                    .values
-                    .get(i)
-                    .and_then(|r| r.get(j))
-                    .copied()
-                    .flatten()
-                    .filter(|v| v.is_finite());
-                let (fill, dark) = match (v, &scale) {
-                    (Some(v), Some(s)) => (s.colour(v), s.t(v) > 0.55),
-                    _ => (RGBColor(220, 220, 220), false),
-                };
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell, y + cell)],
-                    fill.filled(),
-                ))
-                .map_err(e)?;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell, y + cell)],
-                    WHITE.stroke_width(2),
-                ))
-                .map_err(e)?;
-                let ink = if dark { WHITE } else { BLACK };
-                let text = h
-                    .text
-                    .get(i)
-                    .and_then(|r| r.get(j))
-                    .cloned()
-                    .unwrap_or_default();
-                for (k, line) in text.lines().enumerate() {
-                    root.draw(&Text::new(
-                        line.to_string(),
-                        (x + cell / 2, y + cell / 2 - 8 + 16 * k as i32),
-                        centre(if k == 0 { 14.0 } else { 10.0 }, &ink),
-                    ))
-                    .map_err(e)?;
-                }
-            }
-        }
-        // Colour bar, hi at the top.
-        if let (Some(s), Some((hi, lo))) = (&scale, &ends) {
-            let steps = 20;
-            for k in 0..steps {
-                let v = s.hi - (s.hi - s.lo) * f64::from(k) / f64::from(steps - 1);
-                let y = y0 + grid_h * k / steps;
-                root.draw(&Rectangle::new(
-                    [(bar_x, y), (bar_x + 20, y0 + grid_h * (k + 1) / steps)],
-                    s.colour(v).filled(),
-                ))
-                .map_err(e)?;
-            }
-            root.draw(&Text::new(hi.clone(), (bar_x + 26, y0 + 6), left(11.0)))
-                .map_err(e)?;
-            root.draw(&Text::new(
-                lo.clone(),
-                (bar_x + 26, y0 + grid_h - 6),
-                left(11.0),
-            ))
-            .map_err(e)?;
-        }
-        for (k, line) in legend.iter().enumerate() {
-            root.draw(&Text::new(
-                line.clone(),
-                (MARGIN, y0 + grid_h + 16 + 14 * k as i32),
-                left(11.0),
-            ))
-            .map_err(e)?;
-        }
-        root.present().map_err(e)?;
+        root.present()?;
     }
     Ok(out)
+}
+
+/// The title, the notes, the axes line and the column labels.
+fn draw_header(root: &Area<'_>, h: &Heatmap<'_>, g: &Geometry) -> Result<(), PlotError> {
+    for (k, line) in g.title.iter().enumerate() {
+        root.draw(&Text::new(
+            line.clone(),
+            (MARGIN, 20 + 20 * k as i32),
+            left(16.0),
+        ))?;
+    }
+    for (k, n) in g.notes.iter().enumerate() {
+        root.draw(&Text::new(
+            n.clone(),
+            (MARGIN, 12 + g.title_h() + 10 + 14 * k as i32),
+            left(11.0),
+        ))?;
+    }
+    root.draw(&Text::new(
+        format!("{} (rows) \\ {} (columns)", h.row_axis, h.col_axis),
+        (MARGIN, g.top + 8),
+        left(12.0),
+    ))?;
+    for (j, l) in h.labels.iter().enumerate() {
+        root.draw(&Text::new(
+            l.clone(),
+            (g.x0 + g.cell * j as i32 + g.cell / 2, g.y0 - 10),
+            centre(12.0, &BLACK),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Row labels and cells: fill by the colour scale (grey when empty), text in white on dark
+/// cells.
+fn draw_grid(
+    root: &Area<'_>,
+    h: &Heatmap<'_>,
+    g: &Geometry,
+    scale: Option<&ColourScale>,
+) -> Result<(), PlotError> {
+    let cell = g.cell;
+    for (i, l) in h.labels.iter().enumerate() {
+        root.draw(&Text::new(
+            l.clone(),
+            (MARGIN, g.y0 + cell * i as i32 + cell / 2),
+            left(12.0),
+        ))?;
+        for j in 0..h.labels.len() {
+            let (x, y) = (g.x0 + cell * j as i32, g.y0 + cell * i as i32);
+            let v = h
+                .values
+                .get(i)
+                .and_then(|r| r.get(j))
+                .copied()
+                .flatten()
+                .filter(|v| v.is_finite());
+            let (fill, dark) = match (v, scale) {
+                (Some(v), Some(s)) => (s.colour(v), s.t(v) > 0.55),
+                _ => (RGBColor(220, 220, 220), false),
+            };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                fill.filled(),
+            ))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                WHITE.stroke_width(2),
+            ))?;
+            let ink = if dark { WHITE } else { BLACK };
+            let text = h
+                .text
+                .get(i)
+                .and_then(|r| r.get(j))
+                .cloned()
+                .unwrap_or_default();
+            for (k, line) in text.lines().enumerate() {
+                root.draw(&Text::new(
+                    line.to_string(),
+                    (x + cell / 2, y + cell / 2 - 8 + 16 * k as i32),
+                    centre(if k == 0 { 14.0 } else { 10.0 }, &ink),
+                ))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The colour bar beside the grid, hi at the top, with its two end labels.
+fn draw_colour_bar(
+    root: &Area<'_>,
+    g: &Geometry,
+    s: &ColourScale,
+    (hi, lo): &(String, String),
+) -> Result<(), PlotError> {
+    let (bar_x, y0, grid_h) = (g.bar_x, g.y0, g.grid_h);
+    let steps = 20;
+    for k in 0..steps {
+        let v = s.hi - (s.hi - s.lo) * f64::from(k) / f64::from(steps - 1);
+        let y = y0 + grid_h * k / steps;
+        root.draw(&Rectangle::new(
+            [(bar_x, y), (bar_x + 20, y0 + grid_h * (k + 1) / steps)],
+            s.colour(v).filled(),
+        ))?;
+    }
+    root.draw(&Text::new(hi.clone(), (bar_x + 26, y0 + 6), left(11.0)))?;
+    root.draw(&Text::new(
+        lo.clone(),
+        (bar_x + 26, y0 + grid_h - 6),
+        left(11.0),
+    ))?;
+    Ok(())
 }
 
 /// The selectivity matrix: colour = mean win rate over bootstraps; text = mean ± sd, `*` where
@@ -291,7 +357,7 @@ pub fn selectivity_svg(
     m: &SelectivityMatrix,
     title: &str,
     notes: &[String],
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     let values = m
         .cells
         .iter()
@@ -330,7 +396,11 @@ pub fn selectivity_svg(
 }
 
 /// The transfer matrix: colour and text = mean fit.
-pub fn transfer_svg(t: &TransferMatrix, title: &str, notes: &[String]) -> Result<String, String> {
+pub fn transfer_svg(
+    t: &TransferMatrix,
+    title: &str,
+    notes: &[String],
+) -> Result<String, PlotError> {
     let values: Vec<Vec<Option<f64>>> = t
         .cells
         .iter()

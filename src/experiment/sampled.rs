@@ -28,37 +28,18 @@ use super::chain::{
 };
 use super::extract::RepresentationSpec;
 use super::inputs::InputSet;
-use super::representation::Representation;
-use super::source::{ImplementationSource, SourceError, derive_seed, out_of_range};
 use crate::compile::lower::OpBlock;
 use crate::compile::sample::{
     Family, POOL_FILE, PoolManifestError, Sample, item_seed, read_pool, sample_one,
 };
-use crate::compile::{CompileError, CompileOptions, Compiled, OpPlacement, compile_checked};
+use crate::compile::{CompileOptions, Compiled, OpPlacement, compile_checked};
+use crate::equivalence::EquivalenceError;
+use crate::equivalence::representation::Representation;
+use crate::equivalence::source::{ImplementationSource, derive_seed};
+use crate::experiment::ExperimentError;
 use crate::lang::eval::{eval_pipeline, eval_program};
 use crate::lang::ir::{Adapter, Circuit, Spec, Task, Value};
 use crate::model::{AttnHook, HookPoint, Site};
-
-/// Errors preparing a pool.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum PoolError {
-    #[error("`{name}` is neither an interpretation nor a pipeline of the spec (known: {known})")]
-    #[diagnostic(code(congruity::equivalence::unknown_target))]
-    Unknown { name: String, known: String },
-    #[error("compiling `{program}` failed")]
-    #[diagnostic(code(congruity::equivalence::compile))]
-    Compile {
-        program: String,
-        #[source]
-        source: Box<CompileError>,
-    },
-    #[error("circuit `{circuit}`: {reason}")]
-    #[diagnostic(code(congruity::equivalence::circuit))]
-    Circuit { circuit: String, reason: String },
-    #[error("model directory {}: {reason}", dir.display())]
-    #[diagnostic(code(congruity::equivalence::model_dir))]
-    ModelDir { dir: PathBuf, reason: String },
-}
 
 /// One compiled stage of a target.
 #[derive(Debug, Clone)]
@@ -93,16 +74,19 @@ impl Compiler {
         }
     }
 
-    fn program(&mut self, spec: &Spec, name: &str) -> Result<Arc<Compiled>, PoolError> {
+    fn program(&mut self, spec: &Spec, name: &str) -> Result<Arc<Compiled>, ExperimentError> {
         if let Some(c) = self.compiled.get(name) {
             return Ok(c.clone());
         }
-        let program = spec.programs.get(name).ok_or_else(|| PoolError::Unknown {
-            name: name.to_string(),
-            known: known(spec),
-        })?;
+        let program = spec
+            .programs
+            .get(name)
+            .ok_or_else(|| ExperimentError::UnknownTarget {
+                name: name.to_string(),
+                known: known(spec),
+            })?;
         let (c, _) = compile_checked(program, &CompileOptions::default(), self.check_seed)
-            .map_err(|source| PoolError::Compile {
+            .map_err(|source| ExperimentError::Compile {
                 program: name.to_string(),
                 source: Box::new(source),
             })?;
@@ -112,7 +96,7 @@ impl Compiler {
     }
 
     /// The pipeline `name` if the spec has one, else the interpretation `name`.
-    pub fn target(&mut self, spec: &Spec, name: &str) -> Result<Target, PoolError> {
+    pub fn target(&mut self, spec: &Spec, name: &str) -> Result<Target, ExperimentError> {
         if let Some(p) = spec.pipelines.get(name) {
             let mut stages = Vec::with_capacity(p.stages.len());
             for s in &p.stages {
@@ -126,7 +110,7 @@ impl Compiler {
                 .programs
                 .get(&p.stages[0].program)
                 .map(|p| p.task.clone())
-                .ok_or_else(|| PoolError::Unknown {
+                .ok_or_else(|| ExperimentError::UnknownTarget {
                     name: p.stages[0].program.clone(),
                     known: known(spec),
                 })?;
@@ -161,33 +145,45 @@ fn known(spec: &Spec) -> String {
 impl Target {
     /// The interpretation's output of every stage on `input`, or why it has none (the input is
     /// outside some stage's domain).
-    pub fn reference(&self, spec: &Spec, input: &[Value]) -> Result<Vec<Vec<Value>>, String> {
+    pub fn reference(
+        &self,
+        spec: &Spec,
+        input: &[Value],
+    ) -> Result<Vec<Vec<Value>>, ExperimentError> {
+        let refused = |reason| ExperimentError::Reference {
+            target: self.name.clone(),
+            input: input.to_vec(),
+            reason: Box::new(reason),
+        };
         if self.is_pipeline {
             let p = &spec.pipelines[&self.name];
             eval_pipeline(spec, p, input)
                 .map(|t| t.stage_outputs)
-                .map_err(|e| format!("`{}`: {e}", self.name))
+                .map_err(refused)
         } else {
             eval_program(&spec.programs[&self.name], input)
                 .map(|t| vec![t.output().to_vec()])
-                .map_err(|e| format!("`{}`: {e}", self.name))
+                .map_err(refused)
         }
     }
 
     /// The stage models of a chain of sampled implementations.
-    fn stage_models(&self, samples: &[Sample]) -> Result<Vec<StageModel>, SourceError> {
+    fn stage_models(&self, samples: &[Sample]) -> Result<Vec<StageModel>, ExperimentError> {
         self.stages
             .iter()
             .zip(samples)
             .map(|(st, s)| {
                 let transformer = to_transformer(&s.weights, &format!("congruity-{}", st.program))
-                    .map_err(|e| SourceError(format!("stage `{}`: {e}", st.program)))?;
+                    .map_err(|e| ExperimentError::StageModel {
+                        program: st.program.clone(),
+                        source: Box::new(e),
+                    })?;
                 Ok(StageModel {
                     program: st.program.clone(),
                     transformer,
                     sidecar: st.compiled.sidecar(),
                     adapter: st.adapter.clone(),
-                    vocab: Some(st.compiled.io.vocab.clone()),
+                    vocab: Some(st.compiled.plan.vocab.clone()),
                 })
             })
             .collect()
@@ -199,7 +195,7 @@ impl Target {
         families: &[Family],
         seed: u64,
         index: usize,
-    ) -> Result<Vec<Sample>, SourceError> {
+    ) -> Result<Vec<Sample>, ExperimentError> {
         let single = self.stages.len() == 1;
         self.stages
             .iter()
@@ -210,8 +206,12 @@ impl Target {
                 } else {
                     item_seed(seed, 1_000_000 + k as u64)
                 };
-                sample_one(&st.compiled, families, base, index as u64)
-                    .map_err(|e| SourceError(format!("sampling stage `{}`: {e}", st.program)))
+                sample_one(&st.compiled, families, base, index as u64).map_err(|e| {
+                    ExperimentError::Sample {
+                        program: st.program.clone(),
+                        source: Box::new(e),
+                    }
+                })
             })
             .collect()
     }
@@ -239,12 +239,12 @@ impl PatchPlan {
         heads: Option<usize>,
         seed: u64,
         corrupted: Arc<Vec<Vec<Value>>>,
-    ) -> Result<Self, PoolError> {
+    ) -> Result<Self, ExperimentError> {
         let stage = target
             .stages
             .iter()
             .position(|s| s.program == circuit.program)
-            .ok_or_else(|| PoolError::Circuit {
+            .ok_or_else(|| ExperimentError::Circuit {
                 circuit: circuit.name.clone(),
                 reason: format!(
                     "is about `{}`, which is not a stage of `{}` (stages: {})",
@@ -259,7 +259,7 @@ impl PatchPlan {
                 ),
             })?;
         if heads == Some(0) {
-            return Err(PoolError::Circuit {
+            return Err(ExperimentError::Circuit {
                 circuit: circuit.name.clone(),
                 reason: "patching 0 heads changes nothing; ask for at least 1".into(),
             });
@@ -273,7 +273,7 @@ impl PatchPlan {
         };
         let c = &target.stages[stage].compiled;
         if plan.circuit_heads(c, &c.placement).is_empty() {
-            return Err(PoolError::Circuit {
+            return Err(ExperimentError::Circuit {
                 circuit: circuit.name.clone(),
                 reason: format!(
                     "none of its variables ({}) is computed by an attention head in the compiled `{}`; there is no head to patch",
@@ -330,16 +330,16 @@ impl PatchPlan {
 
 /// Each index's representation, computed once on first use, whatever thread asks.
 struct Cache {
-    slots: Vec<OnceLock<Result<Representation, SourceError>>>,
-    /// What the indices count, for the out-of-range message.
-    what: &'static str,
+    slots: Vec<OnceLock<Result<Representation, EquivalenceError>>>,
+    /// The source's label, for the out-of-range error.
+    label: String,
 }
 
 impl Cache {
-    fn new(count: usize, what: &'static str) -> Self {
+    fn new(count: usize, label: &str) -> Self {
         Self {
             slots: (0..count).map(|_| OnceLock::new()).collect(),
-            what,
+            label: label.to_owned(),
         }
     }
 
@@ -350,13 +350,14 @@ impl Cache {
     fn get(
         &self,
         index: usize,
-        compute: impl FnOnce() -> Result<Representation, SourceError>,
-    ) -> Result<Representation, SourceError> {
+        compute: impl FnOnce() -> Result<Representation, ExperimentError>,
+    ) -> Result<Representation, EquivalenceError> {
         let slot = self
             .slots
             .get(index)
-            .ok_or_else(|| out_of_range(index, self.len(), self.what))?;
-        slot.get_or_init(compute).clone()
+            .ok_or_else(|| EquivalenceError::out_of_range(&self.label, index, self.len()))?;
+        slot.get_or_init(|| compute().map_err(EquivalenceError::implementation))
+            .clone()
     }
 }
 
@@ -391,6 +392,7 @@ impl SampledSource {
     ) -> Self {
         Self {
             label: target.name.clone(),
+            cache: Cache::new(count, &target.name),
             target,
             families,
             seed,
@@ -398,7 +400,6 @@ impl SampledSource {
             reference,
             spec,
             patch: None,
-            cache: Cache::new(count, "implementations"),
             keep: None,
         }
     }
@@ -412,8 +413,10 @@ impl SampledSource {
 
     /// The same implementations with circuit heads patched; labelled `<label>~patched`.
     pub fn patched(&self, plan: PatchPlan) -> Self {
+        let label = format!("{}~patched", self.label);
         Self {
-            label: format!("{}~patched", self.label),
+            cache: Cache::new(self.cache.len(), &label),
+            label,
             target: self.target.clone(),
             families: self.families.clone(),
             seed: self.seed,
@@ -421,7 +424,6 @@ impl SampledSource {
             reference: self.reference.clone(),
             spec: self.spec.clone(),
             patch: Some(plan),
-            cache: Cache::new(self.cache.len(), "implementations"),
             keep: None,
         }
     }
@@ -431,7 +433,7 @@ impl SampledSource {
     }
 
     /// The heads patched in implementation `index` (empty for an unpatched pool).
-    pub fn patched_sites(&self, index: usize) -> Result<Vec<Site>, SourceError> {
+    pub fn patched_sites(&self, index: usize) -> Result<Vec<Site>, ExperimentError> {
         let Some(plan) = &self.patch else {
             return Ok(Vec::new());
         };
@@ -440,7 +442,7 @@ impl SampledSource {
         Ok(plan.sites(c, &chain[plan.stage].placement, index))
     }
 
-    fn compute(&self, index: usize) -> Result<Representation, SourceError> {
+    fn compute(&self, index: usize) -> Result<Representation, ExperimentError> {
         let chain = self.target.sample_chain(&self.families, self.seed, index)?;
         if let Some(dir) = &self.keep {
             let item = dir.join(format!("{index:04}"));
@@ -451,7 +453,10 @@ impl SampledSource {
                     item.join(format!("{k:02}-{}", st.program))
                 };
                 s.write(&st.compiled, &d)
-                    .map_err(|e| SourceError(format!("writing {}: {e}", d.display())))?;
+                    .map_err(|e| ExperimentError::KeepSample {
+                        dir: d.clone(),
+                        source: Box::new(e),
+                    })?;
             }
         }
         let models = self.target.stage_models(&chain)?;
@@ -478,9 +483,8 @@ impl SampledSource {
                     }),
                 )
             }
-        }
-        .map_err(|e| SourceError(e.to_string()))?;
-        Representation::new(self.inputs.id.clone(), run.features).map_err(SourceError::from)
+        }?;
+        Ok(Representation::new(self.inputs.id.clone(), run.features)?)
     }
 }
 
@@ -493,7 +497,7 @@ impl ImplementationSource for SampledSource {
         self.cache.len()
     }
 
-    fn representation(&self, index: usize) -> Result<Representation, SourceError> {
+    fn representation(&self, index: usize) -> Result<Representation, EquivalenceError> {
         self.cache.get(index, || self.compute(index))
     }
 }
@@ -524,8 +528,8 @@ impl ModelDirSource {
         label: String,
         inputs: Arc<InputSet>,
         spec: RepresentationSpec,
-    ) -> Result<Self, PoolError> {
-        let bad = |reason: String| PoolError::ModelDir {
+    ) -> Result<Self, ExperimentError> {
+        let bad = |reason: String| ExperimentError::ModelDir {
             dir: dir.to_path_buf(),
             reason,
         };
@@ -557,8 +561,8 @@ impl ModelDirSource {
             return Err(bad("is an empty pool".into()));
         }
         Ok(Self {
+            cache: Cache::new(dirs.len(), &label),
             label,
-            cache: Cache::new(dirs.len(), "models"),
             dirs,
             inputs,
             spec,
@@ -569,10 +573,10 @@ impl ModelDirSource {
         &self.dirs
     }
 
-    fn compute(&self, index: usize) -> Result<Representation, SourceError> {
+    fn compute(&self, index: usize) -> Result<Representation, ExperimentError> {
         let dir = &self.dirs[index];
         if is_pipeline_dir(dir) {
-            let pipeline = load_pipeline_dir(dir).map_err(|e| SourceError(e.to_string()))?;
+            let pipeline = load_pipeline_dir(dir)?;
             let run = run_chain(
                 &pipeline.stages,
                 &self.inputs.inputs,
@@ -580,18 +584,17 @@ impl ModelDirSource {
                 None,
                 None,
             )
-            .map_err(|e| SourceError(format!("{}: {e}", dir.display())))?;
-            return Representation::new(self.inputs.id.clone(), run.features)
-                .map_err(SourceError::from);
+            .map_err(|e| ExperimentError::InModelDir {
+                dir: dir.clone(),
+                source: Box::new(e),
+            })?;
+            return Ok(Representation::new(self.inputs.id.clone(), run.features)?);
         }
-        let loaded = crate::model::load(dir, &candle_core::Device::Cpu)
-            .map_err(|e| SourceError(format!("{}: {e}", dir.display())))?;
-        let sidecar = loaded.sidecar.clone().ok_or_else(|| {
-            SourceError(format!(
-                "{} has no congruity.json: without it the inputs cannot be encoded",
-                dir.display()
-            ))
-        })?;
+        let loaded = crate::model::load(dir, &candle_core::Device::Cpu)?;
+        let sidecar = loaded
+            .sidecar
+            .clone()
+            .ok_or_else(|| ExperimentError::NoSidecar { dir: dir.clone() })?;
         let stage = StageModel {
             program: dir.display().to_string(),
             transformer: loaded.transformer,
@@ -599,9 +602,8 @@ impl ModelDirSource {
             adapter: None,
             vocab: None,
         };
-        let run = run_chain(&[stage], &self.inputs.inputs, &self.spec, None, None)
-            .map_err(|e| SourceError(e.to_string()))?;
-        Representation::new(self.inputs.id.clone(), run.features).map_err(SourceError::from)
+        let run = run_chain(&[stage], &self.inputs.inputs, &self.spec, None, None)?;
+        Ok(Representation::new(self.inputs.id.clone(), run.features)?)
     }
 }
 
@@ -614,7 +616,7 @@ impl ImplementationSource for ModelDirSource {
         self.dirs.len()
     }
 
-    fn representation(&self, index: usize) -> Result<Representation, SourceError> {
+    fn representation(&self, index: usize) -> Result<Representation, EquivalenceError> {
         self.cache.get(index, || self.compute(index))
     }
 }

@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{
-    CompareError, CompareSettings, InputsReport, Notes, Seeds, SettingsError, SettingsReport,
-    SpecFile,
-};
-use crate::equivalence::inputs::InputSet;
-use crate::equivalence::sampled::{Compiler, Target};
+use super::{CompareSettings, InputsReport, Notes, Seeds, SettingsReport, SpecFile};
 use crate::equivalence::source::derive_seed;
+use crate::experiment::ExperimentError;
+use crate::experiment::inputs::InputSet;
+use crate::experiment::sampled::{Compiler, Target};
 use crate::lang::ir::{Circuit, Spec, Task, Value};
 
 /// The circuit of the intervention test and the targets that run its interpretation.
@@ -37,11 +35,15 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub fn new(spec_path: &Path, s: &CompareSettings, notes: &Notes) -> Result<Plan, CompareError> {
+    pub fn new(
+        spec_path: &Path,
+        s: &CompareSettings,
+        notes: &Notes,
+    ) -> Result<Plan, ExperimentError> {
         if s.samples == 0 {
-            return Err(SettingsError::NoSamples.into());
+            return Err(ExperimentError::NoSamples);
         }
-        let loaded = crate::lang::load_all(spec_path).map_err(|source| CompareError::Spec {
+        let loaded = crate::lang::load_all(spec_path).map_err(|source| ExperimentError::Spec {
             path: spec_path.to_path_buf(),
             source,
         })?;
@@ -61,7 +63,7 @@ impl Plan {
         let names = target_names(&spec, s)?;
         notes.say(&format!("compiling {} target(s)", names.len()));
         if !names.is_empty() && s.samples < 3 {
-            return Err(SettingsError::TooFewSamples { samples: s.samples }.into());
+            return Err(ExperimentError::TooFewSamples { samples: s.samples });
         }
         let mut compiler = Compiler::new(s.seed);
         let targets: Vec<Arc<Target>> = names
@@ -79,7 +81,7 @@ impl Plan {
             patched_heads: derive_seed(s.seed, &[7]),
         };
         // The inputs: from the chosen task, accepted by every target.
-        let accept = |input: &[Value]| -> Result<(), String> {
+        let accept = |input: &[Value]| -> Result<(), ExperimentError> {
             for t in &targets {
                 t.reference(&spec, input)?;
             }
@@ -132,7 +134,7 @@ pub(super) fn settings_report(s: &CompareSettings) -> SettingsReport {
 
 /// The interpretations and pipelines to sample: as given; else every pipeline of the spec, or
 /// every interpretation when it has none; none when only models are compared.
-fn target_names(spec: &Spec, s: &CompareSettings) -> Result<Vec<String>, SettingsError> {
+fn target_names(spec: &Spec, s: &CompareSettings) -> Result<Vec<String>, ExperimentError> {
     let names: Vec<String> = if !s.interpretations.is_empty() {
         s.interpretations.clone()
     } else if s.models.is_empty() {
@@ -146,7 +148,7 @@ fn target_names(spec: &Spec, s: &CompareSettings) -> Result<Vec<String>, Setting
     };
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
-            return Err(SettingsError::DuplicateTarget { name: n.clone() });
+            return Err(ExperimentError::DuplicateTarget { name: n.clone() });
         }
     }
     Ok(names)
@@ -156,14 +158,14 @@ fn circuit_plan(
     spec: &Spec,
     targets: &[Arc<Target>],
     name: Option<&str>,
-) -> Result<Option<CircuitPlan>, SettingsError> {
+) -> Result<Option<CircuitPlan>, ExperimentError> {
     let Some(name) = name else {
         return Ok(None);
     };
     let circuit = spec
         .circuits
         .get(name)
-        .ok_or_else(|| SettingsError::UnknownCircuit {
+        .ok_or_else(|| ExperimentError::UnknownCircuit {
             name: name.to_string(),
             known: spec.circuits.keys().cloned().collect(),
         })?;
@@ -174,7 +176,7 @@ fn circuit_plan(
         .map(|(i, _)| i)
         .collect();
     if owners.is_empty() {
-        return Err(SettingsError::CircuitNotCompared {
+        return Err(ExperimentError::CircuitNotCompared {
             circuit: name.to_string(),
             program: circuit.program.clone(),
         });
@@ -192,14 +194,14 @@ fn input_task(
     spec: &Spec,
     targets: &[Arc<Target>],
     name: Option<&str>,
-) -> Result<Arc<Task>, SettingsError> {
+) -> Result<Arc<Task>, ExperimentError> {
     let known = || spec.tasks.keys().cloned().collect::<Vec<_>>();
     match name {
         Some(t) => spec
             .tasks
             .get(t)
             .cloned()
-            .ok_or_else(|| SettingsError::UnknownTask {
+            .ok_or_else(|| ExperimentError::UnknownTask {
                 name: t.to_string(),
                 known: known(),
             }),
@@ -210,8 +212,8 @@ fn input_task(
                 .values()
                 .next()
                 .cloned()
-                .ok_or(SettingsError::NoTask),
-            None => Err(SettingsError::TaskNeeded { known: known() }),
+                .ok_or(ExperimentError::NoTask),
+            None => Err(ExperimentError::TaskNeeded { known: known() }),
         },
     }
 }
