@@ -62,8 +62,8 @@ fn eval(args: &Args) -> Result<Vec<Value>, Failure> {
         None => default_program(&loaded, &args.file).map_err(Failure::Error)?,
     };
     if let Some(program) = spec.programs.get(&name) {
-        let input =
-            lang::domain::parse_input(&program.task, &args.input, "--input").map_err(Failure::Error)?;
+        let input = lang::domain::parse_input(&program.task, &args.input, "--input")
+            .map_err(Failure::Error)?;
         return eval_output(program, &input)
             .map_err(|e| Failure::Error(eval_error(&loaded, program, &name, e)));
     }
@@ -77,7 +77,8 @@ fn eval(args: &Args) -> Result<Vec<Value>, Failure> {
                 "pipeline `{name}` has no stages"
             ))));
         };
-        let input = lang::domain::parse_input(&first.task, &args.input, "--input").map_err(Failure::Error)?;
+        let input = lang::domain::parse_input(&first.task, &args.input, "--input")
+            .map_err(Failure::Error)?;
         return eval_pipeline(spec, pipeline, &input)
             .map(|t| t.output().to_vec())
             .map_err(|e| {

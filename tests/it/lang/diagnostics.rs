@@ -356,7 +356,8 @@ fn bad_input_token_for_eval() {
         &format!("{TASK}interpretation i for reverse {{ output tokens }}\n"),
     )
     .unwrap();
-    let err = congruity::lang::domain::parse_input(&spec.tasks["reverse"], "a b d c", "--input").unwrap_err();
+    let err = congruity::lang::domain::parse_input(&spec.tasks["reverse"], "a b d c", "--input")
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Input);
     insta::assert_snapshot!("bad_input_token_for_eval", render_plain(&err));
 }
