@@ -1,179 +1,8 @@
-//! The canonical pretty-printer behind `congruity fmt`.
-//!
-//! Layout: one item per paragraph (consecutive imports, pipelines and proofs may stay together),
-//! one field or statement per line, two-space indents, names and field words padded so the values
-//! of a group of lines start in one column (a group ends at a blank line), single spaces around
-//! operators, no redundant parentheses. Blank lines between statements are kept (at most one).
-//!
-//! Comments survive: a comment on its own line belongs to the item or statement below it; one at
-//! the end of a line belongs to what ends on that line; one inside a construct moves above it.
-//! [`format_source`] re-parses its own output and refuses to return text whose syntax tree or
-//! comments differ from the input's, so a formatter bug can never change a program.
+//! The printer: items in canonical layout, comments where they were attached.
 
-use std::collections::HashMap;
+use super::*;
 
-use super::ast::*;
-use super::diag::{ErrorKind, LangError, SourceFile};
-use super::parse::{Comment, comments, parse_file};
-
-/// Formats a whole source text, keeping its comments. Fails on syntax errors.
-pub fn format_source(name: &str, text: &str) -> Result<String, LangError> {
-    let source = SourceFile::new(name, text);
-    let ast = parse_file(&source)?;
-    let cs = comments(text);
-    let attached = attach(&ast, text, &cs);
-    let out = Printer::new(Some(text), attached).file(&ast);
-    // Never hand back text that means something else.
-    let again = parse_file(&SourceFile::new(name, out.as_str())).map_err(|e| {
-        LangError::internal(format!(
-            "the formatted text of `{name}` does not parse: {}",
-            e.message
-        ))
-    })?;
-    if again.without_spans() != ast.without_spans() {
-        return Err(LangError::internal(format!(
-            "formatting `{name}` would change its syntax tree"
-        )));
-    }
-    let kept: Vec<String> = comments(&out).into_iter().map(|c| c.text).collect();
-    let had: Vec<String> = cs.into_iter().map(|c| c.text).collect();
-    if kept.len() != had.len() {
-        return Err(LangError::new(
-            ErrorKind::Internal,
-            format!("internal error: formatting `{name}` would lose comments"),
-        ));
-    }
-    Ok(out)
-}
-
-/// Prints a syntax tree (no comments, no source layout to preserve).
-pub fn format_file(file: &File) -> String {
-    Printer::new(None, Attached::default()).file(file)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Comment attachment
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Anchor {
-    Item(usize),
-    Member(usize, usize),
-}
-
-#[derive(Default)]
-struct Attached {
-    /// Comments printed above an anchor; the span is kept for those written above it in the
-    /// source (blank lines between them are kept), not for those moved out of it.
-    leading: HashMap<Anchor, Vec<(String, Option<Span>)>>,
-    /// Where each anchor's leading comments begin in the source (for blank-line detection).
-    leading_start: HashMap<Anchor, usize>,
-    trailing: HashMap<Anchor, String>,
-    /// `task t {  # here`
-    header: HashMap<usize, String>,
-    /// Comments after the last member of a block, before its `}`.
-    dangling: HashMap<usize, Vec<String>>,
-    file_end: Vec<String>,
-}
-
-fn members(item: &Item) -> Option<Vec<Span>> {
-    Some(match item {
-        Item::Task(t) => t.fields.iter().map(|f| f.span()).collect(),
-        Item::Interpretation(i) => i.stmts.iter().map(|s| s.span()).collect(),
-        Item::Circuit(c) => c.entries.iter().map(|e| e.span).collect(),
-        Item::Check(c) => c.fields.iter().map(|f| f.span()).collect(),
-        Item::Import(_) | Item::Pipeline(_) | Item::Prove(_) => return None,
-    })
-}
-
-fn same_line(text: &str, from: usize, to: usize) -> bool {
-    !text[from.min(to)..to.max(from)].contains('\n')
-}
-
-fn attach(file: &File, text: &str, cs: &[Comment]) -> Attached {
-    let mut a = Attached::default();
-    let lead = |a: &mut Attached, anchor: Anchor, c: &Comment| {
-        a.leading
-            .entry(anchor)
-            .or_default()
-            .push((c.text.clone(), Some(c.span)));
-        a.leading_start.entry(anchor).or_insert(c.span.start);
-    };
-    // Comments inside a construct move above it; they keep no position.
-    let inner = |a: &mut Attached, anchor: Anchor, c: &Comment| {
-        a.leading
-            .entry(anchor)
-            .or_default()
-            .push((c.text.clone(), None));
-    };
-    for c in cs {
-        let pos = c.span.start;
-        let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
-        let own_line = text[line_start..pos].trim().is_empty();
-        let item = file
-            .items
-            .iter()
-            .position(|it| it.span().start <= pos && pos < it.span().end);
-        let Some(i) = item else {
-            if own_line {
-                match file.items.iter().position(|it| it.span().start > pos) {
-                    Some(j) => lead(&mut a, Anchor::Item(j), c),
-                    None => a.file_end.push(c.text.clone()),
-                }
-            } else {
-                let prev = file.items.iter().rposition(|it| it.span().end <= pos);
-                match prev {
-                    Some(j) if !a.trailing.contains_key(&Anchor::Item(j)) => {
-                        a.trailing.insert(Anchor::Item(j), c.text.clone());
-                    }
-                    _ => match file.items.iter().position(|it| it.span().start > pos) {
-                        Some(j) => lead(&mut a, Anchor::Item(j), c),
-                        None => a.file_end.push(c.text.clone()),
-                    },
-                }
-            }
-            continue;
-        };
-        let Some(ms) = members(&file.items[i]) else {
-            // Inside a one-line item: move the comment above it.
-            inner(&mut a, Anchor::Item(i), c);
-            continue;
-        };
-        if let Some(m) = ms.iter().position(|s| s.start <= pos && pos < s.end) {
-            inner(&mut a, Anchor::Member(i, m), c);
-            continue;
-        }
-        let next = ms.iter().position(|s| s.start > pos);
-        if own_line {
-            match next {
-                Some(m) => lead(&mut a, Anchor::Member(i, m), c),
-                None => a.dangling.entry(i).or_default().push(c.text.clone()),
-            }
-            continue;
-        }
-        let prev = ms.iter().rposition(|s| s.end <= pos);
-        match prev {
-            Some(m)
-                if same_line(text, ms[m].end, pos)
-                    && !a.trailing.contains_key(&Anchor::Member(i, m)) =>
-            {
-                a.trailing.insert(Anchor::Member(i, m), c.text.clone());
-            }
-            None if !a.header.contains_key(&i) => {
-                a.header.insert(i, c.text.clone());
-            }
-            _ => match next {
-                Some(m) => lead(&mut a, Anchor::Member(i, m), c),
-                None => a.dangling.entry(i).or_default().push(c.text.clone()),
-            },
-        }
-    }
-    a
-}
-
-// ---------------------------------------------------------------------------------------------
-// Printing
-
-struct Printer<'a> {
+pub(super) struct Printer<'a> {
     src: Option<&'a str>,
     c: Attached,
     out: String,
@@ -181,7 +10,7 @@ struct Printer<'a> {
 
 /// One printed line of a block (member `m` of its item, with comments anchored at
 /// `Anchor::Member(item, m)`): the part before the padded column and the part after.
-struct Row {
+pub(super) struct Row {
     head: String,
     /// Separator placed after the padding (`= ` for statements, `` for fields).
     sep: &'static str,
@@ -193,7 +22,7 @@ struct Row {
 }
 
 impl<'a> Printer<'a> {
-    fn new(src: Option<&'a str>, c: Attached) -> Printer<'a> {
+    pub(super) fn new(src: Option<&'a str>, c: Attached) -> Printer<'a> {
         Printer {
             src,
             c,
@@ -260,7 +89,7 @@ impl<'a> Printer<'a> {
             .unwrap_or_default()
     }
 
-    fn file(mut self, file: &File) -> String {
+    pub(super) fn file(mut self, file: &File) -> String {
         let mut prev: Option<(&Item, usize)> = None;
         for (i, item) in file.items.iter().enumerate() {
             let anchor = Anchor::Item(i);
@@ -541,7 +370,7 @@ pub const WIDTH: usize = 100;
 
 /// A sequence expression starting at column `col`: one line if it fits, else a call's arguments
 /// filled line by line under its opening parenthesis.
-fn seq_lines(e: &SeqExpr, col: usize) -> Vec<String> {
+pub(super) fn seq_lines(e: &SeqExpr, col: usize) -> Vec<String> {
     let one = seq(e, 0);
     if col + one.chars().count() <= WIDTH {
         return vec![one];
@@ -590,7 +419,7 @@ fn seq_lines(e: &SeqExpr, col: usize) -> Vec<String> {
 }
 
 /// `  |> name via ...` for a wrapped pipeline; a long table gets its rows filled under it.
-fn stage_lines(s: &StageDef) -> Vec<String> {
+pub(super) fn stage_lines(s: &StageDef) -> Vec<String> {
     let one = format!("  |> {}", stage(s));
     if one.chars().count() <= WIDTH {
         return vec![one];
@@ -620,7 +449,7 @@ fn stage_lines(s: &StageDef) -> Vec<String> {
     lines
 }
 
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -633,7 +462,7 @@ fn quote(s: &str) -> String {
     out
 }
 
-fn token_lit(t: &TokenLit) -> String {
+pub(super) fn token_lit(t: &TokenLit) -> String {
     match t {
         TokenLit::Int(n) => n.text.clone(),
         TokenLit::Str(s) => quote(&s.value),
@@ -642,7 +471,7 @@ fn token_lit(t: &TokenLit) -> String {
     }
 }
 
-fn vocab_item(v: &VocabItem) -> String {
+pub(super) fn vocab_item(v: &VocabItem) -> String {
     match v {
         VocabItem::Range {
             lo, hi, inclusive, ..
@@ -658,7 +487,7 @@ fn vocab_item(v: &VocabItem) -> String {
     }
 }
 
-fn stage(s: &StageDef) -> String {
+pub(super) fn stage(s: &StageDef) -> String {
     match &s.adapter {
         None => s.name.name.clone(),
         Some(AdapterDef::Clamp(_)) => format!("{} via clamp", s.name.name),
@@ -676,14 +505,14 @@ fn stage(s: &StageDef) -> String {
     }
 }
 
-fn hook(h: &HookRefAst) -> String {
+pub(super) fn hook(h: &HookRefAst) -> String {
     match &h.head {
         Some(n) => format!("{}[{}]", h.name, n.text),
         None => h.name.clone(),
     }
 }
 
-fn check_field(f: &CheckField) -> (&'static str, String) {
+pub(super) fn check_field(f: &CheckField) -> (&'static str, String) {
     match f {
         CheckField::Model { path, .. } => ("model", quote(&path.value)),
         CheckField::Compare { names, .. } => (
@@ -709,7 +538,7 @@ fn check_field(f: &CheckField) -> (&'static str, String) {
     }
 }
 
-fn prove(p: &ProveDef) -> String {
+pub(super) fn prove(p: &ProveDef) -> String {
     let args: Vec<String> = p
         .args
         .iter()
@@ -729,287 +558,4 @@ fn prove(p: &ProveDef) -> String {
         s.push_str(&t.text);
     }
     s
-}
-
-// Sequence expressions: `or` 1, `and` 2, `not` 3, encoded 4, names and calls 5.
-fn seq_level(e: &SeqExpr) -> u8 {
-    match e.kind {
-        SeqExprKind::Or(..) => 1,
-        SeqExprKind::And(..) => 2,
-        SeqExprKind::Not(..) => 3,
-        SeqExprKind::Encoded(..) => 4,
-        SeqExprKind::Var(_) | SeqExprKind::Call { .. } => 5,
-    }
-}
-
-/// Prints `e` where the grammar needs at least `min` (parenthesised otherwise).
-fn seq(e: &SeqExpr, min: u8) -> String {
-    let s = match &e.kind {
-        // `and` binds tighter, but `a or (b and c)` reads better with the parentheses.
-        SeqExprKind::Or(a, b) => format!(
-            "{} or {}",
-            seq(a, or_operand(a, 1)),
-            seq(b, or_operand(b, 2))
-        ),
-        SeqExprKind::And(a, b) => format!("{} and {}", seq(a, 2), seq(b, 3)),
-        SeqExprKind::Not(a) => format!("not {}", seq(a, 3)),
-        SeqExprKind::Encoded(kw, a) => {
-            let w = match kw {
-                EncodingKw::Numerical => "numerical",
-                EncodingKw::Categorical => "categorical",
-            };
-            format!("{w} {}", seq(a, 5))
-        }
-        SeqExprKind::Var(i) => i.name.clone(),
-        SeqExprKind::Call { func, args } => {
-            let args: Vec<String> = args.iter().map(arg).collect();
-            format!("{}({})", func.name, args.join(", "))
-        }
-    };
-    if seq_level(e) < min {
-        format!("({s})")
-    } else {
-        s
-    }
-}
-
-fn or_operand(e: &SeqExpr, min: u8) -> u8 {
-    if matches!(e.kind, SeqExprKind::And(..)) {
-        3
-    } else {
-        min
-    }
-}
-
-fn arg(a: &Arg) -> String {
-    match a {
-        Arg::Lambda(l) => lambda(l),
-        Arg::Cmp(op, _) => op.as_str().to_string(),
-        Arg::Value(v) => match v {
-            ValueLit::Bool(b, _) => b.to_string(),
-            ValueLit::None(_) => "none".to_string(),
-            ValueLit::Str(s) => quote(&s.value),
-            ValueLit::Num(n) => n.text.clone(),
-        },
-        Arg::Seq(e) => seq(e, 1),
-    }
-}
-
-fn lambda(l: &Lambda) -> String {
-    let params: Vec<&str> = l.params.iter().map(|p| p.name.as_str()).collect();
-    format!("|{}| {}", params.join(", "), expr(&l.body, 0))
-}
-
-// Scalar expressions: if 0, or 1, and 2, not 3, comparison 4, + - 5, * / % 6, unary minus 7,
-// literals, names, calls 8.
-fn expr_level(e: &Expr) -> u8 {
-    match e.kind {
-        ExprKind::If(..) => 0,
-        ExprKind::Or(..) => 1,
-        ExprKind::And(..) => 2,
-        ExprKind::Not(..) => 3,
-        ExprKind::Cmp(..) => 4,
-        ExprKind::Arith(ArithOp::Add | ArithOp::Sub, ..) => 5,
-        ExprKind::Arith(..) => 6,
-        ExprKind::Neg(..) => 7,
-        _ => 8,
-    }
-}
-
-fn expr(e: &Expr, min: u8) -> String {
-    let s = match &e.kind {
-        // A condition or a `then` branch that is itself an `if` reads better in parentheses.
-        ExprKind::If(c, t, x) => {
-            format!("if {} then {} else {}", expr(c, 1), expr(t, 1), expr(x, 0))
-        }
-        ExprKind::Or(a, b) => format!(
-            "{} or {}",
-            expr(
-                a,
-                if matches!(a.kind, ExprKind::And(..)) {
-                    3
-                } else {
-                    1
-                }
-            ),
-            expr(
-                b,
-                if matches!(b.kind, ExprKind::And(..)) {
-                    3
-                } else {
-                    2
-                }
-            )
-        ),
-        ExprKind::And(a, b) => format!("{} and {}", expr(a, 2), expr(b, 3)),
-        ExprKind::Not(a) => format!("not {}", expr(a, 3)),
-        ExprKind::Cmp(op, a, b) => format!("{} {} {}", expr(a, 5), op.as_str(), expr(b, 5)),
-        ExprKind::Arith(op, a, b) => {
-            let (l, r) = if matches!(op, ArithOp::Add | ArithOp::Sub) {
-                (5, 6)
-            } else {
-                (6, 7)
-            };
-            format!("{} {} {}", expr(a, l), op.as_str(), expr(b, r))
-        }
-        ExprKind::Neg(a) => {
-            let inner = expr(a, 7);
-            // `- -x`, not `--x`.
-            if inner.starts_with('-') {
-                format!("- {inner}")
-            } else {
-                format!("-{inner}")
-            }
-        }
-        ExprKind::Num(n) => n.text.clone(),
-        ExprKind::Bool(b) => b.to_string(),
-        ExprKind::None => "none".to_string(),
-        ExprKind::Str(s) => quote(s),
-        ExprKind::Name(i) => i.name.clone(),
-        ExprKind::Call { func, args } => {
-            let args: Vec<String> = args.iter().map(|a| expr(a, 0)).collect();
-            format!("{}({})", func.name, args.join(", "))
-        }
-    };
-    if expr_level(e) < min {
-        format!("({s})")
-    } else {
-        s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fmt(src: &str) -> String {
-        format_source("t.interp", src).unwrap_or_else(|e| panic!("{}", e.render_plain()))
-    }
-
-    #[test]
-    fn canonical_layout() {
-        let src = "task   reverse{vocab{a,b,c} max_len   4}
-interpretation by_length for reverse{length=selector_width(select(tokens,tokens,true))
-opp=map2(|n,i|n-i-1,length,indices)
-output aggregate(select(indices,opp,==),tokens)}
-circuit c for by_length { length -> blocks.0.attn.hook_z[0],blocks.0.hook_mlp_out
- output -> blocks.3.attn.hook_z[0] }
-check m { model \"models/reverse\" compare a vs b expect iia(c)>=0.95 }
-prove equivalent(a,b)
-prove x:aligned(a,b,l=n) timeout 3
-";
-        let want = "task reverse {
-  vocab   {a, b, c}
-  max_len 4
-}
-
-interpretation by_length for reverse {
-  length = selector_width(select(tokens, tokens, true))
-  opp    = map2(|n, i| n - i - 1, length, indices)
-  output   aggregate(select(indices, opp, ==), tokens)
-}
-
-circuit c for by_length {
-  length -> blocks.0.attn.hook_z[0], blocks.0.hook_mlp_out
-  output -> blocks.3.attn.hook_z[0]
-}
-
-check m {
-  model   \"models/reverse\"
-  compare a vs b
-  expect  iia(c) >= 0.95
-}
-
-prove equivalent(a, b)
-prove x: aligned(a, b, l = n) timeout 3
-";
-        assert_eq!(fmt(src), want);
-        assert_eq!(fmt(want), want);
-    }
-
-    #[test]
-    fn keeps_comments_and_blank_lines() {
-        let src = "# file header
-
-task t {  # the task
-  # the vocabulary
-  vocab {a, b}   # two tokens
-  max_len 3
-  # dangling
-}
-# about i
-interpretation i for t {
-  x = map(|v|   # inside
-     v == a, tokens)
-
-  output x # the output
-} # after i
-# the end
-";
-        let want = "# file header
-
-task t {  # the task
-  # the vocabulary
-  vocab   {a, b}  # two tokens
-  max_len 3
-  # dangling
-}
-
-# about i
-interpretation i for t {
-  # inside
-  x = map(|v| v == a, tokens)
-
-  output x  # the output
-}  # after i
-
-# the end
-";
-        let got = fmt(src);
-        assert_eq!(got, want);
-        assert_eq!(fmt(&got), got);
-    }
-
-    #[test]
-    fn minimal_parentheses() {
-        let src = "interpretation i for t { output map(|x| (-(x + 1)) * ((2)) - (-x) - (1 - 2) == (if x == 1 then (a) else (b)) and not (x < 2 or x > 3), tokens) or (not s and (u or v)) }";
-        let got = fmt(src);
-        assert!(got.contains(
-            "map(|x| -(x + 1) * 2 - -x - (1 - 2) == (if x == 1 then a else b) and not (x < 2 or x > 3), tokens) or (not s and (u or v))"
-        ), "{got}");
-    }
-
-    #[test]
-    fn long_lines_wrap_and_comments_align() {
-        let src = "interpretation i for t {
-  shifter = map2(|x, y| if x % 2 == 0 then x else (if y % 2 == 0 then y - x else y - x - 1), indices, len) # wrap
-  s = select(indices, indices, ==) # short
-}
-pipeline algo_3 = sort |> interleave_reverse via table { none -> 0 } |> check_all_equal via table { none -> 0, 11 -> 10, 12 -> 10, 13 -> 10, 14 -> 10, 15 -> 10, 16 -> 10, 17 -> 10 }
-";
-        let want = "interpretation i for t {
-  shifter = map2(|x, y| if x % 2 == 0 then x else if y % 2 == 0 then y - x else y - x - 1, indices,
-                 len)                     # wrap
-  s       = select(indices, indices, ==)  # short
-}
-
-pipeline algo_3 = sort
-  |> interleave_reverse via table { none -> 0 }
-  |> check_all_equal via table {
-       none -> 0, 11 -> 10, 12 -> 10, 13 -> 10, 14 -> 10, 15 -> 10, 16 -> 10, 17 -> 10,
-     }
-";
-        let got = fmt(src);
-        assert_eq!(got, want);
-        assert_eq!(fmt(&got), got);
-    }
-
-    #[test]
-    fn consecutive_one_liners_stay_together() {
-        let src = "import \"a.interp\"\nimport \"b.interp\"\n\nimport \"c.interp\"\nprove well_formed(i)\nprove well_formed(j)\n";
-        assert_eq!(
-            fmt(src),
-            "import \"a.interp\"\nimport \"b.interp\"\n\nimport \"c.interp\"\n\nprove well_formed(i)\nprove well_formed(j)\n"
-        );
-    }
 }

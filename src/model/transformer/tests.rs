@@ -1,0 +1,131 @@
+use super::*;
+
+fn t(v: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+}
+
+fn v(x: &Tensor) -> Vec<f32> {
+    x.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn softmax_handles_masked_rows() {
+    let ninf = f32::NEG_INFINITY;
+    let x = t(&[0.0, ninf, ninf, ninf, (2f32).ln(), 0.0], &[2, 3]);
+    let y = v(&softmax_last(&x).unwrap());
+    assert_eq!(y[..3], [1.0, 0.0, 0.0]);
+    assert_eq!(y[3], 0.0, "an all -inf entry gets 0, not NaN");
+    assert!((y[4] - 2.0 / 3.0).abs() < 1e-6 && (y[5] - 1.0 / 3.0).abs() < 1e-6);
+    let all_masked = t(&[ninf, ninf], &[1, 2]);
+    assert_eq!(v(&softmax_last(&all_masked).unwrap()), vec![0.0, 0.0]);
+}
+
+#[test]
+fn activations_match_their_definitions() {
+    let xs = [-3.0f32, -0.5, 0.0, 0.7, 2.5];
+    let x = t(&xs, &[5]);
+    let erf_gelu = |x: f64| 0.5 * x * (1.0 + libm_erf(x / 2f64.sqrt()));
+    let tanh_gelu = |x: f64| {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+    };
+    let silu = |x: f64| x / (1.0 + (-x).exp());
+    for (act, f) in [
+        (ActFn::Relu, &(|x: f64| x.max(0.0)) as &dyn Fn(f64) -> f64),
+        (ActFn::Gelu, &erf_gelu),
+        (ActFn::GeluNew, &tanh_gelu),
+        (ActFn::GeluFast, &tanh_gelu),
+        (ActFn::Silu, &silu),
+    ] {
+        let y = v(&activation(act, &x).unwrap());
+        for (xi, yi) in xs.iter().zip(&y) {
+            let want = f(*xi as f64);
+            assert!(
+                (*yi as f64 - want).abs() < 1e-5,
+                "{act:?}({xi}) = {yi}, want {want}"
+            );
+        }
+    }
+    // SoLU: x * softmax(x).
+    let y = v(&activation(ActFn::Solu, &t(&[0.0, (3f32).ln()], &[1, 2])).unwrap());
+    assert!((y[0] - 0.0).abs() < 1e-6 && (y[1] - 0.75 * 3f32.ln()).abs() < 1e-6);
+}
+
+/// erf by its Taylor series (enough terms for |x| ≤ 3), to check candle's erf GELU
+/// against an independent computation.
+fn libm_erf(x: f64) -> f64 {
+    let mut sum = 0.0;
+    let mut term = x;
+    for n in 0..60 {
+        sum += term / (2 * n + 1) as f64;
+        term *= -x * x / (n + 1) as f64;
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+#[test]
+fn rotary_rotates_pairs_by_position_times_frequency() {
+    // d_head 4, rotary_dim 4, base 100: frequencies (periods) 1 and 10.
+    for adjacent in [false, true] {
+        let r = Rotary {
+            dim: 4,
+            base: 100.0,
+            adjacent_pairs: adjacent,
+            scaling_factor: 1.0,
+        };
+        let tables = RotaryTables::new(r, 3, &Device::Cpu).unwrap();
+        let x = t(&[1.0, 2.0, 3.0, 4.0].repeat(3), &[1, 3, 1, 4]);
+        let y = v(&tables.apply(&x).unwrap());
+        for pos in 0..3 {
+            let (a0, a1) = (pos as f64 / 1.0, pos as f64 / 10.0);
+            // NeoX pairs features (0,2) and (1,3); GPT-J pairs (0,1) and (2,3).
+            let (pairs, angles) = if adjacent {
+                ([(0, 1), (2, 3)], [a0, a1])
+            } else {
+                ([(0, 2), (1, 3)], [a0, a1])
+            };
+            let xs = [1.0, 2.0, 3.0, 4.0];
+            let mut want = [0.0f64; 4];
+            for ((i, j), a) in pairs.iter().zip(angles) {
+                want[*i] = xs[*i] * a.cos() - xs[*j] * a.sin();
+                want[*j] = xs[*j] * a.cos() + xs[*i] * a.sin();
+            }
+            for f in 0..4 {
+                let got = y[pos * 4 + f] as f64;
+                assert!(
+                    (got - want[f]).abs() < 1e-5,
+                    "adjacent={adjacent} pos {pos} f {f}: {got} vs {}",
+                    want[f]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn partial_rotary_passes_the_rest_through() {
+    let r = Rotary {
+        dim: 2,
+        base: 10000.0,
+        adjacent_pairs: false,
+        scaling_factor: 1.0,
+    };
+    let tables = RotaryTables::new(r, 2, &Device::Cpu).unwrap();
+    let x = t(&[1.0, 0.0, 5.0, 6.0, 1.0, 0.0, 5.0, 6.0], &[1, 2, 1, 4]);
+    let y = v(&tables.apply(&x).unwrap());
+    assert_eq!(&y[..4], &[1.0, 0.0, 5.0, 6.0]);
+    assert!((y[4] - 1f32.cos()).abs() < 1e-6 && (y[5] - 1f32.sin()).abs() < 1e-6);
+    assert_eq!(&y[6..], &[5.0, 6.0]);
+}
+
+#[test]
+fn token_batch_validation() {
+    assert!(TokenBatch::new(&[]).is_err());
+    assert!(TokenBatch::new(&[vec![]]).is_err());
+    let err = TokenBatch::new(&[vec![1, 2], vec![3]])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 1 has 1"), "{err}");
+    assert!(TokenBatch::from_u64_rows(&[vec![1 << 40]]).is_err());
+    let tb = TokenBatch::new(&[vec![1, 2], vec![3, 4]]).unwrap();
+    assert_eq!(tb.row(1), &[3, 4]);
+}
