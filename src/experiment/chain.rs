@@ -500,12 +500,10 @@ fn parse_adapter(v: &serde_json::Value) -> Result<Adapter, String> {
                 .filter(|p| p.len() == 2)
                 .ok_or_else(|| format!("table[{i}] must be [from, to]"))?;
             let text = |x: &serde_json::Value| match x {
-                serde_json::Value::String(s) => Ok(token_value(s)),
-                other => Ok(value::from_json(other)),
+                serde_json::Value::String(s) => token_value(s),
+                other => value::from_json(other),
             };
-            let from: Result<Value, String> = text(&pair[0]);
-            let to: Result<Value, String> = text(&pair[1]);
-            table.insert(from?, to?);
+            table.insert(text(&pair[0]), text(&pair[1]));
         }
         return Ok(Adapter::Table(table));
     }

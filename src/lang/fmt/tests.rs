@@ -58,7 +58,7 @@ task t {  # the task
 # about i
 interpretation i for t {
   x = map(|v|   # inside
- v == a, tokens)
+     v == a, tokens)
 
   output x # the output
 } # after i
@@ -93,8 +93,8 @@ fn minimal_parentheses() {
     let src = "interpretation i for t { output map(|x| (-(x + 1)) * ((2)) - (-x) - (1 - 2) == (if x == 1 then (a) else (b)) and not (x < 2 or x > 3), tokens) or (not s and (u or v)) }";
     let got = fmt(src);
     assert!(got.contains(
-        "map(|x| -(x + 1) * 2 - -x - (1 - 2) == (if x == 1 then a else b) and not (x < 2 or x > 3), tokens) or (not s and (u or v))"
-    ), "{got}");
+            "map(|x| -(x + 1) * 2 - -x - (1 - 2) == (if x == 1 then a else b) and not (x < 2 or x > 3), tokens) or (not s and (u or v))"
+        ), "{got}");
 }
 
 #[test]
@@ -107,15 +107,15 @@ pipeline algo_3 = sort |> interleave_reverse via table { none -> 0 } |> check_al
 ";
     let want = "interpretation i for t {
   shifter = map2(|x, y| if x % 2 == 0 then x else if y % 2 == 0 then y - x else y - x - 1, indices,
-             len)                     # wrap
+                 len)                     # wrap
   s       = select(indices, indices, ==)  # short
 }
 
 pipeline algo_3 = sort
   |> interleave_reverse via table { none -> 0 }
   |> check_all_equal via table {
-   none -> 0, 11 -> 10, 12 -> 10, 13 -> 10, 14 -> 10, 15 -> 10, 16 -> 10, 17 -> 10,
- }
+       none -> 0, 11 -> 10, 12 -> 10, 13 -> 10, 14 -> 10, 15 -> 10, 16 -> 10, 17 -> 10,
+     }
 ";
     let got = fmt(src);
     assert_eq!(got, want);

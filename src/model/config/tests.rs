@@ -65,8 +65,8 @@ fn ignores_irrelevant_and_unknown_fields() {
 #[test]
 fn defaults_follow_hooked_transformer_config() {
     let v = json!({"n_layers": 1, "d_model": 8, "d_head": 4, "d_vocab": 5, "n_ctx": 6,
-                   "d_mlp": 16, "act_fn": "gelu", "positional_embedding_type": "rotary",
-                   "attn_scale": -1.0, "d_vocab_out": -1});
+                       "d_mlp": 16, "act_fn": "gelu", "positional_embedding_type": "rotary",
+                       "attn_scale": -1.0, "d_vocab_out": -1});
     let c = parse(&v).unwrap();
     assert_eq!(c.n_heads, 2);
     assert_eq!(c.d_vocab_out, 5);
