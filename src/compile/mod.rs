@@ -15,8 +15,9 @@
 //! families) and [`pipeline`] (stage models chained).
 //!
 //! `compile` imports only `lang` and the shared model artifact ([`crate::artifact`]: the sidecar
-//! it writes is the one the runtime reads); running a compiled model is the runtime's job (tests and the
-//! CLI use `model`), though [`weights::Weights::forward`] gives a small reference forward pass.
+//! it writes is the one the runtime reads); running a compiled model is the runtime's job (tests
+//! and the CLI use `model`), though [`weights::Weights::forward`] gives a small reference forward
+//! pass.
 
 pub mod assemble;
 pub mod blocks;
