@@ -1,5 +1,6 @@
 //! The compiler: CLI, chains, the sampler, every bundled spec, tracr parity.
 
+mod artifact;
 mod cli;
 mod pipeline;
 mod sample;
