@@ -3,8 +3,12 @@
 
 use super::*;
 
-/// A `let` of an interpretation: its name, its expression, the statement's span.
-type Let<'a> = (&'a Ident, &'a SeqExpr, Span);
+/// A `let` of an interpretation.
+#[derive(Clone, Copy)]
+pub(super) struct Let<'a> {
+    name: &'a Ident,
+    expr: &'a SeqExpr,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum VarState {
@@ -153,7 +157,7 @@ impl<'c> GraphBuilder<'c> {
         let mut first_def: HashMap<&str, Span> = HashMap::new();
         for s in &i.stmts {
             match s {
-                Stmt::Let { name, expr, span } => {
+                Stmt::Let { name, expr, .. } => {
                     if BUILTIN_SEQS.contains(&name.name.as_str()) {
                         let e = self
                             .at(
@@ -184,7 +188,7 @@ impl<'c> GraphBuilder<'c> {
                         continue;
                     }
                     first_def.insert(&name.name, name.span);
-                    lets.push((name, expr, *span));
+                    lets.push(Let { name, expr });
                 }
                 Stmt::Output { expr, span } => outputs.push((expr, *span)),
             }
@@ -238,13 +242,13 @@ impl<'c> GraphBuilder<'c> {
         let index: HashMap<&str, usize> = lets
             .iter()
             .enumerate()
-            .map(|(k, (n, _, _))| (n.name.as_str(), k))
+            .map(|(k, l)| (l.name.name.as_str(), k))
             .collect();
         let deps: Vec<Vec<(usize, Span)>> = lets
             .iter()
-            .map(|(_, e, _)| {
+            .map(|l| {
                 let mut refs = Vec::new();
-                collect_refs(e, &mut refs);
+                collect_refs(l.expr, &mut refs);
                 refs.into_iter()
                     .filter_map(|r| index.get(r.name.as_str()).map(|k| (*k, r.span)))
                     .collect()
@@ -293,14 +297,14 @@ impl<'c> GraphBuilder<'c> {
     pub(super) fn interpretation(&mut self, i: &ast::InterpDef) -> Option<NodeId> {
         let (lets, outputs) = self.statements(i);
         self.check_outputs(i, &outputs);
-        for (name, _, _) in &lets {
+        for Let { name, .. } in &lets {
             self.vars
                 .entry(name.name.clone())
                 .or_insert(VarState::Pending);
         }
         let (order, in_cycle) = self.dependency_order(&lets);
         for k in &order {
-            let (name, _, _) = lets[*k];
+            let name = lets[*k].name;
             if in_cycle[*k] {
                 self.vars.insert(name.name.clone(), VarState::Broken);
             }
@@ -309,7 +313,7 @@ impl<'c> GraphBuilder<'c> {
             if in_cycle[k] {
                 continue;
             }
-            let (name, expr, _) = lets[k];
+            let Let { name, expr } = lets[k];
             let state = match self.seq_expr(expr, None) {
                 Some(id) => VarState::Built(self.bind(id, &name.name, expr.span)),
                 None => VarState::Broken,
@@ -358,14 +362,9 @@ impl<'c> GraphBuilder<'c> {
         new
     }
 
-    pub(super) fn cycle_error(
-        &mut self,
-        lets: &[(&Ident, &SeqExpr, Span)],
-        cycle: &[usize],
-        closing: Span,
-    ) {
-        let names: Vec<String> = cycle.iter().map(|k| lets[*k].0.name.clone()).collect();
-        let first = &lets[cycle[0]].0;
+    pub(super) fn cycle_error(&mut self, lets: &[Let<'_>], cycle: &[usize], closing: Span) {
+        let names: Vec<String> = cycle.iter().map(|k| lets[*k].name.name.clone()).collect();
+        let first = lets[cycle[0]].name;
         let path = format!("{} -> {}", names.join(" -> "), names[0]);
         let msg = if names.len() == 1 {
             format!("`{}` is defined in terms of itself", names[0])
@@ -379,7 +378,7 @@ impl<'c> GraphBuilder<'c> {
         let mut e = self.at(ErrorKind::Cycle, first.span, msg, format!("cycle: {path}"));
         e = e.with_label(closing, format!("`{}` is used here", names[0]));
         for k in &cycle[1..] {
-            e = e.with_label(lets[*k].0.span, "part of the cycle");
+            e = e.with_label(lets[*k].name.span, "part of the cycle");
         }
         e = e.with_help("a variable can only use variables that do not depend on it");
         self.err(e);

@@ -35,10 +35,9 @@ fn a_symbol_spelled_like_a_ratio_stays_a_symbol() {
 
     let dir = tempfile::tempdir().unwrap();
     compiled.write(dir.path()).unwrap();
-    let sidecar: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("congruity.json")).unwrap(),
-    )
-    .unwrap();
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("congruity.json")).unwrap())
+            .unwrap();
     let decoding = sidecar["output"]["decoding"].as_array().unwrap();
     assert!(
         decoding.contains(&serde_json::json!({"symbol": "1/2"})),
