@@ -10,7 +10,7 @@
 //! 4. [`schedule`] — layers from the dependency graph (ASAP, with ALAP slack);
 //! 5. [`assemble`] — dense TransformerLens matrices ([`weights`]);
 //!
-//! then [`write`] (model directory in the runtime's format), [`check`] (domain check of
+//! then [`write`](mod@write) (model directory in the runtime's format), [`check`](mod@check) (domain check of
 //! categorical aggregates against the reference evaluator), [`sample`] (function-preserving
 //! families) and [`pipeline`] (stage models chained).
 //!

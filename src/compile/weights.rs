@@ -169,10 +169,10 @@ pub struct Weights {
 /// What a forward pass returns.
 #[derive(Clone, Debug)]
 pub struct Trace<T> {
-    /// [pos][d_vocab_out]
+    /// `[pos][d_vocab_out]`
     pub logits: Vec<Vec<T>>,
     /// Residual stream after the embeddings and after every sub-layer (`2·n_layers + 1` entries),
-    /// each [pos][d_model]; empty unless asked for.
+    /// each `[pos][d_model]`; empty unless asked for.
     pub residuals: Vec<Vec<Vec<T>>>,
 }
 

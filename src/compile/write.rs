@@ -149,7 +149,7 @@ pub(crate) fn replace_dir_atomically(
     crate::files::replace_dir(dir, fill)
 }
 
-/// Writes a model directory atomically (see [`replace_dir_atomically`]).
+/// Writes a model directory atomically (see [`crate::files::replace_dir`]).
 pub fn write_model_dir(files: &ModelFiles, dir: &Path) -> Result<(), CompileError> {
     replace_dir_atomically(dir, |tmp| {
         let bytes = safetensors_bytes(&encoded(transformer_lens_tensors(files.weights)))

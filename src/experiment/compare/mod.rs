@@ -3,7 +3,7 @@
 //! them, the transfer matrix between every pool, and optionally the intervention test.
 //!
 //! Every random choice comes from the one seed `S`, split into named streams with
-//! [`derive_seed`] (all recorded in the report's `seeds`):
+//! [`derive_seed`](crate::equivalence::derive_seed) (all recorded in the report's `seeds`):
 //!
 //! | stream | what |
 //! |---|---|

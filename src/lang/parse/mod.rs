@@ -1,4 +1,4 @@
-//! Text → AST: runs the pest grammar and turns its pairs into [`ast`] nodes; turns pest's errors
+//! Text → AST: runs the pest grammar and turns its pairs into [`ast`](super::ast) nodes; turns pest's errors
 //! into diagnostics that speak the language's words ("expected an expression", not "expected
 //! unary").
 //!
