@@ -135,6 +135,7 @@ fn prove_resolved(
         name: name.to_string(),
         goal: goal_text,
         verdict: Verdict::Proved,
+        trivially: None,
         lengths: Vec::new(),
         elapsed: Duration::ZERO,
     };
@@ -212,6 +213,9 @@ fn prove_resolved(
     } else {
         Verdict::Proved
     };
+    if let (Verdict::Proved, ProofGoal::Sufficient { circuit }) = (&report.verdict, goal) {
+        report.trivially = resolve::trivially_sufficient(spec, circuit);
+    }
     report.elapsed = start.elapsed();
     report
 }

@@ -17,6 +17,11 @@ pub struct ProofReport {
     pub goal: String,
     #[serde(flatten)]
     pub verdict: Verdict,
+    /// Why a proved goal holds by construction (a `sufficient` circuit that lists the output or
+    /// cuts every path from the tokens to it): the proof then says nothing about how the output
+    /// is computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trivially: Option<String>,
     /// One entry per sequence length, shortest first.
     pub lengths: Vec<LengthReport>,
     /// Wall time of the whole proof (not serialized: reports stay byte-stable).
@@ -117,7 +122,11 @@ impl ProofReport {
             secs(self.elapsed)
         );
         match &self.verdict {
-            Verdict::Proved => {}
+            Verdict::Proved => {
+                if let Some(why) = &self.trivially {
+                    let _ = write!(s, "\n    trivially: {why}");
+                }
+            }
             Verdict::Unknown { reason } => {
                 let _ = write!(s, "\n    reason: {reason}");
             }

@@ -196,3 +196,115 @@ fn collect_task_symbols(t: &Task, out: &mut Vec<std::sync::Arc<str>>) {
         super::symbols::graph(g, out);
     }
 }
+
+/// Why `sufficient(circuit)` holds by construction, if it does: the circuit lists the output
+/// itself, or every path from `tokens` to the output passes through one of its variables (then
+/// the output is a function of the circuit's values — `indices` and constants are the same on
+/// two inputs of one length). z3 still runs: an input on which the program fails refutes the
+/// goal either way; this only says that a proof tells nothing about the computation.
+pub(crate) fn trivially_sufficient(spec: &Spec, circuit: &str) -> Option<String> {
+    let c = spec.circuits.get(circuit)?;
+    let p = spec.programs.get(&c.program)?;
+    if c.sites.iter().any(|s| s.node == p.output) {
+        return Some(
+            "the circuit lists `output`: inputs that agree on it agree on the output by \
+             definition"
+                .into(),
+        );
+    }
+    let nodes = &p.graph.nodes;
+    let in_circuit = |n: NodeId| c.sites.iter().any(|s| s.node == n);
+    // Operands come before the nodes that read them, so one forward pass suffices.
+    let mut reaches = vec![false; nodes.len()];
+    for (i, node) in nodes.iter().enumerate() {
+        reaches[i] = matches!(node.op, crate::lang::ir::Op::Tokens)
+            || node
+                .op
+                .operands()
+                .iter()
+                .any(|m| reaches[m.0] && !in_circuit(*m));
+    }
+    if reaches.get(p.output.0).copied().unwrap_or(true) {
+        return None;
+    }
+    let mut names: Vec<&str> = c.sites.iter().map(|s| s.variable.as_str()).collect();
+    names.dedup();
+    Some(format!(
+        "every path from `tokens` to the output passes through {}: the output is a function of \
+         the circuit's variables by construction",
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "task t {
+  vocab   {a, b}
+  max_len 3
+}
+interpretation p for t {
+  same  = select(tokens, tokens, ==)
+  hist  = selector_width(same)
+  small = select(hist, hist, |k, q| k <= 1)
+  output  selector_width(small)
+}
+interpretation q for t {
+  same  = select(tokens, tokens, ==)
+  hist  = selector_width(same)
+  first = select(indices, indices, |k, q| k == 0)
+  output  aggregate(first, tokens)
+}
+circuit lists_output for p {
+  output -> blocks.1.hook_mlp_out
+}
+circuit cut for p {
+  hist -> blocks.0.attn.hook_z[0]
+}
+circuit beside for q {
+  hist -> blocks.0.attn.hook_z[0]
+}
+";
+
+    #[test]
+    fn sufficiency_by_construction_is_named() {
+        let spec = crate::lang::check_str("t.interp", SPEC)
+            .unwrap_or_else(|r| panic!("{}", r.render_plain()));
+        let why = trivially_sufficient(&spec, "lists_output").expect("lists the output");
+        assert!(why.contains("lists `output`"), "{why}");
+        let why = trivially_sufficient(&spec, "cut").expect("hist cuts tokens from the output");
+        assert!(why.contains("`hist`"), "{why}");
+        // `q`'s output reads the tokens directly: `hist` is not a cut, and sufficiency is a real
+        // claim (here a false one).
+        assert_eq!(trivially_sufficient(&spec, "beside"), None);
+        assert_eq!(trivially_sufficient(&spec, "no_such_circuit"), None);
+    }
+
+    #[test]
+    fn a_trivial_proof_says_so_and_a_real_one_does_not() {
+        let spec = crate::lang::check_str("t.interp", SPEC)
+            .unwrap_or_else(|r| panic!("{}", r.render_plain()));
+        let opts = crate::smt::ProveOptions::default();
+        let goal = |c: &str| ProofGoal::Sufficient { circuit: c.into() };
+        let cut = crate::smt::prove(&spec, "cut", &goal("cut"), &opts);
+        assert_eq!(cut.verdict, crate::smt::Verdict::Proved);
+        assert!(
+            cut.text()
+                .contains("\n    trivially: every path from `tokens`"),
+            "{}",
+            cut.text()
+        );
+        let beside = crate::smt::prove(&spec, "beside", &goal("beside"), &opts);
+        assert!(
+            matches!(beside.verdict, crate::smt::Verdict::Refuted { .. }),
+            "{}",
+            beside.text()
+        );
+        assert_eq!(beside.trivially, None);
+    }
+}

@@ -214,3 +214,27 @@ fn json_is_stable_and_sorted() {
     insta::assert_snapshot!("prove_json_reverse_wrong", text);
     assert!(Path::new(&spec.path()).exists());
 }
+
+/// A `sufficient` circuit that cuts every path from the tokens to the output is proved, and the
+/// report says the proof holds by construction (text and JSON).
+#[test]
+fn a_sufficiency_true_by_construction_says_so() {
+    let o = congruity(&["prove", "specs/circuits/tracr_count_less_freq.interp"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("proved   sufficient_hist_only (sufficient(hist_only))")
+            && out.contains(
+                "\n    trivially: every path from `tokens` to the output passes through `hist`"
+            ),
+        "{out}"
+    );
+    let o = congruity(&[
+        "prove",
+        "specs/circuits/tracr_count_less_freq.interp",
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let why = json["proofs"][0]["trivially"].as_str().unwrap_or_default();
+    assert!(why.contains("`hist`"), "{json}");
+}
