@@ -2,7 +2,7 @@
 //! format.
 //!
 //! ```text
-//! congruity compile FILE --program NAME --out DIR [--seed S]
+//! congruity compile FILE [--program NAME] --out DIR [--seed S]
 //! ```
 //!
 //! The interpretation is first checked on its bounded domain against the reference evaluator
@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::compile::pipeline::compile_pipeline;
 use crate::compile::{CompileError, CompileOptions, Provenance, compile_checked};
 use crate::lang::ir::Program;
-use crate::lang::{self, Spec};
+use crate::lang::{self, ErrorKind, LangError, Spec, ast};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,9 +26,9 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// The interpretation (or pipeline) to compile.
+    /// The interpretation (or pipeline) to compile; optional when the file defines only one.
     #[arg(long, value_name = "NAME")]
-    pub program: String,
+    pub program: Option<String>,
 
     /// Output directory (written atomically; replaced if it exists).
     #[arg(long, value_name = "DIR")]
@@ -39,12 +39,21 @@ pub struct Args {
     pub seed: Option<u64>,
 }
 
-/// Loads a spec, printing its diagnostics on failure.
-pub(crate) fn load_spec(file: &Path) -> Result<Spec, ExitCode> {
-    lang::load(file).map_err(|report| {
+/// Loads a spec and names the item `--program` chose, or the file's only one; prints the
+/// diagnostics on failure.
+pub(crate) fn load_target(file: &Path, program: Option<&str>) -> Result<(Spec, String), ExitCode> {
+    let loaded = lang::load_all(file).map_err(|report| {
         eprintln!("{:?}", miette::Report::new(report));
         ExitCode::FAILURE
-    })
+    })?;
+    let name = match program {
+        Some(p) => p.to_string(),
+        None => default_program(&loaded, file).map_err(|e| {
+            eprintln!("{:?}", miette::Report::new(e));
+            ExitCode::FAILURE
+        })?,
+    };
+    Ok((loaded.spec, name))
 }
 
 /// What a command read its spec from: `file` and every file the spec's items came from.
@@ -133,18 +142,18 @@ fn unknown(spec: &Spec, file: &Path, name: &str) -> CompileError {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match load_spec(&args.file) {
-        Ok(spec) => super::exit_code(execute(&args, &spec)),
+    match load_target(&args.file, args.program.as_deref()) {
+        Ok((spec, program)) => super::exit_code(execute(&args, &spec, &program)),
         Err(code) => code,
     }
 }
 
-fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
+fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileError> {
     check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
     let seed = args.seed.unwrap_or(0);
-    let prov = provenance(&args.file, &args.program, args.seed)?;
+    let prov = provenance(&args.file, program_name, args.seed)?;
     let opts = CompileOptions::default();
-    match target(spec, &args.file, &args.program)? {
+    match target(spec, &args.file, program_name)? {
         Target::Interpretation(program) => {
             let (mut compiled, check) = compile_checked(program, &opts, seed)?;
             compiled.provenance = prov;
@@ -152,7 +161,7 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
             let s = compiled.shape();
             println!(
                 "compiled `{}`: {} layer(s), d_model {}, d_mlp {}, {} head(s) of size {} -> {} (domain check: {} {} input(s){})",
-                args.program,
+                program_name,
                 s.n_layers,
                 s.d_model,
                 s.d_mlp,
@@ -169,7 +178,7 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
             );
         }
         Target::Pipeline => {
-            let mut p = compile_pipeline(spec, &args.program, &opts, seed)?;
+            let mut p = compile_pipeline(spec, program_name, &opts, seed)?;
             for st in p.stages.iter_mut() {
                 st.compiled.provenance = provenance(&args.file, &st.program, args.seed)?;
             }
@@ -187,10 +196,49 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
             }
             println!(
                 "compiled pipeline `{}` -> {}",
-                args.program,
+                program_name,
                 args.out.display()
             );
         }
     }
     Ok(())
+}
+
+/// The file's only interpretation (or only pipeline): what `eval`, `compile` and `sample` use
+/// when `--program` is not given.
+pub(crate) fn default_program(
+    loaded: &lang::Loaded,
+    file: &std::path::Path,
+) -> Result<String, LangError> {
+    let Some(root) = loaded.root() else {
+        return Err(LangError::internal("no file was loaded"));
+    };
+    let mut interps = Vec::new();
+    let mut pipelines = Vec::new();
+    for item in &root.ast.items {
+        match item {
+            ast::Item::Interpretation(i) => interps.push(i.name.name.clone()),
+            ast::Item::Pipeline(p) => pipelines.push(p.name.name.clone()),
+            _ => {}
+        }
+    }
+    match (interps.as_slice(), pipelines.as_slice()) {
+        ([one], []) | ([], [one]) => Ok(one.clone()),
+        ([], []) => Err(LangError::new(
+            ErrorKind::UnknownName,
+            format!("`{}` defines no interpretation or pipeline", file.display()),
+        )),
+        _ => {
+            let all: Vec<String> = interps.iter().chain(&pipelines).cloned().collect();
+            Err(LangError::new(
+                ErrorKind::UnknownName,
+                format!(
+                    "`{}` defines {} runnable items; choose one with --program",
+                    file.display(),
+                    all.len()
+                ),
+            )
+            .with_help(format!("--program {}", all.join(" | --program "))))
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::cli::check::{eprint_error, eprint_report};
 use crate::lang::eval::{EvalError, eval_output, eval_pipeline, value_json, value_text};
 use crate::lang::ir::{Program, Value};
-use crate::lang::{self, ErrorKind, LangError, ast};
+use crate::lang::{self, ErrorKind, LangError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -59,7 +59,7 @@ fn eval(args: &Args) -> Result<Vec<Value>, Failure> {
     let spec = &loaded.spec;
     let name = match &args.program {
         Some(n) => n.clone(),
-        None => default_program(&loaded, &args.file).map_err(Failure::Error)?,
+        None => super::compile::default_program(&loaded, &args.file).map_err(Failure::Error)?,
     };
     if let Some(program) = spec.programs.get(&name) {
         let input = lang::domain::parse_input(&program.task, &args.input, "--input")
@@ -151,43 +151,5 @@ fn eval_error(loaded: &lang::Loaded, program: &Program, name: &str, e: EvalError
             "evaluation failed here",
         ),
         _ => LangError::new(ErrorKind::Eval, message),
-    }
-}
-
-/// The file's only interpretation (or only pipeline).
-fn default_program(loaded: &lang::Loaded, file: &std::path::Path) -> Result<String, LangError> {
-    let Some(root) = loaded.root() else {
-        return Err(LangError::internal("no file was loaded"));
-    };
-    let mut interps = Vec::new();
-    let mut pipelines = Vec::new();
-    for item in &root.ast.items {
-        match item {
-            ast::Item::Interpretation(i) => interps.push(i.name.name.clone()),
-            ast::Item::Pipeline(p) => pipelines.push(p.name.name.clone()),
-            _ => {}
-        }
-    }
-    match (interps.as_slice(), pipelines.as_slice()) {
-        ([one], []) | ([], [one]) => Ok(one.clone()),
-        ([], []) => Err(LangError::new(
-            ErrorKind::UnknownName,
-            format!(
-                "`{}` defines no interpretation or pipeline to evaluate",
-                file.display()
-            ),
-        )),
-        _ => {
-            let all: Vec<String> = interps.iter().chain(&pipelines).cloned().collect();
-            Err(LangError::new(
-                ErrorKind::UnknownName,
-                format!(
-                    "`{}` defines {} runnable items; choose one with --program",
-                    file.display(),
-                    all.len()
-                ),
-            )
-            .with_help(format!("--program {}", all.join(" | --program "))))
-        }
     }
 }

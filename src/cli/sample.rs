@@ -1,7 +1,7 @@
 //! `congruity sample`: many function-preserving implementations of one interpretation.
 //!
 //! ```text
-//! congruity sample FILE --program NAME --count K --seed S --out DIR [--family F...]
+//! congruity sample FILE [--program NAME] --count K --seed S --out DIR [--family F...]
 //! ```
 //!
 //! Writes `DIR/0000`, `DIR/0001`, ... (each loadable by `congruity run --model DIR/0003`), drawn
@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::compile::{Target, load_spec, provenance, target};
+use super::compile::{Target, load_target, provenance, target};
 use crate::compile::pipeline::compile_pipeline;
 use crate::compile::sample::{Family, sample_to_dir_with_progress, write_pool};
 use crate::compile::{CompileError, CompileOptions, compile_checked};
@@ -26,9 +26,10 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// The interpretation (or pipeline) to sample implementations of.
+    /// The interpretation (or pipeline) to sample implementations of; optional when the file
+    /// defines only one.
     #[arg(long, value_name = "NAME")]
-    pub program: String,
+    pub program: Option<String>,
 
     /// How many implementations.
     #[arg(long, value_name = "K")]
@@ -52,13 +53,13 @@ fn parse_family(s: &str) -> Result<Family, String> {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match load_spec(&args.file) {
-        Ok(spec) => super::exit_code(execute(&args, &spec)),
+    match load_target(&args.file, args.program.as_deref()) {
+        Ok((spec, program)) => super::exit_code(execute(&args, &spec, &program)),
         Err(code) => code,
     }
 }
 
-fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
+fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileError> {
     super::compile::check_out_dir(&args.out, &super::compile::spec_inputs(spec, &args.file))?;
     let families: Vec<Family> = if args.family.is_empty() {
         Family::ALL.to_vec()
@@ -68,10 +69,10 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
     let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
     let opts = CompileOptions::default();
     let started = std::time::Instant::now();
-    match target(spec, &args.file, &args.program)? {
+    match target(spec, &args.file, program_name)? {
         Target::Interpretation(program) => {
             let (mut compiled, _) = compile_checked(program, &opts, args.seed)?;
-            compiled.provenance = provenance(&args.file, &args.program, None)?;
+            compiled.provenance = provenance(&args.file, program_name, None)?;
             let shapes = sample_to_dir_with_progress(
                 &compiled,
                 &families,
@@ -84,7 +85,7 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
             println!(
                 "sampled {} implementation(s) of `{}` ({}) -> {}/0000.. in {:.2}s; d_model up to {}",
                 args.count,
-                args.program,
+                program_name,
                 names.join(", "),
                 args.out.display(),
                 started.elapsed().as_secs_f64(),
@@ -92,13 +93,13 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
             );
         }
         Target::Pipeline => {
-            let mut p = compile_pipeline(spec, &args.program, &opts, args.seed)?;
+            let mut p = compile_pipeline(spec, program_name, &opts, args.seed)?;
             for st in p.stages.iter_mut() {
                 st.compiled.provenance = provenance(&args.file, &st.program, None)?;
             }
             let pb = Progress::shown("sampling").bar(args.count, "chains");
             let about = serde_json::json!({
-                "pipeline": args.program,
+                "pipeline": program_name,
                 "families": names,
                 "base_seed": args.seed,
             });
@@ -113,7 +114,7 @@ fn execute(args: &Args, spec: &Spec) -> Result<(), CompileError> {
             println!(
                 "sampled {} chain(s) of pipeline `{}` ({}) -> {}/0000.. in {:.2}s",
                 args.count,
-                args.program,
+                program_name,
                 names.join(", "),
                 args.out.display(),
                 started.elapsed().as_secs_f64()

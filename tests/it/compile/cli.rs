@@ -228,3 +228,41 @@ fn pipelines_compile_and_sample() {
     let stage = m["stages"][1]["dir"].as_str().unwrap();
     run_input(&s.join("0001").join(stage), "3 1 2", &[]);
 }
+
+/// `compile` and `sample` take the file's only interpretation when `--program` is not given (as
+/// `eval` does); a file of several says which to choose, and writes nothing.
+#[test]
+fn the_only_interpretation_needs_no_program_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("rev");
+    let said = ok(&["compile", "specs/tracr/reverse.interp", "--out", arg(&out)]);
+    assert!(said.contains("compiled `tracr_reverse`"), "{said}");
+    assert_eq!(run_input(&out, "a b c", &[]).trim(), "c b a");
+    let pool = tmp.path().join("pool");
+    let said = ok(&[
+        "sample",
+        "specs/tracr/reverse.interp",
+        "--count",
+        "2",
+        "--seed",
+        "1",
+        "--out",
+        arg(&pool),
+    ]);
+    assert!(said.contains("of `tracr_reverse`"), "{said}");
+    assert!(pool.join("0001").join("congruity.json").is_file());
+
+    let several = tmp.path().join("several");
+    let err = cli_fails(&[
+        "compile",
+        "specs/toy/pipelines.interp",
+        "--out",
+        arg(&several),
+    ]);
+    assert!(
+        err.contains("defines 6 runnable items; choose one with --program")
+            && err.contains("--program algo_1 | --program algo_2"),
+        "{err}"
+    );
+    assert!(!several.exists());
+}
