@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 use super::error::{ComputeContext, ModelError};
+use crate::artifact::tensors::{float_values, int_values};
 use crate::artifact::{F32Tensor, safetensors_bytes};
 
 /// A tensor read from disk, converted to f32 on the host.
@@ -38,23 +39,6 @@ enum Entry {
 pub struct NamedTensors {
     pub path: PathBuf,
     entries: BTreeMap<String, Entry>,
-}
-
-/// The `N`-byte little-endian words of `data`, each decoded by `f` (a trailing partial word
-/// cannot occur: safetensors checks that the byte length matches the shape).
-fn words<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
-    let (whole, _) = data.as_chunks::<N>();
-    whole.iter().map(|w| f(*w)).collect()
-}
-
-fn convert(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
-    Some(match dtype {
-        Dtype::F32 => words(data, f32::from_le_bytes),
-        Dtype::F64 => words(data, |w| f64::from_le_bytes(w) as f32),
-        Dtype::F16 => words(data, |w| half::f16::from_le_bytes(w).to_f32()),
-        Dtype::BF16 => words(data, |w| half::bf16::from_le_bytes(w).to_f32()),
-        _ => return None,
-    })
 }
 
 /// Parses safetensors bytes; `path` names the file in the error.
@@ -87,7 +71,7 @@ impl NamedTensors {
         let mut entries = BTreeMap::new();
         for (name, view) in st.iter() {
             let shape = view.shape().to_vec();
-            let entry = match convert(view.dtype(), view.data()) {
+            let entry = match float_values(view.dtype(), view.data()) {
                 Some(data) => Entry::Float(HostTensor { shape, data }),
                 None => Entry::NotFloat {
                     dtype: format!("{:?}", view.dtype()),
@@ -170,22 +154,6 @@ impl NamedTensors {
     }
 }
 
-/// Integer data as f32 (for data files such as token ids or argmax indices; weights must be
-/// floating point and do not go through this).
-fn convert_int(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
-    Some(match dtype {
-        Dtype::I64 => words(data, |w| i64::from_le_bytes(w) as f32),
-        Dtype::U64 => words(data, |w| u64::from_le_bytes(w) as f32),
-        Dtype::I32 => words(data, |w| i32::from_le_bytes(w) as f32),
-        Dtype::U32 => words(data, |w| u32::from_le_bytes(w) as f32),
-        Dtype::I16 => words(data, |w| i16::from_le_bytes(w) as f32),
-        Dtype::U16 => words(data, |w| u16::from_le_bytes(w) as f32),
-        Dtype::I8 => data.iter().map(|&b| b as i8 as f32).collect(),
-        Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as f32).collect(),
-        _ => return None,
-    })
-}
-
 /// Reads every tensor of a safetensors file onto `device` as f32 (floats and integers; other
 /// dtypes are an error naming the tensor).
 pub fn read_safetensors(
@@ -196,8 +164,8 @@ pub fn read_safetensors(
     let st = deserialize(path, &bytes)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {
-        let data = convert(view.dtype(), view.data())
-            .or_else(|| convert_int(view.dtype(), view.data()))
+        let data = float_values(view.dtype(), view.data())
+            .or_else(|| int_values(view.dtype(), view.data()))
             .ok_or_else(|| ModelError::WrongDtype {
                 path: path.to_path_buf(),
                 name: name.to_string(),
@@ -312,15 +280,5 @@ mod tests {
         );
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn converts_half_and_double() {
-        assert_eq!(convert(Dtype::F64, &2.5f64.to_le_bytes()), Some(vec![2.5]));
-        assert_eq!(
-            convert(Dtype::BF16, &half::bf16::from_f32(-3.0).to_le_bytes()),
-            Some(vec![-3.0])
-        );
-        assert_eq!(convert(Dtype::I64, &[0; 8]), None);
     }
 }
