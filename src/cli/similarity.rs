@@ -96,16 +96,9 @@ fn execute(args: &Args) -> Result<String, miette::Report> {
 }
 
 /// A read error, the key to give said with this command's flags.
-fn in_flag_words(e: InputError) -> miette::Report {
-    match e {
-        InputError::WhichArray { path, arrays } => miette::miette!(
-            code = "congruity::similarity::which_array",
-            help = "name it with --x-key / --y-key",
-            "{} holds {} arrays ({}); say which to read",
-            path.display(),
-            arrays.len(),
-            arrays.join(", ")
-        ),
-        other => miette::Report::new(other),
+fn in_flag_words(mut e: InputError) -> miette::Report {
+    if let InputError::WhichArray { help, .. } = &mut e {
+        *help = Some("name it with --x-key / --y-key".into());
     }
+    miette::Report::new(e)
 }

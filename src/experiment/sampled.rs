@@ -331,15 +331,12 @@ impl PatchPlan {
 /// Each index's representation, computed once on first use, whatever thread asks.
 struct Cache {
     slots: Vec<OnceLock<Result<Representation, EquivalenceError>>>,
-    /// The source's label, for the out-of-range error.
-    label: String,
 }
 
 impl Cache {
-    fn new(count: usize, label: &str) -> Self {
+    fn new(count: usize) -> Self {
         Self {
             slots: (0..count).map(|_| OnceLock::new()).collect(),
-            label: label.to_owned(),
         }
     }
 
@@ -347,15 +344,17 @@ impl Cache {
         self.slots.len()
     }
 
+    /// Representation `index` of the source labelled `label`.
     fn get(
         &self,
+        label: &str,
         index: usize,
         compute: impl FnOnce() -> Result<Representation, ExperimentError>,
     ) -> Result<Representation, EquivalenceError> {
         let slot = self
             .slots
             .get(index)
-            .ok_or_else(|| EquivalenceError::out_of_range(&self.label, index, self.len()))?;
+            .ok_or_else(|| EquivalenceError::out_of_range(label, index, self.len()))?;
         slot.get_or_init(|| compute().map_err(EquivalenceError::implementation))
             .clone()
     }
@@ -392,7 +391,7 @@ impl SampledSource {
     ) -> Self {
         Self {
             label: target.name.clone(),
-            cache: Cache::new(count, &target.name),
+            cache: Cache::new(count),
             target,
             families,
             seed,
@@ -415,7 +414,7 @@ impl SampledSource {
     pub fn patched(&self, plan: PatchPlan) -> Self {
         let label = format!("{}~patched", self.label);
         Self {
-            cache: Cache::new(self.cache.len(), &label),
+            cache: Cache::new(self.cache.len()),
             label,
             target: self.target.clone(),
             families: self.families.clone(),
@@ -498,7 +497,7 @@ impl ImplementationSource for SampledSource {
     }
 
     fn representation(&self, index: usize) -> Result<Representation, EquivalenceError> {
-        self.cache.get(index, || self.compute(index))
+        self.cache.get(&self.label, index, || self.compute(index))
     }
 }
 
@@ -561,7 +560,7 @@ impl ModelDirSource {
             return Err(bad("is an empty pool".into()));
         }
         Ok(Self {
-            cache: Cache::new(dirs.len(), &label),
+            cache: Cache::new(dirs.len()),
             label,
             dirs,
             inputs,
@@ -617,6 +616,6 @@ impl ImplementationSource for ModelDirSource {
     }
 
     fn representation(&self, index: usize) -> Result<Representation, EquivalenceError> {
-        self.cache.get(index, || self.compute(index))
+        self.cache.get(&self.label, index, || self.compute(index))
     }
 }

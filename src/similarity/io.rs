@@ -29,7 +29,13 @@ pub enum InputError {
     /// A file of several arrays, read without a key.
     #[error("{path} holds {} arrays ({}); say which to read", arrays.len(), arrays.join(", "))]
     #[diagnostic(code(congruity::similarity::which_array))]
-    WhichArray { path: PathBuf, arrays: Vec<String> },
+    WhichArray {
+        path: PathBuf,
+        arrays: Vec<String>,
+        /// How to choose (the CLI names its flags here).
+        #[help]
+        help: Option<String>,
+    },
     #[error("{path}: tensor `{tensor}` is missing (present: {present})")]
     #[diagnostic(
         code(congruity::similarity::missing_tensor),
@@ -232,6 +238,7 @@ fn choose_key(path: &Path, key: Option<&str>, names: &[String]) -> Result<String
             _ => Err(InputError::WhichArray {
                 path: path.to_owned(),
                 arrays: names.to_vec(),
+                help: None,
             }),
         },
     }

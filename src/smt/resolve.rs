@@ -227,8 +227,7 @@ pub(crate) fn trivially_sufficient(spec: &Spec, circuit: &str) -> Option<String>
     if reaches.get(p.output.0).copied().unwrap_or(true) {
         return None;
     }
-    let mut names: Vec<&str> = c.sites.iter().map(|s| s.variable.as_str()).collect();
-    names.dedup();
+    let names: Vec<&str> = c.sites.iter().map(|s| s.variable.as_str()).collect();
     Some(format!(
         "every path from `tokens` to the output passes through {}: the output is a function of \
          the circuit's variables by construction",

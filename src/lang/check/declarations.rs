@@ -373,7 +373,7 @@ impl Checker {
             let names: Vec<&str> = GOALS.iter().map(|g| g.0).collect();
             let listing = Listing::All {
                 noun: "expectations",
-                when_none: "",
+                when_none: None,
             };
             e = with_help(e, unknown_help(&goal.name, None, &names, listing));
             self.err(e);

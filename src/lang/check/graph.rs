@@ -668,7 +668,7 @@ impl<'c> GraphBuilder<'c> {
             };
             let listing = Listing::All {
                 noun: "primitives",
-                when_none: "",
+                when_none: None,
             };
             er = with_help(er, unknown_help(&func.name, instead, &names, listing));
             self.err(er);

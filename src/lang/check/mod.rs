@@ -95,8 +95,11 @@ impl Namespace {
 enum Listing<'a> {
     /// Nothing more.
     Nothing,
-    /// The candidates after `noun:` (`tasks in scope: a, b`), or `when_none` if there are none.
-    All { noun: &'a str, when_none: &'a str },
+    /// The candidates after `noun:` (`tasks in scope: a, b`); `when_none` if there are none.
+    All {
+        noun: &'a str,
+        when_none: Option<&'a str>,
+    },
 }
 
 /// The checker's one did-you-mean: the help line for an unknown `name`. What the name is
@@ -116,7 +119,7 @@ fn unknown_help(
     }
     match listing {
         Listing::Nothing => None,
-        Listing::All { when_none, .. } if candidates.is_empty() => Some(when_none.to_string()),
+        Listing::All { when_none, .. } if candidates.is_empty() => when_none.map(str::to_string),
         Listing::All { noun, .. } => Some(format!("{noun}: {}", candidates.join(", "))),
     }
 }

@@ -26,7 +26,7 @@ impl Checker {
             );
             let listing = Listing::All {
                 noun: "goals",
-                when_none: "",
+                when_none: None,
             };
             e = with_help(e, unknown_help(goal_name, None, &names, listing));
             self.err(e);

@@ -326,7 +326,9 @@ impl Checker {
             &known,
             Listing::All {
                 noun: "tasks in scope",
-                when_none: "no task is defined in this file or its imports; define one with `task name { ... }`",
+                when_none: Some(
+                    "no task is defined in this file or its imports; define one with `task name { ... }`",
+                ),
             },
         );
         e = with_help(e, help);

@@ -426,6 +426,8 @@ pub(super) fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named)
     let w_e = r.take("embed_tokens.weight", &[vocab, d])?;
     push(&mut out, tl::EMBED_W_E.into(), &w_e)?;
     let ctx = |what: &str| format!("rearranging Llama {what}");
+    // Grouped-query key/value weights have their own TransformerLens names (`_W_K`, ...).
+    let grouped = cfg.n_key_value_heads.is_some();
     for l in 0..n_layers {
         let p = format!("layers.{l}");
         block_norms(&mut r, &mut out, &p, l, d, false)?;
@@ -434,7 +436,6 @@ pub(super) fn llama(c: &Cfg<'_>, ck: &Checkpoint) -> Result<(ModelConfig, Named)
             ("k_proj", QKV[1], kv),
             ("v_proj", QKV[2], kv),
         ] {
-            let grouped = cfg.n_key_value_heads.is_some();
             let w = r.take(&format!("{p}.self_attn.{proj}.weight"), &[heads * e, d])?;
             let w = linear_heads(&w, heads, e, d).ctx(&ctx(proj))?;
             push(&mut out, tl::block_param(l, wp, grouped), &w)?;

@@ -421,3 +421,32 @@ fn two_files_in_any_format_equal_the_one_file_form() {
     );
     fails_with(&run(&["similarity", &s(&one), "--x-key", "x"]), &["Y"]);
 }
+
+/// Two files, one holding several arrays and no key given: the error lists the arrays and says
+/// which flag names one.
+#[test]
+fn a_file_of_several_arrays_needs_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = pair(20, 3, 2);
+    let two = write(
+        dir.path(),
+        "two.safetensors",
+        &[
+            ("a", vec![20, 3], Data::F64(x.clone())),
+            ("b", vec![20, 3], Data::F64(x)),
+        ],
+    );
+    let one = write(
+        dir.path(),
+        "one.safetensors",
+        &[("y", vec![20, 2], Data::F64(y))],
+    );
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    fails_with(
+        &run(&["similarity", &s(&two), &s(&one)]),
+        &[
+            "holds 2 arrays (a, b); say which to read",
+            "name it with --x-key / --y-key",
+        ],
+    );
+}
