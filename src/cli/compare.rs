@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::compile::sample::Family;
+use crate::equivalence::point::Epsilon;
 use crate::equivalence::representation::{Normalisation, Pooling};
 use crate::equivalence::stats::IntervalMethod;
 use crate::experiment::ExperimentError;
@@ -98,6 +99,11 @@ pub struct Args {
     /// Confidence level of every interval
     #[arg(long, default_value_t = 0.95, value_name = "C")]
     pub confidence: f64,
+    /// The mean fit gap every distinguishable / congruent verdict needs beside its interval:
+    /// `data` (each test's ε is the standard deviation of its within-pool fits, at least 1e-6) or
+    /// a number >= 0
+    #[arg(long, default_value = "data", value_name = "data|E")]
+    pub epsilon: String,
     /// Print one JSON object instead of text (same seed → same bytes)
     #[arg(long)]
     pub json: bool,
@@ -225,6 +231,19 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
             format!("must lie strictly between 0 and 1, got {}", args.confidence),
         ));
     }
+    let epsilon = match args.epsilon.as_str() {
+        "data" => Epsilon::FromData,
+        text => text
+            .parse::<f64>()
+            .ok()
+            .and_then(|v| Epsilon::fixed(v).ok())
+            .ok_or_else(|| {
+                bad(
+                    "--epsilon",
+                    format!("`{text}` is neither `data` nor a finite number >= 0"),
+                )
+            })?,
+    };
     for (flag, v) in [
         ("--inputs", args.inputs),
         ("--bootstraps", args.bootstraps),
@@ -265,6 +284,7 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
         keep_models: args.keep_models.clone(),
         confidence: args.confidence,
         interval,
+        epsilon,
         progress: !args.quiet && !args.json,
     })
 }

@@ -37,6 +37,12 @@ pub struct Args {
     /// Seed of the domain check's sample when the domain has more than 200,000 inputs.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+
+    /// Also print where the compiler put every variable, as a `circuit` block named
+    /// `<program>_compiled` (a circuit written against this layout is followed through each
+    /// sampled implementation's placement record)
+    #[arg(long)]
+    pub layout: bool,
 }
 
 /// Loads a spec and names the item `--program` chose, or the file's only one; prints the
@@ -176,6 +182,16 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
                 check.inputs,
                 if check.exhaustive { "" } else { ", partial" }
             );
+            if args.layout {
+                print!(
+                    "{}",
+                    crate::experiment::circuit::layout_circuit(
+                        &format!("{program_name}_compiled"),
+                        program,
+                        &compiled
+                    )
+                );
+            }
         }
         Target::Pipeline => {
             let mut p = compile_pipeline(spec, program_name, &opts, seed)?;

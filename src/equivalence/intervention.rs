@@ -12,8 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::point::{Outcome, Tally, outcome};
-use super::source::{ImplRef, ImplementationSource, compute_fits, draw_pair};
+use super::point::{Outcome, Tally};
+use super::source::{DegenerateColumns, ImplRef, ImplementationSource, compute_fits, draw_pair};
 use super::stats::{Interval, OneSidedTest, Proportion, one_sided_above_half};
 use super::{EquivalenceError, check_confidence, check_positive};
 use crate::progress::Progress;
@@ -73,9 +73,12 @@ pub struct InterventionResult {
     pub wilson: Interval,
     pub clopper_pearson: Interval,
     pub test: OneSidedTest,
-    /// `test.p_exact < 1 − confidence`.
+    /// `test.p_exact < 1 − confidence`. No ε here: the draws are paired (the same `r`, `t` on
+    /// both sides), so the sign test already measures the patch's effect against how fits vary,
+    /// and a patch that changes nothing gives ties, never wins.
     pub significant: bool,
     pub records: Vec<InterventionDraw>,
+    pub degenerate: DegenerateColumns,
 }
 
 /// Runs the intervention test. `clean` and `patched` must list the same implementations in the
@@ -137,6 +140,7 @@ pub fn intervention_test(
         [(r, tr), (rp, tr)]
     });
     let fits = compute_fits(&sources, &cfg.measure, pairs, &cfg.progress)?;
+    let mut tally = Tally::default();
     let records: Vec<InterventionDraw> = draws
         .iter()
         .map(|&(k, t)| {
@@ -146,19 +150,12 @@ pub fn intervention_test(
                 target: t,
                 fit_clean: fits.value(r, tr),
                 fit_patched: fits.value(rp, tr),
-                outcome: outcome(fits.oriented(r, tr), fits.oriented(rp, tr)),
+                outcome: tally.record(fits.oriented(r, tr), fits.oriented(rp, tr)),
             }
         })
         .collect();
-    let Tally { wins, ties, .. } = Tally::of(records.iter().map(|r| r.outcome));
-    let mean_gap = draws
-        .iter()
-        .map(|&(k, t)| {
-            let (r, rp, tr) = refs(k, t);
-            fits.oriented(r, tr) - fits.oriented(rp, tr)
-        })
-        .sum::<f64>()
-        / cfg.draws as f64;
+    let (wins, ties) = (tally.wins, tally.ties);
+    let mean_gap = tally.gaps().iter().sum::<f64>() / cfg.draws as f64;
     let p = Proportion::new(wins, cfg.draws);
     let test = one_sided_above_half(p);
     Ok(InterventionResult {
@@ -178,5 +175,6 @@ pub fn intervention_test(
         significant: test.p_exact < 1.0 - cfg.confidence,
         test,
         records,
+        degenerate: fits.degenerate().clone(),
     })
 }

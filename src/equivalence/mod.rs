@@ -35,14 +35,17 @@ pub mod transfer;
 
 pub use intervention::{InterventionConfig, InterventionResult, intervention_test};
 pub use point::{
-    Outcome, PointTestConfig, PointTestResult, SelectivityCell, SelectivityConfig,
-    SelectivityMatrix, Verdict, point_test, selectivity_matrix,
+    Effect, Epsilon, EpsilonRule, MIN_EPSILON, Outcome, PointTestConfig, PointTestResult,
+    SelectivityCell, SelectivityConfig, SelectivityMatrix, Verdict, point_test, selectivity_matrix,
 };
 pub use representation::{
     ActivationArray, InputsId, Normalisation, Pooling, Representation, accumulated_residual,
     pipeline, pool,
 };
-pub use source::{ImplRef, ImplementationSource, RepresentationSet, derive_seed};
+pub use source::{
+    DegenerateColumns, ImplRef, ImplementationSource, RemovedColumns, RepresentationSet,
+    derive_seed,
+};
 pub use stats::{Interval, IntervalMethod, OneSidedTest, Proportion, Spread};
 pub use transfer::{TransferCell, TransferConfig, TransferMatrix, transfer_matrix};
 

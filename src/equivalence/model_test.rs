@@ -19,8 +19,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::EquivalenceError;
-use super::point::{Outcome, PointTestConfig, Tally, WinSummary, outcome};
-use super::source::{ImplRef, ImplementationSource, compute_fits, draw_pair, pick_other};
+use super::point::{Outcome, PointTestConfig, Tally, WinSummary};
+use super::source::{
+    DegenerateColumns, ImplRef, ImplementationSource, compute_fits, draw_pair, pick_other,
+};
 
 /// Which comparison a [`ModelTestResult`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,6 +62,7 @@ pub struct ModelTestResult {
     pub mean_own_fit: f64,
     pub mean_other_fit: f64,
     pub records: Vec<ModelDraw>,
+    pub degenerate: DegenerateColumns,
 }
 
 /// One draw's indices: the model, then the implementations on the two sides of the win condition.
@@ -73,20 +76,28 @@ struct Draw {
 /// The two ordered pairs of a draw: the fit on the win condition's left side, then the right.
 type Sides = [(ImplRef, ImplRef); 2];
 
+/// Every draw of a test, tallied, with the columns the measure left out.
+struct Recorded {
+    records: Vec<ModelDraw>,
+    tally: Tally,
+    degenerate: DegenerateColumns,
+}
+
 /// Computes every draw's two fits (`sides` names them) and records the outcomes.
 fn record_draws(
     sources: &[&dyn ImplementationSource],
     cfg: &PointTestConfig,
     draws: &[Draw],
     sides: impl Fn(Draw) -> Sides,
-) -> Result<Vec<ModelDraw>, EquivalenceError> {
+) -> Result<Recorded, EquivalenceError> {
     let fits = compute_fits(
         sources,
         &cfg.measure,
         draws.iter().flat_map(|&d| sides(d)),
         &cfg.progress,
     )?;
-    Ok(draws
+    let mut tally = Tally::default();
+    let records = draws
         .iter()
         .map(|&d| {
             let [own, other] = sides(d);
@@ -96,10 +107,15 @@ fn record_draws(
                 second: d.second,
                 own_fit: fits.value(own.0, own.1),
                 other_fit: fits.value(other.0, other.1),
-                outcome: outcome(fits.oriented(own.0, own.1), fits.oriented(other.0, other.1)),
+                outcome: tally.record(fits.oriented(own.0, own.1), fits.oriented(other.0, other.1)),
             }
         })
-        .collect())
+        .collect();
+    Ok(Recorded {
+        records,
+        tally,
+        degenerate: fits.degenerate().clone(),
+    })
 }
 
 /// Implementation `index` of source `source` (short: every draw names four of them).
@@ -142,7 +158,7 @@ pub fn closer_test(
         })
         .collect();
     // Sources: 0 the model, 1 G1, 2 G2; win = fit(m→b) > fit(m→c).
-    let records = record_draws(&[model, own, other], cfg, &draws, |d| {
+    let recorded = record_draws(&[model, own, other], cfg, &draws, |d| {
         [
             (r(0, d.model), r(1, d.first)),
             (r(0, d.model), r(2, d.second)),
@@ -154,7 +170,7 @@ pub fn closer_test(
         own,
         Some(other.label().to_owned()),
         cfg,
-        records,
+        recorded,
     ))
 }
 
@@ -189,7 +205,7 @@ pub fn membership_test(
         })
         .collect();
     // Sources: 0 the model, 1 G1; win = fit(a→b) > fit(m→b).
-    let records = record_draws(&[model, own], cfg, &draws, |d| {
+    let recorded = record_draws(&[model, own], cfg, &draws, |d| {
         [
             (r(1, d.first), r(1, d.second)),
             (r(0, d.model), r(1, d.second)),
@@ -201,7 +217,7 @@ pub fn membership_test(
         own,
         None,
         cfg,
-        records,
+        recorded,
     ))
 }
 
@@ -211,8 +227,13 @@ fn finish(
     own: &dyn ImplementationSource,
     other: Option<String>,
     cfg: &PointTestConfig,
-    records: Vec<ModelDraw>,
+    recorded: Recorded,
 ) -> ModelTestResult {
+    let Recorded {
+        records,
+        tally,
+        degenerate,
+    } = recorded;
     let n = records.len() as f64;
     ModelTestResult {
         kind,
@@ -221,10 +242,11 @@ fn finish(
         other,
         measure: cfg.measure.to_string(),
         seed: cfg.seed,
-        summary: Tally::of(records.iter().map(|r| r.outcome)).summary(cfg.confidence, cfg.interval),
+        summary: tally.summary(cfg),
         mean_own_fit: records.iter().map(|r| r.own_fit).sum::<f64>() / n,
         mean_other_fit: records.iter().map(|r| r.other_fit).sum::<f64>() / n,
         records,
+        degenerate,
     }
 }
 

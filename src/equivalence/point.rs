@@ -5,7 +5,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::source::{
-    FitTable, ImplRef, ImplementationSource, compute_fits, derive_seed, pick_other,
+    DegenerateColumns, FitTable, ImplRef, ImplementationSource, compute_fits, derive_seed,
+    pick_other,
 };
 use super::stats::{Interval, IntervalMethod, Proportion, Spread};
 use super::{EquivalenceError, check_confidence, check_positive, square_table};
@@ -43,6 +44,92 @@ pub enum Verdict {
     NotDistinguished,
 }
 
+/// The effect size a verdict needs beside significance: the paper's equivalence is approximate,
+/// so a win rate that is significant on fit gaps smaller than ε is no difference (with exact
+/// implementations any consistent gap of 3e-5 wins every draw).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Epsilon {
+    /// From the data: the sample standard deviation of the within-pool fits of the draws (the
+    /// win condition's left side: `fit(a→b)`, a, b from one pool), and at least [`MIN_EPSILON`].
+    /// A gap smaller than how much fits vary between implementations of one pool is not an
+    /// effect.
+    #[default]
+    FromData,
+    /// Set by the user (`--epsilon`, `epsilon` in a check), at least 0.
+    Fixed(f64),
+}
+
+/// The smallest ε the data rule gives: fits of f32 representations do not reproduce below it.
+pub const MIN_EPSILON: f64 = 1e-6;
+
+impl Epsilon {
+    /// A user's tolerance: finite and at least 0.
+    pub fn fixed(value: f64) -> Result<Epsilon, EquivalenceError> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(Epsilon::Fixed(value))
+        } else {
+            Err(EquivalenceError::Config {
+                field: "epsilon",
+                reason: format!("must be a finite number >= 0, got {value}"),
+            })
+        }
+    }
+
+    /// ε for draws whose within-pool fits are `within`.
+    fn resolve(self, within: &[f64]) -> (f64, EpsilonRule) {
+        match self {
+            Epsilon::Fixed(e) => (e, EpsilonRule::Set),
+            Epsilon::FromData => {
+                let sd = Spread::of(within).sd;
+                (
+                    if sd.is_finite() {
+                        sd.max(MIN_EPSILON)
+                    } else {
+                        MIN_EPSILON
+                    },
+                    EpsilonRule::Data,
+                )
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Epsilon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Epsilon::FromData => f.write_str("data"),
+            Epsilon::Fixed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How a verdict's ε was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpsilonRule {
+    /// The standard deviation of the within-pool fits (at least [`MIN_EPSILON`]).
+    Data,
+    /// Given by the user.
+    Set,
+}
+
+/// The size of what a win rate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Effect {
+    /// Mean over the draws of the win condition's left fit minus its right fit (oriented: larger
+    /// is more similar).
+    pub mean_gap: f64,
+    /// The tolerance the mean gap must exceed.
+    pub epsilon: f64,
+    pub epsilon_rule: EpsilonRule,
+}
+
+impl Effect {
+    pub fn above_epsilon(&self) -> bool {
+        self.mean_gap > self.epsilon
+    }
+}
+
 /// Settings of a point test (also the per-replicate settings of a selectivity matrix).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointTestConfig {
@@ -55,6 +142,8 @@ pub struct PointTestConfig {
     pub confidence: f64,
     /// Which interval decides the verdict (both are reported).
     pub interval: IntervalMethod,
+    /// The effect size a distinguishable verdict needs besides the interval.
+    pub epsilon: Epsilon,
     /// Progress of the fits on stderr (hidden by default; never part of a result).
     pub progress: Progress,
 }
@@ -67,6 +156,7 @@ impl Default for PointTestConfig {
             seed: 0,
             confidence: 0.95,
             interval: IntervalMethod::ClopperPearson,
+            epsilon: Epsilon::FromData,
             progress: Progress::hidden(),
         }
     }
@@ -75,11 +165,14 @@ impl Default for PointTestConfig {
 impl PointTestConfig {
     pub(crate) fn validate(&self) -> Result<(), EquivalenceError> {
         check_positive("draws", self.draws)?;
+        if let Epsilon::Fixed(e) = self.epsilon {
+            Epsilon::fixed(e)?;
+        }
         check_confidence(self.confidence)
     }
 }
 
-/// Win count with both intervals and the verdict.
+/// Win count with both intervals, the effect size and the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WinSummary {
     pub draws: usize,
@@ -88,6 +181,10 @@ pub struct WinSummary {
     pub win_rate: f64,
     pub wilson: Interval,
     pub clopper_pearson: Interval,
+    /// The deciding interval's lower bound exceeds 1/2.
+    pub significant: bool,
+    pub effect: Effect,
+    /// Distinguishable when significant and the mean gap exceeds ε.
     pub verdict: Verdict,
 }
 
@@ -98,6 +195,7 @@ impl WinSummary {
         draws: usize,
         confidence: f64,
         method: IntervalMethod,
+        effect: Effect,
     ) -> Self {
         let p = Proportion::new(wins, draws);
         let wilson = p.wilson(confidence);
@@ -106,6 +204,7 @@ impl WinSummary {
             IntervalMethod::Wilson => wilson,
             IntervalMethod::ClopperPearson => clopper_pearson,
         };
+        let significant = decisive.lower > 0.5;
         Self {
             draws,
             wins,
@@ -113,34 +212,91 @@ impl WinSummary {
             win_rate: p.rate(),
             wilson,
             clopper_pearson,
-            verdict: if decisive.lower > 0.5 {
+            significant,
+            effect,
+            verdict: if significant && effect.above_epsilon() {
                 Verdict::Distinguishable
             } else {
                 Verdict::NotDistinguished
             },
         }
     }
+
+    /// `significant` / `gap ≤ ε` in words, for reports.
+    pub fn why(&self) -> String {
+        let gap = format!(
+            "gap {:.3e} {} ε {:.3e}",
+            self.effect.mean_gap,
+            if self.effect.above_epsilon() {
+                ">"
+            } else {
+                "≤"
+            },
+            self.effect.epsilon
+        );
+        if self.significant {
+            gap
+        } else {
+            format!("not significant; {gap}")
+        }
+    }
 }
 
-/// Wins and ties over a run of draws.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Wins, ties and the fits of a run of draws.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Tally {
     pub wins: usize,
     pub ties: usize,
     pub draws: usize,
+    /// The win condition's left fit of each draw (oriented): within-pool fits, for ε.
+    within: Vec<f64>,
+    /// Left fit minus right fit of each draw (oriented).
+    gaps: Vec<f64>,
 }
 
 impl Tally {
-    pub(crate) fn of(outcomes: impl IntoIterator<Item = Outcome>) -> Self {
-        outcomes.into_iter().fold(Self::default(), |t, o| Tally {
-            wins: t.wins + usize::from(o == Outcome::Win),
-            ties: t.ties + usize::from(o == Outcome::Tie),
-            draws: t.draws + 1,
-        })
+    /// Records one draw from its two oriented fits (`own` the win condition's left side).
+    pub(crate) fn record(&mut self, own: f64, other: f64) -> Outcome {
+        let o = outcome(own, other);
+        self.wins += usize::from(o == Outcome::Win);
+        self.ties += usize::from(o == Outcome::Tie);
+        self.draws += 1;
+        self.within.push(own);
+        self.gaps.push(own - other);
+        o
     }
 
-    pub(crate) fn summary(self, confidence: f64, method: IntervalMethod) -> WinSummary {
-        WinSummary::new(self.wins, self.ties, self.draws, confidence, method)
+    /// Adds another run's draws.
+    pub(crate) fn absorb(&mut self, other: &Tally) {
+        self.wins += other.wins;
+        self.ties += other.ties;
+        self.draws += other.draws;
+        self.within.extend_from_slice(&other.within);
+        self.gaps.extend_from_slice(&other.gaps);
+    }
+
+    pub(crate) fn gaps(&self) -> &[f64] {
+        &self.gaps
+    }
+
+    pub(crate) fn effect(&self, epsilon: Epsilon) -> Effect {
+        let (epsilon, epsilon_rule) = epsilon.resolve(&self.within);
+        Effect {
+            mean_gap: self.gaps.iter().sum::<f64>() / self.gaps.len().max(1) as f64,
+            epsilon,
+            epsilon_rule,
+        }
+    }
+
+    pub(crate) fn summary(&self, cfg: &PointTestConfig) -> WinSummary {
+        WinSummary::new(
+            self.wins,
+            self.ties,
+            self.draws,
+            cfg.confidence,
+            cfg.interval,
+            self.effect(cfg.epsilon),
+        )
     }
 }
 
@@ -166,6 +322,7 @@ pub struct PointTestResult {
     pub interval: IntervalMethod,
     pub summary: WinSummary,
     pub records: Vec<PointDraw>,
+    pub degenerate: DegenerateColumns,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,13 +399,8 @@ fn triple_refs(t: Triple, g1: usize, g2: usize) -> (ImplRef, ImplRef, ImplRef) {
     )
 }
 
-fn tally(
-    fits: &FitTable,
-    triples: &[Triple],
-    g1: usize,
-    g2: usize,
-    cfg: &PointTestConfig,
-) -> (WinSummary, Vec<PointDraw>) {
+fn tally(fits: &FitTable, triples: &[Triple], g1: usize, g2: usize) -> (Tally, Vec<PointDraw>) {
+    let mut tally = Tally::default();
     let records: Vec<PointDraw> = triples
         .iter()
         .map(|t| {
@@ -259,13 +411,11 @@ fn tally(
                 c: t.c,
                 fit_ab: fits.value(a, b),
                 fit_ac: fits.value(a, c),
-                outcome: outcome(fits.oriented(a, b), fits.oriented(a, c)),
+                outcome: tally.record(fits.oriented(a, b), fits.oriented(a, c)),
             }
         })
         .collect();
-    let summary =
-        Tally::of(records.iter().map(|r| r.outcome)).summary(cfg.confidence, cfg.interval);
-    (summary, records)
+    (tally, records)
 }
 
 /// The point test: `cfg.draws` draws of `a, b` from G1 and `c` from G2, seeded by `cfg.seed`.
@@ -283,7 +433,7 @@ pub fn point_test(
         [(a, b), (a, c)]
     });
     let fits = compute_fits(&sources, &cfg.measure, pairs, &cfg.progress)?;
-    let (summary, records) = tally(&fits, &triples, 0, 1, cfg);
+    let (tally, records) = tally(&fits, &triples, 0, 1);
     Ok(PointTestResult {
         g1: g1.label().to_owned(),
         g2: g2.label().to_owned(),
@@ -291,8 +441,9 @@ pub fn point_test(
         seed: cfg.seed,
         confidence: cfg.confidence,
         interval: cfg.interval,
-        summary,
+        summary: tally.summary(cfg),
         records,
+        degenerate: fits.degenerate().clone(),
     })
 }
 
@@ -342,8 +493,11 @@ pub struct SelectivityMatrix {
     pub replicates: usize,
     pub confidence: f64,
     pub interval: IntervalMethod,
+    /// How each cell's ε was set (`data`, or the value given).
+    pub epsilon: String,
     /// `cells[i][j]`: G1 = pool i, G2 = pool j.
     pub cells: Vec<Vec<SelectivityCell>>,
+    pub degenerate: DegenerateColumns,
 }
 
 /// The selectivity matrix: for pools `i` (G1) and `j` (G2), replicate `r` draws its triples from
@@ -398,32 +552,27 @@ pub fn selectivity_matrix(
 
     let mut cells: Vec<Vec<SelectivityCell>> = (0..m).map(|_| Vec::with_capacity(m)).collect();
     for (i, j, reps) in &plan {
-        let mut gaps = Vec::new();
+        let mut pooled = Tally::default();
         let summaries: Vec<WinSummary> = reps
             .iter()
             .map(|triples| {
-                for t in triples {
-                    let (a, b, c) = triple_refs(*t, *i, *j);
-                    gaps.push(fits.oriented(a, b) - fits.oriented(a, c));
-                }
-                tally(&fits, triples, *i, *j, &cfg.point).0
+                let (t, _) = tally(&fits, triples, *i, *j);
+                pooled.absorb(&t);
+                t.summary(&cfg.point)
             })
             .collect();
         let rates: Vec<f64> = summaries.iter().map(|s| s.win_rate).collect();
-        let wins = summaries.iter().map(|s| s.wins).sum();
-        let ties = summaries.iter().map(|s| s.ties).sum();
-        let draws = summaries.iter().map(|s| s.draws).sum();
         cells[*i].push(SelectivityCell {
             g1: sources[*i].label().to_owned(),
             g2: sources[*j].label().to_owned(),
             win_rate: Spread::of(&rates),
-            pooled: WinSummary::new(wins, ties, draws, cfg.point.confidence, cfg.point.interval),
+            pooled: pooled.summary(&cfg.point),
             distinguishable_replicates: summaries
                 .iter()
                 .filter(|s| s.verdict == Verdict::Distinguishable)
                 .count(),
             replicates: summaries,
-            gap: Spread::of(&gaps),
+            gap: Spread::of(pooled.gaps()),
         });
     }
     Ok(SelectivityMatrix {
@@ -434,7 +583,9 @@ pub fn selectivity_matrix(
         replicates: cfg.replicates,
         confidence: cfg.confidence(),
         interval: cfg.point.interval,
+        epsilon: cfg.point.epsilon.to_string(),
         cells,
+        degenerate: fits.degenerate().clone(),
     })
 }
 
@@ -450,7 +601,7 @@ impl SelectivityMatrix {
     pub fn to_text(&self) -> String {
         let mut out = format!(
             "selectivity: win rate of fit(a→b) > fit(a→c), a,b ∈ G1 (row), c ∈ G2 (column)\n\
-             measure {}; {} replicates × {} draws; seed {}; * = distinguishable ({} {}% lower bound > 0.5, pooled)\n",
+             measure {}; {} replicates × {} draws; seed {}; * = distinguishable ({} {}% lower bound > 0.5 and mean gap > ε, pooled)\n",
             self.measure,
             self.replicates,
             self.draws_per_replicate,
@@ -505,13 +656,64 @@ mod tests {
         );
     }
 
+    fn effect(mean_gap: f64, epsilon: f64) -> Effect {
+        Effect {
+            mean_gap,
+            epsilon,
+            epsilon_rule: EpsilonRule::Set,
+        }
+    }
+
     #[test]
     fn verdict_follows_the_chosen_lower_bound() {
         // 15/20: Wilson lower 0.531 > 0.5, Clopper–Pearson lower 0.509 > 0.5.
-        let s = WinSummary::new(15, 0, 20, 0.95, IntervalMethod::ClopperPearson);
+        let s = WinSummary::new(
+            15,
+            0,
+            20,
+            0.95,
+            IntervalMethod::ClopperPearson,
+            effect(0.1, 0.01),
+        );
         assert_eq!(s.verdict, Verdict::Distinguishable);
         // 14/20: Wilson lower 0.481, CP lower 0.457.
-        let s = WinSummary::new(14, 0, 20, 0.95, IntervalMethod::Wilson);
+        let s = WinSummary::new(14, 0, 20, 0.95, IntervalMethod::Wilson, effect(0.1, 0.01));
         assert_eq!(s.verdict, Verdict::NotDistinguished);
+    }
+
+    #[test]
+    fn a_significant_win_rate_on_gaps_below_epsilon_is_not_a_difference() {
+        let s = WinSummary::new(
+            20,
+            0,
+            20,
+            0.95,
+            IntervalMethod::ClopperPearson,
+            effect(3e-5, 3e-4),
+        );
+        assert!(s.significant);
+        assert_eq!(s.verdict, Verdict::NotDistinguished);
+        assert!(s.why().contains("≤ ε"), "{}", s.why());
+    }
+
+    #[test]
+    fn epsilon_from_data_is_the_spread_of_the_within_fits() {
+        let mut t = Tally::default();
+        // Within fits 0.9, 0.95, 1.0 (sd 0.05); gaps 0.1 each.
+        for own in [0.9, 0.95, 1.0] {
+            t.record(own, own - 0.1);
+        }
+        let e = t.effect(Epsilon::FromData);
+        assert!((e.epsilon - 0.05).abs() < 1e-12, "{}", e.epsilon);
+        assert!((e.mean_gap - 0.1).abs() < 1e-12);
+        assert_eq!(e.epsilon_rule, EpsilonRule::Data);
+        // Identical fits: the floor.
+        let mut flat = Tally::default();
+        for _ in 0..5 {
+            flat.record(1.0, 0.5);
+        }
+        assert_eq!(flat.effect(Epsilon::FromData).epsilon, MIN_EPSILON);
+        assert_eq!(flat.effect(Epsilon::Fixed(0.7)).epsilon, 0.7);
+        assert!(Epsilon::fixed(-1.0).is_err() && Epsilon::fixed(f64::NAN).is_err());
     }
 }

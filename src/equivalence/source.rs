@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::EquivalenceError;
 use super::representation::Representation;
 use crate::progress::Progress;
-use crate::similarity::{Measure, Orientation};
+use crate::similarity::{DEGENERATE_VARIANCE_RATIO, Measure, Orientation, Score};
 
 /// A pool of implementations of one interpretation (or of one model family), addressable by
 /// index. The compiler's sampler implements this: index `i` is the implementation sampled from
@@ -77,12 +77,55 @@ pub struct ImplRef {
 pub(crate) struct FitTable {
     orientation: Orientation,
     values: BTreeMap<(ImplRef, ImplRef), f64>,
+    degenerate: DegenerateColumns,
+}
+
+/// The degenerate columns (constant up to rounding) the measure left out of the representations
+/// a test used; see [`crate::similarity::screen`]. A representation whose columns are removed is
+/// listed once, whichever side of a fit it was on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DegenerateColumns {
+    /// Relative variance tolerance: below it times the largest column variance, a column is left
+    /// out.
+    pub tolerance: f64,
+    pub removed: Vec<RemovedColumns>,
+}
+
+/// The columns left out of one implementation's representation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemovedColumns {
+    /// `pool[index]`.
+    pub implementation: String,
+    pub columns: Vec<usize>,
+}
+
+impl DegenerateColumns {
+    /// One line for people, or `None` when nothing was removed.
+    pub fn to_text(&self) -> Option<String> {
+        if self.removed.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = self
+            .removed
+            .iter()
+            .map(|r| format!("{} ({})", r.implementation, r.columns.len()))
+            .collect();
+        Some(format!(
+            "degenerate columns left out (variance < {:e} × the largest): {}",
+            self.tolerance,
+            parts.join(", ")
+        ))
+    }
 }
 
 impl FitTable {
     /// The measure's value for `from → to` (must have been requested).
     pub(crate) fn value(&self, from: ImplRef, to: ImplRef) -> f64 {
         self.values[&(from, to)]
+    }
+
+    pub(crate) fn degenerate(&self) -> &DegenerateColumns {
+        &self.degenerate
     }
 
     /// The value turned so that larger means more similar.
@@ -107,7 +150,8 @@ fn check_index(sources: &[&dyn ImplementationSource], r: ImplRef) -> Result<(), 
     Ok(())
 }
 
-type FitEntry = ((ImplRef, ImplRef), f64);
+/// One fit, and the columns its measure left out of each side.
+type FitEntry = ((ImplRef, ImplRef), Score);
 
 /// Fetches the representations and computes `measure` for every requested ordered pair.
 pub(crate) fn compute_fits(
@@ -168,7 +212,7 @@ pub(crate) fn compute_fits(
                 .map(|to| {
                     prepared
                         .score(reps[to].matrix())
-                        .map(|v| ((*from, *to), v.value()))
+                        .map(|v| ((*from, *to), v))
                         .map_err(|source| EquivalenceError::Fit {
                             from: describe(*from),
                             to: describe(*to),
@@ -181,12 +225,30 @@ pub(crate) fn compute_fits(
         .collect();
     pb.finish_and_clear();
     let mut values = BTreeMap::new();
+    let mut removed: BTreeMap<ImplRef, Vec<usize>> = BTreeMap::new();
     for group in computed {
-        values.extend(group?);
+        for ((from, to), score) in group? {
+            for (r, screening) in [(from, &score.x_removed), (to, &score.y_removed)] {
+                if !screening.is_empty() {
+                    removed.insert(r, screening.removed.clone());
+                }
+            }
+            values.insert((from, to), score.value());
+        }
     }
     Ok(FitTable {
         orientation: measure.orientation(),
         values,
+        degenerate: DegenerateColumns {
+            tolerance: DEGENERATE_VARIANCE_RATIO,
+            removed: removed
+                .into_iter()
+                .map(|(r, columns)| RemovedColumns {
+                    implementation: describe(r),
+                    columns,
+                })
+                .collect(),
+        },
     })
 }
 

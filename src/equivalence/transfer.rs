@@ -6,7 +6,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::source::{ImplRef, ImplementationSource, compute_fits, derive_seed, draw_pair};
+use super::source::{
+    DegenerateColumns, ImplRef, ImplementationSource, compute_fits, derive_seed, draw_pair,
+};
 use super::stats::{Interval, Spread, quantile};
 use super::{EquivalenceError, check_confidence, check_positive, square_table};
 use crate::progress::Progress;
@@ -64,6 +66,7 @@ pub struct TransferMatrix {
     pub confidence: f64,
     /// `cells[i][j]`: fit(pool i → pool j).
     pub cells: Vec<Vec<TransferCell>>,
+    pub degenerate: DegenerateColumns,
 }
 
 /// The ordered pairs of cell (i, j): all of them when few enough, else seeded draws.
@@ -173,6 +176,7 @@ pub fn transfer_matrix(
         seed: cfg.seed,
         confidence: cfg.confidence,
         cells,
+        degenerate: fits.degenerate().clone(),
     })
 }
 

@@ -10,6 +10,7 @@
 //! - [`plot`]: the report's heatmaps as SVG.
 
 pub mod chain;
+pub mod circuit;
 pub mod compare;
 pub mod extract;
 pub mod inputs;
@@ -165,6 +166,15 @@ pub enum ExperimentError {
     #[error("circuit `{circuit}`: {reason}")]
     #[diagnostic(code(congruity::equivalence::circuit))]
     Circuit { circuit: String, reason: String },
+    /// A declared site the model lacks; the model error names the site and the model's shape.
+    #[error("circuit `{circuit}` on {model}: {problem}")]
+    #[diagnostic(code(congruity::equivalence::circuit_site))]
+    CircuitSite {
+        circuit: String,
+        /// The model: a directory, or `pool[index]` for a sampled implementation.
+        model: String,
+        problem: Box<crate::model::ModelError>,
+    },
     #[error("model directory {}: {reason}", dir.display())]
     #[diagnostic(code(congruity::equivalence::model_dir))]
     ModelDir { dir: PathBuf, reason: String },

@@ -15,7 +15,7 @@
 //! placement record (placement and head-order families move heads), so the patched heads are the
 //! ones that compute the circuit's variables in *that* implementation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -26,9 +26,9 @@ use rand_chacha::ChaCha8Rng;
 use super::chain::{
     ChainPatch, StageModel, is_pipeline_dir, load_pipeline_dir, run_chain, to_transformer,
 };
+use super::circuit::{CircuitMapping, check_sites, declared_sites, mapping_for, placed_sites};
 use super::extract::RepresentationSpec;
 use super::inputs::InputSet;
-use crate::compile::lower::OpBlock;
 use crate::compile::sample::{
     Family, POOL_FILE, PoolManifestError, Sample, item_seed, read_pool, sample_one,
 };
@@ -39,7 +39,7 @@ use crate::equivalence::source::{ImplementationSource, derive_seed};
 use crate::experiment::ExperimentError;
 use crate::lang::eval::{eval_pipeline, eval_program};
 use crate::lang::ir::{Adapter, Circuit, Spec, Task, Value};
-use crate::model::{AttnHook, HookPoint, Site};
+use crate::model::Site;
 
 /// One compiled stage of a target.
 #[derive(Debug, Clone)]
@@ -217,22 +217,28 @@ impl Target {
     }
 }
 
-/// Which heads of a stage to patch, from a circuit of the stage's interpretation.
+/// Which sites of a stage to patch, from a circuit of the stage's interpretation (see
+/// [`super::circuit`] for how they are found).
 #[derive(Debug, Clone)]
 pub struct PatchPlan {
     pub circuit: Circuit,
     /// The stage whose interpretation the circuit is about.
     pub stage: usize,
-    /// Patch this many of the circuit's heads (all when `None` or larger than the circuit).
+    /// Placement (the circuit is the compiled layout) or as declared.
+    pub mapping: CircuitMapping,
+    /// The sites as declared.
+    pub declared: Vec<Site>,
+    /// Patch this many of the circuit's sites (all when `None` or larger than the circuit).
     pub heads: Option<usize>,
-    /// Chooses the heads when fewer than all are patched: implementation `i` uses
+    /// Chooses the sites when fewer than all are patched: implementation `i` uses
     /// `derive_seed(seed, [i])`.
     pub seed: u64,
     pub corrupted: Arc<Vec<Vec<Value>>>,
 }
 
 impl PatchPlan {
-    /// Checks the circuit against the target and names the stage it patches.
+    /// Checks the circuit against the target, names the stage it patches and decides how its
+    /// sites are found in the target's implementations.
     pub fn new(
         target: &Target,
         circuit: &Circuit,
@@ -261,70 +267,51 @@ impl PatchPlan {
         if heads == Some(0) {
             return Err(ExperimentError::Circuit {
                 circuit: circuit.name.clone(),
-                reason: "patching 0 heads changes nothing; ask for at least 1".into(),
+                reason: "patching 0 sites changes nothing; ask for at least 1".into(),
             });
         }
-        let plan = Self {
+        let declared = declared_sites(circuit)?;
+        if declared.is_empty() {
+            return Err(ExperimentError::Circuit {
+                circuit: circuit.name.clone(),
+                reason: "declares no site; there is nothing to patch".into(),
+            });
+        }
+        let c = &target.stages[stage].compiled;
+        Ok(Self {
+            mapping: mapping_for(circuit, c)?,
             circuit: circuit.clone(),
             stage,
+            declared,
             heads,
             seed,
             corrupted,
-        };
-        let c = &target.stages[stage].compiled;
-        if plan.circuit_heads(c, &c.placement).is_empty() {
-            return Err(ExperimentError::Circuit {
-                circuit: circuit.name.clone(),
-                reason: format!(
-                    "none of its variables ({}) is computed by an attention head in the compiled `{}`; there is no head to patch",
-                    circuit
-                        .sites
-                        .iter()
-                        .map(|s| s.variable.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    circuit.program
-                ),
-            });
-        }
-        Ok(plan)
-    }
-
-    /// The `(layer, head)` of every head that computes a circuit variable, in circuit order.
-    fn circuit_heads(&self, c: &Compiled, placement: &[OpPlacement]) -> Vec<(usize, usize)> {
-        let nodes: Vec<_> = self.circuit.sites.iter().map(|s| s.node).collect();
-        let mut out = Vec::new();
-        let mut seen = BTreeSet::new();
-        for node in nodes {
-            for (op, plan_op) in c.plan.ops.iter().enumerate() {
-                if let OpBlock::Head(h) = &plan_op.block
-                    && h.node == node
-                    && let Some(p) = placement.get(op)
-                    && let Some(head) = p.head
-                    && seen.insert((p.layer, head))
-                {
-                    out.push((p.layer, head));
-                }
-            }
-        }
-        out
+        })
     }
 
     /// The sites patched in implementation `index` (whose stage sample has `placement`).
     pub fn sites(&self, c: &Compiled, placement: &[OpPlacement], index: usize) -> Vec<Site> {
-        let mut heads = self.circuit_heads(c, placement);
-        if let Some(n) = self.heads
-            && n < heads.len()
-        {
-            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, &[index as u64]));
-            heads.shuffle(&mut rng);
-            heads.truncate(n);
-            heads.sort();
+        let sites = match self.mapping {
+            CircuitMapping::Placement => placed_sites(&self.circuit, c, placement),
+            CircuitMapping::Declared => self.declared.clone(),
+        };
+        choose_sites(sites, self.heads, self.seed, index)
+    }
+}
+
+/// `n` of `sites` drawn from `derive_seed(seed, [index])` (in their original order), or all of
+/// them.
+pub fn choose_sites(sites: Vec<Site>, n: Option<usize>, seed: u64, index: usize) -> Vec<Site> {
+    match n {
+        Some(n) if n < sites.len() => {
+            let mut order: Vec<usize> = (0..sites.len()).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &[index as u64]));
+            order.shuffle(&mut rng);
+            order.truncate(n);
+            order.sort();
+            order.into_iter().map(|i| sites[i].clone()).collect()
         }
-        heads
-            .into_iter()
-            .map(|(layer, head)| Site::hook(HookPoint::attn(layer, AttnHook::Z)).with_head(head))
-            .collect()
+        _ => sites,
     }
 }
 
@@ -470,6 +457,13 @@ impl SampledSource {
             Some(plan) => {
                 let c = &self.target.stages[plan.stage].compiled;
                 let sites = plan.sites(c, &chain[plan.stage].placement, index);
+                // Placed sites exist by construction; declared ones must be in this sample.
+                check_sites(
+                    &plan.circuit.name,
+                    &sites,
+                    &models[plan.stage].transformer,
+                    &format!("{}[{index}]", self.label),
+                )?;
                 run_chain(
                     &models,
                     &self.inputs.inputs,
@@ -509,7 +503,19 @@ pub struct ModelDirSource {
     dirs: Vec<PathBuf>,
     inputs: Arc<InputSet>,
     spec: RepresentationSpec,
+    patch: Option<ModelPatch>,
     cache: Cache,
+}
+
+/// Sites patched in every model of a pool from the corrupted inputs: a circuit's sites exactly as
+/// declared (a model under test has no placement record to follow).
+#[derive(Debug, Clone)]
+pub struct ModelPatch {
+    pub circuit: String,
+    /// The interpretation the circuit is about: the stage patched in a pipeline directory.
+    pub program: String,
+    pub sites: Vec<Site>,
+    pub corrupted: Arc<Vec<Vec<Value>>>,
 }
 
 fn is_model_dir(d: &Path) -> bool {
@@ -565,6 +571,7 @@ impl ModelDirSource {
             dirs,
             inputs,
             spec,
+            patch: None,
         })
     }
 
@@ -572,16 +579,72 @@ impl ModelDirSource {
         &self.dirs
     }
 
+    /// The same models with `patch` applied; labelled `<label>~patched`.
+    pub fn patched(&self, patch: ModelPatch) -> Self {
+        Self {
+            label: format!("{}~patched", self.label),
+            dirs: self.dirs.clone(),
+            inputs: self.inputs.clone(),
+            spec: self.spec.clone(),
+            patch: Some(patch),
+            cache: Cache::new(self.dirs.len()),
+        }
+    }
+
+    /// The chain patch of `stages` (one model, or a pipeline directory's stages), after checking
+    /// that every site exists in the stage it patches.
+    fn chain_patch<'a>(
+        &'a self,
+        stages: &[StageModel],
+        dir: &Path,
+    ) -> Result<Option<ChainPatch<'a>>, ExperimentError> {
+        let Some(p) = &self.patch else {
+            return Ok(None);
+        };
+        let stage = if stages.len() == 1 {
+            0
+        } else {
+            stages
+                .iter()
+                .position(|s| s.program == p.program)
+                .ok_or_else(|| ExperimentError::Circuit {
+                    circuit: p.circuit.clone(),
+                    reason: format!(
+                        "is about `{}`, which is not a stage of the pipeline in {} (stages: {})",
+                        p.program,
+                        dir.display(),
+                        stages
+                            .iter()
+                            .map(|s| s.program.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?
+        };
+        check_sites(
+            &p.circuit,
+            &p.sites,
+            &stages[stage].transformer,
+            &dir.display().to_string(),
+        )?;
+        Ok(Some(ChainPatch {
+            stage,
+            sites: p.sites.clone(),
+            corrupted: &p.corrupted,
+        }))
+    }
+
     fn compute(&self, index: usize) -> Result<Representation, ExperimentError> {
         let dir = &self.dirs[index];
         if is_pipeline_dir(dir) {
             let pipeline = load_pipeline_dir(dir)?;
+            let patch = self.chain_patch(&pipeline.stages, dir)?;
             let run = run_chain(
                 &pipeline.stages,
                 &self.inputs.inputs,
                 &self.spec,
                 None,
-                None,
+                patch.as_ref(),
             )
             .map_err(|e| ExperimentError::InModelDir {
                 dir: dir.clone(),
@@ -601,7 +664,15 @@ impl ModelDirSource {
             adapter: None,
             vocab: None,
         };
-        let run = run_chain(&[stage], &self.inputs.inputs, &self.spec, None, None)?;
+        let stages = [stage];
+        let patch = self.chain_patch(&stages, dir)?;
+        let run = run_chain(
+            &stages,
+            &self.inputs.inputs,
+            &self.spec,
+            None,
+            patch.as_ref(),
+        )?;
         Ok(Representation::new(self.inputs.id.clone(), run.features)?)
     }
 }

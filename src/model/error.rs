@@ -152,6 +152,15 @@ pub enum ModelError {
     #[diagnostic(code(congruity::model::absent_hook))]
     AbsentHook { hook: String, reason: String },
 
+    #[error("site `{site}` does not exist in this model ({shape}): {reason}")]
+    #[diagnostic(code(congruity::model::absent_site))]
+    AbsentSite {
+        site: String,
+        /// The model's shape in words: layers, heads, widths.
+        shape: String,
+        reason: String,
+    },
+
     #[error("hook pattern `{pattern}` {reason}")]
     #[diagnostic(code(congruity::model::hook_pattern))]
     HookPattern { pattern: String, reason: String },

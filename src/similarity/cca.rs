@@ -14,6 +14,7 @@
 use faer::{Mat, MatRef};
 
 use super::linalg;
+use super::screen::{Screening, screen};
 use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 /// How many leading directions of a side enter the correlation.
@@ -31,6 +32,8 @@ pub struct PreparedCca {
     truncation: Truncation,
     basis: Mat<f64>,
     n: usize,
+    /// Degenerate columns of `x`, removed before the basis is taken (see [`super::screen`]).
+    x_screening: Screening,
 }
 
 fn basis(
@@ -78,18 +81,36 @@ impl PreparedCca {
     ) -> Result<Self, SimilarityError> {
         check_rows(measure, x.nrows(), 2)?;
         check_operand(measure, Operand::X, x)?;
+        let (trimmed, x_screening) = screen(measure, Operand::X, x)?;
+        let kept = trimmed.as_ref().map_or(x, |t| t.as_ref());
         Ok(Self {
             measure: measure.to_owned(),
             truncation,
-            basis: basis(measure, x, truncation, Operand::X)?,
+            basis: basis(measure, kept, truncation, Operand::X)?,
             n: x.nrows(),
+            x_screening,
         })
+    }
+
+    /// Degenerate columns removed from `x`.
+    pub fn x_screening(&self) -> &Screening {
+        &self.x_screening
     }
 
     /// Canonical correlations, largest first.
     pub fn correlations(&self, y: MatRef<'_, f64>) -> Result<Vec<f64>, SimilarityError> {
+        self.correlations_screened(y).map(|(rho, _)| rho)
+    }
+
+    /// Canonical correlations, and the degenerate columns removed from `y`.
+    fn correlations_screened(
+        &self,
+        y: MatRef<'_, f64>,
+    ) -> Result<(Vec<f64>, Screening), SimilarityError> {
         check_target(&self.measure, self.n, y)?;
-        let by = basis(&self.measure, y, self.truncation, Operand::Y)?;
+        let (trimmed, y_screening) = screen(&self.measure, Operand::Y, y)?;
+        let kept = trimmed.as_ref().map_or(y, |t| t.as_ref());
+        let by = basis(&self.measure, kept, self.truncation, Operand::Y)?;
         let cross = linalg::mul_tn(self.basis.as_ref(), by.as_ref());
         let rho = linalg::singular_values(cross.as_ref()).map_err(|_| {
             SimilarityError::NoConvergence {
@@ -98,12 +119,20 @@ impl PreparedCca {
             }
         })?;
         // Rounding can give 1 + ε for perfectly correlated directions.
-        Ok(rho.into_iter().map(|r| r.clamp(0.0, 1.0)).collect())
+        Ok((
+            rho.into_iter().map(|r| r.clamp(0.0, 1.0)).collect(),
+            y_screening,
+        ))
     }
 
     pub fn mean(&self, y: MatRef<'_, f64>) -> Result<f64, SimilarityError> {
-        let rho = self.correlations(y)?;
-        Ok(rho.iter().sum::<f64>() / rho.len() as f64)
+        self.mean_screened(y).map(|(v, _)| v)
+    }
+
+    /// The mean correlation, and the degenerate columns removed from `y`.
+    pub fn mean_screened(&self, y: MatRef<'_, f64>) -> Result<(f64, Screening), SimilarityError> {
+        let (rho, screening) = self.correlations_screened(y)?;
+        Ok((rho.iter().sum::<f64>() / rho.len() as f64, screening))
     }
 }
 

@@ -10,6 +10,7 @@
 use faer::{Mat, MatRef};
 
 use super::linalg;
+use super::screen::{Screening, screen};
 use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 /// The two CKA estimators.
@@ -39,6 +40,8 @@ impl CkaKind {
 /// One side of a CKA comparison, centred, with its self-similarity computed once.
 pub struct PreparedCka {
     kind: CkaKind,
+    /// Degenerate columns of `x`, removed before centring (see [`super::screen`]).
+    x_screening: Screening,
     xc: Mat<f64>,
     row_sq: Vec<f64>,
     self_hsic: f64,
@@ -68,26 +71,39 @@ impl PreparedCka {
     pub fn new(kind: CkaKind, x: MatRef<'_, f64>) -> Result<Self, SimilarityError> {
         check_rows(kind.name(), x.nrows(), kind.min_rows())?;
         check_operand(kind.name(), Operand::X, x)?;
-        let (xc, _) = linalg::center(x);
+        let (trimmed, x_screening) = screen(kind.name(), Operand::X, x)?;
+        let (xc, _) = linalg::center(trimmed.as_ref().map_or(x, |t| t.as_ref()));
         let self_hsic = self_hsic(kind, xc.as_ref(), Operand::X)?;
         let row_sq = row_sq_norms(xc.as_ref());
         Ok(Self {
             kind,
+            x_screening,
             xc,
             row_sq,
             self_hsic,
         })
     }
 
+    /// Degenerate columns removed from `x`.
+    pub fn x_screening(&self) -> &Screening {
+        &self.x_screening
+    }
+
     pub fn score(&self, y: MatRef<'_, f64>) -> Result<f64, SimilarityError> {
+        self.score_screened(y).map(|(v, _)| v)
+    }
+
+    /// The score, and the degenerate columns removed from `y`.
+    pub fn score_screened(&self, y: MatRef<'_, f64>) -> Result<(f64, Screening), SimilarityError> {
         let name = self.kind.name();
         check_target(name, self.xc.nrows(), y)?;
-        let (yc, _) = linalg::center(y);
+        let (trimmed, y_screening) = screen(name, Operand::Y, y)?;
+        let (yc, _) = linalg::center(trimmed.as_ref().map_or(y, |t| t.as_ref()));
         let y_self = self_hsic(self.kind, yc.as_ref(), Operand::Y)?;
         let cross = linalg::frobenius_sq(linalg::mul_tn(self.xc.as_ref(), yc.as_ref()).as_ref());
         let ry = row_sq_norms(yc.as_ref());
         let xy = hsic(self.kind, cross, &self.row_sq, &ry);
-        Ok(xy / (self.self_hsic * y_self).sqrt())
+        Ok((xy / (self.self_hsic * y_self).sqrt(), y_screening))
     }
 }
 

@@ -13,6 +13,7 @@ use super::ridge::{
     DEFAULT_ALPHAS, DEFAULT_SEED, DEFAULT_TEST_FRACTION, HeldOutSplit, RidgePredictor, RidgeR2,
     RidgeR2Result,
 };
+use super::screen::Screening;
 use super::{SimilarityError, check_pair};
 
 /// Default variance fraction of `svcca`.
@@ -65,6 +66,25 @@ impl MeasureValue {
             MeasureValue::Scalar(v) => *v,
             MeasureValue::Ridge(r) => r.sqrt_r2_clamped,
         }
+    }
+}
+
+/// A measure's value with the degenerate columns (constant up to rounding) it left out of each
+/// side (see [`super::screen`]). Ridge screens its targets only; Procrustes screens nothing (its
+/// distances weigh a column by its variance, so a leaked constant moves them by its tiny norm).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub value: MeasureValue,
+    /// Columns of `x` left out.
+    pub x_removed: Screening,
+    /// Columns of `y` left out.
+    pub y_removed: Screening,
+}
+
+impl Score {
+    /// The headline number (see [`MeasureValue::value`]).
+    pub fn value(&self) -> f64 {
+        self.value.value()
     }
 }
 
@@ -126,7 +146,7 @@ impl Measure {
         &self,
         x: MatRef<'_, f64>,
         y: MatRef<'_, f64>,
-    ) -> Result<MeasureValue, SimilarityError> {
+    ) -> Result<Score, SimilarityError> {
         if !matches!(self, Measure::RidgeR2(_)) {
             check_pair(&self.to_string(), x, y, 2)?;
         }
@@ -178,12 +198,28 @@ pub struct PreparedSource {
 }
 
 impl PreparedSource {
-    pub fn score(&self, y: MatRef<'_, f64>) -> Result<MeasureValue, SimilarityError> {
+    pub fn score(&self, y: MatRef<'_, f64>) -> Result<Score, SimilarityError> {
+        let scalar = |(v, y_removed): (f64, Screening), x_removed: &Screening| Score {
+            value: MeasureValue::Scalar(v),
+            x_removed: x_removed.clone(),
+            y_removed,
+        };
         let v = match &self.inner {
-            Prepared::Ridge(p) => MeasureValue::Ridge(p.score(y)?),
-            Prepared::Cka(p) => MeasureValue::Scalar(p.score(y)?),
-            Prepared::Procrustes(p) => MeasureValue::Scalar(p.score(y)?),
-            Prepared::Cca(p) => MeasureValue::Scalar(p.mean(y)?),
+            Prepared::Ridge(p) => {
+                let r = p.score(y)?;
+                Score {
+                    y_removed: r.degenerate_targets.clone(),
+                    value: MeasureValue::Ridge(r),
+                    x_removed: Screening::none(),
+                }
+            }
+            Prepared::Cka(p) => scalar(p.score_screened(y)?, p.x_screening()),
+            Prepared::Procrustes(p) => Score {
+                value: MeasureValue::Scalar(p.score(y)?),
+                x_removed: Screening::none(),
+                y_removed: Screening::none(),
+            },
+            Prepared::Cca(p) => scalar(p.mean_screened(y)?, p.x_screening()),
         };
         // The inputs are checked, so this is a last guard: a value that is not a number is an
         // error, never a result.

@@ -19,6 +19,10 @@
 //! - `cca:mean`: mean canonical correlation.
 //! - `svcca:var=v`: keep the leading singular directions of each side explaining a fraction `v`
 //!   of its variance, then `cca:mean`.
+//!
+//! Degenerate columns — variance below [`DEGENERATE_VARIANCE_RATIO`] of the largest column's, the
+//! rounding noise f32 models leak into exact constants — are left out of ridge targets and of both
+//! sides of CKA and CCA, and every [`Score`] lists them ([`screen`]).
 
 pub mod cca;
 pub mod cka;
@@ -28,6 +32,7 @@ pub mod measure;
 pub mod procrustes;
 pub mod report;
 pub mod ridge;
+pub mod screen;
 
 use faer::MatRef;
 
@@ -40,8 +45,9 @@ pub(crate) fn random_matrix(n: usize, d: usize, seed: u64) -> faer::Mat<f64> {
     faer::Mat::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng))
 }
 
-pub use measure::{Measure, MeasureNameError, MeasureValue, Orientation, PreparedSource};
+pub use measure::{Measure, MeasureNameError, MeasureValue, Orientation, PreparedSource, Score};
 pub use ridge::{HeldOutSplit, RidgeCv, RidgeCvFit, RidgeR2, RidgeR2Result};
+pub use screen::{DEGENERATE_VARIANCE_RATIO, Screening};
 
 /// Which argument of a measure an error is about: `x` is the source (first argument, the
 /// predictor for ridge), `y` the target.

@@ -5,8 +5,9 @@ use serde_json::{Map, Value, json};
 
 use super::SimilarityError;
 use super::io::PairInput;
-use super::measure::{Measure, MeasureValue};
+use super::measure::Measure;
 use super::ridge::{RidgeR2, RidgeR2Result};
+use super::screen::{DEGENERATE_VARIANCE_RATIO, degenerate_columns};
 
 /// Where ridge's held-out rows came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,10 @@ pub struct SimilarityReport {
     pub n: usize,
     pub dx: usize,
     pub dy: usize,
+    /// Degenerate columns of `x` and of `y` (see [`super::screen`]): left out of ridge targets
+    /// and of both sides of CKA and CCA.
+    pub degenerate_x: Vec<usize>,
+    pub degenerate_y: Vec<usize>,
     pub entries: Vec<ReportEntry>,
 }
 
@@ -86,13 +91,9 @@ pub fn compare_pair(
                 });
             }
             other => {
-                let value = match other.compute(x, y)? {
-                    MeasureValue::Scalar(v) => v,
-                    MeasureValue::Ridge(r) => r.sqrt_r2_clamped,
-                };
                 entries.push(ReportEntry::Scalar {
                     measure: other.clone(),
-                    value,
+                    value: other.compute(x, y)?.value(),
                 });
             }
         }
@@ -101,6 +102,8 @@ pub fn compare_pair(
         n: input.x.nrows(),
         dx: input.x.ncols(),
         dy: input.y.ncols(),
+        degenerate_x: degenerate_columns(x, DEGENERATE_VARIANCE_RATIO),
+        degenerate_y: degenerate_columns(y, DEGENERATE_VARIANCE_RATIO),
         entries,
     })
 }
@@ -124,6 +127,7 @@ fn ridge_json(measure: &RidgeR2, split: &SplitSource, r: &RidgeR2Result) -> Valu
         "n_test": r.n_test,
         "r2_test_uniform_average": r.r2_test_uniform_average,
         "sqrt_r2_clamped": r.sqrt_r2_clamped,
+        "degenerate_targets": r.degenerate_targets.removed,
     })
 }
 
@@ -134,6 +138,15 @@ impl SimilarityReport {
         obj.insert("n".into(), json!(self.n));
         obj.insert("dx".into(), json!(self.dx));
         obj.insert("dy".into(), json!(self.dy));
+        obj.insert(
+            "degenerate_columns".into(),
+            json!({
+                "rule": "variance below tolerance × the largest column variance; left out of ridge targets, CKA and CCA",
+                "tolerance": DEGENERATE_VARIANCE_RATIO,
+                "x": self.degenerate_x,
+                "y": self.degenerate_y,
+            }),
+        );
         for e in &self.entries {
             match e {
                 ReportEntry::Scalar { measure, value } => {
@@ -160,6 +173,17 @@ impl SimilarityReport {
             "{} inputs; x: {} features, y: {} features\n",
             self.n, self.dx, self.dy
         );
+        for (side, cols) in [("x", &self.degenerate_x), ("y", &self.degenerate_y)] {
+            if !cols.is_empty() {
+                let list: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+                out.push_str(&format!(
+                    "{side}: {} degenerate column(s) left out of ridge targets, CKA and CCA \
+                     (variance < {DEGENERATE_VARIANCE_RATIO:e} × the largest): {}\n",
+                    cols.len(),
+                    list.join(", ")
+                ));
+            }
+        }
         for e in &self.entries {
             match e {
                 ReportEntry::Scalar { measure, value } => {

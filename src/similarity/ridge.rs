@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::linalg::{self, NoConvergence};
+use super::screen::{Screening, screen};
 use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 const NAME: &str = "ridge-r2";
@@ -494,6 +495,8 @@ pub struct RidgeR2Result {
     pub n_train: usize,
     pub n_test: usize,
     pub gcv_mode: GcvMode,
+    /// Target columns left out as degenerate (constant up to rounding); R² averages the others.
+    pub degenerate_targets: Screening,
 }
 
 impl RidgeR2 {
@@ -597,6 +600,8 @@ impl RidgePredictor {
     /// `fit(x → y)`.
     pub fn score(&self, y: MatRef<'_, f64>) -> Result<RidgeR2Result, SimilarityError> {
         check_target(NAME, self.n_rows, y)?;
+        let (trimmed, degenerate_targets) = screen(NAME, Operand::Y, y)?;
+        let y = trimmed.as_ref().map_or(y, |t| t.as_ref());
         let y_train = linalg::select_rows(y, self.split.train());
         let y_test = linalg::select_rows(y, self.split.test());
         let fit = self.factor.fit(y_train.as_ref())?;
@@ -611,6 +616,7 @@ impl RidgePredictor {
             n_train: self.split.train().len(),
             n_test: self.split.test().len(),
             gcv_mode: fit.mode,
+            degenerate_targets,
         })
     }
 }

@@ -13,8 +13,12 @@ use crate::equivalence::selectivity_matrix;
 use crate::equivalence::source::{ImplementationSource, derive_seed};
 use crate::equivalence::transfer::{TransferConfig, TransferMatrix, transfer_matrix};
 use crate::experiment::ExperimentError;
-use crate::experiment::sampled::{PatchPlan, SampledSource};
+use crate::experiment::circuit::{CircuitMapping, declared_sites};
+use crate::experiment::sampled::{
+    ModelDirSource, ModelPatch, PatchPlan, SampledSource, choose_sites,
+};
 use crate::lang::ir::Value;
+use crate::model::Site;
 
 /// The selectivity matrix between the sampled pools (none without them).
 pub(super) fn selectivity(
@@ -106,11 +110,13 @@ pub(super) fn transfer(
     )?)
 }
 
-/// The intervention test of the plan's circuit, for every target that runs its interpretation,
-/// against every pool.
+/// The intervention test of the plan's circuit against every pool: on every target that runs
+/// its interpretation (sites found as [`PatchPlan`] decides) and on every model pool (sites as
+/// declared, checked against each model).
 pub(super) fn intervention(
     plan: &Plan,
     sampled: &[SampledSource],
+    models: &[ModelDirSource],
     all: &[&dyn ImplementationSource],
     s: &CompareSettings,
 ) -> Result<Vec<InterventionReport>, ExperimentError> {
@@ -118,6 +124,7 @@ pub(super) fn intervention(
     let Some(cp) = &plan.circuit else {
         return Ok(out);
     };
+    let mut first_corrupted = None;
     for &oi in &cp.owners {
         let clean = &sampled[oi];
         let target = clean.target().clone();
@@ -129,6 +136,7 @@ pub(super) fn intervention(
             plan.seeds.corrupted,
             accept,
         )?);
+        first_corrupted.get_or_insert_with(|| corrupted.clone());
         let patch = PatchPlan::new(
             &target,
             &cp.circuit,
@@ -136,40 +144,96 @@ pub(super) fn intervention(
             plan.seeds.patched_heads,
             corrupted,
         )?;
+        let mapping = patch.mapping;
         let patched = clean.patched(patch);
         materialise(&[&patched], s.progress, "patched implementations")?;
-        let heads: Vec<Vec<String>> = (0..patched.count())
-            .map(|i| {
-                patched.patched_sites(i).map(|sites| {
-                    sites
-                        .iter()
-                        .map(|st| match st.head {
-                            Some(h) => format!("{}[{h}]", st.hook),
-                            None => st.hook.to_string(),
-                        })
-                        .collect()
-                })
-            })
+        let sites: Vec<Vec<String>> = (0..patched.count())
+            .map(|i| patched.patched_sites(i).map(|sites| site_names(&sites)))
             .collect::<Result<_, _>>()?;
-        for (ti, t) in all.iter().enumerate() {
-            let result = intervention_test(
-                clean,
-                &patched,
-                *t,
-                &InterventionConfig {
-                    measure: s.measure.clone(),
-                    draws: s.draws,
-                    seed: derive_seed(s.seed, &[8, oi as u64, ti as u64]),
-                    confidence: s.confidence,
-                    progress: progress(s.progress, &format!("intervention vs {}", t.label())),
-                },
-            )?;
-            out.push(InterventionReport {
-                circuit: cp.name.clone(),
-                patched_heads: heads.clone(),
-                result,
-            });
+        let seed = |ti: usize| derive_seed(s.seed, &[8, oi as u64, ti as u64]);
+        out.extend(tests_against(
+            &cp.name, clean, &patched, mapping, &sites, all, seed, s,
+        )?);
+    }
+    let Some(corrupted) = first_corrupted else {
+        return Ok(out);
+    };
+    // The models under test have no placement record: they are patched where the circuit says.
+    let declared = declared_sites(&cp.circuit)?;
+    let chosen =
+        |i: usize| choose_sites(declared.clone(), s.patch_heads, plan.seeds.patched_heads, i);
+    for (mi, m) in models.iter().enumerate() {
+        // One choice of sites per pool when fewer than all are patched: index 0's.
+        let patched = m.patched(ModelPatch {
+            circuit: cp.name.clone(),
+            program: cp.circuit.program.clone(),
+            sites: chosen(0),
+            corrupted: corrupted.clone(),
+        });
+        materialise(&[&patched], s.progress, "patched models")?;
+        let sites = vec![site_names(&chosen(0)); m.count()];
+        let seed = |ti: usize| derive_seed(s.seed, &[9, mi as u64, ti as u64]);
+        out.extend(tests_against(
+            &cp.name,
+            m,
+            &patched,
+            CircuitMapping::Declared,
+            &sites,
+            all,
+            seed,
+            s,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Sites as a spec writes them: `blocks.1.attn.hook_z[0]`, `blocks.0.hook_mlp_out`.
+fn site_names(sites: &[Site]) -> Vec<String> {
+    sites
+        .iter()
+        .map(|st| match st.head {
+            Some(h) => format!("{}[{h}]", st.hook),
+            None => st.hook.to_string(),
+        })
+        .collect()
+}
+
+/// The intervention test of `clean` / `patched` against every pool that has a target to draw
+/// (a pool of one model cannot be its own target: `t = k` is never drawn).
+#[allow(clippy::too_many_arguments)]
+fn tests_against(
+    circuit: &str,
+    clean: &dyn ImplementationSource,
+    patched: &dyn ImplementationSource,
+    mapping: CircuitMapping,
+    sites: &[Vec<String>],
+    all: &[&dyn ImplementationSource],
+    seed: impl Fn(usize) -> u64,
+    s: &CompareSettings,
+) -> Result<Vec<InterventionReport>, ExperimentError> {
+    let mut out = Vec::new();
+    for (ti, t) in all.iter().enumerate() {
+        if t.label() == clean.label() && t.count() < 2 {
+            continue;
         }
+        let result = intervention_test(
+            clean,
+            patched,
+            *t,
+            &InterventionConfig {
+                measure: s.measure.clone(),
+                draws: s.draws,
+                seed: seed(ti),
+                confidence: s.confidence,
+                progress: progress(s.progress, &format!("intervention vs {}", t.label())),
+            },
+        )?;
+        out.push(InterventionReport {
+            circuit: circuit.to_owned(),
+            mapping,
+            patched_sites: sites.to_vec(),
+            result,
+        });
     }
     Ok(out)
 }

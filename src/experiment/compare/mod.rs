@@ -35,11 +35,12 @@ use crate::compile::sample::Family;
 use crate::equivalence::EquivalenceError;
 use crate::equivalence::intervention::InterventionResult;
 use crate::equivalence::model_test::ModelTestResult;
-use crate::equivalence::point::{PointTestConfig, SelectivityMatrix};
+use crate::equivalence::point::{Epsilon, PointTestConfig, SelectivityMatrix};
 use crate::equivalence::source::ImplementationSource;
 use crate::equivalence::stats::IntervalMethod;
 use crate::equivalence::transfer::TransferMatrix;
 use crate::experiment::ExperimentError;
+use crate::experiment::circuit::CircuitMapping;
 use crate::progress::Progress;
 use crate::similarity::Measure;
 
@@ -79,6 +80,8 @@ pub struct CompareSettings {
     pub keep_models: Option<PathBuf>,
     pub confidence: f64,
     pub interval: IntervalMethod,
+    /// The fit gap every distinguishable / congruent verdict needs beside its interval.
+    pub epsilon: Epsilon,
     /// Show progress on stderr.
     pub progress: bool,
 }
@@ -102,6 +105,7 @@ impl Default for CompareSettings {
             keep_models: None,
             confidence: 0.95,
             interval: IntervalMethod::ClopperPearson,
+            epsilon: Epsilon::FromData,
             progress: false,
         }
     }
@@ -153,6 +157,8 @@ pub struct SettingsReport {
     pub representation: String,
     pub confidence: f64,
     pub interval: IntervalMethod,
+    /// `data` (each verdict's ε is the spread of its within-pool fits) or the value given.
+    pub epsilon: String,
 }
 
 /// The common inputs, as reported.
@@ -182,8 +188,11 @@ pub struct ModelVerdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct InterventionReport {
     pub circuit: String,
-    /// Heads patched per implementation, e.g. `blocks.3.attn.hook_z[0]`.
-    pub patched_heads: Vec<Vec<String>>,
+    /// How the sites were found: through each implementation's placement record (the circuit
+    /// is the compiled layout) or as declared.
+    pub mapping: CircuitMapping,
+    /// Sites patched per implementation, e.g. `blocks.3.attn.hook_z[0]`, `blocks.0.hook_mlp_out`.
+    pub patched_sites: Vec<Vec<String>>,
     pub result: InterventionResult,
 }
 
@@ -322,13 +331,14 @@ pub fn compare(spec_path: &Path, s: &CompareSettings) -> Result<CompareReport, E
         seed: plan.seeds.selectivity,
         confidence: s.confidence,
         interval: s.interval,
+        epsilon: s.epsilon,
         progress: progress(s.progress, "selectivity fits"),
     };
     let selectivity = experiments::selectivity(&interps, &point, s, &notes)?;
     let (model_tests, model_verdicts) =
         experiments::model_tests(&models, &interps, &point, s, &notes)?;
     let transfer = experiments::transfer(&all, plan.seeds.transfer, s, &notes)?;
-    let intervention = experiments::intervention(&plan, &pools.sampled, &all, s)?;
+    let intervention = experiments::intervention(&plan, &pools.sampled, &pools.models, &all, s)?;
     notes.say("done");
 
     Ok(CompareReport {

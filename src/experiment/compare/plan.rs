@@ -129,6 +129,7 @@ pub(super) fn settings_report(s: &CompareSettings) -> SettingsReport {
         representation: s.representation.describe(),
         confidence: s.confidence,
         interval: s.interval,
+        epsilon: s.epsilon.to_string(),
     }
 }
 

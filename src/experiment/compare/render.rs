@@ -40,6 +40,7 @@ impl CompareReport {
         self.write_header(&mut o);
         let _ = writeln!(o);
         self.write_pools(&mut o);
+        self.write_degenerate(&mut o);
         self.write_selectivity(&mut o);
         self.write_model_tests(&mut o);
         let _ = writeln!(o);
@@ -111,6 +112,43 @@ impl CompareReport {
             "tests           {} bootstraps × {} draws per selectivity cell; {} draws per model / intervention test; {pct}% {iv} intervals",
             self.settings.bootstraps, self.settings.draws, self.settings.draws
         );
+        let _ = writeln!(
+            o,
+            "effect size     a verdict also needs its mean fit gap above ε; ε = {}",
+            if self.settings.epsilon == "data" {
+                "the standard deviation of each test's within-pool fits (at least 1e-6)".to_owned()
+            } else {
+                self.settings.epsilon.clone()
+            }
+        );
+    }
+
+    /// Every implementation whose representation had degenerate columns left out, over all
+    /// tests (once each).
+    fn write_degenerate(&self, o: &mut String) {
+        let mut all = std::collections::BTreeMap::new();
+        let mut tolerance = None;
+        let lists = self
+            .selectivity
+            .iter()
+            .map(|s| &s.degenerate)
+            .chain(self.model_tests.iter().map(|t| &t.degenerate))
+            .chain(std::iter::once(&self.transfer.degenerate))
+            .chain(self.intervention.iter().map(|r| &r.result.degenerate));
+        for d in lists {
+            tolerance = Some(d.tolerance);
+            for r in &d.removed {
+                all.insert(r.implementation.clone(), r.columns.len());
+            }
+        }
+        if let (Some(tol), false) = (tolerance, all.is_empty()) {
+            let list: Vec<String> = all.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+            let _ = writeln!(
+                o,
+                "degenerate columns left out of the fits (variance < {tol:e} × the largest column's): {}",
+                list.join(", ")
+            );
+        }
     }
 
     fn write_pools(&self, o: &mut String) {
@@ -141,7 +179,7 @@ impl CompareReport {
                 let _ = writeln!(o);
                 let _ = writeln!(
                     o,
-                    "pairs (all bootstraps pooled; win rate [{pct}% {iv}] in each direction; mean gap = mean of fit(a→b) − fit(a→c))"
+                    "pairs (all bootstraps pooled; win rate [{pct}% {iv}] in each direction; mean gap = mean of fit(a→b) − fit(a→c), against ε)"
                 );
                 for i in 0..m {
                     for j in (i + 1)..m {
@@ -160,7 +198,7 @@ impl CompareReport {
                         };
                         let _ = writeln!(
                             o,
-                            "  {:w$} vs {:w$}  {:.3} [{:.3}, {:.3}] / {:.3} [{:.3}, {:.3}]  mean gap {:.1e} / {:.1e}  {word}",
+                            "  {:w$} vs {:w$}  {:.3} [{:.3}, {:.3}] / {:.3} [{:.3}, {:.3}]  mean gap {:.1e} / {:.1e} (ε {:.1e} / {:.1e})  {word}",
                             sel.labels[i],
                             sel.labels[j],
                             a.win_rate,
@@ -171,6 +209,8 @@ impl CompareReport {
                             ib.upper,
                             sel.cells[i][j].gap.mean,
                             sel.cells[j][i].gap.mean,
+                            a.effect.epsilon,
+                            b.effect.epsilon,
                         );
                     }
                 }
@@ -191,7 +231,7 @@ impl CompareReport {
                 let i = self.decisive(&t.summary);
                 let line = match &t.other {
                     Some(other) => format!(
-                        "  {} closer to {} than to {}: fit(m→b) > fit(m→c) in {:.3} [{:.3}, {:.3}] (1 − mean fit {:.2e} vs {:.2e}): {}",
+                        "  {} closer to {} than to {}: fit(m→b) > fit(m→c) in {:.3} [{:.3}, {:.3}] (1 − mean fit {:.2e} vs {:.2e}; {}): {}",
                         t.model,
                         t.own,
                         other,
@@ -200,10 +240,11 @@ impl CompareReport {
                         i.upper,
                         1.0 - t.mean_own_fit,
                         1.0 - t.mean_other_fit,
+                        t.summary.why(),
                         verdict_word(t.summary.verdict)
                     ),
                     None => format!(
-                        "  {} member of {}: fit(a→b) > fit(m→b) in {:.3} [{:.3}, {:.3}] (1 − mean fit {:.2e} vs {:.2e}): {}",
+                        "  {} member of {}: fit(a→b) > fit(m→b) in {:.3} [{:.3}, {:.3}] (1 − mean fit {:.2e} vs {:.2e}; {}): {}",
                         t.model,
                         t.own,
                         t.summary.win_rate,
@@ -211,6 +252,7 @@ impl CompareReport {
                         i.upper,
                         1.0 - t.mean_own_fit,
                         1.0 - t.mean_other_fit,
+                        t.summary.why(),
                         match t.summary.verdict {
                             Verdict::Distinguishable =>
                                 "rejected (distinguishable from the members)",
@@ -254,13 +296,14 @@ impl CompareReport {
             let _ = writeln!(o);
             let _ = writeln!(
                 o,
-                "intervention: circuit `{}` patched in {} (heads of implementation 0: {})",
+                "intervention: circuit `{}` patched in {} (sites of implementation 0: {}; {})",
                 r.circuit,
                 x.clean,
-                r.patched_heads
+                r.patched_sites
                     .first()
                     .map(|h| h.join(" "))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                r.mapping.describe()
             );
             let _ = writeln!(
                 o,

@@ -7,7 +7,7 @@ use super::cache::ActivationCache;
 use super::config::{ActFn, AttentionDir, ModelConfig, Normalization, Positional, Rotary};
 use super::error::{ComputeContext, ModelError};
 use super::hooks::{AttnHook, BlockHook, HookPoint, HookSelection, MlpHook, NormHook};
-use super::intervention::Intervention;
+use super::intervention::{Intervention, Site};
 use super::io::read_json;
 use super::weights::{AttnWeights, MlpWeights, NormWeights, Weights};
 
@@ -253,6 +253,59 @@ impl Transformer {
             }
         }
         super::hooks::expand_globs(patterns, &self.hooks)
+    }
+
+    /// The model's shape in words, for errors: `2 layers × 1 head, d_model 34, d_mlp 20`.
+    pub fn shape_text(&self) -> String {
+        let c = &self.config;
+        let mut text = format!(
+            "{} layer{} × {} head{}, d_model {}",
+            c.n_layers,
+            if c.n_layers == 1 { "" } else { "s" },
+            c.n_heads,
+            if c.n_heads == 1 { "" } else { "s" },
+            c.d_model
+        );
+        match c.d_mlp {
+            Some(d) if !c.attn_only => text.push_str(&format!(", d_mlp {d}")),
+            _ => text.push_str(", attention only"),
+        }
+        text
+    }
+
+    /// Checks that `site` names something this model has: its hook point, and its head below
+    /// the hook's head count. The error names the site and the model's shape.
+    pub fn check_site(&self, site: &Site) -> Result<(), ModelError> {
+        let absent = |reason: String| ModelError::AbsentSite {
+            site: site.to_string(),
+            shape: self.shape_text(),
+            reason,
+        };
+        if !self.has_hook(&site.hook) {
+            return Err(match self.absent(&site.hook) {
+                ModelError::AbsentHook { reason, .. } => absent(reason),
+                other => other,
+            });
+        }
+        if let Some(h) = site.head {
+            let heads = match &site.hook {
+                HookPoint::Block {
+                    hook: BlockHook::Attn(AttnHook::K | AttnHook::V),
+                    ..
+                } => self.config.n_kv_heads(),
+                _ => self.config.n_heads,
+            };
+            if site.hook.axes().head.is_none() {
+                return Err(absent("the hook has no head axis".into()));
+            }
+            if h >= heads {
+                return Err(absent(format!(
+                    "head {h} is out of range: the hook has {heads} head{}",
+                    if heads == 1 { "" } else { "s" }
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn absent(&self, hook: &HookPoint) -> ModelError {

@@ -127,6 +127,7 @@ fn library_report(case: &Path, exp: &serde_json::Map<String, Value>) -> Value {
             let v = match m
                 .compute(input.x.as_ref(), input.y.as_ref())
                 .expect("measure runs")
+                .value
             {
                 MeasureValue::Scalar(v) => v,
                 MeasureValue::Ridge(r) => r.sqrt_r2_clamped,
@@ -174,12 +175,16 @@ fn cli_json_reproduces_every_fixture_value() {
         );
         let got: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
         compared += check_against(&case, &exp, &got);
-        // Nothing beyond what was asked: the fixture's keys plus ridge's extra fields.
+        // Nothing beyond what was asked: the fixture's keys plus ridge's extra fields, and the
+        // degenerate-column screening, which finds nothing in these fixtures.
+        let screening = &got["degenerate_columns"];
+        assert_eq!(screening["x"], serde_json::json!([]), "{}", case.display());
+        assert_eq!(screening["y"], serde_json::json!([]), "{}", case.display());
         let extra: Vec<&String> = got
             .as_object()
             .expect("object")
             .keys()
-            .filter(|k| !exp.contains_key(*k))
+            .filter(|k| !exp.contains_key(*k) && *k != "degenerate_columns")
             .collect();
         assert!(
             extra.is_empty(),

@@ -1,4 +1,5 @@
 //! Representation similarity: CLI and the scikit-learn / numpy fixtures.
 
 mod cli;
+mod degenerate;
 mod fixtures;

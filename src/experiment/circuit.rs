@@ -1,0 +1,180 @@
+//! A circuit's sites in a model: what the spec declares, and how they are found in sampled
+//! implementations.
+//!
+//! A circuit says where each variable of an interpretation lives, as hook points
+//! (`length -> blocks.0.attn.hook_z[0], blocks.0.hook_mlp_out`). Interventions patch exactly those
+//! sites on a model under test. A sampled implementation of the interpretation may have moved the
+//! variable (the placement and head-order families move heads and MLPs); the circuit is followed
+//! there only when it is written against the interpretation's *compiled layout* — when every
+//! variable's declared sites are the sites where the compiler put it — because only then do the
+//! declared sites and the sampler's placement record describe the same computation
+//! ([`CircuitMapping::Placement`]). Any other circuit is patched where it is declared, in every
+//! implementation ([`CircuitMapping::Declared`]): a wrong circuit then patches the wrong sites and
+//! gets the weaker result it deserves, instead of being silently corrected from the sampler's
+//! records.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::compile::lower::OpBlock;
+use crate::compile::{Compiled, OpPlacement};
+use crate::experiment::ExperimentError;
+use crate::lang::ir::{Circuit, NodeId};
+use crate::model::{AttnHook, BlockHook, HookPoint, Site, Transformer};
+
+/// How a circuit's sites were found in an implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CircuitMapping {
+    /// The circuit is the compiled layout; each sampled implementation's placement record says
+    /// where its variables went.
+    Placement,
+    /// Patched at the sites as declared.
+    Declared,
+}
+
+impl CircuitMapping {
+    pub fn describe(self) -> &'static str {
+        match self {
+            CircuitMapping::Placement => {
+                "the circuit is the interpretation's compiled layout: followed through each implementation's placement record"
+            }
+            CircuitMapping::Declared => "patched at the sites the circuit declares",
+        }
+    }
+}
+
+/// The circuit's sites as declared, in declaration order, each once.
+pub fn declared_sites(circuit: &Circuit) -> Result<Vec<Site>, ExperimentError> {
+    let mut out: Vec<Site> = Vec::new();
+    for site in &circuit.sites {
+        for h in &site.hooks {
+            let hook: HookPoint = h.hook.parse().map_err(|_| ExperimentError::Circuit {
+                circuit: circuit.name.clone(),
+                reason: format!("`{}` is not a hook point", h.hook),
+            })?;
+            let mut s = Site::hook(hook);
+            if let Some(head) = h.head {
+                s = s.with_head(head);
+            }
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where `placement` puts the computation of `node`: its heads' `hook_z[h]` and its MLPs'
+/// `hook_mlp_out`.
+fn node_sites(c: &Compiled, placement: &[OpPlacement], node: NodeId) -> Vec<Site> {
+    let mut out = Vec::new();
+    for (op, plan_op) in c.plan.ops.iter().enumerate() {
+        let Some(p) = placement.get(op) else { continue };
+        if !plan_op.block.nodes().contains(&node) {
+            continue;
+        }
+        let site = match (&plan_op.block, p.head) {
+            (OpBlock::Head(_), Some(head)) => {
+                Site::hook(HookPoint::attn(p.layer, AttnHook::Z)).with_head(head)
+            }
+            (OpBlock::Mlp(_), _) => Site::hook(HookPoint::Block {
+                layer: p.layer,
+                hook: BlockHook::MlpOut,
+            }),
+            _ => continue,
+        };
+        if !out.contains(&site) {
+            out.push(site);
+        }
+    }
+    out
+}
+
+/// Every circuit variable's sites under `placement`, in circuit order, each once.
+pub fn placed_sites(circuit: &Circuit, c: &Compiled, placement: &[OpPlacement]) -> Vec<Site> {
+    let mut out: Vec<Site> = Vec::new();
+    for site in &circuit.sites {
+        for s in node_sites(c, placement, site.node) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `circuit` is written against `c`'s compiled layout: for every variable, the declared
+/// sites are exactly where the compiler put it.
+pub fn mapping_for(circuit: &Circuit, c: &Compiled) -> Result<CircuitMapping, ExperimentError> {
+    for site in &circuit.sites {
+        let declared: BTreeSet<String> = declared_sites(&Circuit {
+            sites: vec![site.clone()],
+            ..circuit.clone()
+        })?
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let placed: BTreeSet<String> = node_sites(c, &c.placement, site.node)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if placed.is_empty() || declared != placed {
+            return Ok(CircuitMapping::Declared);
+        }
+    }
+    Ok(CircuitMapping::Placement)
+}
+
+/// Checks that every site exists in `model` (`what` names the model in the error).
+pub fn check_sites(
+    circuit: &str,
+    sites: &[Site],
+    model: &Transformer,
+    what: &str,
+) -> Result<(), ExperimentError> {
+    for s in sites {
+        model
+            .check_site(s)
+            .map_err(|e| ExperimentError::CircuitSite {
+                circuit: circuit.to_owned(),
+                model: what.to_owned(),
+                problem: Box::new(e),
+            })?;
+    }
+    Ok(())
+}
+
+/// The compiled layout of `program` as a circuit block a spec can hold: every named variable the
+/// compiler put in a head or an MLP, with its sites. A circuit written so is followed through
+/// each sampled implementation's placement record.
+pub fn layout_circuit(name: &str, program: &crate::lang::ir::Program, c: &Compiled) -> String {
+    let spec_name = |s: &Site| match s.head {
+        Some(h) => format!("{}[{h}]", s.hook),
+        None => s.hook.to_string(),
+    };
+    let mut lines = Vec::new();
+    for (i, node) in program.graph.nodes.iter().enumerate() {
+        let id = NodeId(i);
+        let variable = if id == program.output {
+            "output".to_owned()
+        } else {
+            match &node.name {
+                Some(n) => n.clone(),
+                None => continue,
+            }
+        };
+        let sites = node_sites(c, &c.placement, id);
+        if sites.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = sites.iter().map(spec_name).collect();
+        lines.push(format!("  {variable} -> {}", list.join(", ")));
+    }
+    format!(
+        "circuit {name} for {} {{\n{}\n}}\n",
+        program.name,
+        lines.join("\n")
+    )
+}
