@@ -35,6 +35,14 @@ pub fn run(args: Args) -> ExitCode {
     for f in &files {
         match lang::load_all(f) {
             Ok(loaded) => {
+                let problems = check_models(&loaded);
+                if !problems.is_empty() {
+                    for e in &problems {
+                        eprint_error(e);
+                    }
+                    bad += 1;
+                    continue;
+                }
                 let summary = loaded.root().map(|r| summary(&r.ast)).unwrap_or_default();
                 println!("ok {} ({summary})", f.display());
             }
@@ -52,6 +60,92 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Checks every `expect iia(c)` of the root file's checks against the check's model when that
+/// model exists (a model still to be made is checked when the check runs): a circuit site the
+/// model lacks — a layer, a head, a hook — is an error at the expectation naming the site and the
+/// model's shape, as is a model directory that does not load.
+fn check_models(loaded: &lang::Loaded) -> Vec<LangError> {
+    let mut out = Vec::new();
+    let Some(root) = loaded.root() else {
+        return out;
+    };
+    let base = root.path.parent().unwrap_or(Path::new("."));
+    for item in &root.ast.items {
+        let ast::Item::Check(c) = item else { continue };
+        let Some((path, model_span)) = c.fields.iter().find_map(|f| match f {
+            ast::CheckField::Model { path, span } => Some((&path.value, *span)),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let dir = base.join(path);
+        if !dir.exists() {
+            continue;
+        }
+        let model = match crate::model::load(&dir, &candle_core::Device::Cpu) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(LangError::at(
+                    lang::ErrorKind::Check,
+                    &root.source,
+                    model_span,
+                    format!(
+                        "check `{}`: the model in {} does not load: {e}",
+                        c.name.name,
+                        dir.display()
+                    ),
+                    "this model",
+                ));
+                continue;
+            }
+        };
+        for field in &c.fields {
+            let ast::CheckField::Expect {
+                goal, args, span, ..
+            } = field
+            else {
+                continue;
+            };
+            let Some(circuit) = args
+                .first()
+                .filter(|_| goal.name == "iia")
+                .and_then(|a| loaded.spec.circuits.get(&a.name))
+            else {
+                continue;
+            };
+            let problem = crate::experiment::circuit::declared_sites(circuit)
+                .map_err(|e| e.to_string())
+                .and_then(|sites| {
+                    sites
+                        .iter()
+                        .try_for_each(|s| model.transformer.check_site(s))
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(reason) = problem {
+                out.push(
+                    LangError::at(
+                        lang::ErrorKind::Check,
+                        &root.source,
+                        *span,
+                        format!(
+                            "check `{}`: circuit `{}` does not fit the model in {}: {reason}",
+                            c.name.name,
+                            circuit.name,
+                            dir.display()
+                        ),
+                        "this circuit",
+                    )
+                    .with_help(format!(
+                        "`congruity compile SPEC --out DIR --layout` prints where the compiler put each variable; `congruity inspect --model {}` lists the model's hooks",
+                        dir.display()
+                    )),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// `1 task, 2 interpretations, 1 proof`: what a file defines itself (not its imports).

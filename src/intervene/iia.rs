@@ -31,6 +31,27 @@ impl Alignment {
         self.variables.insert(variable.to_string(), sites);
         self
     }
+
+    /// A spec's circuit, site for site as declared (`output` keeps its name).
+    pub fn from_circuit(circuit: &crate::lang::ir::Circuit) -> Result<Self, InterveneError> {
+        let mut out = Alignment::new();
+        for site in &circuit.sites {
+            let mut sites = Vec::with_capacity(site.hooks.len());
+            for h in &site.hooks {
+                let hook = h.hook.parse().map_err(|_| InterveneError::Circuit {
+                    circuit: circuit.name.clone(),
+                    reason: format!("`{}` is not a hook point", h.hook),
+                })?;
+                let mut s = Site::hook(hook);
+                if let Some(head) = h.head {
+                    s = s.with_head(head);
+                }
+                sites.push(s);
+            }
+            out.variables.insert(site.variable.clone(), sites);
+        }
+        Ok(out)
+    }
 }
 
 /// One interchange experiment: run `base` with `variables` set to their values on `source`.
@@ -139,6 +160,13 @@ pub fn interchange_intervention_accuracy(
     pairs: &[InterchangePair],
     expected: &dyn Counterfactual,
 ) -> Result<IiaReport, InterveneError> {
+    // Every aligned site must exist in the model: a circuit naming a layer or head the model
+    // lacks is an error with the model's shape, not a patch that silently does nothing.
+    for sites in alignment.variables.values() {
+        for site in sites {
+            model.check_site(site)?;
+        }
+    }
     // Validate and group.
     let mut groups: BTreeMap<(Vec<String>, usize), Vec<usize>> = BTreeMap::new();
     for (i, pair) in pairs.iter().enumerate() {

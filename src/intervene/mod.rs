@@ -54,6 +54,10 @@ pub enum InterveneError {
     #[diagnostic(code(congruity::intervene::pair))]
     Pair { pair: usize, reason: String },
 
+    #[error("circuit `{circuit}`: {reason}")]
+    #[diagnostic(code(congruity::intervene::circuit))]
+    Circuit { circuit: String, reason: String },
+
     #[error("the counterfactual oracle failed on pair {pair}: {reason}")]
     #[diagnostic(code(congruity::intervene::oracle))]
     Oracle { pair: usize, reason: String },

@@ -418,6 +418,11 @@ pub enum CheckField {
         value: NumLit,
         span: Span,
     },
+    /// `epsilon 1e-3`: the fit gap a verdict needs besides its interval.
+    Epsilon {
+        value: NumLit,
+        span: Span,
+    },
     Expect {
         goal: Ident,
         args: Vec<Ident>,
@@ -433,6 +438,7 @@ impl CheckField {
             | CheckField::Compare { span, .. }
             | CheckField::Samples { span, .. }
             | CheckField::Seed { span, .. }
+            | CheckField::Epsilon { span, .. }
             | CheckField::Expect { span, .. } => *span,
         }
     }
@@ -603,7 +609,9 @@ impl VisitSpans for Item {
                             }
                             f(span);
                         }
-                        CheckField::Samples { value, span } | CheckField::Seed { value, span } => {
+                        CheckField::Samples { value, span }
+                        | CheckField::Seed { value, span }
+                        | CheckField::Epsilon { value, span } => {
                             value.visit_spans(f);
                             f(span);
                         }

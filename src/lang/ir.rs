@@ -363,6 +363,9 @@ pub struct Check {
     pub compare: Vec<String>,
     pub samples: Option<u64>,
     pub seed: Option<u64>,
+    /// The fit gap every distinguishable / congruent verdict of the check needs besides its
+    /// interval; `None`: derived from the data (see `equivalence::Epsilon`).
+    pub epsilon: Option<f64>,
     pub expectations: Vec<Expectation>,
     pub source: Option<SourceRef>,
 }

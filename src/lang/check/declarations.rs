@@ -249,6 +249,7 @@ impl Checker {
         let mut compare = Vec::new();
         let mut samples = None;
         let mut seed = None;
+        let mut epsilon = None;
         let mut expectations = Vec::new();
         let mut firsts: HashMap<&'static str, Span> = HashMap::new();
         for field in &c.fields {
@@ -257,6 +258,7 @@ impl Checker {
                 ast::CheckField::Compare { .. } => "compare",
                 ast::CheckField::Samples { .. } => "samples",
                 ast::CheckField::Seed { .. } => "seed",
+                ast::CheckField::Epsilon { .. } => "epsilon",
                 ast::CheckField::Expect { .. } => "expect",
             };
             if word != "expect" {
@@ -315,6 +317,16 @@ impl Checker {
                         "expected a seed from 0 to 2^64-1",
                     )),
                 },
+                ast::CheckField::Epsilon { value, .. } => match value.text.parse::<f64>() {
+                    Ok(e) if e.is_finite() && e >= 0.0 => epsilon = Some(e),
+                    _ => self.err(LangError::at(
+                        ErrorKind::Check,
+                        &f.source,
+                        value.span,
+                        format!("`epsilon {}` is out of range", value.text),
+                        "expected a finite number >= 0",
+                    )),
+                },
                 ast::CheckField::Expect {
                     goal,
                     args,
@@ -339,6 +351,7 @@ impl Checker {
                 compare,
                 samples,
                 seed,
+                epsilon,
                 expectations,
                 source: source_ref(f, c.span),
             },

@@ -328,7 +328,8 @@ interpretation j for reverse {{
   length -> blocks.0.attn.hook_z[0], blocks.0.hook_mlp_out
   output -> blocks.3.attn.hook_pattern[1]
 }}
-check m {{ model \"models/x\" compare i vs j samples 3 seed 7 expect congruent(i) expect iia(c) >= 0.95 }}
+check m {{ model \"models/x\" compare i vs j samples 3 seed 7 epsilon 1e-3 expect congruent(i) expect iia(c) >= 0.95 }}
+check n {{ model \"models/x\" epsilon 0.25 expect congruent(i) }}
 prove equivalent(i, j)
 prove al: aligned(i, j, length = len) timeout 2.5
 prove sufficient(c)"
@@ -340,7 +341,11 @@ prove sufficient(c)"
     assert_eq!(spec.proofs[0].name, "equivalent_i_j");
     assert_eq!(spec.proofs[1].timeout_secs, Some(2.5));
     assert_eq!(spec.checks["m"].expectations.len(), 2);
+    assert_eq!(spec.checks["m"].epsilon, Some(1e-3));
+    assert_eq!(spec.checks["n"].epsilon, Some(0.25));
     for (tail, want) in [
+        ("check m { epsilon 1e999 }", ErrorKind::Check),
+        ("check m { epsilon 1 epsilon 2 }", ErrorKind::Check),
         (
             "circuit c for i { length -> blocks.0.mlp }",
             ErrorKind::Hook,

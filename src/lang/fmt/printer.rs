@@ -525,6 +525,7 @@ pub(super) fn check_field(f: &CheckField) -> (&'static str, String) {
         ),
         CheckField::Samples { value, .. } => ("samples", value.text.clone()),
         CheckField::Seed { value, .. } => ("seed", value.text.clone()),
+        CheckField::Epsilon { value, .. } => ("epsilon", value.text.clone()),
         CheckField::Expect {
             goal, args, bound, ..
         } => {

@@ -111,8 +111,13 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         | R::kw_samples
         | R::seed_field
         | R::kw_seed
+        | R::epsilon_field
+        | R::kw_epsilon
         | R::expect_field
-        | R::kw_expect => "a check field (`model`, `compare`, `samples`, `seed` or `expect`)",
+        | R::kw_expect => {
+            "a check field (`model`, `compare`, `samples`, `seed`, `epsilon` or `expect`)"
+        }
+        R::real => "a number (e.g. `0.001` or `1e-3`)",
         R::kw_vs => "`vs`",
         R::proof_arg | R::alias => "a proof argument",
         R::prove_timeout | R::kw_timeout => "`timeout`",

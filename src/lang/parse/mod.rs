@@ -132,6 +132,7 @@ fn is_keyword_rule(r: Rule) -> bool {
             | Rule::kw_vs
             | Rule::kw_samples
             | Rule::kw_seed
+            | Rule::kw_epsilon
             | Rule::kw_expect
             | Rule::kw_timeout
     )
@@ -518,6 +519,10 @@ impl Conv<'_> {
                 },
                 Rule::seed_field => CheckField::Seed {
                     value: num(fc.expect(Rule::int)?),
+                    span: fspan,
+                },
+                Rule::epsilon_field => CheckField::Epsilon {
+                    value: num(fc.expect(Rule::real)?),
                     span: fspan,
                 },
                 Rule::expect_field => {

@@ -91,6 +91,42 @@ fn check_reports_errors_on_stderr_and_exits_1() {
 }
 
 #[test]
+fn check_refuses_a_circuit_site_the_checked_model_lacks() {
+    let d = temp_dir("check-model");
+    let o = congruity(&[
+        "compile",
+        "specs/tracr/reverse.interp",
+        "--out",
+        d.join("models/rev").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let spec = |circuit: &str| {
+        format!(
+            "import \"{}\"\ncircuit bad for tracr_reverse {{\n  output -> blocks.9.attn.hook_z[7]\n}}\n\
+             check m {{\n  model \"models/rev\"\n  expect iia({circuit}) >= 0.9\n}}\n",
+            root().join("specs/circuits/tracr_reverse.interp").display()
+        )
+    };
+    let bad = write(&d, "bad.interp", &spec("bad"));
+    let err = failure(&["check", &bad]);
+    assert!(err.contains("bad.interp:7:3"), "{err}");
+    // The message as words, whatever the width the report was wrapped to.
+    let words = err
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(words.contains("site `blocks.9.attn.hook_z[head 7]` does not exist in this model (2 layers × 1 head, d_model 34, d_mlp 20): the model has 2 layers"), "{err}");
+    // The compiled layout fits; a model that does not exist yet is checked when the check runs.
+    let good = write(&d, "good.interp", &spec("tracr_reverse_compiled"));
+    let o = congruity(&["check", &good]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(d.join("models")).unwrap();
+    let o = congruity(&["check", &bad]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
 fn eval_prints_the_output_sequence() {
     let o = congruity(&["eval", "specs/tracr/reverse.interp", "--input", "a b c b"]);
     assert!(o.status.success(), "{}", stderr(&o));

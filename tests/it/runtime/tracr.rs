@@ -201,6 +201,55 @@ fn iia_of_the_reverse_program() {
 }
 
 #[test]
+fn iia_of_a_spec_circuit_patches_its_declared_sites_and_refuses_absent_ones() {
+    // tracr's own reverse model (four layers) and the circuit written against its layout.
+    let m = tracr("reverse");
+    let spec = congruity::lang::load(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("specs/circuits/tracr_reverse.interp"),
+    )
+    .unwrap();
+    let readout = Readout::new(m.sidecar.as_ref());
+    let ps = pairs(&m, &["a", "b", "c"], 3, "output");
+    let oracle = |p: &InterchangePair| -> Result<Vec<OutputValue>, String> {
+        let mut s = symbols(&m, &p.source);
+        s.reverse();
+        Ok(s.into_iter()
+            .map(|x| OutputValue::Symbol(Value::String(x)))
+            .collect())
+    };
+    let layout = Alignment::from_circuit(&spec.circuits["tracr_reverse_layout"]).unwrap();
+    assert_eq!(
+        layout.variables["output"],
+        [Site::hook(HookPoint::attn(3, AttnHook::Z)).with_head(0)]
+    );
+    let report =
+        interchange_intervention_accuracy(&m.transformer, &readout, &layout, &ps, &oracle).unwrap();
+    assert_eq!(report.accuracy, 1.0, "{report:?}");
+    // congruity's compiled layout names layer 1 for `output`, where tracr's model computes
+    // opp_idx: the interchange does not carry the output.
+    let compiled = Alignment::from_circuit(&spec.circuits["tracr_reverse_compiled"]).unwrap();
+    let report =
+        interchange_intervention_accuracy(&m.transformer, &readout, &compiled, &ps, &oracle)
+            .unwrap();
+    assert!(report.accuracy < 0.2, "{report:?}");
+    // A head the model lacks: an error naming the site and the model's shape.
+    let absent = Alignment::new().with(
+        "output",
+        vec![Site::hook(HookPoint::attn(3, AttnHook::Z)).with_head(7)],
+    );
+    let e = interchange_intervention_accuracy(&m.transformer, &readout, &absent, &ps, &oracle)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("blocks.3.attn.hook_z[head 7]"), "{e}");
+    assert!(e.contains("4 layers × 1 head"), "{e}");
+    assert!(
+        e.contains("head 7 is out of range: the hook has 1 head"),
+        "{e}"
+    );
+}
+
+#[test]
 fn iia_of_the_hist_program_at_attention_and_mlp() {
     let m = tracr("hist");
     let readout = Readout::new(m.sidecar.as_ref());
