@@ -100,7 +100,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.95, value_name = "C")]
     pub confidence: f64,
     /// The mean fit gap every distinguishable / congruent verdict needs beside its interval:
-    /// `data` (each test's ε is the standard deviation of its within-pool fits, at least 1e-6) or
+    /// `data` (each test's ε is the range of its within-pool fits, at least 1e-4) or
     /// a number >= 0
     #[arg(long, default_value = "data", value_name = "data|E")]
     pub epsilon: String,

@@ -7,8 +7,12 @@
 //! * `rotation` — a Haar-random orthogonal `Q` (QR of a Gaussian matrix, faer): every residual
 //!   write is multiplied by `Q`, every read by `Qᵀ`. The labelled basis is kept in
 //!   `basis.safetensors` (`features` row `f` = direction of label `f`).
-//! * `noise-width` — extra residual directions no head, MLP or unembedding reads, written with
-//!   seeded Gaussian noise by both embeddings.
+//! * `noise-width` — extra residual directions no head, MLP or unembedding reads, written by both
+//!   embeddings as seeded Gaussian mixtures of what each embedding already writes (`W_E G`,
+//!   `W_pos G`). The extra width carries no information about the input that the compiled
+//!   residual lacks: independent noise per token and per position would add features (each
+//!   position's token, the length as a nonlinear code) that no variable of the interpretation
+//!   holds, so no implementation without the family could predict them.
 //! * `placement` — every operation moved to a random sub-layer within its dependency slack, with
 //!   0 or 1 extra layer for more slack.
 //! * `head-order` — heads permuted within each layer.
@@ -290,10 +294,19 @@ fn add_noise_width(w: &mut Weights, extra: usize, rng: &mut ChaCha8Rng) {
     let grow_cols = |m: &Mat| m.with_cols(d2);
     for_residual(w, &grow_rows, &grow_cols);
     w.d_model = d2;
+    // One mixing matrix G (d × extra) for both embeddings: the new directions are a fixed linear
+    // map of the residual the embeddings write.
+    let mut g = Mat::zeros(d, extra);
+    for r in 0..d {
+        for c in 0..extra {
+            g.set(r, c, StandardNormal.sample(rng));
+        }
+    }
     for m in [&mut w.w_e, &mut w.w_pos] {
         for r in 0..m.rows {
-            for c in d..d2 {
-                m.set(r, c, StandardNormal.sample(rng));
+            for c in 0..extra {
+                let x: f64 = (0..d).map(|k| m.get(r, k) * g.get(k, c)).sum();
+                m.set(r, d + c, x);
             }
         }
     }

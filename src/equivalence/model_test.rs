@@ -1,8 +1,12 @@
 //! Point tests of a model (or a pool of models) against interpretations.
 //!
-//! - [`closer_test`]: `a` from the model pool M, `b` from G1's implementations, `c` from G2's; a
-//!   win is `fit(a→b) > fit(a→c)`. A lower bound above 1/2 says M's representations predict G1's
-//!   implementations better than G2's: M is *distinguishable from G2*, on G1's side.
+//! - [`closer_test`]: `m` from the model pool M, `b` from G1's implementations, `c` from G2's; a
+//!   win is `fit(m↔b) > fit(m↔c)`, where `fit(m↔b) = (fit(m→b) + fit(b→m)) / 2`. A lower bound
+//!   above 1/2 (and a mean gap above ε) says M and G1's implementations predict each other better
+//!   than M and G2's: M is *distinguishable from G2*, on G1's side. Both directions, because one
+//!   alone is blind to one kind of rival: a model whose representation holds more than G2's
+//!   predicts G2's implementations perfectly (`fit(m→c) = 1`), and a model that holds less is
+//!   predicted perfectly by them.
 //! - [`membership_test`]: `a ≠ b` from G1, `m` from M; a win is `fit(a→b) > fit(m→b)`: G1's own
 //!   implementations predict each other better than M predicts them. A lower bound above 1/2 says
 //!   M is *not* one of G1's implementations; a win rate near 1/2 is what a member gives (not
@@ -28,7 +32,7 @@ use super::source::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelTestKind {
-    /// win = fit(m→b) > fit(m→c), b ∈ G1 (`own`), c ∈ G2 (`other`).
+    /// win = fit(m↔b) > fit(m↔c) (both directions averaged), b ∈ G1 (`own`), c ∈ G2 (`other`).
     Closer,
     /// win = fit(a→b) > fit(m→b), a ≠ b ∈ G1 (`own`).
     Membership,
@@ -73,8 +77,39 @@ struct Draw {
     second: usize,
 }
 
-/// The two ordered pairs of a draw: the fit on the win condition's left side, then the right.
-type Sides = [(ImplRef, ImplRef); 2];
+/// A side of a draw's win condition: one ordered pair, or two whose fits are averaged.
+#[derive(Clone, Copy)]
+enum Side {
+    One(ImplRef, ImplRef),
+    /// `(fit(a→b) + fit(b→a)) / 2`.
+    Both(ImplRef, ImplRef),
+}
+
+impl Side {
+    fn pairs(self) -> Vec<(ImplRef, ImplRef)> {
+        match self {
+            Side::One(a, b) => vec![(a, b)],
+            Side::Both(a, b) => vec![(a, b), (b, a)],
+        }
+    }
+
+    fn value(self, fits: &super::source::FitTable, oriented: bool) -> f64 {
+        let f = |a, b| {
+            if oriented {
+                fits.oriented(a, b)
+            } else {
+                fits.value(a, b)
+            }
+        };
+        match self {
+            Side::One(a, b) => f(a, b),
+            Side::Both(a, b) => (f(a, b) + f(b, a)) / 2.0,
+        }
+    }
+}
+
+/// The two sides of a draw: the win condition's left, then its right.
+type Sides = [Side; 2];
 
 /// Every draw of a test, tallied, with the columns the measure left out.
 struct Recorded {
@@ -83,7 +118,7 @@ struct Recorded {
     degenerate: DegenerateColumns,
 }
 
-/// Computes every draw's two fits (`sides` names them) and records the outcomes.
+/// Computes every draw's fits (`sides` names them) and records the outcomes.
 fn record_draws(
     sources: &[&dyn ImplementationSource],
     cfg: &PointTestConfig,
@@ -93,7 +128,9 @@ fn record_draws(
     let fits = compute_fits(
         sources,
         &cfg.measure,
-        draws.iter().flat_map(|&d| sides(d)),
+        draws
+            .iter()
+            .flat_map(|&d| sides(d).into_iter().flat_map(Side::pairs)),
         &cfg.progress,
     )?;
     let mut tally = Tally::default();
@@ -105,9 +142,9 @@ fn record_draws(
                 model: d.model,
                 first: d.first,
                 second: d.second,
-                own_fit: fits.value(own.0, own.1),
-                other_fit: fits.value(other.0, other.1),
-                outcome: tally.record(fits.oriented(own.0, own.1), fits.oriented(other.0, other.1)),
+                own_fit: own.value(&fits, false),
+                other_fit: other.value(&fits, false),
+                outcome: tally.record(own.value(&fits, true), other.value(&fits, true)),
             }
         })
         .collect();
@@ -157,11 +194,11 @@ pub fn closer_test(
             }
         })
         .collect();
-    // Sources: 0 the model, 1 G1, 2 G2; win = fit(m→b) > fit(m→c).
+    // Sources: 0 the model, 1 G1, 2 G2; win = fit(m↔b) > fit(m↔c), both directions averaged.
     let recorded = record_draws(&[model, own, other], cfg, &draws, |d| {
         [
-            (r(0, d.model), r(1, d.first)),
-            (r(0, d.model), r(2, d.second)),
+            Side::Both(r(0, d.model), r(1, d.first)),
+            Side::Both(r(0, d.model), r(2, d.second)),
         ]
     })?;
     Ok(finish(
@@ -207,8 +244,8 @@ pub fn membership_test(
     // Sources: 0 the model, 1 G1; win = fit(a→b) > fit(m→b).
     let recorded = record_draws(&[model, own], cfg, &draws, |d| {
         [
-            (r(1, d.first), r(1, d.second)),
-            (r(0, d.model), r(1, d.second)),
+            Side::One(r(1, d.first), r(1, d.second)),
+            Side::One(r(0, d.model), r(1, d.second)),
         ]
     })?;
     Ok(finish(

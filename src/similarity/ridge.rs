@@ -12,10 +12,13 @@
 //!
 //! [`RidgeR2`] fits on the training rows and reports `sqrt(max(R², 0))` on held-out rows, with R²
 //! as `sklearn.metrics.r2_score(multioutput="uniform_average")` (`force_finite=True`: a target
-//! that is constant on the held-out rows scores 1 when predicted exactly and 0 otherwise). One
-//! deliberate difference: "constant" is decided on the values themselves, not on a
-//! floating-point mean that may miss them by one ulp, which would make scikit-learn's R² for that
-//! column a huge negative number.
+//! that is constant on the held-out rows scores 1 when predicted exactly and 0 otherwise). Two
+//! deliberate differences: "constant" is decided on the values themselves, not on a
+//! floating-point mean that may miss them by one ulp, and a held-out column equal up to rounding
+//! (sum of squares below [`DEGENERATE_VARIANCE_RATIO`] of the largest held-out column's) counts
+//! as constant, "exactly" meaning to that precision; either would otherwise make scikit-learn's
+//! R² for that column a huge negative number. Target columns that are constant up to rounding on
+//! all rows are left out before fitting ([`super::screen`]).
 
 use faer::{Mat, MatRef};
 use rand::{Rng, SeedableRng};
@@ -24,7 +27,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::linalg::{self, NoConvergence};
-use super::screen::{Screening, screen};
+use super::screen::{DEGENERATE_VARIANCE_RATIO, Screening, screen};
 use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
 const NAME: &str = "ridge-r2";
@@ -334,20 +337,31 @@ fn check_leverage(denom: &[f64]) -> Result<(), SimilarityError> {
 pub fn r2_uniform_average(y_true: MatRef<'_, f64>, y_pred: MatRef<'_, f64>) -> f64 {
     let n = y_true.nrows() as f64;
     let t = y_true.ncols();
+    let sums_of_squares: Vec<f64> = (0..t)
+        .map(|j| {
+            let col = y_true.col(j);
+            let mean = col.iter().sum::<f64>() / n;
+            col.iter().map(|v| (v - mean).powi(2)).sum()
+        })
+        .collect();
+    // A column is constant on the held-out rows when its values are equal, or equal up to the
+    // rounding a float model leaks (sum of squares below the degenerate tolerance of the largest
+    // column's): otherwise one held-out column of 0 ± 1e-7 scores R² ≈ −1e7 and swamps the
+    // average. Such a column scores 1 when predicted to the same precision, else 0.
+    let largest = sums_of_squares.iter().copied().fold(0.0f64, f64::max);
+    let rounding = DEGENERATE_VARIANCE_RATIO * largest;
     let mut total = 0.0;
-    for j in 0..t {
+    for (j, &denominator) in sums_of_squares.iter().enumerate() {
         let col = y_true.col(j);
         let numerator: f64 = (0..y_true.nrows())
             .map(|i| (col[i] - y_pred[(i, j)]).powi(2))
             .sum();
-        let constant = col.iter().all(|v| *v == col[0]);
+        let constant = col.iter().all(|v| *v == col[0]) || denominator < rounding;
         let score = if numerator == 0.0 {
             1.0
         } else if constant {
-            0.0
+            if numerator < rounding { 1.0 } else { 0.0 }
         } else {
-            let mean = col.iter().sum::<f64>() / n;
-            let denominator: f64 = col.iter().map(|v| (v - mean).powi(2)).sum();
             1.0 - numerator / denominator
         };
         total += score;
@@ -780,6 +794,19 @@ mod tests {
         let off = Mat::from_fn(3, 2, |i, j| if j == 0 { 0.2 } else { i as f64 });
         // column 0 constant and mispredicted → 0; column 1 exact → 1.
         assert_eq!(r2_uniform_average(truth.as_ref(), off.as_ref()), 0.5);
+        // A held-out column that is 0 up to f32 rounding is constant too: predicted to that
+        // precision it scores 1, not 1 − 1e-14 / 1e-15.
+        let leaky = Mat::from_fn(3, 2, |i, j| {
+            if j == 0 {
+                [1e-7, -2e-7, 0.0][i]
+            } else {
+                i as f64
+            }
+        });
+        let near = Mat::from_fn(3, 2, |i, j| if j == 0 { 3e-8 } else { i as f64 + 1e-9 });
+        assert_eq!(r2_uniform_average(leaky.as_ref(), near.as_ref()), 1.0);
+        let wrong = Mat::from_fn(3, 2, |i, j| if j == 0 { 0.3 } else { i as f64 });
+        assert_eq!(r2_uniform_average(leaky.as_ref(), wrong.as_ref()), 0.5);
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl CompareReport {
             o,
             "effect size     a verdict also needs its mean fit gap above ε; ε = {}",
             if self.settings.epsilon == "data" {
-                "the standard deviation of each test's within-pool fits (at least 1e-6)".to_owned()
+                "the range (max − min) of each test's within-pool fits (at least 1e-4)".to_owned()
             } else {
                 self.settings.epsilon.clone()
             }
@@ -231,7 +231,7 @@ impl CompareReport {
                 let i = self.decisive(&t.summary);
                 let line = match &t.other {
                     Some(other) => format!(
-                        "  {} closer to {} than to {}: fit(m→b) > fit(m→c) in {:.3} [{:.3}, {:.3}] (1 − mean fit {:.2e} vs {:.2e}; {}): {}",
+                        "  {} closer to {} than to {}: fit(m↔b) > fit(m↔c) in {:.3} [{:.3}, {:.3}] (1 − mean fit {:.2e} vs {:.2e}; {}): {}",
                         t.model,
                         t.own,
                         other,

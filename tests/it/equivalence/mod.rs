@@ -1,5 +1,6 @@
 //! The interpretive-equivalence estimate: determinism, the estimator, end-to-end runs.
 
+mod all_specs;
 mod determinism;
 mod e2e_cli;
 mod e2e_intervention;
