@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::compile::lower::OpBlock;
 use crate::compile::{Compiled, OpPlacement};
 use crate::experiment::ExperimentError;
+use crate::intervene::iia::declared_site;
 use crate::lang::ir::{Circuit, NodeId};
 use crate::model::{AttnHook, BlockHook, HookPoint, Site, Transformer};
 
@@ -50,14 +51,10 @@ pub fn declared_sites(circuit: &Circuit) -> Result<Vec<Site>, ExperimentError> {
     let mut out: Vec<Site> = Vec::new();
     for site in &circuit.sites {
         for h in &site.hooks {
-            let hook: HookPoint = h.hook.parse().map_err(|_| ExperimentError::Circuit {
+            let s = declared_site(h).ok_or_else(|| ExperimentError::Circuit {
                 circuit: circuit.name.clone(),
                 reason: format!("`{}` is not a hook point", h.hook),
             })?;
-            let mut s = Site::hook(hook);
-            if let Some(head) = h.head {
-                s = s.with_head(head);
-            }
             if !out.contains(&s) {
                 out.push(s);
             }

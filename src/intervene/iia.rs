@@ -36,22 +36,30 @@ impl Alignment {
     pub fn from_circuit(circuit: &crate::lang::ir::Circuit) -> Result<Self, InterveneError> {
         let mut out = Alignment::new();
         for site in &circuit.sites {
-            let mut sites = Vec::with_capacity(site.hooks.len());
-            for h in &site.hooks {
-                let hook = h.hook.parse().map_err(|_| InterveneError::Circuit {
-                    circuit: circuit.name.clone(),
-                    reason: format!("`{}` is not a hook point", h.hook),
-                })?;
-                let mut s = Site::hook(hook);
-                if let Some(head) = h.head {
-                    s = s.with_head(head);
-                }
-                sites.push(s);
-            }
+            let sites = site
+                .hooks
+                .iter()
+                .map(|h| {
+                    declared_site(h).ok_or_else(|| InterveneError::Circuit {
+                        circuit: circuit.name.clone(),
+                        reason: format!("`{}` is not a hook point", h.hook),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
             out.variables.insert(site.variable.clone(), sites);
         }
         Ok(out)
     }
+}
+
+/// The site a circuit's hook reference names (`None`: not a hook point; the checker has
+/// already refused such a name in a spec).
+pub fn declared_site(h: &crate::lang::ir::HookRef) -> Option<Site> {
+    let site = Site::hook(h.hook.parse().ok()?);
+    Some(match h.head {
+        Some(head) => site.with_head(head),
+        None => site,
+    })
 }
 
 /// One interchange experiment: run `base` with `variables` set to their values on `source`.

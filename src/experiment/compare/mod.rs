@@ -14,7 +14,8 @@
 //! | `[5]` | transfer matrix |
 //! | `[6]` | corrupted inputs |
 //! | `[7]` | which circuit heads are patched when fewer than all |
-//! | `[8, t]` | intervention test against target pool `t` |
+//! | `[8, o, t]` | intervention test of sampled pool `o` against target pool `t` |
+//! | `[9, m, t]` | intervention test of model pool `m` (patched where the circuit declares) against target pool `t` |
 //!
 //! The compiler's domain check uses `S` itself.
 

@@ -162,19 +162,22 @@ fn symbols(model: &LoadedModel, ids: &[u32]) -> Vec<String> {
     ids[1..].iter().map(|&i| toks[i as usize].clone()).collect()
 }
 
+/// Reverse's high-level model under an interchange of its output: the source reversed.
+fn source_reversed(model: &LoadedModel, p: &InterchangePair) -> Vec<OutputValue> {
+    let mut s = symbols(model, &p.source);
+    s.reverse();
+    s.into_iter()
+        .map(|x| OutputValue::Symbol(Value::String(x)))
+        .collect()
+}
+
 #[test]
 fn iia_of_the_reverse_program() {
     let m = tracr("reverse");
     let readout = Readout::new(m.sidecar.as_ref());
     let ps = pairs(&m, &["a", "b", "c"], 3, "reverse");
     // High-level model: setting `reverse` to its source value makes the output the source reversed.
-    let oracle = |p: &InterchangePair| -> Result<Vec<OutputValue>, String> {
-        let mut s = symbols(&m, &p.source);
-        s.reverse();
-        Ok(s.into_iter()
-            .map(|x| OutputValue::Symbol(Value::String(x)))
-            .collect())
-    };
+    let oracle = |p: &InterchangePair| Ok(source_reversed(&m, p));
     let right = Alignment::new().with(
         "reverse",
         vec![Site::hook(HookPoint::block(3, BlockHook::AttnOut))],
@@ -211,13 +214,7 @@ fn iia_of_a_spec_circuit_patches_its_declared_sites_and_refuses_absent_ones() {
     .unwrap();
     let readout = Readout::new(m.sidecar.as_ref());
     let ps = pairs(&m, &["a", "b", "c"], 3, "output");
-    let oracle = |p: &InterchangePair| -> Result<Vec<OutputValue>, String> {
-        let mut s = symbols(&m, &p.source);
-        s.reverse();
-        Ok(s.into_iter()
-            .map(|x| OutputValue::Symbol(Value::String(x)))
-            .collect())
-    };
+    let oracle = |p: &InterchangePair| Ok(source_reversed(&m, p));
     let layout = Alignment::from_circuit(&spec.circuits["tracr_reverse_layout"]).unwrap();
     assert_eq!(
         layout.variables["output"],
