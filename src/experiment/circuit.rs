@@ -106,16 +106,17 @@ pub fn placed_sites(circuit: &Circuit, c: &Compiled, placement: &[OpPlacement]) 
 /// sites are exactly where the compiler put it.
 pub fn mapping_for(circuit: &Circuit, c: &Compiled) -> Result<CircuitMapping, ExperimentError> {
     for site in &circuit.sites {
-        let declared: BTreeSet<String> = declared_sites(&Circuit {
-            sites: vec![site.clone()],
-            ..circuit.clone()
-        })?
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut declared = BTreeSet::new();
+        for h in &site.hooks {
+            let s = declared_site(h).ok_or_else(|| ExperimentError::Circuit {
+                circuit: circuit.name.clone(),
+                reason: format!("`{}` is not a hook point", h.hook),
+            })?;
+            declared.insert(spec_name(&s));
+        }
         let placed: BTreeSet<String> = node_sites(c, &c.placement, site.node)
             .iter()
-            .map(|s| s.to_string())
+            .map(spec_name)
             .collect();
         if placed.is_empty() || declared != placed {
             return Ok(CircuitMapping::Declared);
@@ -143,14 +144,18 @@ pub fn check_sites(
     Ok(())
 }
 
+/// A site as a circuit writes it: `blocks.1.attn.hook_z[0]`, `blocks.0.hook_mlp_out`.
+pub fn spec_name(s: &Site) -> String {
+    match s.head {
+        Some(h) => format!("{}[{h}]", s.hook),
+        None => s.hook.to_string(),
+    }
+}
+
 /// The compiled layout of `program` as a circuit block a spec can hold: every named variable the
 /// compiler put in a head or an MLP, with its sites. A circuit written so is followed through
 /// each sampled implementation's placement record.
 pub fn layout_circuit(name: &str, program: &crate::lang::ir::Program, c: &Compiled) -> String {
-    let spec_name = |s: &Site| match s.head {
-        Some(h) => format!("{}[{h}]", s.hook),
-        None => s.hook.to_string(),
-    };
     let mut lines = Vec::new();
     for (i, node) in program.graph.nodes.iter().enumerate() {
         let id = NodeId(i);

@@ -13,7 +13,7 @@ use crate::equivalence::selectivity_matrix;
 use crate::equivalence::source::{ImplementationSource, derive_seed};
 use crate::equivalence::transfer::{TransferConfig, TransferMatrix, transfer_matrix};
 use crate::experiment::ExperimentError;
-use crate::experiment::circuit::{CircuitMapping, declared_sites};
+use crate::experiment::circuit::{CircuitMapping, declared_sites, spec_name};
 use crate::experiment::sampled::{
     ModelDirSource, ModelPatch, PatchPlan, SampledSource, choose_sites,
 };
@@ -187,15 +187,8 @@ pub(super) fn intervention(
     Ok(out)
 }
 
-/// Sites as a spec writes them: `blocks.1.attn.hook_z[0]`, `blocks.0.hook_mlp_out`.
 fn site_names(sites: &[Site]) -> Vec<String> {
-    sites
-        .iter()
-        .map(|st| match st.head {
-            Some(h) => format!("{}[{h}]", st.hook),
-            None => st.hook.to_string(),
-        })
-        .collect()
+    sites.iter().map(spec_name).collect()
 }
 
 /// The intervention test of `clean` / `patched` against every pool that has a target to draw

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::CompareReport;
 use crate::equivalence::point::Verdict;
+use crate::equivalence::square_table;
 use crate::equivalence::stats::IntervalMethod;
 use crate::equivalence::transfer::TransferMatrix;
 
@@ -338,52 +339,27 @@ impl CompareReport {
 /// The transfer matrix with five decimals (fits of exact implementations sit close to 1, where
 /// three decimals hide the differences the tests act on).
 pub fn transfer_text(t: &TransferMatrix) -> String {
-    let w = t.labels.iter().map(|l| l.len()).max().unwrap_or(0).max(15);
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "transfer: mean fit(row → column) ± sd over implementation pairs; measure {}",
+    let cell = |i: usize, j: usize, text: &dyn Fn(f64, f64) -> String| match &t.cells[i][j].fit {
+        Some(s) => text(s.mean, s.sd),
+        None => "—".into(),
+    };
+    let mut o = format!(
+        "transfer: mean fit(row → column) ± sd over implementation pairs; measure {}\n",
         t.measure
     );
-    let _ = write!(o, "{:w$}", "from \\ to");
-    for l in &t.labels {
-        let _ = write!(o, "  {l:>w$}");
-    }
-    let _ = writeln!(o);
-    for (i, row) in t.cells.iter().enumerate() {
-        let _ = write!(o, "{:w$}", t.labels[i]);
-        for c in row {
-            let e = match &c.fit {
-                Some(s) => format!("{:.5}±{:.5}", s.mean, s.sd),
-                None => "—".into(),
-            };
-            let _ = write!(o, "  {e:>w$}");
-        }
-        let _ = writeln!(o);
-    }
+    o.push_str(&square_table(&t.labels, "from \\ to", 15, |i, j| {
+        cell(i, j, &|mean, sd| format!("{mean:.5}±{sd:.5}"))
+    }));
     let near_one = t
         .cells
         .iter()
         .flatten()
         .any(|c| c.fit.is_some_and(|f| f.mean > 0.999));
     if near_one {
-        let _ = writeln!(o, "1 − mean fit (the same cells, where fits crowd 1):");
-        let _ = write!(o, "{:w$}", "from \\ to");
-        for l in &t.labels {
-            let _ = write!(o, "  {l:>w$}");
-        }
-        let _ = writeln!(o);
-        for (i, row) in t.cells.iter().enumerate() {
-            let _ = write!(o, "{:w$}", t.labels[i]);
-            for c in row {
-                let e = match &c.fit {
-                    Some(s) => format!("{:.2e}", 1.0 - s.mean),
-                    None => "—".into(),
-                };
-                let _ = write!(o, "  {e:>w$}");
-            }
-            let _ = writeln!(o);
-        }
+        o.push_str("1 − mean fit (the same cells, where fits crowd 1):\n");
+        o.push_str(&square_table(&t.labels, "from \\ to", 15, |i, j| {
+            cell(i, j, &|mean, _| format!("{:.2e}", 1.0 - mean))
+        }));
     }
     o
 }
