@@ -55,6 +55,7 @@ pub mod compile;
 pub mod equivalence;
 pub mod experiment;
 pub mod files;
+pub mod harness;
 pub mod hooks;
 pub mod intervene;
 pub mod lang;

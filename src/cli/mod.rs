@@ -9,9 +9,11 @@ pub mod fmt;
 pub mod inspect;
 pub mod patch;
 pub mod prove;
+pub mod report;
 pub mod run;
 pub mod sample;
 pub mod similarity;
+pub mod test;
 
 use std::process::ExitCode;
 
@@ -52,6 +54,11 @@ pub enum Command {
     Compare(Box<compare::Args>),
     /// Representation similarity (ridge predictivity, CKA, Procrustes, CCA) between x and y
     Similarity(similarity::Args),
+    /// Run every check and prove block of the specs (exit 0 all hold, 1 one is false, 2 one is
+    /// undecided or could not run)
+    Test(test::Args),
+    /// Work with test reports (merge the shards of a run)
+    Report(report::Args),
 }
 
 /// A subcommand's exit code: success, or failure once the error's diagnostic is on stderr.
@@ -83,5 +90,7 @@ pub fn main() -> ExitCode {
         Command::Prove(args) => prove::run(args),
         Command::Compare(args) => compare::run(*args),
         Command::Similarity(args) => similarity::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

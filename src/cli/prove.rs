@@ -10,8 +10,7 @@ use std::time::Duration;
 use crate::lang;
 use crate::smt::{self, ProofReport, ProveOptions, Verdict};
 
-/// The z3 time limit per sequence length when neither the spec nor `--timeout` gives one.
-pub const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+pub use crate::smt::DEFAULT_TIMEOUT_SECS;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

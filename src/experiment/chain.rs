@@ -51,7 +51,7 @@ pub fn to_transformer(w: &CompiledWeights, name: &str) -> Result<Transformer, Mo
 }
 
 /// Token ids of one input under a stage's sidecar (BOS prepended when it has one).
-fn encode(sidecar: &Sidecar, input: &[Value]) -> Result<Vec<u32>, StageProblem> {
+pub fn encode(sidecar: &Sidecar, input: &[Value]) -> Result<Vec<u32>, StageProblem> {
     let words: Vec<String> = input.iter().map(token_text).collect();
     sidecar.encode(&words).map_err(|e| {
         let ModelError::UnknownToken { token, .. } = e else {
@@ -73,7 +73,7 @@ fn encode(sidecar: &Sidecar, input: &[Value]) -> Result<Vec<u32>, StageProblem> 
 
 /// The values of one input's positions, from their logits (prefix positions already dropped):
 /// the runtime's decoder, exact values as the sidecar lists them.
-fn decode(sidecar: &Sidecar, logits: &[Vec<f32>]) -> Result<Vec<Value>, StageProblem> {
+pub fn decode(sidecar: &Sidecar, logits: &[Vec<f32>]) -> Result<Vec<Value>, StageProblem> {
     logits
         .iter()
         .map(|l| {

@@ -430,6 +430,125 @@ pub fn transfer_svg(
     })
 }
 
+/// Bins of a win-rate histogram (width 0.05 over [0, 1]).
+const HIST_BINS: usize = 20;
+
+/// The win rates of every selectivity cell's replicates as histograms, one panel per ordered
+/// pair (G1 row, G2 column; the diagonal is the calibration, which should sit near 1/2): how
+/// much a cell's verdict moves between bootstraps. A line marks 1/2; the panel names the
+/// pooled win rate and verdict.
+pub fn win_rate_histogram_svg(
+    m: &SelectivityMatrix,
+    title: &str,
+    notes: &[String],
+) -> Result<String, PlotError> {
+    let k = m.labels.len() as i32;
+    let (pw, ph) = (220i32, 120i32);
+    let label_w = m
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(4) as i32
+        * LABEL_CHAR
+        + 2 * MARGIN;
+    let width = (label_w + pw * k + MARGIN).max(360);
+    let title_lines = wrap(title, ((width - 2 * MARGIN) / TITLE_CHAR) as usize);
+    let note_lines: Vec<String> = notes
+        .iter()
+        .flat_map(|n| wrap(n, ((width - 2 * MARGIN) / NOTE_CHAR) as usize))
+        .collect();
+    let top = 12 + 20 * title_lines.len() as i32 + 14 * note_lines.len() as i32 + 16;
+    let y0 = top + 24;
+    let height = y0 + ph * k + 40;
+    let mut out = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut out, (width as u32, height as u32)).into_drawing_area();
+        root.fill(&WHITE)?;
+        for (i, line) in title_lines.iter().enumerate() {
+            root.draw(&Text::new(line.clone(), (MARGIN, 20 + 20 * i as i32), left(16.0)))?;
+        }
+        for (i, n) in note_lines.iter().enumerate() {
+            root.draw(&Text::new(
+                n.clone(),
+                (MARGIN, 12 + 20 * title_lines.len() as i32 + 10 + 14 * i as i32),
+                left(11.0),
+            ))?;
+        }
+        for (j, l) in m.labels.iter().enumerate() {
+            root.draw(&Text::new(
+                l.clone(),
+                (label_w + pw * j as i32 + pw / 2, y0 - 10),
+                centre(12.0, &BLACK),
+            ))?;
+        }
+        let blue = RGBColor(8, 48, 107);
+        for (i, row) in m.cells.iter().enumerate() {
+            let py = y0 + ph * i as i32;
+            root.draw(&Text::new(
+                m.labels[i].clone(),
+                (MARGIN, py + ph / 2),
+                left(12.0),
+            ))?;
+            for (j, c) in row.iter().enumerate() {
+                let px = label_w + pw * j as i32;
+                let (x0, x1) = (px + 10, px + pw - 10);
+                let (base, top_y) = (py + ph - 24, py + 22);
+                let mut counts = [0usize; HIST_BINS];
+                for r in &c.replicates {
+                    let b = ((r.win_rate * HIST_BINS as f64) as usize).min(HIST_BINS - 1);
+                    counts[b] += 1;
+                }
+                let most = counts.iter().copied().max().unwrap_or(0).max(1) as i32;
+                root.draw(&Rectangle::new(
+                    [(x0, top_y), (x1, base)],
+                    RGBColor(235, 235, 235).stroke_width(1),
+                ))?;
+                let bw = (x1 - x0) / HIST_BINS as i32;
+                for (b, &n) in counts.iter().enumerate() {
+                    if n == 0 {
+                        continue;
+                    }
+                    let h = (base - top_y) * n as i32 / most;
+                    let bx = x0 + bw * b as i32;
+                    root.draw(&Rectangle::new([(bx, base - h), (bx + bw, base)], blue.filled()))?;
+                }
+                let half = x0 + (x1 - x0) / 2;
+                root.draw(&PathElement::new(
+                    vec![(half, top_y), (half, base)],
+                    RED.stroke_width(1),
+                ))?;
+                root.draw(&Text::new("0".to_string(), (x0, base + 10), centre(9.0, &BLACK)))?;
+                root.draw(&Text::new("1".to_string(), (x1, base + 10), centre(9.0, &BLACK)))?;
+                root.draw(&Text::new(
+                    format!(
+                        "pooled {:.3}{}",
+                        c.pooled.win_rate,
+                        if c.pooled.verdict == Verdict::Distinguishable {
+                            " *"
+                        } else {
+                            ""
+                        }
+                    ),
+                    (px + pw / 2, py + 12),
+                    centre(10.0, &BLACK),
+                ))?;
+            }
+        }
+        root.draw(&Text::new(
+            format!(
+                "replicate win rates in bins of {:.2}; red line: 1/2; * = distinguishable (pooled)",
+                1.0 / HIST_BINS as f64
+            ),
+            (MARGIN, height - 16),
+            left(11.0),
+        ))?;
+        root.present()?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -403,7 +403,7 @@ pub struct CheckDef {
 #[derive(Clone, Debug, PartialEq)]
 pub enum CheckField {
     Model {
-        path: StrLit,
+        model: ModelAst,
         span: Span,
     },
     Compare {
@@ -423,12 +423,32 @@ pub enum CheckField {
         value: NumLit,
         span: Span,
     },
+    /// `expect goal(args) [bound]`. An argument is a name or, in `similarity`, a measure such as
+    /// `cka:linear` (kept in an [`Ident`] as written).
     Expect {
         goal: Ident,
         args: Vec<Ident>,
-        bound: Option<(CmpOp, NumLit)>,
+        bound: Option<BoundAst>,
         span: Span,
     },
+}
+
+/// What a check's `model` names.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelAst {
+    /// `model "dir"`: a directory relative to the spec file.
+    Dir(StrLit),
+    /// `model compiled(I)` / `model compiled(I, seed S)`: the harness compiles I itself.
+    Compiled { program: Ident, seed: Option<NumLit> },
+}
+
+/// The bound of a numeric expectation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BoundAst {
+    /// `>= 0.95`
+    Cmp(CmpOp, NumLit),
+    /// `~= 0.93 +- 0.02` (also `≈ 0.93 ± 0.02`).
+    Approx { value: NumLit, tolerance: NumLit },
 }
 
 impl CheckField {
@@ -599,8 +619,16 @@ impl VisitSpans for Item {
                 c.name.visit_spans(f);
                 for field in &mut c.fields {
                     match field {
-                        CheckField::Model { path, span } => {
-                            path.visit_spans(f);
+                        CheckField::Model { model, span } => {
+                            match model {
+                                ModelAst::Dir(path) => path.visit_spans(f),
+                                ModelAst::Compiled { program, seed } => {
+                                    program.visit_spans(f);
+                                    if let Some(s) = seed {
+                                        s.visit_spans(f);
+                                    }
+                                }
+                            }
                             f(span);
                         }
                         CheckField::Compare { names, span } => {
@@ -625,8 +653,13 @@ impl VisitSpans for Item {
                             for a in args {
                                 a.visit_spans(f);
                             }
-                            if let Some((_, n)) = bound {
-                                n.visit_spans(f);
+                            match bound {
+                                Some(BoundAst::Cmp(_, n)) => n.visit_spans(f),
+                                Some(BoundAst::Approx { value, tolerance }) => {
+                                    value.visit_spans(f);
+                                    tolerance.visit_spans(f);
+                                }
+                                None => {}
                             }
                             f(span);
                         }

@@ -278,6 +278,42 @@ pub struct Program {
 }
 
 impl Program {
+    /// A content hash of everything the program computes: its graph, output and task (vocabulary,
+    /// length, restriction), without where they were written. Two programs with the same
+    /// fingerprint compile to the same weights; moving or re-commenting the spec keeps it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        fn strip(g: &Graph) -> Graph {
+            let mut g = g.clone();
+            for n in &mut g.nodes {
+                n.source = None;
+            }
+            g
+        }
+        let task = Task {
+            name: self.task.name.clone(),
+            vocab: self.task.vocab.clone(),
+            max_len: self.task.max_len,
+            restriction: self
+                .task
+                .restriction
+                .as_ref()
+                .map(|(g, out)| (strip(g), *out)),
+            source: None,
+        };
+        let text = format!(
+            "{:?}\n{:?}\n{:?}\n{:?}",
+            self.name,
+            task,
+            strip(&self.graph),
+            self.output
+        );
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The node a variable name refers to; `output` is the output node, whatever its own name
     /// (an output that is a variable, `output x`, keeps the name `x`).
     pub fn variable(&self, name: &str) -> Option<NodeId> {
@@ -339,34 +375,104 @@ pub struct Circuit {
     pub source: Option<SourceRef>,
 }
 
+/// The bound a numeric expectation's figure is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Bound {
+    /// `>= 0.95`, `> x`, `<= x`, `< x` (`==` and `!=` are refused: a figure is compared with a
+    /// tolerance, `~= x +- t`).
+    Cmp { cmp: Comparison, value: f64 },
+    /// `~= 0.93 +- 0.02`: the figure lies in `[value - tolerance, value + tolerance]`.
+    Approx { value: f64, tolerance: f64 },
+}
+
+impl Bound {
+    /// Whether `x` satisfies the bound.
+    pub fn holds(&self, x: f64) -> bool {
+        match *self {
+            Bound::Cmp { cmp, value } => match cmp {
+                Comparison::Ge => x >= value,
+                Comparison::Gt => x > value,
+                Comparison::Le => x <= value,
+                Comparison::Lt => x < value,
+                Comparison::Eq => x == value,
+                Comparison::Ne => x != value,
+                Comparison::True => true,
+                Comparison::False => false,
+            },
+            Bound::Approx { value, tolerance } => (x - value).abs() <= tolerance,
+        }
+    }
+
+    /// The interval of figures that satisfy the bound, `[lo, hi]` (open ends as infinities).
+    pub fn range(&self) -> (f64, f64) {
+        match *self {
+            Bound::Cmp { cmp, value } => match cmp {
+                Comparison::Ge | Comparison::Gt => (value, f64::INFINITY),
+                Comparison::Le | Comparison::Lt => (f64::NEG_INFINITY, value),
+                _ => (value, value),
+            },
+            Bound::Approx { value, tolerance } => (value - tolerance, value + tolerance),
+        }
+    }
+}
+
+/// One `expect` of a check.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expectation {
-    /// `expect congruent(I)`: the model shares interpretation I.
-    Congruent(String),
-    /// `expect distinguishable(I1, I2)`.
-    Distinguishable(String, String),
-    /// `expect iia(circuit) >= 0.95`.
-    Iia {
-        circuit: String,
-        cmp: Comparison,
-        bound: f64,
-    },
-    /// `expect implements(I)`: the model's outputs equal I's on the domain.
+    /// `expect implements(I)`: the model's decoded outputs equal I's on the domain.
     Implements(String),
+    /// `expect accuracy(I) >= 0.99`: the fraction of inputs whose decoded output equals I's.
+    Accuracy { program: String, bound: Bound },
+    /// `expect congruent(I)`: the model shares interpretation I rather than the compared ones.
+    Congruent(String),
+    /// `expect distinguishable(I1, I2)`: the estimator tells the two interpretations apart.
+    Distinguishable(String, String),
+    /// `expect indistinguishable(I1, I2)`: it does not, by more than the tolerance ε.
+    Indistinguishable(String, String),
+    /// `expect iia(circuit) >= 0.95`.
+    Iia { circuit: String, bound: Bound },
+    /// `expect similarity(cka:linear, I) >= 0.9`: the model vs the compiled I. The measure is
+    /// kept as written; the harness parses it.
+    Similarity {
+        measure: String,
+        program: String,
+        bound: Bound,
+    },
+}
+
+/// An expectation with the text it was written as (canonical spacing) and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    pub goal: Expectation,
+    /// `iia(tracr_reverse_compiled) >= 0.95`, as `fmt` prints it.
+    pub text: String,
+    pub source: Option<SourceRef>,
+}
+
+/// What a check runs its model expectations on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelRef {
+    /// A model directory, relative to the spec file's directory as written.
+    Dir(PathBuf),
+    /// `compiled(I)` / `compiled(I, seed S)`: the harness compiles I (the seed is the compiler's
+    /// domain-check seed).
+    Compiled { program: String, seed: Option<u64> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {
     pub name: String,
-    /// Relative to the spec file's directory, as written.
-    pub model: Option<PathBuf>,
+    pub model: Option<ModelRef>,
+    /// Where the `model` field is written (for errors about the model).
+    pub model_source: Option<SourceRef>,
     pub compare: Vec<String>,
     pub samples: Option<u64>,
     pub seed: Option<u64>,
     /// The fit gap every distinguishable / congruent verdict of the check needs besides its
     /// interval; `None`: derived from the data (see `equivalence::Epsilon`).
     pub epsilon: Option<f64>,
-    pub expectations: Vec<Expectation>,
+    pub expectations: Vec<Expect>,
     pub source: Option<SourceRef>,
 }
 
@@ -418,6 +524,11 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// Loads and checks a spec file and its imports (see [`crate::lang::load`]).
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Spec, crate::lang::Report> {
+        crate::lang::load(path)
+    }
+
     /// Every file an item of the spec was written in (the root file and the imports that
     /// contribute items), sorted: what an output must never replace.
     pub fn source_files(&self) -> Vec<PathBuf> {

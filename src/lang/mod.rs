@@ -192,6 +192,42 @@ fn normalize(p: &Path) -> PathBuf {
     out.iter().collect()
 }
 
+/// The spec files a path names: the file itself, or every `*.interp` below a directory, sorted.
+/// Each directory and each file is visited once, however many links lead to it (a symlink loop
+/// ends the walk down that branch instead of repeating it).
+pub fn collect_specs(path: &Path) -> Result<Vec<PathBuf>, LangError> {
+    let io_error = |what: String| LangError::new(ErrorKind::Io, what);
+    let meta = std::fs::metadata(path)
+        .map_err(|e| io_error(format!("cannot read `{}`: {e}", path.display())))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut seen_dirs = std::collections::HashSet::new();
+    let mut seen_files = std::collections::HashSet::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if !seen_dirs.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+            continue;
+        }
+        let unreadable =
+            |e: std::io::Error| io_error(format!("cannot read directory `{}`: {e}", dir.display()));
+        for entry in std::fs::read_dir(&dir).map_err(unreadable)? {
+            let entry = entry.map_err(unreadable)?;
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "interp")
+                && seen_files.insert(std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone()))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,9 @@ pub enum SmtError {
     Internal(String),
 }
 
+/// The z3 time limit per sequence length when neither the spec nor the caller gives one.
+pub const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+
 /// How to run proofs.
 #[derive(Clone, Debug, Default)]
 pub struct ProveOptions {

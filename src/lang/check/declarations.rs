@@ -242,10 +242,18 @@ impl Checker {
 
     // --- checks ------------------------------------------------------------------------------
 
+    /// An interpretation or a pipeline by name (what `compare`, `congruent` and
+    /// `distinguishable` may name), or an error.
+    fn lookup_target(&mut self, f: &ParsedFile, name: &Ident, context: &str) -> bool {
+        self.spec.pipelines.contains_key(&name.name)
+            || self.lookup_program(f, name, context).is_some()
+    }
+
     pub(super) fn check(&mut self, f: &ParsedFile, c: &ast::CheckDef) {
         let name = c.name.name.clone();
         let before = self.errors.len();
         let mut model = None;
+        let mut model_source = None;
         let mut compare = Vec::new();
         let mut samples = None;
         let mut seed = None;
@@ -278,7 +286,10 @@ impl Checker {
                 firsts.insert(word, field.span());
             }
             match field {
-                ast::CheckField::Model { path, .. } => model = Some(PathBuf::from(&path.value)),
+                ast::CheckField::Model { model: m, span } => {
+                    model = self.model_ref(f, m);
+                    model_source = source_ref(f, *span);
+                }
                 ast::CheckField::Compare { names, .. } => {
                     let mut seen = HashSet::new();
                     for n in names {
@@ -292,19 +303,19 @@ impl Checker {
                             ));
                             continue;
                         }
-                        if self.lookup_program(f, n, "`compare`").is_some() {
+                        if self.lookup_target(f, n, "`compare`") {
                             compare.push(n.name.clone());
                         }
                     }
                 }
                 ast::CheckField::Samples { value, .. } => match value.text.parse::<u64>() {
-                    Ok(n) if n >= 1 => samples = Some(n),
+                    Ok(n) if n >= 3 => samples = Some(n),
                     _ => self.err(LangError::at(
                         ErrorKind::Check,
                         &f.source,
                         value.span,
                         format!("`samples {}` is out of range", value.text),
-                        "expected a count from 1 to 2^64-1",
+                        "expected a count from 3 to 2^64-1 (a selectivity cell draws three distinct implementations)",
                     )),
                 },
                 ast::CheckField::Seed { value, .. } => match value.text.parse::<u64>() {
@@ -333,11 +344,18 @@ impl Checker {
                     bound,
                     span,
                 } => {
-                    if let Some(e) = self.expectation(f, goal, args, bound, *span) {
-                        expectations.push(e);
+                    if let Some(e) = self.expectation(f, goal, args, bound.as_ref(), *span) {
+                        expectations.push(Expect {
+                            text: crate::lang::fmt::check_field_text(field),
+                            goal: e,
+                            source: source_ref(f, *span),
+                        });
                     }
                 }
             }
+        }
+        if self.errors.len() == before {
+            self.check_consistency(f, c, model.is_some(), &compare, &expectations);
         }
         if self.errors.len() > before {
             self.broken.insert((Namespace::Check, name));
@@ -348,6 +366,7 @@ impl Checker {
             Check {
                 name,
                 model,
+                model_source,
                 compare,
                 samples,
                 seed,
@@ -358,24 +377,161 @@ impl Checker {
         );
     }
 
+    /// `model "dir"` or `model compiled(I[, seed S])`.
+    fn model_ref(&mut self, f: &ParsedFile, m: &ast::ModelAst) -> Option<ModelRef> {
+        match m {
+            ast::ModelAst::Dir(path) => {
+                if path.value.trim().is_empty() {
+                    self.err(LangError::at(
+                        ErrorKind::Check,
+                        &f.source,
+                        path.span,
+                        "the model directory is empty",
+                        "expected a directory relative to this file",
+                    ));
+                    return None;
+                }
+                Some(ModelRef::Dir(PathBuf::from(&path.value)))
+            }
+            ast::ModelAst::Compiled { program, seed } => {
+                let seed = match seed {
+                    None => None,
+                    Some(s) => match s.text.parse::<u64>() {
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            self.err(LangError::at(
+                                ErrorKind::Check,
+                                &f.source,
+                                s.span,
+                                format!("seed `{}` does not fit 64 bits", s.text),
+                                "expected a seed from 0 to 2^64-1",
+                            ));
+                            return None;
+                        }
+                    },
+                };
+                self.lookup_program(f, program, "`compiled`")?;
+                Some(ModelRef::Compiled {
+                    program: program.name.clone(),
+                    seed,
+                })
+            }
+        }
+    }
+
+    /// What the expectations of one check need of each other: a model for the model
+    /// expectations, and interpretations to compare `congruent` with.
+    fn check_consistency(
+        &mut self,
+        f: &ParsedFile,
+        c: &ast::CheckDef,
+        has_model: bool,
+        compare: &[String],
+        expectations: &[Expect],
+    ) {
+        let name = &c.name.name;
+        let expect_spans: Vec<Span> = c
+            .fields
+            .iter()
+            .filter_map(|fl| match fl {
+                ast::CheckField::Expect { span, .. } => Some(*span),
+                _ => None,
+            })
+            .collect();
+        if expectations.is_empty() {
+            self.err(
+                LangError::at(
+                    ErrorKind::Check,
+                    &f.source,
+                    c.name.span,
+                    format!("check `{name}` expects nothing"),
+                    "no `expect` in this check",
+                )
+                .with_help("add what must hold, e.g. `expect implements(I)` or `expect iia(circuit) >= 0.95`"),
+            );
+            return;
+        }
+        // Every interpretation a comparison expectation names is compared.
+        let mut compared: Vec<&str> = compare.iter().map(String::as_str).collect();
+        for e in expectations {
+            match &e.goal {
+                Expectation::Congruent(a) => compared.push(a),
+                Expectation::Distinguishable(a, b) | Expectation::Indistinguishable(a, b) => {
+                    compared.push(a);
+                    compared.push(b);
+                }
+                _ => {}
+            }
+        }
+        compared.sort_unstable();
+        compared.dedup();
+        for (e, span) in expectations.iter().zip(&expect_spans) {
+            let needs_model = !matches!(
+                e.goal,
+                Expectation::Distinguishable(..) | Expectation::Indistinguishable(..)
+            );
+            if needs_model && !has_model {
+                self.err(
+                    LangError::at(
+                        ErrorKind::Check,
+                        &f.source,
+                        *span,
+                        format!("`expect {}` needs a model, and check `{name}` names none", e.text),
+                        "tests a model",
+                    )
+                    .with_help("add `model \"DIR\"` (relative to this file) or `model compiled(INTERPRETATION)`"),
+                );
+            }
+            if let Expectation::Congruent(a) = &e.goal
+                && compared.len() < 2
+            {
+                self.err(
+                    LangError::at(
+                        ErrorKind::Check,
+                        &f.source,
+                        *span,
+                        format!("`congruent({a})` has nothing to be congruent against"),
+                        "the model is compared with no alternative",
+                    )
+                    .with_help(format!(
+                        "name the alternatives: `compare {a} vs OTHER`"
+                    )),
+                );
+            }
+        }
+    }
+
     pub(super) fn expectation(
         &mut self,
         f: &ParsedFile,
         goal: &Ident,
         args: &[Ident],
-        bound: &Option<(ast::CmpOp, ast::NumLit)>,
+        bound: Option<&ast::BoundAst>,
         span: Span,
     ) -> Option<Expectation> {
-        const GOALS: &[(&str, &str)] = &[
-            ("congruent", "congruent(interpretation)"),
+        // (goal, signature, bound: the figure's range when it takes one)
+        const GOALS: &[(&str, &str, Option<(f64, f64)>)] = &[
+            ("implements", "implements(interpretation)", None),
+            ("accuracy", "accuracy(interpretation) >= 0.99", Some((0.0, 1.0))),
+            ("congruent", "congruent(interpretation)", None),
             (
                 "distinguishable",
                 "distinguishable(interpretation, interpretation)",
+                None,
             ),
-            ("iia", "iia(circuit) >= 0.9"),
-            ("implements", "implements(interpretation)"),
+            (
+                "indistinguishable",
+                "indistinguishable(interpretation, interpretation)",
+                None,
+            ),
+            ("iia", "iia(circuit) >= 0.95", Some((0.0, 1.0))),
+            (
+                "similarity",
+                "similarity(measure, interpretation) >= 0.9",
+                Some((f64::NEG_INFINITY, f64::INFINITY)),
+            ),
         ];
-        let Some((_, sig)) = GOALS.iter().find(|(g, _)| *g == goal.name) else {
+        let Some(&(_, sig, range)) = GOALS.iter().find(|(g, _, _)| *g == goal.name) else {
             let mut e = LangError::at(
                 ErrorKind::Check,
                 &f.source,
@@ -403,72 +559,185 @@ impl Checker {
             ));
             return None;
         }
-        if goal.name == "iia" {
-            if !self.lookup_circuit(f, &args[0], "`iia`") {
+        let bound = match (range, bound) {
+            (None, None) => None,
+            (None, Some(b)) => {
+                let n = match b {
+                    ast::BoundAst::Cmp(_, n) => n,
+                    ast::BoundAst::Approx { value, .. } => value,
+                };
+                self.err(LangError::at(
+                    ErrorKind::Check,
+                    &f.source,
+                    n.span,
+                    format!("`{}` is true or false; it takes no bound", goal.name),
+                    "unexpected bound",
+                ));
                 return None;
             }
-            let Some((op, n)) = bound else {
+            (Some(_), None) => {
                 self.err(
                     LangError::at(
                         ErrorKind::Check,
                         &f.source,
                         span,
-                        "`iia` needs a bound",
+                        format!("`{}` needs a bound", goal.name),
                         "compare it with a number",
                     )
-                    .with_help(format!("write `expect iia({}) >= 0.9`", args[0].name)),
+                    .with_help(format!("write `expect {sig}`")),
                 );
                 return None;
-            };
-            let value = match parse_number(&n.text) {
-                Ok(r) if *r.numer() >= 0 && r.numer() <= r.denom() => {
-                    *r.numer() as f64 / *r.denom() as f64
+            }
+            (Some(r), Some(b)) => Some(self.bound(f, &goal.name, b, r)?),
+        };
+        match goal.name.as_str() {
+            "iia" => {
+                if !self.lookup_circuit(f, &args[0], "`iia`") {
+                    return None;
                 }
-                _ => {
+                return Some(Expectation::Iia {
+                    circuit: args[0].name.clone(),
+                    bound: bound?,
+                });
+            }
+            "similarity" => {
+                let measure = &args[0];
+                if self.lookup_program(f, &args[1], "`similarity`").is_none() {
+                    return None;
+                }
+                if !measure
+                    .name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                {
                     self.err(LangError::at(
                         ErrorKind::Check,
                         &f.source,
-                        n.span,
-                        format!(
-                            "an interchange-intervention accuracy is between 0 and 1, not {}",
-                            n.text
-                        ),
-                        "expected a number from 0 to 1",
+                        measure.span,
+                        format!("`{}` is not a similarity measure", measure.name),
+                        "expected a measure such as ridge-r2 or cka:linear",
                     ));
                     return None;
                 }
-            };
-            return Some(Expectation::Iia {
-                circuit: args[0].name.clone(),
-                cmp: cmp_to_ir(*op),
-                bound: value,
-            });
-        }
-        if let Some((_, n)) = bound {
-            self.err(LangError::at(
-                ErrorKind::Check,
-                &f.source,
-                n.span,
-                format!("`{}` is true or false; only `iia` takes a bound", goal.name),
-                "unexpected bound",
-            ));
-            return None;
+                return Some(Expectation::Similarity {
+                    measure: measure.name.clone(),
+                    program: args[1].name.clone(),
+                    bound: bound?,
+                });
+            }
+            _ => {}
         }
         let mut ok = true;
         for a in args {
-            ok &= self
-                .lookup_program(f, a, &format!("`{}`", goal.name))
-                .is_some();
+            let context = format!("`{}`", goal.name);
+            ok &= match goal.name.as_str() {
+                "implements" | "accuracy" => self.lookup_program(f, a, &context).is_some(),
+                _ => self.lookup_target(f, a, &context),
+            };
         }
         if !ok {
             return None;
         }
+        if args.len() == 2 && args[0].name == args[1].name {
+            self.err(LangError::at(
+                ErrorKind::Check,
+                &f.source,
+                args[1].span,
+                format!("`{}` compares `{}` with itself", goal.name, args[0].name),
+                "the same interpretation twice",
+            ));
+            return None;
+        }
+        let name = |i: usize| args[i].name.clone();
         Some(match goal.name.as_str() {
-            "congruent" => Expectation::Congruent(args[0].name.clone()),
-            "distinguishable" => {
-                Expectation::Distinguishable(args[0].name.clone(), args[1].name.clone())
-            }
-            _ => Expectation::Implements(args[0].name.clone()),
+            "accuracy" => Expectation::Accuracy {
+                program: name(0),
+                bound: bound?,
+            },
+            "congruent" => Expectation::Congruent(name(0)),
+            "distinguishable" => Expectation::Distinguishable(name(0), name(1)),
+            "indistinguishable" => Expectation::Indistinguishable(name(0), name(1)),
+            _ => Expectation::Implements(name(0)),
         })
+    }
+
+    /// A bound `op x` or `~= x +- t` whose numbers lie in `range` (`==` / `!=` refused).
+    fn bound(
+        &mut self,
+        f: &ParsedFile,
+        goal: &str,
+        b: &ast::BoundAst,
+        (lo, hi): (f64, f64),
+    ) -> Option<Bound> {
+        let number = |this: &mut Self, n: &ast::NumLit| -> Option<f64> {
+            let v = parse_number(&n.text)
+                .ok()
+                .map(|r| *r.numer() as f64 / *r.denom() as f64);
+            match v {
+                Some(v) if v >= lo && v <= hi => Some(v),
+                _ => {
+                    let what = if lo == 0.0 && hi == 1.0 {
+                        format!("`{goal}` is a fraction between 0 and 1, not {}", n.text)
+                    } else {
+                        format!("`{}` is not a number the bound can use", n.text)
+                    };
+                    this.err(LangError::at(
+                        ErrorKind::Check,
+                        &f.source,
+                        n.span,
+                        what,
+                        if lo == 0.0 && hi == 1.0 {
+                            "expected a number from 0 to 1"
+                        } else {
+                            "expected a number"
+                        },
+                    ));
+                    None
+                }
+            }
+        };
+        match b {
+            ast::BoundAst::Cmp(op, n) => {
+                if matches!(op, ast::CmpOp::Eq | ast::CmpOp::Ne) {
+                    self.err(
+                        LangError::at(
+                            ErrorKind::Check,
+                            &f.source,
+                            n.span,
+                            format!("`{goal}` is a measured figure; `{}` on it is never meant", op.as_str()),
+                            "exact comparison of a figure",
+                        )
+                        .with_help(format!("state a tolerance: `~= {} +- 0.01`", n.text)),
+                    );
+                    return None;
+                }
+                let value = number(self, n)?;
+                Some(Bound::Cmp {
+                    cmp: cmp_to_ir(*op),
+                    value,
+                })
+            }
+            ast::BoundAst::Approx { value, tolerance } => {
+                let v = number(self, value)?;
+                let t = parse_number(&tolerance.text)
+                    .ok()
+                    .map(|r| *r.numer() as f64 / *r.denom() as f64);
+                let Some(t) = t.filter(|t| *t >= 0.0 && t.is_finite()) else {
+                    self.err(LangError::at(
+                        ErrorKind::Check,
+                        &f.source,
+                        tolerance.span,
+                        format!("the tolerance `{}` is not a number >= 0", tolerance.text),
+                        "expected a tolerance",
+                    ));
+                    return None;
+                };
+                Some(Bound::Approx {
+                    value: v,
+                    tolerance: t,
+                })
+            }
+        }
     }
 }

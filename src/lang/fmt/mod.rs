@@ -52,6 +52,12 @@ pub fn format_source(name: &str, text: &str) -> Result<String, LangError> {
     Ok(out)
 }
 
+/// How `fmt` prints one field of a check, without its field word: `iia(c) >= 0.95` for an
+/// `expect`, `compiled(I, seed 3)` for a `model`.
+pub fn check_field_text(f: &CheckField) -> String {
+    printer::check_field(f).1
+}
+
 /// Prints a syntax tree (no comments, no source layout to preserve).
 pub fn format_file(file: &File) -> String {
     Printer::new(None, Attached::default()).file(file)

@@ -514,7 +514,20 @@ pub(super) fn hook(h: &HookRefAst) -> String {
 
 pub(super) fn check_field(f: &CheckField) -> (&'static str, String) {
     match f {
-        CheckField::Model { path, .. } => ("model", quote(&path.value)),
+        CheckField::Model { model, .. } => (
+            "model",
+            match model {
+                ModelAst::Dir(path) => quote(&path.value),
+                ModelAst::Compiled {
+                    program,
+                    seed: None,
+                } => format!("compiled({})", program.name),
+                ModelAst::Compiled {
+                    program,
+                    seed: Some(s),
+                } => format!("compiled({}, seed {})", program.name, s.text),
+            },
+        ),
         CheckField::Compare { names, .. } => (
             "compare",
             names
@@ -531,8 +544,12 @@ pub(super) fn check_field(f: &CheckField) -> (&'static str, String) {
         } => {
             let args: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
             let mut s = format!("{}({})", goal.name, args.join(", "));
-            if let Some((op, n)) = bound {
-                s.push_str(&format!(" {} {}", op.as_str(), n.text));
+            match bound {
+                Some(BoundAst::Cmp(op, n)) => s.push_str(&format!(" {} {}", op.as_str(), n.text)),
+                Some(BoundAst::Approx { value, tolerance }) => {
+                    s.push_str(&format!(" ~= {} +- {}", value.text, tolerance.text));
+                }
+                None => {}
             }
             ("expect", s)
         }

@@ -118,6 +118,10 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
             "a check field (`model`, `compare`, `samples`, `seed`, `epsilon` or `expect`)"
         }
         R::real => "a number (e.g. `0.001` or `1e-3`)",
+        R::model_compiled | R::kw_compiled => "`compiled(interpretation)` or a quoted directory",
+        R::expect_arg => "an argument (a name, or a measure such as `cka:linear`)",
+        R::cmp_bound => "a bound (`>= 0.95`)",
+        R::approx_bound => "a tolerance (`~= 0.93 +- 0.02`)",
         R::kw_vs => "`vs`",
         R::proof_arg | R::alias => "a proof argument",
         R::prove_timeout | R::kw_timeout => "`timeout`",
@@ -127,7 +131,7 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
 
 /// Punctuation worth naming when the grammar expected it.
 const PUNCTUATION: &[&str] = &[
-    "{", "}", "(", ")", "[", "]", ",", "=", "->", "|>", "|", ":", "..=", "..",
+    "{", "}", "(", ")", "[", "]", ",", "=", "->", "|>", "|", ":", "..=", "..", "~=", "+-",
 ];
 
 /// What the text holds at `pos`, for "found ...".

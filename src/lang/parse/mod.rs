@@ -128,6 +128,7 @@ fn is_keyword_rule(r: Rule) -> bool {
             | Rule::kw_where
             | Rule::kw_table
             | Rule::kw_model
+            | Rule::kw_compiled
             | Rule::kw_compare
             | Rule::kw_vs
             | Rule::kw_samples
@@ -502,10 +503,20 @@ impl Conv<'_> {
             let rule = f.as_rule();
             let mut fc = Children::of(f);
             fields.push(match rule {
-                Rule::model_field => CheckField::Model {
-                    path: string(fc.expect(Rule::string)?),
-                    span: fspan,
-                },
+                Rule::model_field => {
+                    let m = fc.next()?;
+                    let model = match m.as_rule() {
+                        Rule::string => ModelAst::Dir(string(m)),
+                        Rule::model_compiled => {
+                            let mut mc = Children::of(m);
+                            let program = ident(mc.expect(Rule::ident)?);
+                            let seed = mc.next_if(Rule::int).map(num);
+                            ModelAst::Compiled { program, seed }
+                        }
+                        _ => return Err(unexpected_pair(&m, Rule::model_field)),
+                    };
+                    CheckField::Model { model, span: fspan }
+                }
                 Rule::compare_field => {
                     let mut names = Vec::new();
                     while fc.peek_rule().is_some() {
@@ -528,12 +539,20 @@ impl Conv<'_> {
                 Rule::expect_field => {
                     let goal = ident(fc.expect(Rule::ident)?);
                     let mut args = Vec::new();
-                    while let Some(a) = fc.next_if(Rule::ident) {
+                    while let Some(a) = fc.next_if(Rule::expect_arg) {
                         args.push(ident(a));
                     }
-                    let bound = match fc.next_if(Rule::cmp_op) {
-                        None => None,
-                        Some(op) => Some((cmp_op(&op)?, num(fc.expect(Rule::number)?))),
+                    let bound = if let Some(b) = fc.next_if(Rule::cmp_bound) {
+                        let mut bc = Children::of(b);
+                        let op = cmp_op(&bc.expect(Rule::cmp_op)?)?;
+                        Some(BoundAst::Cmp(op, num(bc.expect(Rule::number)?)))
+                    } else if let Some(b) = fc.next_if(Rule::approx_bound) {
+                        let mut bc = Children::of(b);
+                        let value = num(bc.expect(Rule::number)?);
+                        let tolerance = num(bc.expect(Rule::number)?);
+                        Some(BoundAst::Approx { value, tolerance })
+                    } else {
+                        None
                     };
                     CheckField::Expect {
                         goal,

@@ -269,7 +269,16 @@ fn circuit() -> impl Strategy<Value = Item> {
 
 fn check() -> impl Strategy<Value = Item> {
     let field = prop_oneof![
-        str_lit().prop_map(|path| CheckField::Model { path, span: sp() }),
+        str_lit().prop_map(|path| CheckField::Model {
+            model: ModelAst::Dir(path),
+            span: sp()
+        }),
+        (ident(), prop::option::of(lit("[0-9]{1,4}"))).prop_map(|(program, seed)| {
+            CheckField::Model {
+                model: ModelAst::Compiled { program, seed },
+                span: sp(),
+            }
+        }),
         prop::collection::vec(ident(), 2..4)
             .prop_map(|names| CheckField::Compare { names, span: sp() }),
         lit("[0-9]{1,4}").prop_map(|value| CheckField::Samples { value, span: sp() }),
@@ -277,7 +286,11 @@ fn check() -> impl Strategy<Value = Item> {
         (
             ident(),
             prop::collection::vec(ident(), 0..3),
-            prop::option::of((cmp_op(), number()))
+            prop::option::of(prop_oneof![
+                (cmp_op(), number()).prop_map(|(op, n)| BoundAst::Cmp(op, n)),
+                (number(), number())
+                    .prop_map(|(value, tolerance)| BoundAst::Approx { value, tolerance }),
+            ])
         )
             .prop_map(|(goal, args, bound)| CheckField::Expect {
                 goal,
