@@ -102,13 +102,18 @@ fn negated(b: &Bound) -> String {
     }
 }
 
-/// The verdict of a figure against its bound. A figure estimated from draws (with an interval)
-/// passes a one-sided bound only when the whole interval satisfies it and fails only when none
-/// of it does; in between the evidence does not decide (`unknown`). A tolerance bound (`~=`) is
-/// a numeric snapshot and reads the point value.
+/// The verdict of a figure against its bound, and the text `0.983 [0.975, 0.990] >= 0.95`. A
+/// figure estimated from draws (with an interval) passes a one-sided bound only when the whole
+/// interval satisfies it and fails only when none of it does; in between the evidence does not
+/// decide (`unknown`). A tolerance bound (`~=`) is a numeric snapshot and reads the point value.
 fn decide(b: &Bound, value: f64, interval: Option<[f64; 2]>) -> (Status, String) {
     let holds = b.holds(value);
-    let text = format!("{value:.3} {}", if holds { bound_text(b) } else { negated(b) });
+    let relation = if holds { bound_text(b) } else { negated(b) };
+    let mut text = format!("{value:.3}");
+    if let Some([lo, hi]) = interval {
+        text.push_str(&format!(" [{lo:.3}, {hi:.3}]"));
+    }
+    text.push_str(&format!(" {relation}"));
     match (b, interval) {
         (Bound::Cmp { .. }, Some([lo, hi])) => {
             let (l, h) = (b.holds(lo), b.holds(hi));
@@ -120,15 +125,13 @@ fn decide(b: &Bound, value: f64, interval: Option<[f64; 2]>) -> (Status, String)
                 (
                     Status::Unknown,
                     format!(
-                        "{text}, but its 95% interval [{lo:.3}, {hi:.3}] straddles the bound (more draws would decide)"
+                        "{text}, but the 95% interval straddles {} (more draws would decide)",
+                        bound_text(b)
                     ),
                 )
             }
         }
-        _ => (
-            if holds { Status::Pass } else { Status::Fail },
-            text,
-        ),
+        _ => (if holds { Status::Pass } else { Status::Fail }, text),
     }
 }
 
@@ -250,11 +253,7 @@ fn iia_result(
     }
     let fig = proportion_figure("iia", out.correct, out.total, false);
     let (status, verdict) = decide(bound, fig.value, fig.interval);
-    let mut summary = format!("iia = {verdict}");
-    if let Some([lo, hi]) = fig.interval {
-        summary.push_str(&format!(" [{lo:.3}, {hi:.3}]"));
-    }
-    summary.push_str(&format!(", {} interchanges", out.total));
+    let mut summary = format!("iia = {verdict}, {} interchanges", out.total);
     if status == Status::Fail
         && let Some(cx) = &out.first_wrong
     {

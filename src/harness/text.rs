@@ -80,7 +80,9 @@ fn expectation_line(e: &ExpectationResult, pad: usize, colour: bool) -> String {
         pad = pad
     );
     if e.status != Status::Pass {
-        if let Some(c) = &e.counterexample {
+        if let Some(c) = &e.counterexample
+            && !e.summary.contains(&c.text())
+        {
             s.push_str(&format!("             counterexample: {}\n", c.text()));
         }
         for d in &e.details {
@@ -142,7 +144,11 @@ fn figure_text(f: &Figure, digits: usize) -> String {
 
 /// The stable form of one check's report (see [`CheckReport::snapshot`]).
 pub fn snapshot(u: &CheckReport, digits: usize) -> String {
-    let mut out = format!("{} in {}\n", u.title(), u.spec);
+    // The file name only: where a repository is checked out is no part of its science.
+    let file = std::path::Path::new(&u.spec)
+        .file_name()
+        .map_or(u.spec.clone(), |f| f.to_string_lossy().into_owned());
+    let mut out = format!("{} in {file}\n", u.title());
     if let Some(m) = &u.model {
         out.push_str(&format!("model {}\n", m.name));
     }

@@ -5,6 +5,7 @@ mod support;
 
 mod compile;
 mod equivalence;
+mod harness;
 mod lang;
 mod runtime;
 mod similarity;

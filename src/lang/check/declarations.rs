@@ -559,42 +559,12 @@ impl Checker {
             ));
             return None;
         }
-        let bound = match (range, bound) {
-            (None, None) => None,
-            (None, Some(b)) => {
-                let n = match b {
-                    ast::BoundAst::Cmp(_, n) => n,
-                    ast::BoundAst::Approx { value, .. } => value,
-                };
-                self.err(LangError::at(
-                    ErrorKind::Check,
-                    &f.source,
-                    n.span,
-                    format!("`{}` is true or false; it takes no bound", goal.name),
-                    "unexpected bound",
-                ));
-                return None;
-            }
-            (Some(_), None) => {
-                self.err(
-                    LangError::at(
-                        ErrorKind::Check,
-                        &f.source,
-                        span,
-                        format!("`{}` needs a bound", goal.name),
-                        "compare it with a number",
-                    )
-                    .with_help(format!("write `expect {sig}`")),
-                );
-                return None;
-            }
-            (Some(r), Some(b)) => Some(self.bound(f, &goal.name, b, r)?),
-        };
         match goal.name.as_str() {
             "iia" => {
                 if !self.lookup_circuit(f, &args[0], "`iia`") {
                     return None;
                 }
+                let bound = self.expect_bound(f, goal, sig, range, bound, span)?;
                 return Some(Expectation::Iia {
                     circuit: args[0].name.clone(),
                     bound: bound?,
@@ -620,6 +590,7 @@ impl Checker {
                     ));
                     return None;
                 }
+                let bound = self.expect_bound(f, goal, sig, range, bound, span)?;
                 return Some(Expectation::Similarity {
                     measure: measure.name.clone(),
                     program: args[1].name.clone(),
@@ -649,6 +620,7 @@ impl Checker {
             ));
             return None;
         }
+        let bound = self.expect_bound(f, goal, sig, range, bound, span)?;
         let name = |i: usize| args[i].name.clone();
         Some(match goal.name.as_str() {
             "accuracy" => Expectation::Accuracy {
@@ -659,6 +631,49 @@ impl Checker {
             "distinguishable" => Expectation::Distinguishable(name(0), name(1)),
             "indistinguishable" => Expectation::Indistinguishable(name(0), name(1)),
             _ => Expectation::Implements(name(0)),
+        })
+    }
+
+    /// The bound an expectation takes (`Some(None)`: it takes none and has none), or an error.
+    fn expect_bound(
+        &mut self,
+        f: &ParsedFile,
+        goal: &Ident,
+        sig: &str,
+        range: Option<(f64, f64)>,
+        bound: Option<&ast::BoundAst>,
+        span: Span,
+    ) -> Option<Option<Bound>> {
+        Some(match (range, bound) {
+            (None, None) => None,
+            (None, Some(b)) => {
+                let n = match b {
+                    ast::BoundAst::Cmp(_, n) => n,
+                    ast::BoundAst::Approx { value, .. } => value,
+                };
+                self.err(LangError::at(
+                    ErrorKind::Check,
+                    &f.source,
+                    n.span,
+                    format!("`{}` is true or false; it takes no bound", goal.name),
+                    "unexpected bound",
+                ));
+                return None;
+            }
+            (Some(_), None) => {
+                self.err(
+                    LangError::at(
+                        ErrorKind::Check,
+                        &f.source,
+                        span,
+                        format!("`{}` needs a bound", goal.name),
+                        "compare it with a number",
+                    )
+                    .with_help(format!("write `expect {sig}`")),
+                );
+                return None;
+            }
+            (Some(r), Some(b)) => Some(self.bound(f, &goal.name, b, r)?),
         })
     }
 

@@ -329,7 +329,7 @@ interpretation j for reverse {{
   output -> blocks.3.attn.hook_pattern[1]
 }}
 check m {{ model \"models/x\" compare i vs j samples 3 seed 7 epsilon 1e-3 expect congruent(i) expect iia(c) >= 0.95 }}
-check n {{ model \"models/x\" epsilon 0.25 expect congruent(i) }}
+check n {{ model \"models/x\" compare i vs j epsilon 0.25 expect congruent(i) }}
 prove equivalent(i, j)
 prove al: aligned(i, j, length = len) timeout 2.5
 prove sufficient(c)"
@@ -364,6 +364,116 @@ prove sufficient(c)"
             ErrorKind::Duplicate,
         ),
         ("check m { expect iia(i) }", ErrorKind::UnknownName),
+    ] {
+        assert_eq!(kinds(&format!("{base}{tail}")), vec![want], "{tail}");
+    }
+}
+
+#[test]
+fn check_models_expectations_and_bounds() {
+    let base = format!(
+        "{TASK}interpretation i for reverse {{
+  length = selector_width(select(tokens, tokens, true))
+  output aggregate(select(indices, map2(|n, i| n - i - 1, length, indices), ==), tokens)
+}}
+interpretation j for reverse {{
+  output aggregate(select(indices, indices, ==), tokens)
+}}
+circuit c for i {{
+  output -> blocks.1.attn.hook_z[0]
+}}
+"
+    );
+    let spec = ok(&format!(
+        "{base}check m {{
+  model compiled(i, seed 3)
+  expect implements(i)
+  expect accuracy(i) >= 0.9
+  expect iia(c) ~= 0.93 +- 0.02
+  expect iia(c) ≈ 0.5 ± 0.5
+  expect similarity(cka:linear, i) >= 0.5
+  expect similarity(svcca:var=0.99, j) < 2
+  expect congruent(i)
+  expect indistinguishable(i, j)
+}}
+check n {{ model compiled(j) expect implements(j) }}
+check d {{ expect distinguishable(i, j) }}"
+    ));
+    let m = &spec.checks["m"];
+    assert_eq!(
+        m.model,
+        Some(ModelRef::Compiled {
+            program: "i".into(),
+            seed: Some(3)
+        })
+    );
+    assert_eq!(
+        spec.checks["n"].model,
+        Some(ModelRef::Compiled {
+            program: "j".into(),
+            seed: None
+        })
+    );
+    let texts: Vec<&str> = m.expectations.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "implements(i)",
+            "accuracy(i) >= 0.9",
+            "iia(c) ~= 0.93 +- 0.02",
+            "iia(c) ~= 0.5 +- 0.5",
+            "similarity(cka:linear, i) >= 0.5",
+            "similarity(svcca:var=0.99, j) < 2",
+            "congruent(i)",
+            "indistinguishable(i, j)",
+        ]
+    );
+    assert_eq!(
+        m.expectations[2].goal,
+        Expectation::Iia {
+            circuit: "c".into(),
+            bound: Bound::Approx {
+                value: 0.93,
+                tolerance: 0.02
+            }
+        }
+    );
+    assert!(m.expectations[2].source.is_some());
+    let Expectation::Accuracy { bound, .. } = &m.expectations[1].goal else {
+        panic!("{:?}", m.expectations[1]);
+    };
+    assert!(bound.holds(0.9) && !bound.holds(0.89));
+    for (tail, want) in [
+        // A figure needs a bound in range, never `==`.
+        ("check m { model \"x\" expect accuracy(i) }", ErrorKind::Check),
+        ("check m { model \"x\" expect accuracy(i) >= 1.5 }", ErrorKind::Check),
+        ("check m { model \"x\" expect iia(c) == 0.9 }", ErrorKind::Check),
+        ("check m { model \"x\" expect implements(i) >= 0.9 }", ErrorKind::Check),
+        // Model expectations need a model; congruent needs an alternative.
+        ("check m { expect implements(i) }", ErrorKind::Check),
+        ("check m { model \"x\" expect congruent(i) }", ErrorKind::Check),
+        (
+            "check m { model compiled(nope) expect implements(i) }",
+            ErrorKind::UnknownName,
+        ),
+        ("check m { expect distinguishable(i, i) }", ErrorKind::Check),
+        (
+            "check m { model \"x\" samples 2 expect implements(i) }",
+            ErrorKind::Check,
+        ),
+        ("check m { model \"x\" }", ErrorKind::Check),
+        (
+            "check m { model \"x\" expect similarity(i) >= 0.5 }",
+            ErrorKind::Arity,
+        ),
+        (
+            "check m { model \"x\" expect iia(nope) >= 0.5 }",
+            ErrorKind::UnknownName,
+        ),
+        (
+            "check m { model \"x\" expect accuracy(c) >= 0.5 }",
+            ErrorKind::UnknownName,
+        ),
     ] {
         assert_eq!(kinds(&format!("{base}{tail}")), vec![want], "{tail}");
     }
