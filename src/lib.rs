@@ -3,11 +3,12 @@
 //! Data flows one way, one module per stage:
 //!
 //! ```text
-//! lang (parse, check, eval) ─▶ compile ─▶ model ─▶ intervene ─▶ similarity ─▶ equivalence ─▶ experiment
-//!                          └─▶ smt
+//! lang (parse, check, eval) ─▶ compile ─▶ model ─▶ intervene ─▶ similarity ─▶ equivalence ─▶ experiment ─▶ harness
+//!                          └─▶ smt ─────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
-//! A stage never imports a later one; `cli` sits on top of all of them. `hooks` (hook-point
+//! A stage never imports a later one; `harness` (`congruity test`: every check and proof of a
+//! spec to verdicts and reports) drives the others, and `cli` sits on top of all of them. `hooks` (hook-point
 //! names), `artifact` (what a model directory holds: the sidecar, TransformerLens parameter
 //! names, safetensors encoding, the exact value ↔ JSON codec), `files` (bounded reads of regular
 //! files, outputs that never replace inputs) and `progress` (stderr progress bars) are shared
@@ -67,6 +68,7 @@ pub mod smt;
 // The public face: what a research repository's tests use most.
 pub use candle_core::Device;
 pub use compile::{CompileOptions, Compiled, compile_checked};
+pub use harness::{CheckReport, SuiteReport, TestOptions, run_check};
 pub use lang::eval::eval_program;
 pub use lang::ir::Value;
 pub use lang::{Spec, check_str, load};

@@ -282,6 +282,8 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
         circuit: args.circuit.clone(),
         patch_heads: args.patch_heads,
         keep_models: args.keep_models.clone(),
+        // `compare` computes every run afresh; `congruity test` caches.
+        cache_dir: None,
         confidence: args.confidence,
         interval,
         epsilon,

@@ -14,10 +14,12 @@ use crate::harness::{
 use crate::lang::ir::ModelRef;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Each expectation prints one line: PASS, FAIL (with the figure and the input that \
+#[command(
+    after_help = "Each expectation prints one line: PASS, FAIL (with the figure and the input that \
 shows it), UNKNOWN (the evidence does not decide: never a pass) or ERROR (it could not run), then the \
 counts. Exit status: 0 all hold, 1 a hypothesis is false, 2 one is undecided or could not run, or \
-the specs, models or output paths are bad (then nothing runs and nothing is written).")]
+the specs, models or output paths are bad (then nothing runs and nothing is written)."
+)]
 pub struct Args {
     /// Spec files, or directories searched for `*.interp` (default: specs/)
     pub paths: Vec<PathBuf>,
@@ -121,13 +123,24 @@ pub(crate) fn check_writable(out: &Path, inputs: &[PathBuf]) -> Result<(), Harne
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        return Err(bad(format!("its directory {} does not exist", parent.display())));
+        // A missing directory is made (as `--out` directories are); one that cannot be is the
+        // error, e.g. a path through a regular file.
+        std::fs::create_dir_all(&parent).map_err(|e| {
+            bad(format!(
+                "its directory {} cannot be made: {e}",
+                parent.display()
+            ))
+        })?;
     }
     // Probe with a file of our own: permissions, read-only mounts and full disks show here,
     // before the run rather than after it.
     let probe = parent.join(format!(".congruity-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|e| bad(format!("its directory {} is not writable: {e}", parent.display())))?;
+    std::fs::write(&probe, b"").map_err(|e| {
+        bad(format!(
+            "its directory {} is not writable: {e}",
+            parent.display()
+        ))
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -151,8 +164,7 @@ fn check_plots_dir(dir: &Path, inputs: &[PathBuf]) -> Result<(), HarnessError> {
 }
 
 fn colour_wanted() -> bool {
-    std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `--quiet`: only what did not pass, and the counts of everything.

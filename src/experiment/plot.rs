@@ -467,12 +467,19 @@ pub fn win_rate_histogram_svg(
             SVGBackend::with_string(&mut out, (width as u32, height as u32)).into_drawing_area();
         root.fill(&WHITE)?;
         for (i, line) in title_lines.iter().enumerate() {
-            root.draw(&Text::new(line.clone(), (MARGIN, 20 + 20 * i as i32), left(16.0)))?;
+            root.draw(&Text::new(
+                line.clone(),
+                (MARGIN, 20 + 20 * i as i32),
+                left(16.0),
+            ))?;
         }
         for (i, n) in note_lines.iter().enumerate() {
             root.draw(&Text::new(
                 n.clone(),
-                (MARGIN, 12 + 20 * title_lines.len() as i32 + 10 + 14 * i as i32),
+                (
+                    MARGIN,
+                    12 + 20 * title_lines.len() as i32 + 10 + 14 * i as i32,
+                ),
                 left(11.0),
             ))?;
         }
@@ -512,15 +519,26 @@ pub fn win_rate_histogram_svg(
                     }
                     let h = (base - top_y) * n as i32 / most;
                     let bx = x0 + bw * b as i32;
-                    root.draw(&Rectangle::new([(bx, base - h), (bx + bw, base)], blue.filled()))?;
+                    root.draw(&Rectangle::new(
+                        [(bx, base - h), (bx + bw, base)],
+                        blue.filled(),
+                    ))?;
                 }
                 let half = x0 + (x1 - x0) / 2;
                 root.draw(&PathElement::new(
                     vec![(half, top_y), (half, base)],
                     RED.stroke_width(1),
                 ))?;
-                root.draw(&Text::new("0".to_string(), (x0, base + 10), centre(9.0, &BLACK)))?;
-                root.draw(&Text::new("1".to_string(), (x1, base + 10), centre(9.0, &BLACK)))?;
+                root.draw(&Text::new(
+                    "0".to_string(),
+                    (x0, base + 10),
+                    centre(9.0, &BLACK),
+                ))?;
+                root.draw(&Text::new(
+                    "1".to_string(),
+                    (x1, base + 10),
+                    centre(9.0, &BLACK),
+                ))?;
                 root.draw(&Text::new(
                     format!(
                         "pooled {:.3}{}",

@@ -361,6 +361,8 @@ pub struct SampledSource {
     /// One slot per implementation: its length is the pool's size.
     cache: Cache,
     keep: Option<PathBuf>,
+    /// Where the representations are kept between runs (see [`SampledSource::cache_in`]).
+    disk: Option<PathBuf>,
 }
 
 impl SampledSource {
@@ -387,7 +389,46 @@ impl SampledSource {
             spec,
             patch: None,
             keep: None,
+            disk: None,
         }
+    }
+
+    /// Keeps each implementation's representation in `dir/<label>-<key>/<index>.safetensors`
+    /// and reads it back on later runs instead of sampling and running the implementation again.
+    /// The key hashes everything the representation depends on: the tool version, every stage's
+    /// interpretation as content ([`Program::fingerprint`](crate::lang::ir::Program::fingerprint))
+    /// and adapter, the compiler's options, the sampler's families and seed, the common inputs
+    /// (their set's name holds their hash) and the representation's settings — so a changed spec
+    /// or setting is never served a stale representation. A representation is cached only after
+    /// its implementation was checked against the interpretation on every input. Patched pools
+    /// and pools that write their models (`keep_models`) are always computed.
+    pub fn cache_in(mut self, dir: &Path, spec: &Spec) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(format!(
+            "congruity-sampled/1\ncongruity {}\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        for st in &self.target.stages {
+            let fp = spec
+                .programs
+                .get(&st.program)
+                .map(|p| p.fingerprint())
+                .unwrap_or_default();
+            h.update(format!("stage {} {fp} {:?}\n", st.program, st.adapter));
+        }
+        let families: Vec<&str> = self.families.iter().map(|f| f.name()).collect();
+        h.update(format!(
+            "{:?}\nfamilies {}\nseed {}\ninputs {}\nrepresentation {}\n",
+            CompileOptions::default(),
+            families.join(","),
+            self.seed,
+            self.inputs.id,
+            self.spec.describe()
+        ));
+        let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        self.disk = Some(dir.join(format!("{}-{}", self.label, &key[..20])));
+        self
     }
 
     /// Also writes every sampled implementation to `dir/<label>/<index>` (model directories, or
@@ -411,6 +452,7 @@ impl SampledSource {
             spec: self.spec.clone(),
             patch: Some(plan),
             keep: None,
+            disk: None,
         }
     }
 
@@ -428,7 +470,28 @@ impl SampledSource {
         Ok(plan.sites(c, &chain[plan.stage].placement, index))
     }
 
+    /// The cache file of implementation `index`, when this pool is cached.
+    fn cached_file(&self, index: usize) -> Option<PathBuf> {
+        match (&self.disk, &self.patch, &self.keep) {
+            (Some(d), None, None) => Some(d.join(format!("{index:04}.safetensors"))),
+            _ => None,
+        }
+    }
+
     fn compute(&self, index: usize) -> Result<Representation, ExperimentError> {
+        let file = self.cached_file(index);
+        if let Some(r) = file.as_deref().and_then(|f| read_cached(f, &self.inputs)) {
+            return Ok(r);
+        }
+        let r = self.compute_fresh(index)?;
+        if let Some(f) = file {
+            // The cache only saves time: a cache that cannot be written leaves the result as it is.
+            let _ = write_cached(&f, &r);
+        }
+        Ok(r)
+    }
+
+    fn compute_fresh(&self, index: usize) -> Result<Representation, ExperimentError> {
         let chain = self.target.sample_chain(&self.families, self.seed, index)?;
         if let Some(dir) = &self.keep {
             let item = dir.join(format!("{index:04}"));
@@ -479,6 +542,45 @@ impl SampledSource {
         }?;
         Ok(Representation::new(self.inputs.id.clone(), run.features)?)
     }
+}
+
+/// The tensor name of a cached representation.
+const CACHED_TENSOR: &str = "representation";
+
+/// A cached representation, when the file exists and holds one of the right number of rows
+/// (anything else is recomputed and rewritten).
+fn read_cached(file: &Path, inputs: &InputSet) -> Option<Representation> {
+    let bytes = std::fs::read(file).ok()?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).ok()?;
+    let t = st.tensor(CACHED_TENSOR).ok()?;
+    if t.dtype() != safetensors::Dtype::F64 || t.shape().len() != 2 || t.shape()[0] != inputs.len()
+    {
+        return None;
+    }
+    let values: Vec<f64> = t
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    Representation::from_rows(inputs.id.clone(), t.shape()[0], t.shape()[1], &values).ok()
+}
+
+fn write_cached(file: &Path, r: &Representation) -> Result<(), String> {
+    let m = r.matrix();
+    let (n, d) = (m.nrows(), m.ncols());
+    let mut bytes = Vec::with_capacity(n * d * 8);
+    for i in 0..n {
+        for j in 0..d {
+            bytes.extend_from_slice(&m[(i, j)].to_le_bytes());
+        }
+    }
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![n, d], &bytes)
+        .map_err(|e| e.to_string())?;
+    let data = safetensors::serialize([(CACHED_TENSOR, view)], None).map_err(|e| e.to_string())?;
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    crate::files::write_file(file, &data).map_err(|e| e.to_string())
 }
 
 impl ImplementationSource for SampledSource {

@@ -42,7 +42,8 @@ fn sidecar(model: &LoadedModel) -> Result<&Sidecar, String> {
 }
 
 fn tokens_of(sc: &Sidecar, input: &[Value]) -> Result<Vec<u32>, String> {
-    chain::encode(sc, input).map_err(|e| format!("the model cannot read \"{}\": {e}", input_text(input)))
+    chain::encode(sc, input)
+        .map_err(|e| format!("the model cannot read \"{}\": {e}", input_text(input)))
 }
 
 /// Runs `model` on `rows` (equal lengths, already encoded) with `options`; the decoded answer of
@@ -87,8 +88,9 @@ pub fn behaviour(model: &LoadedModel, program: &Program, seed: u64) -> Result<Be
     let mut want = Vec::with_capacity(dom.inputs.len());
     for input in &dom.inputs {
         want.push(
-            eval_output(program, input)
-                .map_err(|e| format!("`{}` fails on \"{}\": {e}", program.name, input_text(input)))?,
+            eval_output(program, input).map_err(|e| {
+                format!("`{}` fails on \"{}\": {e}", program.name, input_text(input))
+            })?,
         );
     }
     let mut got: Vec<Option<Vec<Value>>> = vec![None; dom.inputs.len()];
@@ -171,7 +173,9 @@ fn counterfactual(
         .cloned()
         .ok_or_else(|| EvalError::Malformed("the variable has no value".into()))?;
     let overrides = BTreeMap::from([(node, value)]);
-    Ok(eval_intervened(program, base, &overrides)?.output().to_vec())
+    Ok(eval_intervened(program, base, &overrides)?
+        .output()
+        .to_vec())
 }
 
 /// IIA of `circuit` on `model`: for each circuit variable, `pairs` (base, source) pairs of equal
@@ -219,7 +223,10 @@ pub fn iia(
             let base = rng.random_range(0..dom.inputs.len());
             let same = lengths
                 .iter()
-                .find(|g| g.first().is_some_and(|&i| dom.inputs[i].len() == dom.inputs[base].len()))
+                .find(|g| {
+                    g.first()
+                        .is_some_and(|&i| dom.inputs[i].len() == dom.inputs[base].len())
+                })
                 .ok_or("no input of the base's length")?;
             let source = same[rng.random_range(0..same.len())];
             match counterfactual(program, node, &dom.inputs[base], &dom.inputs[source]) {
@@ -236,12 +243,17 @@ pub fn iia(
         let mut got_all: Vec<Vec<Value>> = vec![Vec::new(); trials.len()];
         for members in by_len.values() {
             for chunk in members.chunks(BATCH) {
-                let base: Vec<Vec<u32>> = chunk.iter().map(|&k| encoded[trials[k].base].clone()).collect();
-                let source: Vec<Vec<u32>> =
-                    chunk.iter().map(|&k| encoded[trials[k].source].clone()).collect();
+                let base: Vec<Vec<u32>> = chunk
+                    .iter()
+                    .map(|&k| encoded[trials[k].base].clone())
+                    .collect();
+                let source: Vec<Vec<u32>> = chunk
+                    .iter()
+                    .map(|&k| encoded[trials[k].source].clone())
+                    .collect();
                 let src = TokenBatch::new(&source).map_err(|e| e.to_string())?;
-                let (ivs, _) =
-                    patch_from_source(&model.transformer, &src, sites).map_err(|e| e.to_string())?;
+                let (ivs, _) = patch_from_source(&model.transformer, &src, sites)
+                    .map_err(|e| e.to_string())?;
                 let answers = decoded(&model.transformer, sc, &base, &RunOptions::intervene(&ivs))?;
                 for (&k, a) in chunk.iter().zip(answers) {
                     ok[k] = same_values(&a, &trials[k].want);

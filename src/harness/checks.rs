@@ -4,20 +4,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::TestOptions;
 use super::behaviour::{Behaviour, behaviour, iia};
 use super::estimate::{self, Judged};
 use super::report::{
     CheckReport, CheckSettings, Counterexample, ExpectationResult, Figure, ModelInfo, Status,
     UnitKind,
 };
-use super::TestOptions;
+use crate::equivalence::ImplementationSource;
 use crate::equivalence::point::Epsilon;
 use crate::equivalence::{Proportion, derive_seed};
 use crate::experiment::compare::{CompareReport, CompareSettings, compare};
 use crate::experiment::extract::RepresentationSpec;
 use crate::experiment::inputs::InputSet;
 use crate::experiment::sampled::ModelDirSource;
-use crate::equivalence::ImplementationSource;
 use crate::lang::eval::eval_output;
 use crate::lang::ir::{Bound, Check, Comparison, Expectation, Proof, Spec};
 use crate::model::LoadedModel;
@@ -158,7 +158,11 @@ fn proportion_figure(name: &str, correct: usize, total: usize, exact: bool) -> F
     Figure {
         name: name.to_string(),
         value: p.rate(),
-        interval: if exact { None } else { Some([ci.lower, ci.upper]) },
+        interval: if exact {
+            None
+        } else {
+            Some([ci.lower, ci.upper])
+        },
         confidence: if exact { None } else { Some(CONFIDENCE) },
         n: Some(total),
     }
@@ -202,7 +206,12 @@ fn implements(text: &str, b: &Behaviour, program: &str) -> ExpectationResult {
         )
     };
     let mut r = result(text, status, summary);
-    r.figure = Some(proportion_figure("accuracy", b.correct, b.total, b.domain.exhaustive));
+    r.figure = Some(proportion_figure(
+        "accuracy",
+        b.correct,
+        b.total,
+        b.domain.exhaustive,
+    ));
     r.counterexample = b.first_wrong.clone();
     r.seed = b.domain.seed;
     r
@@ -238,7 +247,10 @@ fn iia_result(
         return error(text, format!("`{circuit}` is not a circuit of the spec"));
     };
     let Some(program) = job.spec.programs.get(&c.program) else {
-        return error(text, format!("`{}` is not an interpretation of the spec", c.program));
+        return error(
+            text,
+            format!("`{}` is not an interpretation of the spec", c.program),
+        );
     };
     let out = match iia(model, program, c, opts.iia_pairs, seed) {
         Ok(o) => o,
@@ -280,7 +292,8 @@ fn iia_result(
         }
         r.details.push(line);
     }
-    r.details.push(format!("bases and sources from {}", out.coverage));
+    r.details
+        .push(format!("bases and sources from {}", out.coverage));
     r.figure = Some(fig);
     r.counterexample = out.first_wrong.filter(|_| status != Status::Pass);
     r.seed = Some(seed);
@@ -302,27 +315,35 @@ fn similarity_result(
         Err(e) => return error(text, format!("{e}")),
     };
     let Some(p) = job.spec.programs.get(program) else {
-        return error(text, format!("`{program}` is not an interpretation of the spec"));
+        return error(
+            text,
+            format!("`{program}` is not an interpretation of the spec"),
+        );
     };
     let Some((_, reference)) = job.references.iter().find(|(n, _)| n == program) else {
         return error(text, format!("`{program}` was not compiled"));
     };
     let input_seed = derive_seed(seed, &[3]);
     let inputs = match InputSet::sample(&p.task, opts.inputs, input_seed, |x| {
-        eval_output(p, x).map(|_| ()).map_err(|e| {
-            crate::experiment::ExperimentError::Input {
+        eval_output(p, x)
+            .map(|_| ())
+            .map_err(|e| crate::experiment::ExperimentError::Input {
                 input: 0,
                 reason: e.to_string(),
-            }
-        })
+            })
     }) {
         Ok(i) => Arc::new(i),
         Err(e) => return error(text, e.to_string()),
     };
     let rep = |dir: &Path, label: &str| {
-        ModelDirSource::open(dir, label.to_string(), inputs.clone(), RepresentationSpec::default())
-            .map_err(|e| e.to_string())
-            .and_then(|s| s.representation(0).map_err(|e| e.to_string()))
+        ModelDirSource::open(
+            dir,
+            label.to_string(),
+            inputs.clone(),
+            RepresentationSpec::default(),
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.representation(0).map_err(|e| e.to_string()))
     };
     let (x, y) = match (rep(&model.dir, "model"), rep(reference, program)) {
         (Ok(x), Ok(y)) => (x, y),
@@ -416,6 +437,7 @@ fn comparison(
     job: &CheckJob<'_>,
     s: &CheckSettings,
     seed: u64,
+    opts: &TestOptions,
 ) -> Result<CompareReport, String> {
     let settings = CompareSettings {
         interpretations: compared(job.check),
@@ -433,6 +455,7 @@ fn comparison(
             Some(e) => Epsilon::Fixed(e),
         },
         confidence: CONFIDENCE,
+        cache_dir: Some(opts.cache_dir.clone()),
         ..CompareSettings::default()
     };
     compare(job.path, &settings).map_err(|e| {
@@ -457,7 +480,7 @@ pub fn run_check_job(
     let s = settings(check, opts);
     let estimate = if needs_estimate(check) {
         stage("sample, run, fit");
-        Some(comparison(job, &s, seed))
+        Some(comparison(job, &s, seed, opts))
     } else {
         None
     };

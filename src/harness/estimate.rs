@@ -166,7 +166,11 @@ pub fn congruent(r: &CompareReport, own: &str) -> Judged {
     details.push(format!(
         "membership in {own}: {}{}",
         describe(&membership.summary),
-        if rejected { " (rejected)" } else { " (not rejected)" }
+        if rejected {
+            " (rejected)"
+        } else {
+            " (not rejected)"
+        }
     ));
     let status = if any_within || rejected {
         Status::Fail
@@ -183,7 +187,9 @@ pub fn congruent(r: &CompareReport, own: &str) -> Judged {
     let (w, other) = weakest.expect("closer is not empty");
     let why = match status {
         Status::Pass => "closer to it than to every alternative, and a member".to_string(),
-        Status::Fail if rejected => format!("its membership test rejects the model as one of {own}'s implementations"),
+        Status::Fail if rejected => {
+            format!("its membership test rejects the model as one of {own}'s implementations")
+        }
         Status::Fail => "no closer to it than to an alternative, within ε".to_string(),
         _ => "undecided: a closer test's gap above ε is not significant".to_string(),
     };
@@ -192,7 +198,11 @@ pub fn congruent(r: &CompareReport, own: &str) -> Judged {
         figure: Some(figure("closer win rate", w)),
         summary: format!(
             "closer win rate {:.3} [{:.3}, {:.3}] (vs {other}), gap {:.2e} vs ε {:.1e}: {why}",
-            w.win_rate, w.clopper_pearson.lower, w.clopper_pearson.upper, w.effect.mean_gap, w.effect.epsilon
+            w.win_rate,
+            w.clopper_pearson.lower,
+            w.clopper_pearson.upper,
+            w.effect.mean_gap,
+            w.effect.epsilon
         ),
         details,
     }

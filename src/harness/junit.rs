@@ -112,10 +112,7 @@ pub fn junit(r: &SuiteReport) -> Result<String, String> {
     let mut i = 0;
     while i < r.units.len() {
         let spec = &r.units[i].spec;
-        let j = i + r.units[i..]
-            .iter()
-            .take_while(|u| &u.spec == spec)
-            .count();
+        let j = i + r.units[i..].iter().take_while(|u| &u.spec == spec).count();
         let units = &r.units[i..j];
         let c = counts(units.iter().flat_map(|u| u.expectations.iter()));
         start(

@@ -16,14 +16,16 @@
 //!
 //! From a research repository's tests:
 //!
-//! ```no_run
-//! use congruity::harness::{TestOptions, run_check};
+//! ```
+//! use congruity::harness::{Status, TestOptions, run_check};
 //!
-//! let spec = congruity::Spec::load("specs/reverse.interp").map_err(|r| r.render_plain())?;
-//! for name in spec.checks.keys() {
-//!     let report = run_check(&spec, name, &TestOptions::default())?;
-//!     assert!(report.passed(), "{}", report.snapshot());
-//! }
+//! let spec = congruity::Spec::load("specs/circuits/tracr_hist.interp").map_err(|r| r.render_plain())?;
+//! let opts = TestOptions::default(); // compiled models cached under target/congruity
+//! let report = run_check(&spec, "compiled_hist_model", &opts)?;
+//! assert!(report.passed(), "{}", report.snapshot());
+//! let iia = &report.expectations[1];
+//! assert_eq!((iia.expectation.as_str(), iia.status), ("iia(tracr_hist_layout) >= 0.95", Status::Pass));
+//! assert_eq!(iia.figure.as_ref().map(|f| f.value), Some(1.0));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -46,7 +48,7 @@ pub use junit::junit;
 pub use models::{DEFAULT_CACHE_DIR, compiled_dir, dir_hashes, model_name};
 pub use report::{
     CheckReport, CheckSettings, Counterexample, ExpectationResult, FORMAT, Figure, FileHash,
-    MergeError, ModelInfo, SNAPSHOT_DIGITS, Shard, Status, Summary, SuiteReport, UnitKind, merge,
+    MergeError, ModelInfo, SNAPSHOT_DIGITS, Shard, Status, SuiteReport, Summary, UnitKind, merge,
     tool_version, worst,
 };
 pub use run::{Outcome, Plan, SpecEntry, Unit, UnitWhat, plan, run_check, run_paths, run_plan};
@@ -135,6 +137,16 @@ impl HarnessError {
 
 /// Runs every check and proof of the spec files under `paths` (files, or directories searched
 /// for `*.interp`).
+///
+/// ```
+/// use congruity::harness::{TestOptions, test};
+///
+/// let suite = test(&["specs/circuits/tracr_count_less_freq.interp"], &TestOptions::default())?;
+/// assert_eq!(suite.exit_code(), 0, "{}", suite.to_text());
+/// assert_eq!((suite.summary.checks, suite.summary.proofs), (1, 1));
+/// print!("{}", suite.to_text()); // what `congruity test` prints
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn test(paths: &[impl AsRef<Path>], opts: &TestOptions) -> Result<SuiteReport, HarnessError> {
     let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
     run_paths(&paths, opts)

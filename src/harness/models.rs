@@ -88,7 +88,8 @@ pub fn ensure_compiled(
         sample: None,
     };
     if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| CompileError::write(parent.to_path_buf(), e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CompileError::write(parent.to_path_buf(), e))?;
     }
     compiled.write(&dir)?;
     Ok((dir, false))
@@ -170,7 +171,10 @@ mod tests {
 
     #[test]
     fn tidy_removes_dots_lexically() {
-        assert_eq!(tidy(Path::new("specs/circuits/../models/r")), Path::new("specs/models/r"));
+        assert_eq!(
+            tidy(Path::new("specs/circuits/../models/r")),
+            Path::new("specs/models/r")
+        );
         assert_eq!(tidy(Path::new("./a/./b")), Path::new("a/b"));
         assert_eq!(tidy(Path::new("../x")), Path::new("../x"));
         assert_eq!(tidy(Path::new("a/..")), Path::new("."));
@@ -183,7 +187,8 @@ mod tests {
                 "{comment}\ntask t {{\n vocab {{a, b}}\n max_len {max_len}\n}}\ninterpretation i for t {{\n output map(|x| x, tokens)\n}}\n"
             )
         };
-        let load = |t: String| crate::lang::check_str("x.interp", &t).unwrap().programs["i"].clone();
+        let load =
+            |t: String| crate::lang::check_str("x.interp", &t).unwrap().programs["i"].clone();
         let cache = Path::new("c");
         let a = compiled_dir(cache, &load(text("", 3)), 0);
         // Comments and layout move the source, not the program.

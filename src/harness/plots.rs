@@ -22,7 +22,11 @@ fn stem(spec: &str, check: &str) -> String {
 }
 
 /// The files (name, SVG text) of one check's figures.
-pub fn figures(spec: &str, check: &str, r: &CompareReport) -> Result<Vec<(String, String)>, String> {
+pub fn figures(
+    spec: &str,
+    check: &str,
+    r: &CompareReport,
+) -> Result<Vec<(String, String)>, String> {
     let base = stem(spec, check);
     let notes = vec![format!(
         "congruity test: check {check} in {spec}; seed {}, {} samples, {} inputs, {} bootstraps × {} draws, ε {}",
@@ -37,7 +41,8 @@ pub fn figures(spec: &str, check: &str, r: &CompareReport) -> Result<Vec<(String
     if let Some(m) = &r.selectivity {
         out.push((
             format!("{base}.selectivity.svg"),
-            selectivity_svg(m, &format!("selectivity: {check}"), &notes).map_err(|e| e.to_string())?,
+            selectivity_svg(m, &format!("selectivity: {check}"), &notes)
+                .map_err(|e| e.to_string())?,
         ));
         out.push((
             format!("{base}.win-rates.svg"),
@@ -47,7 +52,8 @@ pub fn figures(spec: &str, check: &str, r: &CompareReport) -> Result<Vec<(String
     }
     out.push((
         format!("{base}.transfer.svg"),
-        transfer_svg(&r.transfer, &format!("transfer: {check}"), &notes).map_err(|e| e.to_string())?,
+        transfer_svg(&r.transfer, &format!("transfer: {check}"), &notes)
+            .map_err(|e| e.to_string())?,
     ));
     Ok(out)
 }

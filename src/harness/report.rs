@@ -343,7 +343,9 @@ pub enum MergeError {
     #[error("{path}: not a congruity test report: {reason}")]
     #[diagnostic(code(congruity::report::read))]
     Read { path: String, reason: String },
-    #[error("{path}: {what} differs from {first}'s ({theirs} vs {ours}); shards of one run agree on it")]
+    #[error(
+        "{path}: {what} differs from {first}'s ({theirs} vs {ours}); shards of one run agree on it"
+    )]
     #[diagnostic(code(congruity::report::mismatch))]
     Mismatch {
         path: String,
@@ -352,7 +354,9 @@ pub enum MergeError {
         ours: String,
         theirs: String,
     },
-    #[error("{path} is not a shard (it has no `shard`); merge takes the reports of `--shard K/N` runs")]
+    #[error(
+        "{path} is not a shard (it has no `shard`); merge takes the reports of `--shard K/N` runs"
+    )]
     #[diagnostic(code(congruity::report::not_a_shard))]
     NotAShard { path: String },
     #[error("shard {index}/{count} is {problem}")]
@@ -393,10 +397,18 @@ pub fn merge(reports: &[(String, SuiteReport)]) -> Result<SuiteReport, MergeErro
             theirs,
         };
         if r.format != first.format {
-            return Err(mismatch("the format", first.format.clone(), r.format.clone()));
+            return Err(mismatch(
+                "the format",
+                first.format.clone(),
+                r.format.clone(),
+            ));
         }
         if r.tool != first.tool {
-            return Err(mismatch("the tool version", first.tool.clone(), r.tool.clone()));
+            return Err(mismatch(
+                "the tool version",
+                first.tool.clone(),
+                r.tool.clone(),
+            ));
         }
         if r.seed != first.seed {
             return Err(mismatch(
@@ -492,7 +504,13 @@ mod tests {
         // Every unit in exactly one shard.
         for i in 0..20 {
             let owners = (1..=3)
-                .filter(|k| Shard { index: *k, count: 3 }.holds(i))
+                .filter(|k| {
+                    Shard {
+                        index: *k,
+                        count: 3,
+                    }
+                    .holds(i)
+                })
                 .count();
             assert_eq!(owners, 1);
         }
@@ -517,7 +535,11 @@ mod tests {
         let whole = SuiteReport::assemble(Some(3), None, None, vec![], units.clone());
         let shard = |k: usize| {
             let sh = Shard { index: k, count: 2 };
-            let mine = units.iter().filter(|u| sh.holds(u.index)).cloned().collect();
+            let mine = units
+                .iter()
+                .filter(|u| sh.holds(u.index))
+                .cloned()
+                .collect();
             (
                 format!("s{k}.json"),
                 SuiteReport::assemble(Some(3), None, Some(sh), vec![], mine),
@@ -541,7 +563,10 @@ mod tests {
         };
         assert!(matches!(
             merge(&[shard(1), other_seed]),
-            Err(MergeError::Mismatch { what: "the seed", .. })
+            Err(MergeError::Mismatch {
+                what: "the seed",
+                ..
+            })
         ));
         assert!(matches!(
             merge(&[("w.json".into(), whole)]),

@@ -141,7 +141,8 @@ fn located(
     help: Option<String>,
 ) -> LangError {
     let mut e = match at.and_then(|r| {
-        let text = crate::files::read_text(&r.file, crate::files::MAX_SPEC_BYTES, "a spec file").ok()?;
+        let text =
+            crate::files::read_text(&r.file, crate::files::MAX_SPEC_BYTES, "a spec file").ok()?;
         Some((SourceFile::new(r.file.display().to_string(), text), r))
     }) {
         Some((file, r)) => LangError::at(
@@ -190,7 +191,11 @@ fn compile_seed(opts: &TestOptions, seed: Option<u64>) -> u64 {
 
 /// Resolves, compiles, loads and checks every model the selected checks use; every problem is a
 /// diagnostic at the line that causes it.
-fn prepare(plan: &Plan, opts: &TestOptions) -> Result<Prepared, HarnessError> {
+fn prepare(
+    plan: &Plan,
+    opts: &TestOptions,
+    say: &dyn Fn(String),
+) -> Result<Prepared, HarnessError> {
     let mut out = Prepared::default();
     let mut problems: Vec<LangError> = Vec::new();
     let mut loaded: BTreeMap<PathBuf, (Arc<crate::model::LoadedModel>, Vec<FileHash>)> =
@@ -218,11 +223,15 @@ fn prepare(plan: &Plan, opts: &TestOptions) -> Result<Prepared, HarnessError> {
                     ));
                 }
                 if let Some(p) = e.spec.programs.get(program) {
+                    say(format!("{}: compile {program}", u.id));
                     match ensure_compiled(&opts.cache_dir, p, compile_seed(opts, None)) {
                         Ok((dir, _)) => refs.push((program.clone(), dir)),
                         Err(err) => problems.push(located(
                             x.source.as_ref(),
-                            format!("check `{name}`: `{program}` does not compile: {}", full_message(&err)),
+                            format!(
+                                "check `{name}`: `{program}` does not compile: {}",
+                                full_message(&err)
+                            ),
                             "compared with this interpretation",
                             None,
                         )),
@@ -258,12 +267,16 @@ fn prepare(plan: &Plan, opts: &TestOptions) -> Result<Prepared, HarnessError> {
                 let Some(p) = e.spec.programs.get(program) else {
                     continue;
                 };
+                say(format!("{}: compile {program}", u.id));
                 match ensure_compiled(&opts.cache_dir, p, compile_seed(opts, *seed)) {
                     Ok((dir, _)) => dir,
                     Err(err) => {
                         problems.push(located(
                             check.model_source.as_ref(),
-                            format!("check `{name}`: `{program}` does not compile: {}", full_message(&err)),
+                            format!(
+                                "check `{name}`: `{program}` does not compile: {}",
+                                full_message(&err)
+                            ),
                             "this model",
                             None,
                         ));
@@ -273,6 +286,7 @@ fn prepare(plan: &Plan, opts: &TestOptions) -> Result<Prepared, HarnessError> {
             }
         };
         if !loaded.contains_key(&dir) {
+            say(format!("{}: load {}", u.id, dir.display()));
             let m = match crate::model::load(&dir, &candle_core::Device::Cpu) {
                 Ok(m) => m,
                 Err(err) => {
@@ -393,7 +407,14 @@ pub struct Outcome {
 
 /// Validates and runs a plan.
 pub fn run_plan(plan: &Plan, opts: &TestOptions, figures: bool) -> Result<Outcome, HarnessError> {
-    let prepared = prepare(plan, opts)?;
+    let progress = if opts.progress {
+        crate::progress::Progress::shown("congruity test")
+    } else {
+        crate::progress::Progress::hidden()
+    };
+    let bar = progress.bar(plan.units.len() as u64, "units");
+    let prepared =
+        prepare(plan, opts, &|m| bar.set_message(m)).inspect_err(|_| bar.finish_and_clear())?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
         .build()
@@ -401,12 +422,6 @@ pub fn run_plan(plan: &Plan, opts: &TestOptions, figures: bool) -> Result<Outcom
             jobs: opts.jobs,
             reason: e.to_string(),
         })?;
-    let progress = if opts.progress {
-        crate::progress::Progress::shown("congruity test")
-    } else {
-        crate::progress::Progress::hidden()
-    };
-    let bar = progress.bar(plan.units.len() as u64, "units");
     let results: Vec<(CheckReport, Vec<(String, String)>)> = pool.install(|| {
         plan.units
             .par_iter()

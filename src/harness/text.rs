@@ -120,7 +120,10 @@ pub fn closing_line(r: &SuiteReport) -> String {
 /// `x` rounded to `digits` decimals, `-0` shown as `0`.
 fn rounded(x: f64, digits: usize) -> String {
     let s = format!("{x:.digits$}");
-    if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+    if s.trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
         s.trim_start_matches('-').to_string()
     } else {
         s

@@ -439,7 +439,10 @@ pub enum ModelAst {
     /// `model "dir"`: a directory relative to the spec file.
     Dir(StrLit),
     /// `model compiled(I)` / `model compiled(I, seed S)`: the harness compiles I itself.
-    Compiled { program: Ident, seed: Option<NumLit> },
+    Compiled {
+        program: Ident,
+        seed: Option<NumLit>,
+    },
 }
 
 /// The bound of a numeric expectation.

@@ -152,13 +152,23 @@ fn the_command_table_names_only_flags_the_subcommands_take() {
             .split('`')
             .next()
             .expect("a synopsis in backticks");
-        let mut words = synopsis.split_whitespace().skip(1);
-        let sub = words.next().expect("a subcommand");
+        let mut words = synopsis.split_whitespace().skip(1).peekable();
+        let mut sub = vec![words.next().expect("a subcommand")];
+        // A nested subcommand (`report merge`): a bare lowercase word after the first.
+        if let Some(next) = words
+            .peek()
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+        {
+            sub.push(next);
+        }
+        let sub_text = sub.join(" ");
         let out = Command::new(env!("CARGO_BIN_EXE_congruity"))
-            .args([sub, "--help"])
+            .args(&sub)
+            .arg("--help")
             .output()
             .expect("binary runs");
-        assert!(out.status.success(), "`congruity {sub} --help` fails");
+        assert!(out.status.success(), "`congruity {sub_text} --help` fails");
+        let sub = sub_text;
         let help = String::from_utf8_lossy(&out.stdout);
         for flag in synopsis
             .split(|c: char| c.is_whitespace() || "[]|".contains(c))

@@ -79,6 +79,9 @@ pub struct CompareSettings {
     pub patch_heads: Option<usize>,
     /// Write every sampled implementation under this directory.
     pub keep_models: Option<PathBuf>,
+    /// Keep the sampled implementations' representations under `DIR/sampled/` between runs
+    /// (see [`crate::experiment::sampled::SampledSource::cache_in`]).
+    pub cache_dir: Option<PathBuf>,
     pub confidence: f64,
     pub interval: IntervalMethod,
     /// The fit gap every distinguishable / congruent verdict needs beside its interval.
@@ -104,6 +107,7 @@ impl Default for CompareSettings {
             circuit: None,
             patch_heads: None,
             keep_models: None,
+            cache_dir: None,
             confidence: 0.95,
             interval: IntervalMethod::ClopperPearson,
             epsilon: Epsilon::FromData,

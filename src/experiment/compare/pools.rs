@@ -43,6 +43,9 @@ impl Pools {
             if let Some(dir) = &s.keep_models {
                 src = src.keep_models(dir);
             }
+            if let Some(dir) = &s.cache_dir {
+                src = src.cache_in(&dir.join("sampled"), &plan.spec);
+            }
             sampled.push(src);
         }
         let mut models: Vec<ModelDirSource> = Vec::with_capacity(s.models.len());

@@ -493,9 +493,7 @@ impl Checker {
                         format!("`congruent({a})` has nothing to be congruent against"),
                         "the model is compared with no alternative",
                     )
-                    .with_help(format!(
-                        "name the alternatives: `compare {a} vs OTHER`"
-                    )),
+                    .with_help(format!("name the alternatives: `compare {a} vs OTHER`")),
                 );
             }
         }
@@ -512,7 +510,11 @@ impl Checker {
         // (goal, signature, bound: the figure's range when it takes one)
         const GOALS: &[(&str, &str, Option<(f64, f64)>)] = &[
             ("implements", "implements(interpretation)", None),
-            ("accuracy", "accuracy(interpretation) >= 0.99", Some((0.0, 1.0))),
+            (
+                "accuracy",
+                "accuracy(interpretation) >= 0.99",
+                Some((0.0, 1.0)),
+            ),
             ("congruent", "congruent(interpretation)", None),
             (
                 "distinguishable",
@@ -720,7 +722,10 @@ impl Checker {
                             ErrorKind::Check,
                             &f.source,
                             n.span,
-                            format!("`{goal}` is a measured figure; `{}` on it is never meant", op.as_str()),
+                            format!(
+                                "`{goal}` is a measured figure; `{}` on it is never meant",
+                                op.as_str()
+                            ),
                             "exact comparison of a figure",
                         )
                         .with_help(format!("state a tolerance: `~= {} +- 0.01`", n.text)),

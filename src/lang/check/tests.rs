@@ -445,13 +445,28 @@ check d {{ expect distinguishable(i, j) }}"
     assert!(bound.holds(0.9) && !bound.holds(0.89));
     for (tail, want) in [
         // A figure needs a bound in range, never `==`.
-        ("check m { model \"x\" expect accuracy(i) }", ErrorKind::Check),
-        ("check m { model \"x\" expect accuracy(i) >= 1.5 }", ErrorKind::Check),
-        ("check m { model \"x\" expect iia(c) == 0.9 }", ErrorKind::Check),
-        ("check m { model \"x\" expect implements(i) >= 0.9 }", ErrorKind::Check),
+        (
+            "check m { model \"x\" expect accuracy(i) }",
+            ErrorKind::Check,
+        ),
+        (
+            "check m { model \"x\" expect accuracy(i) >= 1.5 }",
+            ErrorKind::Check,
+        ),
+        (
+            "check m { model \"x\" expect iia(c) == 0.9 }",
+            ErrorKind::Check,
+        ),
+        (
+            "check m { model \"x\" expect implements(i) >= 0.9 }",
+            ErrorKind::Check,
+        ),
         // Model expectations need a model; congruent needs an alternative.
         ("check m { expect implements(i) }", ErrorKind::Check),
-        ("check m { model \"x\" expect congruent(i) }", ErrorKind::Check),
+        (
+            "check m { model \"x\" expect congruent(i) }",
+            ErrorKind::Check,
+        ),
         (
             "check m { model compiled(nope) expect implements(i) }",
             ErrorKind::UnknownName,

@@ -15,7 +15,13 @@ fn reverse_import() -> String {
 fn flat(text: &str) -> String {
     let cleaned: String = text
         .chars()
-        .map(|c| if "│╭╰─·┬┴×".contains(c) { ' ' } else { c })
+        .map(|c| {
+            if "│╭╰─·┬┴×".contains(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -52,9 +58,17 @@ fn refused(body: &str, extra: &[&str], says: &[&str]) -> String {
 #[test]
 fn a_missing_model_directory_is_named_at_its_line() {
     let err = refused(
-        &format!("{}check c {{\n  model \"no/such/model\"\n  expect implements(tracr_reverse)\n}}\n", reverse_import()),
+        &format!(
+            "{}check c {{\n  model \"no/such/model\"\n  expect implements(tracr_reverse)\n}}\n",
+            reverse_import()
+        ),
         &[],
-        &["the model directory", "no/such/model", "does not exist", "bad.interp:3:3"],
+        &[
+            "the model directory",
+            "no/such/model",
+            "does not exist",
+            "bad.interp:3:3",
+        ],
     );
     assert!(err.contains("nothing was run"), "{err}");
 }
@@ -62,12 +76,18 @@ fn a_missing_model_directory_is_named_at_its_line() {
 #[test]
 fn a_spec_with_errors_prints_its_diagnostics_as_check_does() {
     refused(
-        &format!("{}check c {{\n  model compiled(tracr_reverse)\n  expect implements(tracr_reverse\n}}\n", reverse_import()),
+        &format!(
+            "{}check c {{\n  model compiled(tracr_reverse)\n  expect implements(tracr_reverse\n}}\n",
+            reverse_import()
+        ),
         &[],
         &["bad.interp:4:", "expected", "`)`"],
     );
     refused(
-        &format!("{}check c {{\n  model compiled(tracr_reverse)\n  expect implements(tracr_revers)\n}}\n", reverse_import()),
+        &format!(
+            "{}check c {{\n  model compiled(tracr_reverse)\n  expect implements(tracr_revers)\n}}\n",
+            reverse_import()
+        ),
         &[],
         &["unknown interpretation `tracr_revers`", "tracr_reverse"],
     );
@@ -81,14 +101,22 @@ fn a_hook_the_model_lacks_is_named_with_the_models_shape() {
             reverse_import()
         ),
         &[],
-        &["circuit `deep` does not fit the model", "blocks.5", "2 layers", "bad.interp:7:3"],
+        &[
+            "circuit `deep` does not fit the model",
+            "blocks.5",
+            "2 layers",
+            "bad.interp:7:3",
+        ],
     );
 }
 
 #[test]
 fn an_expectation_naming_an_unknown_circuit_is_an_error() {
     refused(
-        &format!("{}check c {{\n  model compiled(tracr_reverse)\n  expect iia(nowhere) >= 0.9\n}}\n", reverse_import()),
+        &format!(
+            "{}check c {{\n  model compiled(tracr_reverse)\n  expect iia(nowhere) >= 0.9\n}}\n",
+            reverse_import()
+        ),
         &[],
         &["unknown circuit `nowhere`", "bad.interp:4:14"],
     );
@@ -111,10 +139,19 @@ fn an_unwritable_or_input_report_path_is_refused_before_anything_runs() {
     let cache = tempfile::tempdir().unwrap();
     let spec = root().join("specs/circuits/tracr_hist.interp");
     let spec = spec.to_str().unwrap();
-    // A directory that does not exist.
-    let out = test(&[spec, "--report", "/no/such/dir/r.json"], cache.path());
+    // A directory that cannot be made: its parent is a regular file.
+    let blocked = tempfile::NamedTempFile::new().unwrap();
+    let under_a_file = blocked.path().join("sub/r.json");
+    let out = test(
+        &[spec, "--report", under_a_file.to_str().unwrap()],
+        cache.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(flat(&stderr(&out)).contains("/no/such/dir"), "{}", stderr(&out));
+    assert!(
+        flat(&stderr(&out)).contains("cannot be made"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).is_empty());
     // The spec itself: an input is never overwritten.
     let before = std::fs::read(spec).unwrap();
@@ -124,9 +161,16 @@ fn an_unwritable_or_input_report_path_is_refused_before_anything_runs() {
     assert_eq!(std::fs::read(spec).unwrap(), before);
     // A directory where the file should go.
     let dir = tempfile::tempdir().unwrap();
-    let out = test(&[spec, "--report", dir.path().to_str().unwrap()], cache.path());
+    let out = test(
+        &[spec, "--report", dir.path().to_str().unwrap()],
+        cache.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(flat(&stderr(&out)).contains("directory"), "{}", stderr(&out));
+    assert!(
+        flat(&stderr(&out)).contains("directory"),
+        "{}",
+        stderr(&out)
+    );
     // Nothing was compiled: the run stopped before it started.
     assert!(!Path::new(&cache.path().join("compiled")).exists());
 }

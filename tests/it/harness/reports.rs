@@ -17,10 +17,25 @@ fn bundled_suite_holds_and_its_report_is_byte_stable_across_jobs_and_shards() {
     let out = tempfile::tempdir().unwrap();
     let p = |name: &str| out.path().join(name).display().to_string();
     let one = test(
-        &["specs/", "--jobs", "1", "--quiet", "--report", &p("one.json"), "--junit", &p("one.xml")],
+        &[
+            "specs/",
+            "--jobs",
+            "1",
+            "--quiet",
+            "--report",
+            &p("one.json"),
+            "--junit",
+            &p("one.xml"),
+        ],
         cache.path(),
     );
-    assert_eq!(one.status.code(), Some(0), "{}{}", stdout(&one), stderr(&one));
+    assert_eq!(
+        one.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&one),
+        stderr(&one)
+    );
     // --quiet prints what did not pass (nothing) and the counts.
     let text = stdout(&one);
     assert!(text.starts_with("test result: "), "{text}");
@@ -31,38 +46,90 @@ fn bundled_suite_holds_and_its_report_is_byte_stable_across_jobs_and_shards() {
     let units = report["units"].as_array().unwrap();
     let checks = units.iter().filter(|u| u["kind"] == "check").count();
     let proofs = units.iter().filter(|u| u["kind"] == "prove").count();
-    assert!(checks >= 6 && proofs >= 20, "{checks} checks, {proofs} proofs");
+    assert!(
+        checks >= 6 && proofs >= 20,
+        "{checks} checks, {proofs} proofs"
+    );
     // Every check names its model's files with their hashes, and its seed.
-    for u in units.iter().filter(|u| u["kind"] == "check" && !u["model"].is_null()) {
+    for u in units
+        .iter()
+        .filter(|u| u["kind"] == "check" && !u["model"].is_null())
+    {
         let files = u["model"]["files"].as_array().unwrap();
-        assert!(files.iter().any(|f| f["path"] == "config.json" || f["path"] == "meta.json"), "{u}");
-        assert!(files.iter().all(|f| f["sha256"].as_str().unwrap().len() == 64));
+        assert!(
+            files
+                .iter()
+                .any(|f| f["path"] == "config.json" || f["path"] == "meta.json"),
+            "{u}"
+        );
+        assert!(
+            files
+                .iter()
+                .all(|f| f["sha256"].as_str().unwrap().len() == 64)
+        );
         assert!(u["seed"].is_u64());
     }
     // Every spec file is listed with its hash.
     let specs = report["specs"].as_array().unwrap();
-    assert!(specs.iter().any(|s| s["path"] == "specs/circuits/tracr_reverse.interp"));
+    assert!(
+        specs
+            .iter()
+            .any(|s| s["path"] == "specs/circuits/tracr_reverse.interp")
+    );
 
-    let two = test(&["specs/", "--jobs", "2", "--quiet", "--report", &p("two.json")], cache.path());
+    let two = test(
+        &[
+            "specs/",
+            "--jobs",
+            "2",
+            "--quiet",
+            "--report",
+            &p("two.json"),
+        ],
+        cache.path(),
+    );
     assert_eq!(two.status.code(), Some(0), "{}", stderr(&two));
     let read = |name: &str| std::fs::read_to_string(p(name)).unwrap();
-    assert!(read("one.json") == read("two.json"), "--jobs 1 and --jobs 2 write the same JSON");
+    assert!(
+        read("one.json") == read("two.json"),
+        "--jobs 1 and --jobs 2 write the same JSON"
+    );
 
     for k in 1..=2 {
         let s = test(
-            &["specs/", "--shard", &format!("{k}/2"), "--quiet", "--report", &p(&format!("s{k}.json"))],
+            &[
+                "specs/",
+                "--shard",
+                &format!("{k}/2"),
+                "--quiet",
+                "--report",
+                &p(&format!("s{k}.json")),
+            ],
             cache.path(),
         );
         assert_eq!(s.status.code(), Some(0), "{}", stderr(&s));
     }
     let merged = Command::new(env!("CARGO_BIN_EXE_congruity"))
-        .args(["report", "merge", &p("s2.json"), &p("s1.json"), "--out", &p("all.json")])
+        .args([
+            "report",
+            "merge",
+            &p("s2.json"),
+            &p("s1.json"),
+            "--out",
+            &p("all.json"),
+        ])
         .args(["--junit", &p("all.xml")])
         .output()
         .unwrap();
     assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
-    assert!(read("all.json") == read("one.json"), "two shards merged are the unsharded report");
-    assert!(read("all.xml") == read("one.xml"), "and give the same JUnit file");
+    assert!(
+        read("all.json") == read("one.json"),
+        "two shards merged are the unsharded report"
+    );
+    assert!(
+        read("all.xml") == read("one.xml"),
+        "and give the same JUnit file"
+    );
     // A shard alone is not the whole run.
     assert!(read("s1.json") != read("one.json"));
     let missing = Command::new(env!("CARGO_BIN_EXE_congruity"))
@@ -70,7 +137,11 @@ fn bundled_suite_holds_and_its_report_is_byte_stable_across_jobs_and_shards() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("shard 2/2 is missing"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("shard 2/2 is missing"),
+        "{}",
+        stderr(&missing)
+    );
     assert!(!Path::new(&p("bad.json")).exists());
 }
 
@@ -175,25 +246,83 @@ fn compiled_models_are_cached_by_content_and_reused() {
     };
     write("map(|x| x, tokens)");
     let first = test(&[spec.to_str().unwrap()], cache.path());
-    assert_eq!(first.status.code(), Some(0), "{}{}", stdout(&first), stderr(&first));
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
     let compiled = cache.path().join("compiled");
     let dirs = |p: &Path| -> Vec<std::path::PathBuf> {
-        let mut v: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         v.sort();
         v
     };
     let before = dirs(&compiled);
     assert_eq!(before.len(), 1);
-    let stamp = std::fs::metadata(before[0].join("model.safetensors")).unwrap().modified().unwrap();
+    let stamp = std::fs::metadata(before[0].join("model.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
     // Unchanged: served from the cache (the files are not rewritten).
     let again = test(&[spec.to_str().unwrap()], cache.path());
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(dirs(&compiled), before);
-    let after = std::fs::metadata(before[0].join("model.safetensors")).unwrap().modified().unwrap();
+    let after = std::fs::metadata(before[0].join("model.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(stamp, after);
     // A changed interpretation is compiled anew, never served stale.
     write("aggregate(select(indices, indices, ==), tokens)");
     let changed = test(&[spec.to_str().unwrap()], cache.path());
     assert_eq!(changed.status.code(), Some(0), "{}", stdout(&changed));
     assert_eq!(dirs(&compiled).len(), 2);
+}
+
+#[test]
+fn sampled_representations_are_cached_and_change_no_figure() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let p = |name: &str| out.path().join(name).display().to_string();
+    let run = |report: &str| {
+        let o = test(
+            &[
+                "specs/circuits/tracr_reverse.interp",
+                "--filter",
+                "reverse_by_length_vs_sorting",
+                "--quiet",
+                "--report",
+                &p(report),
+            ],
+            cache.path(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        std::fs::read_to_string(p(report)).unwrap()
+    };
+    let cold = run("cold.json");
+    let sampled = cache.path().join("sampled");
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for pool in std::fs::read_dir(&sampled).unwrap() {
+        for f in std::fs::read_dir(pool.unwrap().path()).unwrap() {
+            files.push(f.unwrap().path());
+        }
+    }
+    files.sort();
+    // Two interpretations, 10 implementations each.
+    assert_eq!(files.len(), 20, "{files:?}");
+    let warm = run("warm.json");
+    assert!(
+        cold == warm,
+        "a cached representation gives the same report"
+    );
+    // A damaged entry is recomputed, not trusted.
+    std::fs::write(&files[3], b"not a tensor").unwrap();
+    let repaired = run("repaired.json");
+    assert!(repaired == cold);
+    assert!(std::fs::read(&files[3]).unwrap().len() > 100);
 }

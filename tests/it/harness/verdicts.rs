@@ -11,7 +11,13 @@ fn false_hypotheses_exit_1_naming_the_expectation_the_figure_and_the_input() {
         (
             "wrong_circuit",
             "iia(output_in_the_mlp) >= 0.95",
-            &["iia = 0.", "< 0.95", "first wrong \"", " with output from \"", "want \""],
+            &[
+                "iia = 0.",
+                "< 0.95",
+                "first wrong \"",
+                " with output from \"",
+                "want \"",
+            ],
         ),
         (
             "iia_too_high",
@@ -21,17 +27,26 @@ fn false_hypotheses_exit_1_naming_the_expectation_the_figure_and_the_input() {
         (
             "wrong_interpretation",
             "implements(reverse_wrong)",
-            &["120 of 120 inputs differ", "counterexample: \"a\" -> \"a\", want \"none\""],
+            &[
+                "120 of 120 inputs differ",
+                "counterexample: \"a\" -> \"a\", want \"none\"",
+            ],
         ),
         (
             "wrong_interpretation",
             "accuracy(reverse_wrong) >= 0.99",
-            &["accuracy = 0.000 < 0.99", "first wrong input \"a\" -> \"a\", want \"none\""],
+            &[
+                "accuracy = 0.000 < 0.99",
+                "first wrong input \"a\" -> \"a\", want \"none\"",
+            ],
         ),
         (
             "wrong_interpretation",
             "congruent(reverse_wrong)",
-            &["rejects the model", "closer to reverse_wrong than to tracr_reverse: 0.000"],
+            &[
+                "rejects the model",
+                "closer to reverse_wrong than to tracr_reverse: 0.000",
+            ],
         ),
         (
             "distinguishable_claimed",
@@ -41,9 +56,9 @@ fn false_hypotheses_exit_1_naming_the_expectation_the_figure_and_the_input() {
     ];
     let mut runs = std::collections::BTreeMap::new();
     for (file, expectation, says) in cases {
-        let out = runs.entry(*file).or_insert_with(|| {
-            test(&[&format!("tests/specs/false/{file}.interp")], cache.path())
-        });
+        let out = runs
+            .entry(*file)
+            .or_insert_with(|| test(&[&format!("tests/specs/false/{file}.interp")], cache.path()));
         let text = stdout(out);
         assert_eq!(out.status.code(), Some(1), "{file}: {text}");
         let at = text
@@ -84,5 +99,8 @@ fn an_interval_that_straddles_the_bound_is_unknown_never_a_pass() {
     assert!(text.contains("UNKNOWN iia(half_right) >= 0.5"), "{text}");
     assert!(text.contains("straddles >= 0.5"), "{text}");
     // The tolerance form is a numeric snapshot: it reads the point value.
-    assert!(text.contains("PASS    iia(half_right) ~= 0.5 +- 0.1"), "{text}");
+    assert!(
+        text.contains("PASS    iia(half_right) ~= 0.5 +- 0.1"),
+        "{text}"
+    );
 }
