@@ -3,7 +3,7 @@
 //! run writes, byte for byte. Exit status: that of the merged run (0, 1 or 2), or 2 when the
 //! reports cannot be merged.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::harness::{SuiteReport, junit, merge};
@@ -36,7 +36,7 @@ pub struct MergeArgs {
 /// The largest report read (a report is text, its size grows with the checks, not the models).
 const MAX_REPORT_BYTES: u64 = 256 << 20;
 
-fn read(path: &PathBuf) -> Result<SuiteReport, String> {
+fn read(path: &Path) -> Result<SuiteReport, String> {
     let text = crate::files::read_text(path, MAX_REPORT_BYTES, "a test report")
         .map_err(|e| e.to_string())?;
     serde_json::from_str(&text).map_err(|e| {

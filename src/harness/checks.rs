@@ -234,15 +234,21 @@ fn accuracy(text: &str, b: &Behaviour, bound: &Bound) -> ExpectationResult {
     r
 }
 
+/// What every expectation of one check shares.
+struct Ctx<'a> {
+    job: &'a CheckJob<'a>,
+    seed: u64,
+    opts: &'a TestOptions,
+}
+
 fn iia_result(
     text: &str,
-    job: &CheckJob<'_>,
+    cx: &Ctx<'_>,
     model: &LoadedModel,
     circuit: &str,
     bound: &Bound,
-    seed: u64,
-    opts: &TestOptions,
 ) -> ExpectationResult {
+    let (job, seed, opts) = (cx.job, cx.seed, cx.opts);
     let Some(c) = job.spec.circuits.get(circuit) else {
         return error(text, format!("`{circuit}` is not a circuit of the spec"));
     };
@@ -302,14 +308,13 @@ fn iia_result(
 
 fn similarity_result(
     text: &str,
-    job: &CheckJob<'_>,
+    cx: &Ctx<'_>,
     model: &ReadyModel,
     measure: &str,
     program: &str,
     bound: &Bound,
-    seed: u64,
-    opts: &TestOptions,
 ) -> ExpectationResult {
+    let (job, seed, opts) = (cx.job, cx.seed, cx.opts);
     let m: Measure = match measure.parse() {
         Ok(m) => m,
         Err(e) => return error(text, format!("{e}")),
@@ -489,6 +494,7 @@ pub fn run_check_job(
         seed,
         runs: Vec::new(),
     });
+    let cx = Ctx { job, seed, opts };
     let mut results = Vec::new();
     for e in &check.expectations {
         let text = e.text.as_str();
@@ -509,7 +515,7 @@ pub fn run_check_job(
             }
             (Expectation::Iia { circuit, bound }, Some(m), _) => {
                 stage("interchange");
-                iia_result(text, job, &m.loaded, circuit, bound, seed, opts)
+                iia_result(text, &cx, &m.loaded, circuit, bound)
             }
             (
                 Expectation::Similarity {
@@ -521,7 +527,7 @@ pub fn run_check_job(
                 _,
             ) => {
                 stage("fit");
-                similarity_result(text, job, m, measure, program, bound, seed, opts)
+                similarity_result(text, &cx, m, measure, program, bound)
             }
             (Expectation::Congruent(own), _, _) => match &estimate {
                 Some(Ok(rep)) => judged(text, estimate::congruent(rep, own), seed),

@@ -375,10 +375,8 @@ fn fit_problems(spec: &Spec, check: &Check, m: &crate::model::LoadedModel) -> Ve
                     out.push(no_sidecar(check, x.source.as_ref(), m));
                 }
             }
-            Expectation::Implements(_) | Expectation::Accuracy { .. } => {
-                if m.sidecar.is_none() {
-                    out.push(no_sidecar(check, x.source.as_ref(), m));
-                }
+            Expectation::Implements(_) | Expectation::Accuracy { .. } if m.sidecar.is_none() => {
+                out.push(no_sidecar(check, x.source.as_ref(), m));
             }
             _ => {}
         }

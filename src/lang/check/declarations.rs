@@ -508,7 +508,8 @@ impl Checker {
         span: Span,
     ) -> Option<Expectation> {
         // (goal, signature, bound: the figure's range when it takes one)
-        const GOALS: &[(&str, &str, Option<(f64, f64)>)] = &[
+        type Goal = (&'static str, &'static str, Option<(f64, f64)>);
+        const GOALS: &[Goal] = &[
             ("implements", "implements(interpretation)", None),
             (
                 "accuracy",
@@ -574,9 +575,7 @@ impl Checker {
             }
             "similarity" => {
                 let measure = &args[0];
-                if self.lookup_program(f, &args[1], "`similarity`").is_none() {
-                    return None;
-                }
+                self.lookup_program(f, &args[1], "`similarity`")?;
                 if !measure
                     .name
                     .chars()
