@@ -118,15 +118,7 @@ fn check_models(loaded: &lang::Loaded) -> Vec<LangError> {
             else {
                 continue;
             };
-            let problem = crate::experiment::circuit::declared_sites(circuit)
-                .map_err(|e| e.to_string())
-                .and_then(|sites| {
-                    sites
-                        .iter()
-                        .try_for_each(|s| model.transformer.check_site(s))
-                        .map_err(|e| e.to_string())
-                });
-            if let Err(reason) = problem {
+            if let Some(reason) = crate::experiment::circuit::misfit(circuit, &model.transformer) {
                 out.push(
                     LangError::at(
                         lang::ErrorKind::Check,

@@ -144,6 +144,18 @@ pub fn check_sites(
     Ok(())
 }
 
+/// Why `circuit`'s declared sites do not all exist in `model` (a layer, head or hook it lacks,
+/// with the model's shape), if they do not.
+pub fn misfit(circuit: &Circuit, model: &Transformer) -> Option<String> {
+    let sites = match declared_sites(circuit) {
+        Ok(s) => s,
+        Err(e) => return Some(e.to_string()),
+    };
+    sites
+        .iter()
+        .find_map(|s| model.check_site(s).err().map(|e| e.to_string()))
+}
+
 /// A site as a circuit writes it: `blocks.1.attn.hook_z[0]`, `blocks.0.hook_mlp_out`.
 pub fn spec_name(s: &Site) -> String {
     match s.head {

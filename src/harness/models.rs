@@ -141,44 +141,9 @@ pub fn dir_hashes(dir: &Path) -> std::io::Result<Vec<FileHash>> {
     Ok(out)
 }
 
-/// `a/b/../c` → `a/c`, `./a` → `a`, lexically (no file system): how a path relative to a spec
-/// is shown.
-pub fn tidy(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => match out.last() {
-                Some(Component::Normal(_)) => {
-                    out.pop();
-                }
-                Some(Component::RootDir) => {}
-                _ => out.push(c),
-            },
-            other => out.push(other),
-        }
-    }
-    if out.is_empty() {
-        return PathBuf::from(".");
-    }
-    out.iter().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tidy_removes_dots_lexically() {
-        assert_eq!(
-            tidy(Path::new("specs/circuits/../models/r")),
-            Path::new("specs/models/r")
-        );
-        assert_eq!(tidy(Path::new("./a/./b")), Path::new("a/b"));
-        assert_eq!(tidy(Path::new("../x")), Path::new("../x"));
-        assert_eq!(tidy(Path::new("a/..")), Path::new("."));
-    }
 
     #[test]
     fn the_cache_key_follows_the_program_not_its_file() {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::checks::{CheckJob, ReadyModel, run_check_job, run_proof};
-use super::models::{dir_hashes, ensure_compiled, file_sha256, model_name, tidy};
+use super::models::{dir_hashes, ensure_compiled, file_sha256, model_name};
 use super::report::{CheckReport, FileHash, ModelInfo, SuiteReport};
 use super::{HarnessError, TestOptions};
-use crate::experiment::circuit::declared_sites;
+use crate::experiment::circuit::misfit;
 use crate::lang::ast::Span;
 use crate::lang::ir::{Check, Expectation, ModelRef, SourceRef, Spec};
 use crate::lang::{self, ErrorKind, LangError, Report, SourceFile};
@@ -245,7 +245,7 @@ fn prepare(
         };
         let dir = match model {
             ModelRef::Dir(p) => {
-                let dir = tidy(&base.join(p));
+                let dir = lang::normalize(&base.join(p));
                 if !dir.is_dir() {
                     problems.push(located(
                         check.model_source.as_ref(),
@@ -348,15 +348,7 @@ fn fit_problems(spec: &Spec, check: &Check, m: &crate::model::LoadedModel) -> Ve
                 let Some(c) = spec.circuits.get(circuit) else {
                     continue;
                 };
-                let problem = declared_sites(c)
-                    .map_err(|e| e.to_string())
-                    .and_then(|sites| {
-                        sites
-                            .iter()
-                            .try_for_each(|s| m.transformer.check_site(s))
-                            .map_err(|e| e.to_string())
-                    });
-                if let Err(reason) = problem {
+                if let Some(reason) = misfit(c, &m.transformer) {
                     out.push(located(
                         x.source.as_ref(),
                         format!(

@@ -174,8 +174,9 @@ impl Loader {
     }
 }
 
-/// Removes `.` and resolvable `..` components without touching the file system.
-fn normalize(p: &Path) -> PathBuf {
+/// Removes `.` and resolvable `..` components without touching the file system (`a/b/../c` →
+/// `a/c`; an empty result is `.`).
+pub fn normalize(p: &Path) -> PathBuf {
     let mut out: Vec<Component<'_>> = Vec::new();
     for c in p.components() {
         match c {
@@ -188,6 +189,9 @@ fn normalize(p: &Path) -> PathBuf {
             },
             other => out.push(other),
         }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
     }
     out.iter().collect()
 }

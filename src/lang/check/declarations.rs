@@ -318,16 +318,11 @@ impl Checker {
                         "expected a count from 3 to 2^64-1 (a selectivity cell draws three distinct implementations)",
                     )),
                 },
-                ast::CheckField::Seed { value, .. } => match value.text.parse::<u64>() {
-                    Ok(n) => seed = Some(n),
-                    Err(_) => self.err(LangError::at(
-                        ErrorKind::Check,
-                        &f.source,
-                        value.span,
-                        format!("seed `{}` does not fit 64 bits", value.text),
-                        "expected a seed from 0 to 2^64-1",
-                    )),
-                },
+                ast::CheckField::Seed { value, .. } => {
+                    if let Some(n) = self.seed_value(f, value) {
+                        seed = Some(n);
+                    }
+                }
                 ast::CheckField::Epsilon { value, .. } => match value.text.parse::<f64>() {
                     Ok(e) if e.is_finite() && e >= 0.0 => epsilon = Some(e),
                     _ => self.err(LangError::at(
@@ -377,6 +372,21 @@ impl Checker {
         );
     }
 
+    /// A seed literal, or an error when it does not fit 64 bits.
+    fn seed_value(&mut self, f: &ParsedFile, n: &ast::NumLit) -> Option<u64> {
+        let v = n.text.parse::<u64>().ok();
+        if v.is_none() {
+            self.err(LangError::at(
+                ErrorKind::Check,
+                &f.source,
+                n.span,
+                format!("seed `{}` does not fit 64 bits", n.text),
+                "expected a seed from 0 to 2^64-1",
+            ));
+        }
+        v
+    }
+
     /// `model "dir"` or `model compiled(I[, seed S])`.
     fn model_ref(&mut self, f: &ParsedFile, m: &ast::ModelAst) -> Option<ModelRef> {
         match m {
@@ -396,19 +406,7 @@ impl Checker {
             ast::ModelAst::Compiled { program, seed } => {
                 let seed = match seed {
                     None => None,
-                    Some(s) => match s.text.parse::<u64>() {
-                        Ok(n) => Some(n),
-                        Err(_) => {
-                            self.err(LangError::at(
-                                ErrorKind::Check,
-                                &f.source,
-                                s.span,
-                                format!("seed `{}` does not fit 64 bits", s.text),
-                                "expected a seed from 0 to 2^64-1",
-                            ));
-                            return None;
-                        }
-                    },
+                    Some(s) => Some(self.seed_value(f, s)?),
                 };
                 self.lookup_program(f, program, "`compiled`")?;
                 Some(ModelRef::Compiled {
