@@ -78,6 +78,9 @@ fn eprint_harness_error(e: &HarnessError) {
 fn clone_error(e: &HarnessError) -> HarnessError {
     match e {
         HarnessError::NoSpecs { path } => HarnessError::NoSpecs { path: path.clone() },
+        HarnessError::NothingMatches { filter } => HarnessError::NothingMatches {
+            filter: filter.clone(),
+        },
         HarnessError::UnknownCheck { name, available } => HarnessError::UnknownCheck {
             name: name.clone(),
             available: available.clone(),

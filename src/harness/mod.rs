@@ -114,6 +114,14 @@ pub enum HarnessError {
     #[error("no .interp files under `{}`", path.display())]
     #[diagnostic(code(congruity::test::no_specs))]
     NoSpecs { path: PathBuf },
+    #[error("no check or proof of the specs matches --filter `{filter}`")]
+    #[diagnostic(
+        code(congruity::test::filter),
+        help(
+            "the filter is matched against `SPEC::NAME` (e.g. `specs/tracr/reverse.interp::tracr_reverse_model`), as a glob when it holds * ? [ or {{"
+        )
+    )]
+    NothingMatches { filter: String },
     #[error("`{name}` is not a check of the spec; its checks: {available}")]
     #[diagnostic(code(congruity::test::unknown_check))]
     UnknownCheck { name: String, available: String },

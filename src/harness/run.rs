@@ -108,12 +108,13 @@ pub fn plan(paths: &[PathBuf], opts: &TestOptions) -> Result<Plan, HarnessError>
     }
     let mut units = Vec::new();
     let mut index = 0;
+    let mut matched = 0;
     for (si, e) in specs.iter().enumerate() {
         let mut push = |what: UnitWhat, name: &str| {
             let id = format!("{}::{name}", e.label);
-            let keep = opts.filter.as_deref().is_none_or(|f| matches(f, &id, name))
-                && opts.shard.is_none_or(|s| s.holds(index));
-            if keep {
+            let selected = opts.filter.as_deref().is_none_or(|f| matches(f, &id, name));
+            matched += usize::from(selected);
+            if selected && opts.shard.is_none_or(|s| s.holds(index)) {
                 units.push(Unit {
                     index,
                     spec: si,
@@ -129,6 +130,13 @@ pub fn plan(paths: &[PathBuf], opts: &TestOptions) -> Result<Plan, HarnessError>
         for (k, p) in e.spec.proofs.iter().enumerate() {
             push(UnitWhat::Prove(k), &p.name);
         }
+    }
+    // A filter that selects nothing is almost always a typo: a run that tested nothing must not
+    // read as a pass. (A shard may be empty: N can exceed the number of units.)
+    if let Some(f) = &opts.filter
+        && matched == 0
+    {
+        return Err(HarnessError::NothingMatches { filter: f.clone() });
     }
     Ok(Plan { specs, units })
 }

@@ -174,3 +174,29 @@ fn an_unwritable_or_input_report_path_is_refused_before_anything_runs() {
     // Nothing was compiled: the run stopped before it started.
     assert!(!Path::new(&cache.path().join("compiled")).exists());
 }
+
+#[test]
+fn a_filter_that_matches_nothing_is_an_error_not_an_empty_pass() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = test(
+        &["specs/circuits", "--filter", "no_such_check"],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        flat(&stderr(&out)).contains("matches --filter `no_such_check`"),
+        "{}",
+        stderr(&out)
+    );
+    // A glob selects by name too.
+    let out = test(
+        &["specs/circuits", "--filter", "tracr_hist_*", "--quiet"],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(2 expectations in 1 check and 0 proofs)"),
+        "{}",
+        stdout(&out)
+    );
+}

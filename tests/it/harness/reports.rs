@@ -326,3 +326,45 @@ fn sampled_representations_are_cached_and_change_no_figure() {
     assert!(repaired == cold);
     assert!(std::fs::read(&files[3]).unwrap().len() > 100);
 }
+
+#[test]
+fn plots_are_written_for_each_check_that_runs_the_estimator() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let plots = out.path().join("figures");
+    let run = test(
+        &[
+            "specs/circuits/tracr_reverse.interp",
+            "--filter",
+            "reverse_by_length_vs_sorting",
+            "--quiet",
+            "--plots",
+            plots.to_str().unwrap(),
+        ],
+        cache.path(),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let stem = "specs_circuits_tracr_reverse.reverse_by_length_vs_sorting";
+    for kind in ["selectivity", "transfer", "win-rates"] {
+        let f = plots.join(format!("{stem}.{kind}.svg"));
+        let svg = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        // A well-formed SVG document naming both interpretations.
+        let mut reader = Reader::from_str(&svg);
+        let mut root_tag = None;
+        loop {
+            match reader.read_event().expect("well-formed SVG") {
+                Event::Start(e) if root_tag.is_none() => {
+                    root_tag = Some(e.name().as_ref().to_owned())
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        assert_eq!(root_tag.as_deref(), Some("svg"), "{kind}");
+        assert!(
+            svg.contains("tracr_reverse") && svg.contains("reverse_by_sorting"),
+            "{kind}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&plots).unwrap().count(), 3);
+}
