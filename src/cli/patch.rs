@@ -1,12 +1,16 @@
 //! `congruity patch`: activation patching of one hook (optionally one head, some positions)
-//! from a source run into a base run.
+//! from a source run into a base run, or a sweep over every site of a hook family.
 //!
 //! ```text
 //! congruity patch --model DIR --tokens BASE.json --source SRC.json --hook NAME [--head H]
 //!                 [--pos P...] --out OUT.safetensors
+//! congruity patch --model DIR --tokens BASE.json --source SRC.json --sweep KIND --hook FAMILY
+//!                 --metric METRIC --out OUT.safetensors [--svg FILE]
 //! ```
 //!
-//! OUT holds `patched_logits`, `source_logits` and `base_logits` (the unpatched base run).
+//! OUT holds `patched_logits`, `source_logits` and `base_logits` (the unpatched base run); for a
+//! sweep, `sweep` (shape by kind, axes named in the file's metadata), `base_metric` and
+//! `source_metric`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,9 +32,25 @@ pub struct Args {
     #[arg(long, value_name = "SRC.json")]
     pub source: PathBuf,
 
-    /// Hook to patch, by TransformerLens name (e.g. blocks.0.attn.hook_z).
+    /// Hook to patch, by TransformerLens name (e.g. blocks.0.attn.hook_z); with --sweep, the
+    /// family without its layer (attn.hook_z, hook_resid_pre, hook_attn_out, hook_mlp_out, ...)
     #[arg(long, value_name = "NAME")]
     pub hook: String,
+
+    /// Patch every site of the hook family in turn: heads [n_layers, n_heads], positions
+    /// [n_layers, seq], heads-by-position [n_layers, seq, n_heads] or layers [n_layers]
+    #[arg(long, value_name = "KIND")]
+    pub sweep: Option<crate::intervene::SweepKind>,
+
+    /// With --sweep: logit-diff:A,B (mean over the batch of the last position's logit A minus
+    /// logit B), prob:A, kl (to the source run) or accuracy (decoded answers equal the source
+    /// run's; models with a vocabulary)
+    #[arg(long, value_name = "METRIC", requires = "sweep")]
+    pub metric: Option<crate::intervene::Metric>,
+
+    /// With --sweep: also draw the result as an SVG heatmap
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    pub svg: Option<PathBuf>,
 
     /// Patch only this head (hooks with a head axis).
     #[arg(long, value_name = "H")]
@@ -54,6 +74,9 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args) -> Result<(), InterveneError> {
+    if let Some(kind) = args.sweep {
+        return execute_sweep(args, kind);
+    }
     let hook: HookPoint = args.hook.parse().map_err(model::ModelError::from)?;
     crate::files::check_output_file(
         &args.out,
@@ -95,4 +118,95 @@ fn execute(args: &Args) -> Result<(), InterveneError> {
         args.out.display()
     );
     Ok(())
+}
+
+/// `--sweep`: every site of the family, one at a time.
+fn execute_sweep(args: &Args, kind: crate::intervene::SweepKind) -> Result<(), InterveneError> {
+    let bad = |reason: String| InterveneError::from(model::ModelError::Tokens(reason));
+    let metric = args.metric.clone().ok_or_else(|| {
+        bad("--sweep needs --metric (logit-diff:A,B, prob:A, kl or accuracy)".into())
+    })?;
+    if args.head.is_some() || !args.pos.is_empty() {
+        return Err(bad(
+            "--head and --pos choose one site; --sweep visits them all".into(),
+        ));
+    }
+    let family = intervene::parse_family(&args.hook)?;
+    let inputs = [
+        args.model.as_path(),
+        args.tokens.as_path(),
+        args.source.as_path(),
+    ];
+    crate::files::check_output_file(&args.out, &inputs).map_err(model::ModelError::from)?;
+    if let Some(svg) = &args.svg {
+        crate::files::check_output_file(svg, &inputs).map_err(model::ModelError::from)?;
+    }
+    let device = model::device(args.cuda)?;
+    let loaded = model::load(&args.model, &device)?;
+    let base = TokenBatch::from_json_file(&args.tokens)?;
+    let source = TokenBatch::from_json_file(&args.source)?;
+    let r = intervene::sweep(
+        &loaded.transformer,
+        loaded.sidecar.as_ref(),
+        &base,
+        &source,
+        family,
+        kind,
+        &metric,
+    )?;
+    let bytes = sweep_safetensors(&r).map_err(|e| model::ModelError::Write {
+        path: args.out.clone(),
+        reason: e,
+    })?;
+    crate::files::write_file(&args.out, &bytes).map_err(model::ModelError::from)?;
+    if let Some(svg) = &args.svg {
+        let text =
+            crate::experiment::plot::sweep_svg(&r).map_err(|e| model::ModelError::Write {
+                path: svg.clone(),
+                reason: e.to_string(),
+            })?;
+        crate::files::write_file(svg, text.as_bytes()).map_err(model::ModelError::from)?;
+    }
+    eprintln!(
+        "wrote {}: sweep {:?} over ({}), {} of {}; base {:.6}, source {:.6}; {} forward passes",
+        args.out.display(),
+        r.shape,
+        kind.axes().join(", "),
+        r.metric,
+        r.hook,
+        r.base_metric,
+        r.source_metric,
+        r.forwards
+    );
+    Ok(())
+}
+
+/// `sweep`, `base_metric`, `source_metric` as f32 tensors; the axes, hook, metric and kind in the
+/// file's metadata.
+fn sweep_safetensors(r: &crate::intervene::SweepResult) -> Result<Vec<u8>, String> {
+    use crate::artifact::F32Tensor;
+    let tensors = [
+        (
+            "sweep".to_string(),
+            F32Tensor::new(r.shape.clone(), r.values.iter().map(|v| *v as f32)),
+        ),
+        (
+            "base_metric".to_string(),
+            F32Tensor::new(vec![1], vec![r.base_metric as f32]),
+        ),
+        (
+            "source_metric".to_string(),
+            F32Tensor::new(vec![1], vec![r.source_metric as f32]),
+        ),
+    ];
+    let meta: std::collections::HashMap<String, String> = [
+        ("sweep_axes".to_string(), r.kind.axes().join(",")),
+        ("sweep".to_string(), r.kind.name().to_string()),
+        ("hook".to_string(), r.hook.clone()),
+        ("metric".to_string(), r.metric.clone()),
+    ]
+    .into_iter()
+    .collect();
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+        .map_err(|e| e.to_string())
 }

@@ -567,6 +567,137 @@ pub fn win_rate_histogram_svg(
     Ok(out)
 }
 
+/// A patching sweep as a heatmap: rows are layers (for `heads-by-position`, layer × head), columns
+/// heads, positions or the one whole layer; each cell holds the metric of the run patched there.
+/// Colour: the metric from its smallest to its largest value (white to dark blue); the base and
+/// source runs' metrics are in the legend, so a cell reads against both ends.
+pub fn sweep_svg(r: &crate::intervene::SweepResult) -> Result<String, PlotError> {
+    use crate::intervene::SweepKind;
+    let (rows, cols): (Vec<String>, Vec<String>) = match r.kind {
+        SweepKind::Heads => (
+            (0..r.shape[0]).map(|l| format!("layer {l}")).collect(),
+            (0..r.shape[1]).map(|h| format!("head {h}")).collect(),
+        ),
+        SweepKind::Positions => (
+            (0..r.shape[0]).map(|l| format!("layer {l}")).collect(),
+            (0..r.shape[1]).map(|p| format!("pos {p}")).collect(),
+        ),
+        SweepKind::HeadsByPosition => (
+            (0..r.shape[0])
+                .flat_map(|l| (0..r.shape[2]).map(move |h| format!("L{l} head {h}")))
+                .collect(),
+            (0..r.shape[1]).map(|p| format!("pos {p}")).collect(),
+        ),
+        SweepKind::Layers => (
+            (0..r.shape[0]).map(|l| format!("layer {l}")).collect(),
+            vec!["whole".to_string()],
+        ),
+    };
+    // values[row][col] in the layout above.
+    let value = |row: usize, col: usize| -> f64 {
+        match r.kind {
+            SweepKind::HeadsByPosition => {
+                let (l, h) = (row / r.shape[2], row % r.shape[2]);
+                r.values[(l * r.shape[1] + col) * r.shape[2] + h]
+            }
+            _ => r.values[row * cols.len() + col],
+        }
+    };
+    let grid: Vec<Vec<Option<f64>>> = (0..rows.len())
+        .map(|i| (0..cols.len()).map(|j| Some(value(i, j))).collect())
+        .collect();
+    let scale = ColourScale::fitted(&grid);
+    let (cell_w, cell_h) = (
+        cols.iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(8) as i32
+            * LABEL_CHAR,
+        28i32,
+    );
+    let label_w =
+        rows.iter().map(|c| c.chars().count()).max().unwrap_or(4) as i32 * LABEL_CHAR + 2 * MARGIN;
+    let width = (label_w + cell_w * cols.len() as i32 + MARGIN).max(420);
+    let title = format!(
+        "patching sweep: {} of {} ({})",
+        r.metric,
+        r.hook,
+        r.kind.name()
+    );
+    let title_lines = wrap(&title, ((width - 2 * MARGIN) / TITLE_CHAR) as usize);
+    let legend = wrap(
+        &format!(
+            "cell = metric with that site patched from the source run; base run {:.4}, source run {:.4}; colour {} (white) to {} (dark blue)",
+            r.base_metric,
+            r.source_metric,
+            scale.map_or("-".into(), |s| s.label(s.lo)),
+            scale.map_or("-".into(), |s| s.label(s.hi)),
+        ),
+        ((width - 2 * MARGIN) / NOTE_CHAR) as usize,
+    );
+    let y0 = 12 + 20 * title_lines.len() as i32 + 30;
+    let height = y0 + cell_h * rows.len() as i32 + 16 + 14 * legend.len() as i32 + MARGIN;
+    let mut out = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut out, (width as u32, height as u32)).into_drawing_area();
+        root.fill(&WHITE)?;
+        for (k, line) in title_lines.iter().enumerate() {
+            root.draw(&Text::new(
+                line.clone(),
+                (MARGIN, 20 + 20 * k as i32),
+                left(16.0),
+            ))?;
+        }
+        for (j, c) in cols.iter().enumerate() {
+            root.draw(&Text::new(
+                c.clone(),
+                (label_w + cell_w * j as i32 + cell_w / 2, y0 - 10),
+                centre(11.0, &BLACK),
+            ))?;
+        }
+        for (i, row) in rows.iter().enumerate() {
+            let y = y0 + cell_h * i as i32;
+            root.draw(&Text::new(
+                row.clone(),
+                (MARGIN, y + cell_h / 2),
+                left(11.0),
+            ))?;
+            for j in 0..cols.len() {
+                let v = value(i, j);
+                let x = label_w + cell_w * j as i32;
+                let (fill, dark) = match scale {
+                    Some(s) if v.is_finite() => (s.colour(v), s.t(v) > 0.55),
+                    _ => (RGBColor(220, 220, 220), false),
+                };
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell_w, y + cell_h)],
+                    fill.filled(),
+                ))?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell_w, y + cell_h)],
+                    WHITE.stroke_width(1),
+                ))?;
+                root.draw(&Text::new(
+                    format!("{v:.3}"),
+                    (x + cell_w / 2, y + cell_h / 2),
+                    centre(10.0, if dark { &WHITE } else { &BLACK }),
+                ))?;
+            }
+        }
+        for (k, line) in legend.iter().enumerate() {
+            root.draw(&Text::new(
+                line.clone(),
+                (MARGIN, y0 + cell_h * rows.len() as i32 + 16 + 14 * k as i32),
+                left(11.0),
+            ))?;
+        }
+        root.present()?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,10 @@
 //! `model::intervention` (the forward pass applies them) and re-exported here. This module
 //! builds actions from model runs — source activations for patching, reference-batch means for
 //! mean ablation — and scores circuit alignments by interchange-intervention accuracy
-//! ([`iia`]).
+//! ([`iia`]), and sweeps one site at a time over a hook family ([`sweep`]).
 
 pub mod iia;
+pub mod sweep;
 
 use std::collections::BTreeSet;
 
@@ -22,6 +23,7 @@ pub use iia::{
     Alignment, Counterfactual, IiaReport, InterchangePair, Readout,
     interchange_intervention_accuracy,
 };
+pub use sweep::{Metric, SweepKind, SweepResult, parse_family, sweep};
 
 /// Errors of the intervention stage.
 #[derive(Debug, Error, miette::Diagnostic)]

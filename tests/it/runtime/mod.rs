@@ -5,4 +5,5 @@ mod errors;
 mod hf;
 mod parity;
 mod reference;
+mod sweep;
 mod tracr;
