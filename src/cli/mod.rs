@@ -6,6 +6,7 @@ pub mod compare;
 pub mod compile;
 pub mod eval;
 pub mod fmt;
+pub mod iia;
 pub mod inspect;
 pub mod patch;
 pub mod prove;
@@ -48,6 +49,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Activation patching: one hook (head, positions) from a source run into a base run.
     Patch(patch::Args),
+    /// Interchange-intervention accuracy of a spec's circuit on a model
+    Iia(iia::Args),
     /// Prove a spec's `prove` blocks with z3 (exit 0 proved, 1 refuted, 2 unknown).
     Prove(prove::Args),
     /// Interpretive equivalence: selectivity / transfer matrices of sampled implementations and models
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Patch(args) => patch::run(args),
+        Command::Iia(args) => iia::run(args),
         Command::Prove(args) => prove::run(args),
         Command::Compare(args) => compare::run(*args),
         Command::Similarity(args) => similarity::run(args),

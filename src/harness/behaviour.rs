@@ -131,7 +131,7 @@ pub fn behaviour(model: &LoadedModel, program: &Program, seed: u64) -> Result<Be
 }
 
 /// Interchange interventions on one circuit variable.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct VariableIia {
     pub variable: String,
     pub correct: usize,
@@ -142,7 +142,7 @@ pub struct VariableIia {
 }
 
 /// Interchange-intervention accuracy of a circuit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Iia {
     pub variables: Vec<VariableIia>,
     pub correct: usize,
