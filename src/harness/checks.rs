@@ -1,5 +1,6 @@
 //! One unit run: a check's expectations against its model and the estimator, or one proof.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::experiment::compare::{CompareReport, CompareSettings, compare};
 use crate::experiment::extract::RepresentationSpec;
 use crate::experiment::inputs::InputSet;
 use crate::experiment::sampled::ModelDirSource;
+use crate::intervene::{Ablation, Component, FaithfulnessRun, kept_by};
 use crate::lang::eval::eval_output;
 use crate::lang::ir::{Bound, Check, Comparison, Expectation, Proof, Spec};
 use crate::model::LoadedModel;
@@ -390,6 +392,244 @@ fn similarity_result(
     r
 }
 
+/// The inputs of `program`'s domain as `model` reads them.
+fn encoded_domain(
+    model: &LoadedModel,
+    program: &crate::lang::ir::Program,
+    seed: u64,
+) -> Result<(Vec<Vec<u32>>, crate::compile::check::Domain), String> {
+    let sc = model
+        .sidecar
+        .as_ref()
+        .ok_or("the model has no congruity.json")?;
+    let dom = crate::compile::check::domain(&program.task, seed).map_err(|e| e.to_string())?;
+    let rows = dom
+        .inputs
+        .iter()
+        .map(|x| crate::experiment::chain::encode(sc, x).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, dom))
+}
+
+/// The symbols of a row of token ids (BOS dropped), as an input is written.
+fn row_text(sc: &crate::model::Sidecar, row: &[u32]) -> String {
+    row[sc.prefix_len().min(row.len())..]
+        .iter()
+        .map(|&i| {
+            sc.input
+                .tokens
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_else(|| i.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The components a circuit keeps on `model`, and each declared site's own (site text, kept).
+fn circuit_components(
+    c: &crate::lang::ir::Circuit,
+    model: &LoadedModel,
+) -> Result<Vec<(String, BTreeSet<Component>)>, String> {
+    let sites = crate::experiment::circuit::declared_sites(c).map_err(|e| e.to_string())?;
+    let mut out: Vec<(String, BTreeSet<Component>)> = Vec::new();
+    for s in &sites {
+        let name = crate::experiment::circuit::spec_name(s);
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        out.push((name, kept_by(s, &model.transformer).into_iter().collect()));
+    }
+    Ok(out)
+}
+
+/// (Input, partner) pairs a resample ablation aims for, spread over rounds of partners.
+const RESAMPLE_PAIRS: usize = 2000;
+
+/// `faithful(C, ablation)` and `minimal(C, ablation)`.
+fn circuit_score(
+    text: &str,
+    cx: &Ctx<'_>,
+    model: &ReadyModel,
+    circuit: &str,
+    ablation: &str,
+    bound: &Bound,
+    minimal: bool,
+) -> ExpectationResult {
+    let (job, seed) = (cx.job, cx.seed);
+    let Some(c) = job.spec.circuits.get(circuit) else {
+        return error(text, format!("`{circuit}` is not a circuit of the spec"));
+    };
+    let Some(program) = job.spec.programs.get(&c.program) else {
+        return error(
+            text,
+            format!("`{}` is not an interpretation of the spec", c.program),
+        );
+    };
+    let ablation: Ablation = match ablation.parse() {
+        Ok(a) => a,
+        Err(e) => return error(text, e),
+    };
+    let m = &model.loaded;
+    let Some(sc) = m.sidecar.as_ref() else {
+        return error(text, "the model has no congruity.json".into());
+    };
+    let (rows, dom) = match encoded_domain(m, program, seed) {
+        Ok(x) => x,
+        Err(e) => return error(text, e),
+    };
+    let partner_seed = derive_seed(seed, &[4]);
+    // Resample ablation averages over (input, partner) pairs: enough partners per input for
+    // about RESAMPLE_PAIRS pairs in all.
+    let rounds = RESAMPLE_PAIRS.div_ceil(rows.len().max(1)).clamp(1, 64);
+    let run = match FaithfulnessRun::new(&m.transformer, sc, &rows, partner_seed, rounds) {
+        Ok(r) => r,
+        Err(e) => return error(text, e.to_string()),
+    };
+    let sites = match circuit_components(c, m) {
+        Ok(s) => s,
+        Err(e) => return error(text, e),
+    };
+    let kept: BTreeSet<Component> = sites.iter().flat_map(|(_, k)| k.iter().copied()).collect();
+    let full = match run.score(&kept, ablation) {
+        Ok(f) => f,
+        Err(e) => return error(text, e.to_string()),
+    };
+    let sampled = !dom.exhaustive || ablation == Ablation::Resample;
+    let fig = proportion_figure("faithful", full.agree, full.total, !sampled);
+    let mut details = vec![format!(
+        "{} ablation{} of {} of {} components outside the circuit ({}); inputs: {}",
+        ablation.name(),
+        if ablation == Ablation::Resample {
+            format!(" ({rounds} partner(s) per input, {} pairs)", full.total)
+        } else {
+            String::new()
+        },
+        full.ablated.len(),
+        run.components().len(),
+        if full.ablated.is_empty() {
+            "none: the circuit keeps every component".to_string()
+        } else {
+            full.ablated.join(", ")
+        },
+        dom.describe()
+    )];
+    if let Some(r) = full.recovery {
+        details.push(format!("logit-difference recovery {r:.3}"));
+    }
+    if !minimal {
+        let (status, verdict) = decide(bound, fig.value, fig.interval);
+        let mut summary = format!("faithful ({} ablation) = {verdict}", ablation.name());
+        if let Some(r) = full.recovery {
+            summary.push_str(&format!(", logit-difference recovery {r:.3}"));
+        }
+        let mut r = result(text, status, summary);
+        r.counterexample = full
+            .first_changed
+            .as_ref()
+            .filter(|_| status != Status::Pass)
+            .map(|row| Counterexample {
+                input: row_text(sc, row),
+                source: None,
+                variable: None,
+                got: "an output that differs".into(),
+                want: "the full model's".into(),
+            });
+        if let Some(line) = sufficiency(cx, circuit) {
+            details.push(line);
+        }
+        r.details = details;
+        r.figure = Some(fig);
+        r.seed = Some(partner_seed);
+        return r;
+    }
+    // Minimality: each site ablated as well, in turn.
+    let base = full.score();
+    let mut drops: Vec<(String, f64)> = Vec::new();
+    for (name, _) in &sites {
+        let without: BTreeSet<Component> = sites
+            .iter()
+            .filter(|(n, _)| n != name)
+            .flat_map(|(_, k)| k.iter().copied())
+            .collect();
+        match run.score(&without, ablation) {
+            Ok(f) => drops.push((name.clone(), base - f.score())),
+            Err(e) => return error(text, e.to_string()),
+        }
+    }
+    let Some((weakest, min_drop)) = drops.iter().min_by(|a, b| a.1.total_cmp(&b.1)).cloned() else {
+        return error(text, "the circuit has no site".into());
+    };
+    let (status, verdict) = decide(bound, min_drop, None);
+    let redundant: Vec<&str> = drops
+        .iter()
+        .filter(|(_, d)| *d <= 0.0)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut summary = format!("minimal = {verdict} (the drop without {weakest})");
+    if !redundant.is_empty() {
+        summary.push_str(&format!("; redundant: {}", redundant.join(", ")));
+    }
+    let mut r = result(text, status, summary);
+    details.insert(0, format!("faithful with every site: {base:.3}"));
+    for (n, d) in &drops {
+        details.push(format!(
+            "without {n}: faithful drops by {d:.3}{}",
+            if *d <= 0.0 {
+                " (redundant: its removal changes nothing)"
+            } else {
+                ""
+            }
+        ));
+    }
+    r.details = details;
+    r.figure = Some(Figure {
+        name: "minimal".into(),
+        value: min_drop,
+        interval: None,
+        confidence: None,
+        n: Some(full.total),
+    });
+    r.seed = Some(partner_seed);
+    r
+}
+
+/// For a compiled model, what z3 says of the circuit on the interpretation (`sufficient(C)`),
+/// beside what ablation says of it on the weights.
+fn sufficiency(cx: &Ctx<'_>, circuit: &str) -> Option<String> {
+    if !matches!(
+        cx.job.check.model,
+        Some(crate::lang::ir::ModelRef::Compiled { .. })
+    ) {
+        return None;
+    }
+    let goal = crate::lang::ir::ProofGoal::Sufficient {
+        circuit: circuit.to_string(),
+    };
+    let opts = ProveOptions {
+        timeout: Some(Duration::from_secs_f64(
+            cx.opts.prove_timeout.unwrap_or(smt::DEFAULT_TIMEOUT_SECS),
+        )),
+        parallel: true,
+        max_len: None,
+    };
+    let rep = smt::prove(cx.job.spec, &format!("sufficient_{circuit}"), &goal, &opts);
+    Some(match &rep.verdict {
+        Verdict::Proved => format!(
+            "z3: sufficient({circuit}) is proved on the interpretation{} — its variables determine the output on every input; the faithfulness above is the compiled weights' side",
+            rep.trivially
+                .as_ref()
+                .map(|t| format!(" (trivially: {t})"))
+                .unwrap_or_default()
+        ),
+        Verdict::Refuted { counterexample } => format!(
+            "z3: sufficient({circuit}) is refuted on the interpretation (length {}): the circuit's variables do not determine the output, whatever the weights do",
+            counterexample.length
+        ),
+        Verdict::Unknown { reason } => format!("z3: sufficient({circuit}) is undecided: {reason}"),
+    })
+}
+
 fn judged(text: &str, j: Judged, seed: u64) -> ExpectationResult {
     ExpectationResult {
         expectation: text.to_string(),
@@ -528,6 +768,30 @@ pub fn run_check_job(
             ) => {
                 stage("fit");
                 similarity_result(text, &cx, m, measure, program, bound)
+            }
+            (
+                Expectation::Faithful {
+                    circuit,
+                    ablation,
+                    bound,
+                },
+                Some(m),
+                _,
+            ) => {
+                stage("ablate");
+                circuit_score(text, &cx, m, circuit, ablation, bound, false)
+            }
+            (
+                Expectation::Minimal {
+                    circuit,
+                    ablation,
+                    bound,
+                },
+                Some(m),
+                _,
+            ) => {
+                stage("ablate");
+                circuit_score(text, &cx, m, circuit, ablation, bound, true)
             }
             (Expectation::Congruent(own), _, _) => match &estimate {
                 Some(Ok(rep)) => judged(text, estimate::congruent(rep, own), seed),

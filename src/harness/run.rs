@@ -352,7 +352,9 @@ fn fit_problems(spec: &Spec, check: &Check, m: &crate::model::LoadedModel) -> Ve
     let mut out = Vec::new();
     for x in &check.expectations {
         match &x.goal {
-            Expectation::Iia { circuit, .. } => {
+            Expectation::Iia { circuit, .. }
+            | Expectation::Faithful { circuit, .. }
+            | Expectation::Minimal { circuit, .. } => {
                 let Some(c) = spec.circuits.get(circuit) else {
                     continue;
                 };

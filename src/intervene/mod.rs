@@ -7,6 +7,7 @@
 //! mean ablation — and scores circuit alignments by interchange-intervention accuracy
 //! ([`iia`]), and sweeps one site at a time over a hook family ([`sweep`]).
 
+pub mod faithful;
 pub mod iia;
 pub mod sweep;
 
@@ -19,6 +20,7 @@ pub use crate::model::intervention::{Action, Intervention, Site};
 use crate::model::{
     ActivationCache, HookPoint, HookSelection, ModelError, RunOptions, TokenBatch, Transformer,
 };
+pub use faithful::{Ablation, Component, Faithfulness, FaithfulnessRun, components, kept_by};
 pub use iia::{
     Alignment, Counterfactual, IiaReport, InterchangePair, Readout,
     interchange_intervention_accuracy,

@@ -432,6 +432,21 @@ pub enum Expectation {
     Indistinguishable(String, String),
     /// `expect iia(circuit) >= 0.95`.
     Iia { circuit: String, bound: Bound },
+    /// `expect faithful(C, resample) >= 0.99`: everything outside the circuit's sites ablated
+    /// (`zero`, `mean` or `resample`, the default), the fraction of inputs whose output is the
+    /// full model's.
+    Faithful {
+        circuit: String,
+        ablation: String,
+        bound: Bound,
+    },
+    /// `expect minimal(C) >= 0.01`: the smallest loss of faithfulness when one more site of the
+    /// circuit is ablated.
+    Minimal {
+        circuit: String,
+        ablation: String,
+        bound: Bound,
+    },
     /// `expect similarity(cka:linear, I) >= 0.9`: the model vs the compiled I. The measure is
     /// kept as written; the harness parses it.
     Similarity {

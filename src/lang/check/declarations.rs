@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The ablations `faithful` and `minimal` name (the harness implements each).
+pub const ABLATIONS: [&str; 3] = ["zero", "mean", "resample"];
+
 impl Checker {
     pub(super) fn interpretation(&mut self, f: &ParsedFile, i: &ast::InterpDef) {
         let name = i.name.name.clone();
@@ -527,6 +530,16 @@ impl Checker {
             ),
             ("iia", "iia(circuit) >= 0.95", Some((0.0, 1.0))),
             (
+                "faithful",
+                "faithful(circuit, ablation) >= 0.99",
+                Some((0.0, 1.0)),
+            ),
+            (
+                "minimal",
+                "minimal(circuit, ablation) >= 0.01",
+                Some((-1.0, 1.0)),
+            ),
+            (
                 "similarity",
                 "similarity(measure, interpretation) >= 0.9",
                 Some((f64::NEG_INFINITY, f64::INFINITY)),
@@ -549,7 +562,11 @@ impl Checker {
             self.err(e);
             return None;
         };
-        if args.len() != sig_arity_count(sig) {
+        // The ablation of `faithful` and `minimal` may be left out (resample).
+        let optional_last = matches!(goal.name.as_str(), "faithful" | "minimal");
+        let arity_ok = args.len() == sig_arity_count(sig)
+            || (optional_last && args.len() + 1 == sig_arity_count(sig));
+        if !arity_ok {
             self.err(arity_error(
                 &f.source,
                 span,
@@ -561,6 +578,40 @@ impl Checker {
             return None;
         }
         match goal.name.as_str() {
+            "faithful" | "minimal" => {
+                if !self.lookup_circuit(f, &args[0], &format!("`{}`", goal.name)) {
+                    return None;
+                }
+                let ablation = match args.get(1) {
+                    None => "resample".to_string(),
+                    Some(a) if ABLATIONS.contains(&a.name.as_str()) => a.name.clone(),
+                    Some(a) => {
+                        self.err(LangError::at(
+                            ErrorKind::Check,
+                            &f.source,
+                            a.span,
+                            format!("`{}` is not an ablation", a.name),
+                            "expected zero, mean or resample",
+                        ));
+                        return None;
+                    }
+                };
+                let bound = self.expect_bound(f, goal, sig, range, bound, span)??;
+                let circuit = args[0].name.clone();
+                return Some(if goal.name == "faithful" {
+                    Expectation::Faithful {
+                        circuit,
+                        ablation,
+                        bound,
+                    }
+                } else {
+                    Expectation::Minimal {
+                        circuit,
+                        ablation,
+                        bound,
+                    }
+                });
+            }
             "iia" => {
                 if !self.lookup_circuit(f, &args[0], "`iia`") {
                     return None;

@@ -4,6 +4,7 @@
 
 mod api;
 mod bad_input;
+mod circuits;
 mod iia_cli;
 mod reports;
 mod verdicts;
