@@ -28,9 +28,20 @@ pub struct Args {
     #[arg(long, value_name = "BASE.json")]
     pub tokens: PathBuf,
 
-    /// Source token ids, same shape as the base: row i patches row i.
-    #[arg(long, value_name = "SRC.json")]
-    pub source: PathBuf,
+    /// Source token ids, same shape as the base: row i patches row i. With --ablate mean, the
+    /// reference batch; with --ablate resample, the other inputs row i takes its value from.
+    #[arg(long, value_name = "SRC.json", required_unless_present = "ablate")]
+    pub source: Option<PathBuf>,
+
+    /// Ablate the site instead of patching it: zero; mean (its mean over --source, else over
+    /// the base batch, per position and head); resample (row i takes row i of --source, else the
+    /// value of another row of the base batch, drawn with --seed)
+    #[arg(long, value_name = "KIND", conflicts_with = "sweep")]
+    pub ablate: Option<crate::intervene::Ablation>,
+
+    /// Seed of --ablate resample within the base batch
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
 
     /// Hook to patch, by TransformerLens name (e.g. blocks.0.attn.hook_z); with --sweep, the
     /// family without its layer (attn.hook_z, hook_resid_pre, hook_attn_out, hook_mlp_out, ...)
@@ -77,20 +88,20 @@ fn execute(args: &Args) -> Result<(), InterveneError> {
     if let Some(kind) = args.sweep {
         return execute_sweep(args, kind);
     }
+    if let Some(ablation) = args.ablate {
+        return execute_ablation(args, ablation);
+    }
     let hook: HookPoint = args.hook.parse().map_err(model::ModelError::from)?;
+    let source_path = source_file(args)?;
     crate::files::check_output_file(
         &args.out,
-        &[
-            args.model.as_path(),
-            args.tokens.as_path(),
-            args.source.as_path(),
-        ],
+        &[args.model.as_path(), args.tokens.as_path(), source_path],
     )
     .map_err(model::ModelError::from)?;
     let device = model::device(args.cuda)?;
     let loaded = model::load(&args.model, &device)?;
     let base = TokenBatch::from_json_file(&args.tokens)?;
-    let source = TokenBatch::from_json_file(&args.source)?;
+    let source = TokenBatch::from_json_file(source_path)?;
     let mut site = Site::hook(hook);
     site.head = args.head;
     if !args.pos.is_empty() {
@@ -132,11 +143,8 @@ fn execute_sweep(args: &Args, kind: crate::intervene::SweepKind) -> Result<(), I
         ));
     }
     let family = intervene::parse_family(&args.hook)?;
-    let inputs = [
-        args.model.as_path(),
-        args.tokens.as_path(),
-        args.source.as_path(),
-    ];
+    let source_path = source_file(args)?;
+    let inputs = [args.model.as_path(), args.tokens.as_path(), source_path];
     crate::files::check_output_file(&args.out, &inputs).map_err(model::ModelError::from)?;
     if let Some(svg) = &args.svg {
         crate::files::check_output_file(svg, &inputs).map_err(model::ModelError::from)?;
@@ -144,7 +152,7 @@ fn execute_sweep(args: &Args, kind: crate::intervene::SweepKind) -> Result<(), I
     let device = model::device(args.cuda)?;
     let loaded = model::load(&args.model, &device)?;
     let base = TokenBatch::from_json_file(&args.tokens)?;
-    let source = TokenBatch::from_json_file(&args.source)?;
+    let source = TokenBatch::from_json_file(source_path)?;
     let r = intervene::sweep(
         &loaded.transformer,
         loaded.sidecar.as_ref(),
@@ -209,4 +217,73 @@ fn sweep_safetensors(r: &crate::intervene::SweepResult) -> Result<Vec<u8>, Strin
     .collect();
     safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
         .map_err(|e| e.to_string())
+}
+
+fn source_file(args: &Args) -> Result<&std::path::Path, InterveneError> {
+    args.source.as_deref().ok_or_else(|| {
+        model::ModelError::Tokens(
+            "--source is needed to patch (give --ablate to ablate instead)".into(),
+        )
+        .into()
+    })
+}
+
+/// `--ablate`: the site (one hook, optionally one head and some positions) ablated in the base
+/// run; OUT holds `ablated_logits` and `base_logits`.
+fn execute_ablation(
+    args: &Args,
+    ablation: crate::intervene::Ablation,
+) -> Result<(), InterveneError> {
+    use crate::intervene::Ablation;
+    use crate::model::{Action, Intervention, RunOptions};
+    let hook: HookPoint = args.hook.parse().map_err(model::ModelError::from)?;
+    let mut inputs = vec![args.model.as_path(), args.tokens.as_path()];
+    inputs.extend(args.source.as_deref());
+    crate::files::check_output_file(&args.out, &inputs).map_err(model::ModelError::from)?;
+    let device = model::device(args.cuda)?;
+    let loaded = model::load(&args.model, &device)?;
+    let t = &loaded.transformer;
+    let base = TokenBatch::from_json_file(&args.tokens)?;
+    let reference = match &args.source {
+        Some(p) => Some(TokenBatch::from_json_file(p)?),
+        None => None,
+    };
+    let mut site = Site::hook(hook);
+    site.head = args.head;
+    if !args.pos.is_empty() {
+        site.positions = Some(args.pos.clone());
+    }
+    t.check_site(&site)?;
+    let iv = match (ablation, &reference) {
+        (Ablation::Zero, _) => intervene::zero_ablation(site),
+        (Ablation::Mean, r) => intervene::mean_ablation(t, site, r.as_ref().unwrap_or(&base))?,
+        (Ablation::Resample, Some(r)) => {
+            let (ivs, _) = intervene::patch_from_source(t, r, std::slice::from_ref(&site))?;
+            ivs.into_iter()
+                .next()
+                .ok_or_else(|| model::ModelError::AbsentHook {
+                    hook: site.hook.to_string(),
+                    reason: "not produced by the resample run".into(),
+                })?
+        }
+        (Ablation::Resample, None) => Intervention::new(site, Action::Resample { seed: args.seed }),
+    };
+    let ablated = t
+        .forward(&base, &RunOptions::intervene(std::slice::from_ref(&iv)))?
+        .logits;
+    let plain = t.forward(&base, &RunOptions::default())?.logits;
+    write_safetensors(
+        &args.out,
+        [
+            ("ablated_logits".to_string(), &ablated),
+            ("base_logits".to_string(), &plain),
+        ],
+    )?;
+    eprintln!(
+        "wrote {} (ablated_logits, base_logits): {} ablation of {}",
+        args.out.display(),
+        ablation.name(),
+        iv.site
+    );
+    Ok(())
 }

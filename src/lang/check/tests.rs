@@ -395,6 +395,9 @@ circuit c for i {{
   expect similarity(svcca:var=0.99, j) < 2
   expect congruent(i)
   expect indistinguishable(i, j)
+  expect faithful(c) >= 0.99
+  expect faithful(c, mean) >= 0.9
+  expect minimal(c, zero) >= 0.01
 }}
 check n {{ model compiled(j) expect implements(j) }}
 check d {{ expect distinguishable(i, j) }}"
@@ -426,8 +429,16 @@ check d {{ expect distinguishable(i, j) }}"
             "similarity(svcca:var=0.99, j) < 2",
             "congruent(i)",
             "indistinguishable(i, j)",
+            "faithful(c) >= 0.99",
+            "faithful(c, mean) >= 0.9",
+            "minimal(c, zero) >= 0.01",
         ]
     );
+    // `faithful` without an ablation is resample ablation.
+    assert!(matches!(
+        &m.expectations[8].goal,
+        Expectation::Faithful { ablation, .. } if ablation == "resample"
+    ));
     assert_eq!(
         m.expectations[2].goal,
         Expectation::Iia {
@@ -487,6 +498,22 @@ check d {{ expect distinguishable(i, j) }}"
         ),
         (
             "check m { model \"x\" expect accuracy(c) >= 0.5 }",
+            ErrorKind::UnknownName,
+        ),
+        (
+            "check m { model \"x\" expect faithful(c, half) >= 0.5 }",
+            ErrorKind::Check,
+        ),
+        (
+            "check m { model \"x\" expect faithful(c, mean, zero) >= 0.5 }",
+            ErrorKind::Arity,
+        ),
+        (
+            "check m { model \"x\" expect faithful(c) }",
+            ErrorKind::Check,
+        ),
+        (
+            "check m { model \"x\" expect minimal(i) >= 0.1 }",
             ErrorKind::UnknownName,
         ),
     ] {

@@ -73,7 +73,12 @@ fn every_compiled_circuit_is_faithful_and_each_variable_matters() {
                 full.ablated
             );
             let zero = run.score(&all, Ablation::Zero).unwrap();
-            assert!(zero.score() >= 0.99, "{}: zero-ablation faithful {}", c.name, zero.score());
+            assert!(
+                zero.score() >= 0.99,
+                "{}: zero-ablation faithful {}",
+                c.name,
+                zero.score()
+            );
             for v in c.sites.iter().map(|s| s.variable.as_str()) {
                 let without = kept_of(&|x| x != v);
                 if without == all {
@@ -127,9 +132,15 @@ fn minimality_names_a_planted_redundant_site_and_faithful_reports_z3_beside_it()
         text.contains("PASS    faithful(planted, zero) >= 0.99"),
         "{text}"
     );
-    assert!(text.contains("FAIL    minimal(planted, zero) >= 0.01"), "{text}");
+    assert!(
+        text.contains("FAIL    minimal(planted, zero) >= 0.01"),
+        "{text}"
+    );
     // Only the planted site: every other one carries something.
-    assert!(text.contains("; redundant: blocks.1.hook_mlp_out\n"), "{text}");
+    assert!(
+        text.contains("; redundant: blocks.1.hook_mlp_out\n"),
+        "{text}"
+    );
     assert!(
         text.contains("without blocks.1.hook_mlp_out: faithful drops by 0.000 (redundant"),
         "{text}"

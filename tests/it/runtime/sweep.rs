@@ -234,3 +234,95 @@ fn every_kind_has_its_shape_and_patching_a_whole_residual_gives_the_source() {
         assert!(bad.parse::<Metric>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn cli_ablations_zero_mean_and_resample_one_site() {
+    let dir = sweep_cases().remove(0);
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = read_json(&dir.join("tokens.json"));
+    let base = tmp.path().join("base.json");
+    let reference = tmp.path().join("reference.json");
+    std::fs::write(
+        &base,
+        serde_json::json!({"tokens": tokens["tokens"]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        &reference,
+        serde_json::json!({"tokens": tokens["source_tokens"]}).to_string(),
+    )
+    .unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let out = tmp.path().join(format!("{name}.safetensors"));
+        let mut args = vec![
+            "patch",
+            "--model",
+            dir.to_str().unwrap(),
+            "--tokens",
+            base.to_str().unwrap(),
+            "--hook",
+            "blocks.0.attn.hook_z",
+            "--head",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+        read_safetensors(&out, &Device::Cpu).unwrap()
+    };
+    let zero = run(&["--ablate", "zero"], "zero");
+    let (a, b) = (
+        values(&zero["ablated_logits"]),
+        values(&zero["base_logits"]),
+    );
+    assert_eq!(a.len(), b.len());
+    assert!(
+        a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-4),
+        "zero ablation changes the logits"
+    );
+    let mean = run(
+        &["--ablate", "mean", "--source", reference.to_str().unwrap()],
+        "mean",
+    );
+    let resample = run(&["--ablate", "resample", "--seed", "3"], "resample");
+    // Resampling from an explicit batch is patching from it.
+    let from_source = run(
+        &[
+            "--ablate",
+            "resample",
+            "--source",
+            reference.to_str().unwrap(),
+        ],
+        "rs",
+    );
+    let patched = {
+        let out = tmp.path().join("patched.safetensors");
+        ok(&[
+            "patch",
+            "--model",
+            dir.to_str().unwrap(),
+            "--tokens",
+            base.to_str().unwrap(),
+            "--source",
+            reference.to_str().unwrap(),
+            "--hook",
+            "blocks.0.attn.hook_z",
+            "--head",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        read_safetensors(&out, &Device::Cpu).unwrap()
+    };
+    close(
+        "ablation",
+        "resample from --source",
+        &values(&from_source["ablated_logits"]),
+        &values(&patched["patched_logits"]),
+    );
+    assert_ne!(
+        values(&mean["ablated_logits"]),
+        values(&resample["ablated_logits"])
+    );
+}
