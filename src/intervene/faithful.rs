@@ -216,7 +216,14 @@ fn logit_diffs(
         .collect())
 }
 
-/// Ablates `ablated` on `group` and returns (decoded outputs, logit differences).
+/// What an ablated run gives: each row's decoded output, and (categorical outputs) its logit
+/// difference.
+struct AblatedRun {
+    outputs: Vec<Vec<OutputValue>>,
+    logit_diffs: Option<Vec<f64>>,
+}
+
+/// Ablates `ablated` on `group`.
 fn ablated_run(
     model: &Transformer,
     sc: &Sidecar,
@@ -224,7 +231,7 @@ fn ablated_run(
     ablated: &[Component],
     ablation: Ablation,
     round: usize,
-) -> Result<(Vec<Vec<OutputValue>>, Option<Vec<f64>>), InterveneError> {
+) -> Result<AblatedRun, InterveneError> {
     let answers = &group.answers;
     let ivs: Vec<Intervention> = ablated
         .iter()
@@ -251,12 +258,15 @@ fn ablated_run(
     let logits = model
         .forward(&group.batch, &RunOptions::intervene(&ivs))?
         .logits;
-    let out = decode(sc, &logits)?;
-    let ld = match group.full_ld {
+    let outputs = decode(sc, &logits)?;
+    let logit_diffs = match group.full_ld {
         Some(_) => Some(logit_diffs(&logits, answers, sc.prefix_len())?),
         None => None,
     };
-    Ok((out, ld))
+    Ok(AblatedRun {
+        outputs,
+        logit_diffs,
+    })
 }
 
 /// Faithfulness of keeping `kept` (everything else ablated) on the inputs `rows` (token ids, BOS
