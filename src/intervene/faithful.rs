@@ -379,8 +379,10 @@ impl<'a> FaithfulnessRun<'a> {
                 _ => 1,
             };
             for round in 0..rounds {
-                let (out, ld) =
-                    ablated_run(self.model, self.sidecar, g, &ablated, ablation, round)?;
+                let AblatedRun {
+                    outputs: out,
+                    logit_diffs: ld,
+                } = ablated_run(self.model, self.sidecar, g, &ablated, ablation, round)?;
                 for (k, (o, f)) in out.iter().zip(&g.full).enumerate() {
                     total += 1;
                     let same =
@@ -397,7 +399,7 @@ impl<'a> FaithfulnessRun<'a> {
                 if let (Some(ld), Some(full)) = (ld, &g.full_ld) {
                     let empty =
                         ablated_run(self.model, self.sidecar, g, &self.all, ablation, round)?
-                            .1
+                            .logit_diffs
                             .unwrap_or_default();
                     for k in 0..ld.len() {
                         ld_c += ld[k];
