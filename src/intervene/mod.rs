@@ -143,14 +143,9 @@ pub struct PatchOutput {
     pub patched_logits: Tensor,
 }
 
-/// Activation patching: runs `source`, then `base` with every site replaced by its source
-/// value (TransformerLens `run_with_hooks` semantics: downstream is recomputed).
-pub fn patch(
-    model: &Transformer,
-    base: &TokenBatch,
-    source: &TokenBatch,
-    sites: &[Site],
-) -> Result<PatchOutput, InterveneError> {
+/// A base and a source batch of the same shape: row i of the source patches row i of the base,
+/// position by position.
+pub(crate) fn check_pair(base: &TokenBatch, source: &TokenBatch) -> Result<(), InterveneError> {
     if base.batch() != source.batch() {
         return Err(InterveneError::BatchMismatch {
             base: base.batch(),
@@ -163,6 +158,18 @@ pub fn patch(
             source_len: source.len(),
         });
     }
+    Ok(())
+}
+
+/// Activation patching: runs `source`, then `base` with every site replaced by its source
+/// value (TransformerLens `run_with_hooks` semantics: downstream is recomputed).
+pub fn patch(
+    model: &Transformer,
+    base: &TokenBatch,
+    source: &TokenBatch,
+    sites: &[Site],
+) -> Result<PatchOutput, InterveneError> {
+    check_pair(base, source)?;
     let (ivs, source_logits) = patch_from_source(model, source, sites)?;
     let patched_logits = model.forward(base, &RunOptions::intervene(&ivs))?.logits;
     let base_logits = model.forward(base, &RunOptions::default())?.logits;

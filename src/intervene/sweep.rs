@@ -248,18 +248,7 @@ pub fn sweep(
     kind: SweepKind,
     metric: &Metric,
 ) -> Result<SweepResult, InterveneError> {
-    if base.batch() != source.batch() {
-        return Err(InterveneError::BatchMismatch {
-            base: base.batch(),
-            source_rows: source.batch(),
-        });
-    }
-    if base.len() != source.len() {
-        return Err(InterveneError::LengthMismatch {
-            base: base.len(),
-            source_len: source.len(),
-        });
-    }
+    super::check_pair(base, source)?;
     let cfg = model.config();
     check_metric(metric, cfg.d_vocab_out)?;
     let (n_layers, n_heads, seq) = (cfg.n_layers, cfg.n_heads, base.len());
