@@ -117,6 +117,9 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
+    if std::env::var_os("CONGRUITY_DEFAULT_MALLOC").is_none() {
+        congruity::model::tune_allocator();
+    }
     if let Ok(spec) = std::env::var("CONGRUITY_BENCH_PEAK") {
         peak(&spec);
         return;

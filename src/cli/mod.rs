@@ -80,6 +80,7 @@ where
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
+    crate::model::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),

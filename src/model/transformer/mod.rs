@@ -11,6 +11,7 @@ use super::intervention::{Intervention, Site};
 use super::io::read_json;
 use super::weights::{AttnWeights, MlpWeights, NormWeights, Weights};
 
+mod attention_cpu;
 mod inputs;
 
 pub use inputs::{RunOptions, RunOutput, TokenBatch};
@@ -104,7 +105,11 @@ struct Run<'a> {
 impl Run<'_> {
     /// Whether a hook must be materialized (kept or changed).
     fn wants(&self, point: &HookPoint) -> bool {
-        self.select.contains(point) || self.interventions.iter().any(|i| i.site.hook == *point)
+        self.select.contains(point) || self.intervenes(point)
+    }
+
+    fn intervenes(&self, point: &HookPoint) -> bool {
+        self.interventions.iter().any(|i| i.site.hook == *point)
     }
 
     /// Passes a value through a hook point: interventions first, then the cache.
@@ -639,6 +644,55 @@ impl Transformer {
             None => (q, k),
         };
         let (b, p, h, e) = q.dims4().ctx(ctx)?;
+        let scale = self.config.layer_attn_scale(layer);
+        let (scores_hook, pattern_hook) = (ah(AttnHook::AttnScores), ah(AttnHook::Pattern));
+        // The fused CPU core, unless scores or pattern are intervened on (the tensor path then
+        // recomputes from the intervened values).
+        let core = if run.intervenes(&scores_hook) || run.intervenes(&pattern_hook) {
+            None
+        } else {
+            let spec = attention_cpu::CoreSpec {
+                scale: scale as f32,
+                causal: mask.is_some(),
+                soft_cap: self.config.attn_scores_soft_cap.map(|c| c as f32),
+                keep_scores: run.wants(&scores_hook),
+                keep_pattern: run.wants(&pattern_hook),
+            };
+            attention_cpu::attention_core(&q, &k, &v, &spec).ctx(ctx)?
+        };
+        let z = match core {
+            Some(core) => {
+                if let Some(s) = core.scores {
+                    run.hook(scores_hook, s)?;
+                }
+                if let Some(pt) = core.pattern {
+                    run.hook(pattern_hook, pt)?;
+                }
+                core.z
+            }
+            None => self.attention_tensors(q, k, v, (b, p, h, e), scale, mask, layer, run)?,
+        };
+        let z = run.hook(ah(AttnHook::Z), z)?;
+        self.attention_out(layer, w, z, (b, p, h, e), run)
+    }
+
+    /// The attention core as tensor operations (any device; interventions on scores or
+    /// pattern).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_tensors(
+        &self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        (b, p, h, e): (usize, usize, usize, usize),
+        scale: f64,
+        mask: Option<&Tensor>,
+        layer: usize,
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let ah = |a| HookPoint::attn(layer, a);
+        let ctx = format!("computing attention of block {layer}");
+        let ctx = ctx.as_str();
         // Grouped-query attention: query head j reads key/value head j / (h / kv), as
         // transformers' repeat_kv; the hooks above hold the kv heads themselves.
         let kv = k.dim(2).ctx(ctx)?;
@@ -658,7 +712,6 @@ impl Transformer {
             .permute((0, 2, 3, 1))
             .and_then(|t| t.contiguous())
             .ctx(ctx)?; // [b,h,e,k]
-        let scale = self.config.layer_attn_scale(layer);
         let mut scores = qt.matmul(&kt).and_then(|s| s / scale).ctx(ctx)?;
         if let Some(cap) = self.config.attn_scores_soft_cap {
             scores = soft_cap(&scores, cap).ctx(ctx)?;
@@ -682,9 +735,27 @@ impl Transformer {
             .and_then(|z| z.transpose(1, 2))
             .and_then(|z| z.contiguous())
             .ctx(ctx)?; // [b,q,h,e]
-        let z = run.hook(ah(AttnHook::Z), z)?;
+        Ok(z)
+    }
 
+    /// Heads' outputs to the residual stream (through `hook_result` when it is wanted).
+    fn attention_out(
+        &self,
+        layer: usize,
+        w: &AttnWeights,
+        z: Tensor,
+        (b, p, h, e): (usize, usize, usize, usize),
+        run: &mut Run<'_>,
+    ) -> Result<Tensor, ModelError> {
+        let ah = |a| HookPoint::attn(layer, a);
+        let ctx = format!("computing attention of block {layer}");
+        let ctx = ctx.as_str();
         let result_hook = ah(AttnHook::Result);
+        let out_of = |z: &Tensor| {
+            z.reshape((b, p, h * e))
+                .and_then(|z| linear(&z, &w.w_o_flat, Some(&w.b_o)))
+                .ctx(ctx)
+        };
         if self.config.use_attn_result || run.wants(&result_hook) {
             let d = self.config.d_model;
             let result = z
@@ -696,12 +767,18 @@ impl Transformer {
                 .and_then(|t| t.permute((1, 2, 0, 3)))
                 .and_then(|t| t.contiguous())
                 .ctx(ctx)?; // [b,p,h,d]
-            let result = run.hook(result_hook, result)?;
-            result.sum(2).and_then(|t| t.broadcast_add(&w.b_o)).ctx(ctx)
+            if run.intervenes(&result_hook) {
+                // The output is what the (intervened) per-head results add up to.
+                let result = run.hook(result_hook, result)?;
+                result.sum(2).and_then(|t| t.broadcast_add(&w.b_o)).ctx(ctx)
+            } else {
+                // Only cached: the output is the same sum, computed as one matmul of z, which is
+                // much faster than a reduction over the head axis.
+                run.hook(result_hook, result)?;
+                out_of(&z)
+            }
         } else {
-            z.reshape((b, p, h * e))
-                .and_then(|z| linear(&z, &w.w_o_flat, Some(&w.b_o)))
-                .ctx(ctx)
+            out_of(&z)
         }
     }
 

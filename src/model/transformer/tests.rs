@@ -129,3 +129,86 @@ fn token_batch_validation() {
     let tb = TokenBatch::new(&[vec![1, 2], vec![3, 4]]).unwrap();
     assert_eq!(tb.row(1), &[3, 4]);
 }
+
+/// The fused CPU attention core and the tensor path agree (z, scores, pattern), causal or not,
+/// with grouped-query heads and a soft cap, on random q, k, v.
+#[test]
+fn fused_attention_core_matches_the_tensor_path() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for (causal, kv, cap) in [
+        (true, 4, None),
+        (false, 4, None),
+        (true, 2, Some(3.0)),
+        (false, 1, Some(0.5)),
+    ] {
+        let (b, p, h, e) = (3, 7, 4, 5);
+        let mut cfg = ModelConfig::simple(1, 20, h, 16, 11, 8);
+        cfg.attention_dir = if causal {
+            AttentionDir::Causal
+        } else {
+            AttentionDir::Bidirectional
+        };
+        cfg.attn_scores_soft_cap = cap;
+        if kv != h {
+            cfg.n_key_value_heads = Some(kv);
+        }
+        let model = Transformer::random(cfg, 1, &Device::Cpu).unwrap();
+        let mut rand = |shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            t(
+                &(0..n)
+                    .map(|_| rng.random_range(-2.0f32..2.0))
+                    .collect::<Vec<_>>(),
+                shape,
+            )
+        };
+        let (q, k, vv) = (
+            rand(&[b, p, h, e]),
+            rand(&[b, p, kv, e]),
+            rand(&[b, p, kv, e]),
+        );
+        let scale = 2.3f64;
+        let spec = attention_cpu::CoreSpec {
+            scale: scale as f32,
+            causal,
+            soft_cap: cap.map(|c| c as f32),
+            keep_scores: true,
+            keep_pattern: true,
+        };
+        let core = attention_cpu::attention_core(&q, &k, &vv, &spec)
+            .unwrap()
+            .unwrap();
+        let sel = HookSelection::All;
+        let mut run = Run {
+            select: &sel,
+            interventions: &[],
+            cache: ActivationCache::default(),
+        };
+        let mask = causal.then(|| model.causal_mask(p).unwrap());
+        let z = model
+            .attention_tensors(q, k, vv, (b, p, h, e), scale, mask.as_ref(), 0, &mut run)
+            .unwrap();
+        let close = |a: &Tensor, b: &Tensor, what: &str| {
+            for (x, y) in v(a).iter().zip(v(b)) {
+                let same = (x.is_infinite() && *x == y) || (x - y).abs() < 1e-5;
+                assert!(
+                    same,
+                    "{what} (causal {causal}, kv {kv}, cap {cap:?}): {x} vs {y}"
+                );
+            }
+        };
+        close(&core.z, &z, "z");
+        let hook = |a| run.cache.get(&HookPoint::attn(0, a)).unwrap().clone();
+        close(
+            core.scores.as_ref().unwrap(),
+            &hook(AttnHook::AttnScores),
+            "scores",
+        );
+        close(
+            core.pattern.as_ref().unwrap(),
+            &hook(AttnHook::Pattern),
+            "pattern",
+        );
+    }
+}
