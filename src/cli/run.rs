@@ -57,6 +57,11 @@ pub struct Args {
     #[arg(long = "hooks", value_name = "GLOB", requires = "cache")]
     pub hooks: Vec<String>,
 
+    /// With --cache: write only the hooks, no logits; when they all sit before the last layer,
+    /// the forward stops after the last layer they need (TransformerLens' stop_at_layer)
+    #[arg(long, requires = "hooks", conflicts_with_all = ["input", "text"])]
+    pub no_logits: bool,
+
     /// Print `{"output": [...]}` instead of space-separated values (with --input); for a
     /// pipeline, also every stage's input and output under `stages`; with --text, the token ids
     /// and the next token.
@@ -205,6 +210,14 @@ fn run_model(args: &Args) -> Result<(), ModelError> {
     } else {
         m.select_hooks(&args.hooks)?
     };
+    if args.no_logits {
+        let cache = m.forward_hooks(&tokens, &RunOptions::cache(selection))?;
+        if let Some(path) = &args.cache {
+            let written = cache.save(path, &[])?;
+            eprintln!("wrote {}: {written}", path.display());
+        }
+        return Ok(());
+    }
     let out = m.forward(&tokens, &RunOptions::cache(selection))?;
     if let Some(path) = &args.cache {
         let written = out.cache.save(path, &[("logits", &out.logits)])?;

@@ -379,6 +379,21 @@ impl Transformer {
         tokens: &TokenBatch,
         opts: &RunOptions<'_>,
     ) -> Result<RunOutput, ModelError> {
+        self.validate(tokens, opts)?;
+        let mut run = Run {
+            select: &opts.cache,
+            interventions: opts.interventions,
+            cache: ActivationCache::default(),
+        };
+        let logits = self.forward_inner(tokens, &mut run)?;
+        Ok(RunOutput {
+            logits,
+            cache: run.cache,
+        })
+    }
+
+    /// Tokens in range, and every cached or intervened hook one this model has.
+    fn validate(&self, tokens: &TokenBatch, opts: &RunOptions<'_>) -> Result<(), ModelError> {
         self.check_tokens(tokens)?;
         if let HookSelection::Only(set) = &opts.cache
             && let Some(h) = set.iter().find(|h| !self.has_hook(h))
@@ -392,19 +407,72 @@ impl Transformer {
         {
             return Err(self.absent(&iv.site.hook));
         }
+        Ok(())
+    }
+
+    /// Runs the model only as far as `opts` needs: the cache of the selected hooks, without
+    /// logits. When every selected hook and intervention sits in the embeddings or in blocks
+    /// before the last, the later blocks are not computed (TransformerLens' `stop_at_layer`);
+    /// otherwise this is [`forward`](Self::forward) without the logits.
+    pub fn forward_hooks(
+        &self,
+        tokens: &TokenBatch,
+        opts: &RunOptions<'_>,
+    ) -> Result<ActivationCache, ModelError> {
+        let stop = self.last_layer_needed(opts);
+        if stop.is_none_or(|l| l + 1 >= self.config.n_layers) {
+            return Ok(self.forward(tokens, opts)?.cache);
+        }
+        self.validate(tokens, opts)?;
         let mut run = Run {
             select: &opts.cache,
             interventions: opts.interventions,
             cache: ActivationCache::default(),
         };
-        let logits = self.forward_inner(tokens, &mut run)?;
-        Ok(RunOutput {
-            logits,
-            cache: run.cache,
-        })
+        self.forward_layers(tokens, &mut run, stop)?;
+        Ok(run.cache)
+    }
+
+    /// The last block any selected hook or intervention is in (`Some(0)`... ), or `None` when one
+    /// needs the whole model (a hook after the blocks, or every hook).
+    fn last_layer_needed(&self, opts: &RunOptions<'_>) -> Option<usize> {
+        let HookSelection::Only(set) = &opts.cache else {
+            return None;
+        };
+        let mut last = 0usize;
+        for h in set
+            .iter()
+            .chain(opts.interventions.iter().map(|i| &i.site.hook))
+        {
+            match h {
+                HookPoint::Block { layer, .. } => last = last.max(*layer),
+                HookPoint::Tokens | HookPoint::Embed | HookPoint::PosEmbed => {}
+                _ => return None,
+            }
+        }
+        Some(last)
     }
 
     fn forward_inner(&self, tokens: &TokenBatch, run: &mut Run<'_>) -> Result<Tensor, ModelError> {
+        let resid = self.forward_layers(tokens, run, None)?;
+        let resid = self.norm(NormSite::Final, &self.weights.ln_final, &resid, run)?;
+        let resid = run.hook(HookPoint::UnembedIn, resid)?;
+        let logits =
+            linear(&resid, &self.weights.w_u, Some(&self.weights.b_u)).ctx("unembedding")?;
+        let logits = run.hook(HookPoint::UnembedOut, logits)?;
+        match self.config.output_logits_soft_cap {
+            Some(cap) => soft_cap(&logits, cap).ctx("capping logits"),
+            None => Ok(logits),
+        }
+    }
+
+    /// Embeddings and blocks `0..=stop` (every block when `stop` is `None`): the residual stream.
+    fn forward_layers(
+        &self,
+        tokens: &TokenBatch,
+        run: &mut Run<'_>,
+        stop: Option<usize>,
+    ) -> Result<Tensor, ModelError> {
         let (b, p, d) = (tokens.batch(), tokens.len(), self.config.d_model);
         let ids = Tensor::from_slice(tokens.ids(), b * p, &self.device).ctx("uploading tokens")?;
         let ids = if self.config.use_hook_tokens && run.wants(&HookPoint::Tokens) {
@@ -442,19 +510,11 @@ impl Transformer {
             AttentionDir::Causal => Some(self.causal_mask(p)?),
             AttentionDir::Bidirectional => None,
         };
-        for layer in 0..self.config.n_layers {
+        let last = stop.map_or(self.config.n_layers, |l| (l + 1).min(self.config.n_layers));
+        for layer in 0..last {
             resid = self.block(layer, resid, shortformer.as_ref(), mask.as_ref(), run)?;
         }
-
-        let resid = self.norm(NormSite::Final, &self.weights.ln_final, &resid, run)?;
-        let resid = run.hook(HookPoint::UnembedIn, resid)?;
-        let logits =
-            linear(&resid, &self.weights.w_u, Some(&self.weights.b_u)).ctx("unembedding")?;
-        let logits = run.hook(HookPoint::UnembedOut, logits)?;
-        match self.config.output_logits_soft_cap {
-            Some(cap) => soft_cap(&logits, cap).ctx("capping logits"),
-            None => Ok(logits),
-        }
+        Ok(resid)
     }
 
     /// `hook_tokens`: the ids as f32 `[batch, pos]`. Interventions may change them (patching

@@ -212,3 +212,45 @@ fn fused_attention_core_matches_the_tensor_path() {
         );
     }
 }
+
+/// `forward_hooks` stops after the last layer its hooks need, with the same values as a full
+/// forward, and without logits.
+#[test]
+fn forward_hooks_stops_at_the_last_layer_needed() {
+    let model =
+        Transformer::random(ModelConfig::simple(4, 16, 2, 32, 9, 8), 3, &Device::Cpu).unwrap();
+    let tokens = TokenBatch::new(&[vec![1, 2, 3, 4], vec![5, 6, 7, 8]]).unwrap();
+    let wanted = [
+        HookPoint::block(1, BlockHook::ResidPost),
+        HookPoint::attn(0, AttnHook::Pattern),
+        HookPoint::Embed,
+    ];
+    let opts = RunOptions::cache(HookSelection::only(wanted));
+    assert_eq!(model.last_layer_needed(&opts), Some(1));
+    let early = model.forward_hooks(&tokens, &opts).unwrap();
+    let full = model.forward(&tokens, &opts).unwrap();
+    assert_eq!(early.len(), 3);
+    for h in wanted {
+        assert_eq!(
+            v(early.get(&h).unwrap()),
+            v(full.cache.get(&h).unwrap()),
+            "{h}"
+        );
+    }
+    // A hook after the blocks needs the whole model.
+    let all = RunOptions::cache(HookSelection::only([HookPoint::UnembedIn]));
+    assert_eq!(model.last_layer_needed(&all), None);
+    assert!(
+        model
+            .forward_hooks(&tokens, &all)
+            .unwrap()
+            .get(&HookPoint::UnembedIn)
+            .is_some()
+    );
+    // An absent hook is still an error.
+    let absent = RunOptions::cache(HookSelection::only([HookPoint::block(
+        9,
+        BlockHook::ResidPost,
+    )]));
+    assert!(model.forward_hooks(&tokens, &absent).is_err());
+}
