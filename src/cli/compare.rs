@@ -9,7 +9,9 @@ use crate::equivalence::point::Epsilon;
 use crate::equivalence::representation::{Normalisation, Pooling};
 use crate::equivalence::stats::IntervalMethod;
 use crate::experiment::ExperimentError;
-use crate::experiment::compare::{CompareReport, CompareSettings, compare};
+use crate::experiment::compare::{
+    CompareReport, CompareSettings, compare, compare_representations,
+};
 use crate::experiment::extract::{BosPolicy, Layers, RepresentationSpec};
 use crate::experiment::plot::{selectivity_svg, transfer_svg};
 use crate::similarity::Measure;
@@ -27,8 +29,13 @@ use crate::similarity::measure::VALID_FORMS;
     Family::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
 ))]
 pub struct Args {
-    /// Spec file (its interpretations, pipelines, tasks and circuits)
-    pub file: PathBuf,
+    /// Spec file (its interpretations, pipelines, tasks and circuits); not with --representations
+    #[arg(required_unless_present = "representations")]
+    pub file: Option<PathBuf>,
+    /// Compare pools of representations extracted elsewhere instead of sampling: a safetensors
+    /// file of tensors named POOL/INDEX, each [n, d] on the same inputs
+    #[arg(long, value_name = "FILE.safetensors", conflicts_with_all = ["file", "models", "interpretations", "circuit", "keep_models"])]
+    pub representations: Option<PathBuf>,
     /// Interpretations or pipelines to sample, comma-separated (default: every pipeline of the
     /// spec, or every interpretation when it has none; none when --models is given alone)
     #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
@@ -38,8 +45,8 @@ pub struct Args {
     #[arg(long, num_args = 1.., value_name = "DIR")]
     pub models: Vec<PathBuf>,
     /// Implementations sampled per interpretation
-    #[arg(long, value_name = "K")]
-    pub samples: usize,
+    #[arg(long, value_name = "K", required_unless_present = "representations")]
+    pub samples: Option<usize>,
     /// Seed of every random choice (inputs, sampling, draws, splits of the tests)
     #[arg(long, value_name = "S")]
     pub seed: u64,
@@ -248,7 +255,7 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
         ("--inputs", args.inputs),
         ("--bootstraps", args.bootstraps),
         ("--draws", args.draws),
-        ("--samples", args.samples),
+        ("--samples", args.samples.unwrap_or(1)),
     ] {
         if v == 0 {
             return Err(bad(flag, "must be at least 1".into()));
@@ -257,7 +264,7 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
     Ok(CompareSettings {
         interpretations: args.interpretations.clone(),
         models: args.models.clone(),
-        samples: args.samples,
+        samples: args.samples.unwrap_or(0),
         seed: args.seed,
         measure,
         inputs: args.inputs,
@@ -324,10 +331,14 @@ fn figure_notes(report: &CompareReport) -> Vec<String> {
 
 /// Refuses, before any work, outputs that would replace the spec, one of its imports or a model.
 fn check_outputs(args: &Args) -> Result<(), miette::Report> {
-    let mut inputs = match crate::lang::load(&args.file) {
-        Ok(spec) => super::compile::spec_inputs(&spec, &args.file),
-        Err(_) => vec![args.file.clone()],
+    let mut inputs = match &args.file {
+        Some(file) => match crate::lang::load(file) {
+            Ok(spec) => super::compile::spec_inputs(&spec, file),
+            Err(_) => vec![file.clone()],
+        },
+        None => Vec::new(),
     };
+    inputs.extend(args.representations.iter().cloned());
     inputs.extend(args.models.iter().cloned());
     for path in [&args.svg, &args.transfer_svg].into_iter().flatten() {
         super::compile::check_out_file(path, &inputs).map_err(miette::Report::new)?;
@@ -351,7 +362,11 @@ fn check_outputs(args: &Args) -> Result<(), miette::Report> {
 fn execute(args: &Args) -> Result<String, miette::Report> {
     let s = settings(args)?;
     check_outputs(args)?;
-    let report = compare(&args.file, &s).map_err(in_flag_words)?;
+    let report = match (&args.representations, &args.file) {
+        (Some(reps), _) => compare_representations(reps, &s).map_err(in_flag_words)?,
+        (None, Some(file)) => compare(file, &s).map_err(in_flag_words)?,
+        (None, None) => return Err(bad("FILE", "give a spec file or --representations".into())),
+    };
     if let Some(path) = &args.svg {
         let sel = report.selectivity.as_ref().ok_or_else(|| {
             bad(

@@ -46,10 +46,12 @@ use crate::progress::Progress;
 use crate::similarity::Measure;
 
 mod experiments;
+mod given;
 mod plan;
 mod pools;
 mod render;
 
+pub use given::{compare_representations, read_pools};
 pub use render::transfer_text;
 
 #[derive(Debug, Clone)]

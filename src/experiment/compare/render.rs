@@ -74,40 +74,55 @@ impl CompareReport {
             o,
             "congruity compare: interpretive equivalence by sampled implementations"
         );
-        if let Some(root) = self.spec.last() {
+        let given = self.pools.iter().all(|p| p.kind == "representations");
+        if given {
+            if let Some(file) = self.spec.last() {
+                let _ = writeln!(
+                    o,
+                    "representations {} (sha256 {}): {} inputs per representation; seed {}",
+                    file.path,
+                    &file.sha256[..16],
+                    self.inputs.count,
+                    self.seeds.master
+                );
+            }
+            let _ = writeln!(o, "measure         {}", self.settings.measure);
+        } else {
+            if let Some(root) = self.spec.last() {
+                let _ = writeln!(
+                    o,
+                    "spec            {} (sha256 {}; {} imported file(s))",
+                    root.path,
+                    &root.sha256[..16],
+                    self.spec.len() - 1
+                );
+            }
+            let lengths = self
+                .inputs
+                .lengths
+                .iter()
+                .map(|(l, c)| format!("{l}:{c}"))
+                .collect::<Vec<_>>()
+                .join(" ");
             let _ = writeln!(
                 o,
-                "spec            {} (sha256 {}; {} imported file(s))",
-                root.path,
-                &root.sha256[..16],
-                self.spec.len() - 1
+                "inputs          {} from task `{}` (length:count {lengths}); id {}",
+                self.inputs.count, self.inputs.task, self.inputs.id
+            );
+            let _ = writeln!(o, "representation  {}", self.settings.representation);
+            let _ = writeln!(o, "measure         {}", self.settings.measure);
+            let _ = writeln!(
+                o,
+                "sampling        K = {} per interpretation; families {}; seed {}",
+                self.settings.samples,
+                if self.settings.families.is_empty() {
+                    "none (every implementation is the compiled model)".to_string()
+                } else {
+                    self.settings.families.join(", ")
+                },
+                self.seeds.master
             );
         }
-        let lengths = self
-            .inputs
-            .lengths
-            .iter()
-            .map(|(l, c)| format!("{l}:{c}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let _ = writeln!(
-            o,
-            "inputs          {} from task `{}` (length:count {lengths}); id {}",
-            self.inputs.count, self.inputs.task, self.inputs.id
-        );
-        let _ = writeln!(o, "representation  {}", self.settings.representation);
-        let _ = writeln!(o, "measure         {}", self.settings.measure);
-        let _ = writeln!(
-            o,
-            "sampling        K = {} per interpretation; families {}; seed {}",
-            self.settings.samples,
-            if self.settings.families.is_empty() {
-                "none (every implementation is the compiled model)".to_string()
-            } else {
-                self.settings.families.join(", ")
-            },
-            self.seeds.master
-        );
         let _ = writeln!(
             o,
             "tests           {} bootstraps × {} draws per selectivity cell; {} draws per model / intervention test; {pct}% {iv} intervals",

@@ -7,3 +7,4 @@ mod e2e_intervention;
 mod e2e_pipeline;
 mod e2e_reverse;
 mod estimator;
+mod given;
