@@ -36,7 +36,7 @@ pub struct Args {
     pub model: PathBuf,
 
     /// Token ids to run: JSON `{"tokens": [[id, ...], ...]}`, rows of equal length.
-    #[arg(long, value_name = "FILE", requires = "cache")]
+    #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
 
     /// Input symbols separated by spaces, for models with a vocabulary (compiled or tracr);
@@ -54,8 +54,14 @@ pub struct Args {
     pub cache: Option<PathBuf>,
 
     /// Hooks to keep, by glob (e.g. 'blocks.*.attn.hook_z', '*' for all); repeatable.
-    #[arg(long = "hooks", value_name = "GLOB", requires = "cache")]
+    #[arg(long = "hooks", value_name = "GLOB")]
     pub hooks: Vec<String>,
+
+    /// Time N forward passes on --tokens with the selected hooks cached in memory (nothing is
+    /// written); prints the seconds of each as JSON. What an in-process comparison with
+    /// TransformerLens' run_with_cache measures (the model is loaded once, as there).
+    #[arg(long, value_name = "N", requires = "tokens", conflicts_with_all = ["cache", "input", "text"])]
+    pub repeat: Option<usize>,
 
     /// With --cache: write only the hooks, no logits; when they all sit before the last layer,
     /// the forward stops after the last layer they need (TransformerLens' stop_at_layer)
@@ -177,6 +183,15 @@ fn run_pipeline(args: &Args) -> Result<(), RunError> {
 }
 
 fn run_model(args: &Args) -> Result<(), ModelError> {
+    if args.cache.is_none() && args.repeat.is_none() {
+        for (given, flag) in [(args.tokens.is_some(), "--tokens"), (!args.hooks.is_empty(), "--hooks")] {
+            if given {
+                return Err(ModelError::Tokens(format!(
+                    "{flag} needs --cache OUT.safetensors (write the activations) or --repeat N (time N forward passes)"
+                )));
+            }
+        }
+    }
     if let Some(cache) = &args.cache {
         let mut inputs = vec![args.model.as_path()];
         inputs.extend(args.tokens.as_deref());
@@ -210,6 +225,26 @@ fn run_model(args: &Args) -> Result<(), ModelError> {
     } else {
         m.select_hooks(&args.hooks)?
     };
+    if let Some(n) = args.repeat {
+        let opts = RunOptions::cache(selection);
+        let mut secs = Vec::with_capacity(n);
+        let mut kept = 0;
+        for _ in 0..n.max(1) {
+            let start = std::time::Instant::now();
+            let out = if args.no_logits {
+                m.forward_hooks(&tokens, &opts)?
+            } else {
+                m.forward(&tokens, &opts)?.cache
+            };
+            secs.push(start.elapsed().as_secs_f64());
+            kept = out.len();
+        }
+        println!(
+            "{}",
+            serde_json::json!({"forward_seconds": secs, "hooks_cached": kept, "logits": !args.no_logits})
+        );
+        return Ok(());
+    }
     if args.no_logits {
         let cache = m.forward_hooks(&tokens, &RunOptions::cache(selection))?;
         if let Some(path) = &args.cache {
