@@ -184,7 +184,10 @@ fn run_pipeline(args: &Args) -> Result<(), RunError> {
 
 fn run_model(args: &Args) -> Result<(), ModelError> {
     if args.cache.is_none() && args.repeat.is_none() {
-        for (given, flag) in [(args.tokens.is_some(), "--tokens"), (!args.hooks.is_empty(), "--hooks")] {
+        for (given, flag) in [
+            (args.tokens.is_some(), "--tokens"),
+            (!args.hooks.is_empty(), "--hooks"),
+        ] {
             if given {
                 return Err(ModelError::Tokens(format!(
                     "{flag} needs --cache OUT.safetensors (write the activations) or --repeat N (time N forward passes)"
