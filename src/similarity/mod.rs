@@ -149,6 +149,19 @@ const MIN_MAGNITUDE: f64 = 1e-30;
 /// centring leaves residues around 1e-16 of the norm).
 const MIN_CENTRED_RATIO: f64 = 1e-12;
 
+/// `Σ f(v)` over eight interleaved accumulators, which the compiler keeps in one vector register.
+fn lane_sum(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|v| f(*v)).sum();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += f(*v);
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
 /// Checks one operand: at least one column, only finite values of a magnitude f64 arithmetic
 /// handles, and not constant up to rounding.
 pub(crate) fn check_operand(
@@ -162,23 +175,36 @@ pub(crate) fn check_operand(
             operand,
         });
     }
-    for col in 0..m.ncols() {
-        for row in 0..m.nrows() {
-            let value = m[(row, col)];
-            if !value.is_finite() {
-                return Err(SimilarityError::NonFinite {
-                    measure: measure.to_owned(),
-                    operand,
-                    row,
-                    col,
-                    value,
-                });
+    let mut max_abs = 0.0f64;
+    for (col, column) in linalg::columns(m).enumerate() {
+        // All finite is the common case: test it with a vectorisable reduction, and look for
+        // the offending row only when it fails.
+        if !column.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            let (row, &value) = column
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+                .expect("a non-finite value");
+            return Err(SimilarityError::NonFinite {
+                measure: measure.to_owned(),
+                operand,
+                row,
+                col,
+                value,
+            });
+        }
+        let mut lanes = [0.0f64; 8];
+        let chunks = column.chunks_exact(8);
+        for v in chunks.remainder() {
+            max_abs = max_abs.max(v.abs());
+        }
+        for chunk in chunks {
+            for (lane, v) in lanes.iter_mut().zip(chunk) {
+                *lane = if v.abs() > *lane { v.abs() } else { *lane };
             }
         }
+        max_abs = lanes.iter().fold(max_abs, |m, v| m.max(*v));
     }
-    let max_abs = (0..m.ncols())
-        .flat_map(|c| (0..m.nrows()).map(move |r| (r, c)))
-        .fold(0.0f64, |a, (r, c)| a.max(m[(r, c)].abs()));
     if max_abs == 0.0 {
         // All zeros: each measure reports its own zero-variance error.
         return Ok(());
@@ -190,15 +216,15 @@ pub(crate) fn check_operand(
             max_abs,
         });
     }
+    // Scaled by the largest magnitude so the squares cannot overflow. Only compared with a
+    // threshold, so the sums run in independent lanes (vectorised) and a reciprocal stands in
+    // for a division per element.
+    let scale = 1.0 / max_abs;
     let (mut raw, mut centred) = (0.0f64, 0.0f64);
-    for col in 0..m.ncols() {
-        let mean = (0..m.nrows()).map(|r| m[(r, col)]).sum::<f64>() / m.nrows().max(1) as f64;
-        for row in 0..m.nrows() {
-            let v = m[(row, col)] / max_abs;
-            raw += v * v;
-            let d = (m[(row, col)] - mean) / max_abs;
-            centred += d * d;
-        }
+    for column in linalg::columns(m) {
+        let mean = lane_sum(&column, |v| v) / m.nrows().max(1) as f64;
+        raw += lane_sum(&column, |v| (v * scale) * (v * scale));
+        centred += lane_sum(&column, |v| ((v - mean) * scale) * ((v - mean) * scale));
     }
     let ratio = (centred / raw).sqrt();
     if ratio > 0.0 && ratio < MIN_CENTRED_RATIO {

@@ -74,6 +74,8 @@ pub fn compare_pair(
                     Some(s) => r.evaluate_with_split(a, b, s),
                     None => r.evaluate(a, b),
                 };
+                // The directions are independent fits: one per core.
+                let (x_to_y, y_to_x) = rayon::join(|| run(x, y), || run(y, x));
                 entries.push(ReportEntry::Ridge {
                     key: if ridge_count == 1 {
                         "ridge-r2".to_owned()
@@ -86,8 +88,8 @@ pub fn compare_pair(
                     } else {
                         SplitSource::Seeded
                     },
-                    x_to_y: Box::new(run(x, y)?),
-                    y_to_x: Box::new(run(y, x)?),
+                    x_to_y: Box::new(x_to_y?),
+                    y_to_x: Box::new(y_to_x?),
                 });
             }
             other => {

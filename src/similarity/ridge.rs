@@ -3,9 +3,11 @@
 //! [`RidgeCv`] reproduces scikit-learn 1.9's `RidgeCV(alphas, fit_intercept=True)` with `cv=None`
 //! (its `_RidgeGCV`): `x` and `y` are centred on the training rows (so the intercept is not
 //! penalised), the training design is factorised once, and every alpha and every target is solved
-//! from that one factorisation. Like scikit-learn's `gcv_mode="auto"`, the factorisation is the
-//! eigendecomposition of the Gram matrix `Xc Xcᵀ` when `n <= p` and of the covariance `XcᵀXc` when
-//! `n > p`. Leave-one-out errors use the closed form with the intercept direction left
+//! from that one factorisation. Like scikit-learn's `gcv_mode="auto"`, the Gram matrix `Xc Xcᵀ`
+//! is factorised when `n <= p` (its eigendecomposition) and the covariance `XcᵀXc` when `n > p`;
+//! there scikit-learn takes an SVD of `Xc`, and this module the tridiagonalisation
+//! `XcᵀXc = Q T Qᵀ`, which gives the same smoother in exact arithmetic at a third of the cost:
+//! no eigenvectors are formed, and each alpha is a banded solve with `T + αI`. Leave-one-out errors use the closed form with the intercept direction left
 //! unpenalised (`looe_i = (y_i − ŷ_i) / (1 − h_ii − (1 − (H1)_i)/n)`), the criterion is the mean
 //! squared LOO error over all rows and targets jointly, and the first alpha with the smallest
 //! criterion wins (scikit-learn's strict `>` on the negated error).
@@ -26,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::linalg::{self, NoConvergence};
+use super::linalg::{self, NoConvergence, Tridiagonalization};
 use super::screen::{DEGENERATE_VARIANCE_RATIO, Screening, screen};
 use super::{Operand, SimilarityError, check_operand, check_rows, check_target};
 
@@ -86,15 +88,23 @@ impl RidgeCv {
 }
 
 enum Decomposition {
+    /// `n > p`: `XcᵀXc = Q T Qᵀ` with `T` tridiagonal, so `(XcᵀXc + αI)⁻¹ = Q (T + αI)⁻¹ Qᵀ`
+    /// and every alpha costs a tridiagonal solve instead of a dense one.
     Cov {
-        /// Eigenvectors of `XcᵀXc` (p × p).
-        v: Mat<f64>,
-        /// `Xc V` (n × p): the design in the eigenbasis.
-        z: Mat<f64>,
+        tri: Tridiagonalization,
+        /// `Xc Q` (n × p): the design in `T`'s coordinates.
+        y: Mat<f64>,
+        /// `Yᵀ 1`, for the intercept correction of the leverages.
+        y_t_one: Mat<f64>,
     },
+    /// `n <= p`: the eigendecomposition `Xc Xcᵀ = Q Λ Qᵀ` (n × n).
     Gram {
-        /// Eigenvectors of `Xc Xcᵀ` (n × n).
+        eigvals: Vec<f64>,
         q: Mat<f64>,
+        /// Squared entries of `Q`, for leverages `Σ_k Q_ik² D_k`.
+        q_sq: Mat<f64>,
+        /// `Qᵀ 1`, for the intercept correction.
+        q_t_one: Vec<f64>,
         /// Centred training design, for the primal coefficients `Xcᵀ c`.
         xc: Mat<f64>,
     },
@@ -105,11 +115,6 @@ pub struct RidgeCvFactor {
     alphas: Vec<f64>,
     x_mean: Vec<f64>,
     n: usize,
-    eigvals: Vec<f64>,
-    /// Squared entries of the basis (`Z` or `Q`), for leverages `Σ_k B_ik² D_k`.
-    basis_sq: Mat<f64>,
-    /// `Bᵀ 1`, for the intercept correction of the leverages.
-    basis_t_one: Vec<f64>,
     decomposition: Decomposition,
 }
 
@@ -146,37 +151,55 @@ fn no_conv(operation: &'static str) -> impl Fn(NoConvergence) -> SimilarityError
     }
 }
 
+/// The leave-one-out search's outcome before it is turned into coefficients: the weights `W`
+/// at the chosen alpha (see [`RidgeCvFactor::loo_for_alpha`]), from which coefficients and
+/// predictions (`project(x) · W + ȳ`) both follow.
+struct ChosenWeights {
+    best: usize,
+    loo_mse: Vec<f64>,
+    /// `Wᵀ` (targets × basis columns): the layout the banded solves vectorise over.
+    wt: Mat<f64>,
+    y_mean: Vec<f64>,
+}
+
 impl RidgeCvFactor {
     fn new(alphas: Vec<f64>, x: MatRef<'_, f64>) -> Result<Self, SimilarityError> {
         check_rows(NAME, x.nrows(), MIN_TRAIN_ROWS)?;
         check_operand(NAME, Operand::X, x)?;
         let (n, p) = x.shape();
         let (xc, x_mean) = linalg::center(x);
-        let (eigvals, basis, decomposition) = if n <= p {
-            let gram = linalg::mul(xc.as_ref(), xc.as_ref().transpose());
+        // Only the lower triangles are formed: the factorisations read nothing else.
+        let decomposition = if n <= p {
+            let gram = linalg::crossprod_lower(xc.as_ref().transpose());
             let (eigvals, q) = linalg::symmetric_eigen(gram.as_ref())
                 .map_err(no_conv("eigendecomposition of the Gram matrix"))?;
-            (eigvals, q.clone(), Decomposition::Gram { q, xc })
+            let q_sq = linalg::from_columns(q.nrows(), q.ncols(), |k, out| {
+                for (o, v) in out.iter_mut().zip(linalg::column(q.as_ref(), k).iter()) {
+                    *o = v * v;
+                }
+            });
+            let q_t_one = linalg::columns(q.as_ref())
+                .map(|c| c.iter().sum::<f64>())
+                .collect();
+            Decomposition::Gram {
+                eigvals,
+                q,
+                q_sq,
+                q_t_one,
+                xc,
+            }
         } else {
-            let cov = linalg::mul_tn(xc.as_ref(), xc.as_ref());
-            let (eigvals, v) = linalg::symmetric_eigen(cov.as_ref())
-                .map_err(no_conv("eigendecomposition of the covariance matrix"))?;
-            let z = linalg::mul(xc.as_ref(), v.as_ref());
-            (eigvals, z.clone(), Decomposition::Cov { v, z })
+            let tri =
+                linalg::Tridiagonalization::new(linalg::crossprod_lower(xc.as_ref()).as_ref());
+            let mut y = xc;
+            tri.apply_right(y.as_mut());
+            let y_t_one = Mat::from_fn(p, 1, |k, _| linalg::column(y.as_ref(), k).iter().sum());
+            Decomposition::Cov { tri, y, y_t_one }
         };
-        let basis_sq = Mat::from_fn(basis.nrows(), basis.ncols(), |i, k| {
-            basis[(i, k)] * basis[(i, k)]
-        });
-        let basis_t_one = (0..basis.ncols())
-            .map(|k| basis.col(k).iter().sum::<f64>())
-            .collect();
         Ok(Self {
             alphas,
             x_mean,
             n,
-            eigvals,
-            basis_sq,
-            basis_t_one,
             decomposition,
         })
     }
@@ -192,25 +215,79 @@ impl RidgeCvFactor {
         }
     }
 
+    /// The matrix the weights `W` multiply to give fitted values: `Y` or `Q`.
     fn basis(&self) -> MatRef<'_, f64> {
         match &self.decomposition {
-            Decomposition::Cov { z, .. } => z.as_ref(),
+            Decomposition::Cov { y, .. } => y.as_ref(),
             Decomposition::Gram { q, .. } => q.as_ref(),
+        }
+    }
+
+    /// Rows of a design (uncentred, like the training one) in the coordinates the weights `W`
+    /// act on: `(x − x̄) Q` in covariance mode, `(x − x̄) Xcᵀ Q` in Gram mode. Predictions are
+    /// then `that · W + ȳ`, without forming the p × targets coefficients.
+    fn project(&self, x: MatRef<'_, f64>) -> Mat<f64> {
+        let centred = linalg::from_columns(x.nrows(), x.ncols(), |k, out| {
+            for (o, v) in out.iter_mut().zip(linalg::column(x, k).iter()) {
+                *o = v - self.x_mean[k];
+            }
+        });
+        match &self.decomposition {
+            Decomposition::Cov { tri, .. } => {
+                let mut projected = centred;
+                tri.apply_right(projected.as_mut());
+                projected
+            }
+            Decomposition::Gram { q, xc, .. } => {
+                let kernel = linalg::mul_blocked(centred.as_ref(), xc.as_ref().transpose());
+                linalg::mul_blocked(kernel.as_ref(), q.as_ref())
+            }
         }
     }
 
     /// Leave-one-out search over the alphas and refit at the chosen one, for all columns of `y`.
     pub fn fit(&self, y: MatRef<'_, f64>) -> Result<RidgeCvFit, SimilarityError> {
+        let chosen = self.choose(y)?;
+        let w = chosen.wt.as_ref().transpose();
+        let coef = match &self.decomposition {
+            Decomposition::Cov { tri, .. } => {
+                let mut coef = w.to_owned();
+                tri.apply_left(coef.as_mut());
+                coef
+            }
+            Decomposition::Gram { q, xc, .. } => {
+                let c = linalg::mul_blocked(q.as_ref(), w);
+                linalg::mul_tn_blocked(xc.as_ref(), c.as_ref())
+            }
+        };
+        let intercept = (0..coef.ncols())
+            .map(|j| {
+                let shift: f64 = (0..coef.nrows())
+                    .map(|k| self.x_mean[k] * coef[(k, j)])
+                    .sum();
+                chosen.y_mean[j] - shift
+            })
+            .collect();
+        Ok(RidgeCvFit {
+            chosen_alpha: self.alphas[chosen.best],
+            loo_mse: chosen.loo_mse,
+            coef,
+            intercept,
+            mode: self.mode(),
+        })
+    }
+
+    /// The leave-one-out criterion for every alpha and the weights at the chosen one.
+    fn choose(&self, y: MatRef<'_, f64>) -> Result<ChosenWeights, SimilarityError> {
         check_target(NAME, self.n, y)?;
         let (yc, y_mean) = linalg::center(y);
-        let basis = self.basis();
-        // Bᵀ yc: targets in the eigenbasis, shared by every alpha.
-        let bt_y = linalg::mul_tn(basis, yc.as_ref());
+        // (basisᵀ yc)ᵀ: the targets in the basis's coordinates, shared by every alpha.
+        let bty_t = linalg::mul_tn_blocked(yc.as_ref(), self.basis());
 
         let per_alpha: Vec<Result<(f64, Mat<f64>), SimilarityError>> = self
             .alphas
             .par_iter()
-            .map(|&alpha| self.loo_for_alpha(alpha, yc.as_ref(), bt_y.as_ref()))
+            .map(|&alpha| self.loo_for_alpha(alpha, yc.as_ref(), bty_t.as_ref()))
             .collect();
         let mut loo_mse = Vec::with_capacity(self.alphas.len());
         let mut weights = Vec::with_capacity(self.alphas.len());
@@ -226,89 +303,104 @@ impl RidgeCvFactor {
                 best = i;
             }
         }
-        let w = &weights[best];
-        let coef = match &self.decomposition {
-            Decomposition::Cov { v, .. } => linalg::mul(v.as_ref(), w.as_ref()),
-            Decomposition::Gram { q, xc } => {
-                let c = linalg::mul(q.as_ref(), w.as_ref());
-                linalg::mul_tn(xc.as_ref(), c.as_ref())
-            }
-        };
-        let intercept = (0..coef.ncols())
-            .map(|j| {
-                let shift: f64 = (0..coef.nrows())
-                    .map(|k| self.x_mean[k] * coef[(k, j)])
-                    .sum();
-                y_mean[j] - shift
-            })
-            .collect();
-        Ok(RidgeCvFit {
-            chosen_alpha: self.alphas[best],
+        Ok(ChosenWeights {
+            best,
             loo_mse,
-            coef,
-            intercept,
-            mode: self.mode(),
+            wt: weights.swap_remove(best),
+            y_mean,
         })
     }
 
-    /// Returns the criterion for one alpha and `W = D ∘ Bᵀyc`, from which the coefficients at
-    /// that alpha follow (`V W` in covariance mode, `Xcᵀ Q W` in Gram mode).
+    /// Returns the criterion for one alpha and its weights `W` (`(T + αI)⁻¹ Yᵀyc` in
+    /// covariance mode, `D ∘ Qᵀyc` in Gram mode; as `Wᵀ`, given `(basisᵀ yc)ᵀ`), from which
+    /// fitted values (`basis · W`), coefficients and predictions follow.
     fn loo_for_alpha(
         &self,
         alpha: f64,
         yc: MatRef<'_, f64>,
-        bt_y: MatRef<'_, f64>,
+        bty_t: MatRef<'_, f64>,
     ) -> Result<(f64, Mat<f64>), SimilarityError> {
         let n = self.n;
         let t = yc.ncols();
-        let d: Vec<f64> = self.eigvals.iter().map(|l| 1.0 / (l + alpha)).collect();
-        let w = Mat::from_fn(bt_y.nrows(), t, |k, j| d[k] * bt_y[(k, j)]);
-        let basis = self.basis();
-        let fitted = linalg::mul(basis, w.as_ref());
-        // B (D ∘ Bᵀ1): the response of the smoother to the constant vector, which the intercept
-        // leaves unpenalised (exactly zero in exact arithmetic on centred data).
-        let d_bt_one: Vec<f64> = d
-            .iter()
-            .zip(&self.basis_t_one)
-            .map(|(a, b)| a * b)
-            .collect();
-        let mut mse = 0.0;
-        match self.decomposition {
-            Decomposition::Cov { .. } => {
-                // looe = (yc − Z W) / (1 − h − (1 − Z(D∘Zᵀ1))/n)
-                let denom: Vec<f64> = (0..n)
-                    .map(|i| {
-                        let h: f64 = (0..d.len()).map(|k| self.basis_sq[(i, k)] * d[k]).sum();
-                        let s: f64 = (0..d.len()).map(|k| basis[(i, k)] * d_bt_one[k]).sum();
-                        1.0 - h - (1.0 - s) / n as f64
-                    })
-                    .collect();
-                check_leverage(&denom)?;
-                for j in 0..t {
-                    for i in 0..n {
-                        let e = (yc[(i, j)] - fitted[(i, j)]) / denom[i];
-                        mse += e * e;
+        let (wt, denom) = match &self.decomposition {
+            Decomposition::Cov { tri, y, y_t_one } => {
+                let shifted = tri
+                    .shifted(alpha)
+                    .ok_or_else(|| SimilarityError::Degenerate {
+                        measure: NAME.to_owned(),
+                        reason: format!(
+                            "XᵀX + {alpha}·I is not positive definite in floating point"
+                        ),
+                    })?;
+                // Leverages h = diag(Y (T+αI)⁻¹ Yᵀ); s = Y (T+αI)⁻¹ Yᵀ1, the smoother's response
+                // to the constant vector, which the intercept leaves unpenalised (exactly zero
+                // in exact arithmetic on centred data).
+                let h = shifted.row_quadratic_forms(y.as_ref());
+                let g = shifted.solve(y_t_one.as_ref());
+                let s = linalg::mul(y.as_ref(), g.as_ref());
+                // looe = (yc − Y W) / (1 − h − (1 − s)/n)
+                let denom = h
+                    .iter()
+                    .zip(linalg::column(s.as_ref(), 0).iter())
+                    .map(|(h, s)| 1.0 - h - (1.0 - s) / n as f64)
+                    .collect::<Vec<f64>>();
+                (shifted.solve_transposed(bty_t), denom)
+            }
+            Decomposition::Gram {
+                eigvals,
+                q,
+                q_sq,
+                q_t_one,
+                ..
+            } => {
+                let d: Vec<f64> = eigvals.iter().map(|l| 1.0 / (l + alpha)).collect();
+                let wt = linalg::from_columns(t, bty_t.ncols(), |k, out| {
+                    for (o, b) in out.iter_mut().zip(linalg::column(bty_t, k).iter()) {
+                        *o = d[k] * b;
+                    }
+                });
+                // Per row: g = Σ_k Q_ik² D_k and s = Σ_k Q_ik (D ∘ Qᵀ1)_k, accumulated column
+                // by column (the matrices are column-major).
+                let (mut g, mut s) = (vec![0.0f64; n], vec![0.0f64; n]);
+                for k in 0..d.len() {
+                    let (dk, ek) = (d[k], d[k] * q_t_one[k]);
+                    let (sq, col) = (
+                        linalg::column(q_sq.as_ref(), k),
+                        linalg::column(q.as_ref(), k),
+                    );
+                    for (((gi, si), sq), v) in g
+                        .iter_mut()
+                        .zip(s.iter_mut())
+                        .zip(sq.iter())
+                        .zip(col.iter())
+                    {
+                        *gi += sq * dk;
+                        *si += v * ek;
                     }
                 }
-            }
-            Decomposition::Gram { .. } => {
                 // looe = c / (diag(G⁻¹) − (G⁻¹1)/n), with c = Q W = G⁻¹ yc.
-                let denom: Vec<f64> = (0..n)
-                    .map(|i| {
-                        let g: f64 = (0..d.len()).map(|k| self.basis_sq[(i, k)] * d[k]).sum();
-                        let s: f64 = (0..d.len()).map(|k| basis[(i, k)] * d_bt_one[k]).sum();
-                        g - s / n as f64
-                    })
-                    .collect();
-                check_leverage(&denom)?;
-                for j in 0..t {
-                    for i in 0..n {
-                        let e = fitted[(i, j)] / denom[i];
-                        mse += e * e;
+                let denom = g.iter().zip(&s).map(|(g, s)| g - s / n as f64).collect();
+                (wt, denom)
+            }
+        };
+        check_leverage(&denom)?;
+        let residual_of: fn(f64, f64) -> f64 = match self.decomposition {
+            Decomposition::Cov { .. } => |y, f| y - f,
+            Decomposition::Gram { .. } => |_, f| f,
+        };
+        // Σ over rows and targets of (looe)², one block of fitted columns at a time.
+        let mse =
+            linalg::mul_blocked_fold(self.basis(), wt.as_ref().transpose(), |start, fitted| {
+                let mut sum = 0.0;
+                for c in 0..fitted.ncols() {
+                    let (y, f) = (linalg::column(yc, start + c), linalg::column(fitted, c));
+                    for ((y, f), den) in y.iter().zip(f.iter()).zip(&denom) {
+                        let e = residual_of(*y, *f) / den;
+                        sum += e * e;
                     }
                 }
-            }
-        }
+                sum
+            });
         let mse = mse / (n * t) as f64;
         if !mse.is_finite() {
             return Err(SimilarityError::Degenerate {
@@ -316,7 +408,7 @@ impl RidgeCvFactor {
                 reason: format!("leave-one-out error for alpha={alpha} is not finite"),
             });
         }
-        Ok((mse, w))
+        Ok((mse, wt))
     }
 }
 
@@ -589,9 +681,10 @@ impl RidgeR2 {
         let x_train = linalg::select_rows(x, split.train());
         let x_test = linalg::select_rows(x, split.test());
         let factor = self.cv.factorise(x_train.as_ref())?;
+        let test_basis = factor.project(x_test.as_ref());
         Ok(RidgePredictor {
             factor,
-            x_test,
+            test_basis,
             n_rows: x.nrows(),
             split,
         })
@@ -601,7 +694,8 @@ impl RidgeR2 {
 /// The training rows of one `x`, factorised, with its held-out rows: scores any target `y`.
 pub struct RidgePredictor {
     factor: RidgeCvFactor,
-    x_test: Mat<f64>,
+    /// The held-out rows projected once ([`RidgeCvFactor::project`]), for every target.
+    test_basis: Mat<f64>,
     n_rows: usize,
     split: HeldOutSplit,
 }
@@ -618,18 +712,22 @@ impl RidgePredictor {
         let y = trimmed.as_ref().map_or(y, |t| t.as_ref());
         let y_train = linalg::select_rows(y, self.split.train());
         let y_test = linalg::select_rows(y, self.split.test());
-        let fit = self.factor.fit(y_train.as_ref())?;
-        let predicted = fit.predict(self.x_test.as_ref());
+        let chosen = self.factor.choose(y_train.as_ref())?;
+        let mut predicted =
+            linalg::mul_blocked(self.test_basis.as_ref(), chosen.wt.as_ref().transpose());
+        for (j, mean) in chosen.y_mean.iter().enumerate() {
+            predicted.col_mut(j).iter_mut().for_each(|v| *v += mean);
+        }
         let r2 = r2_uniform_average(y_test.as_ref(), predicted.as_ref());
         Ok(RidgeR2Result {
-            chosen_alpha: fit.chosen_alpha,
+            chosen_alpha: self.factor.alphas[chosen.best],
             r2_test_uniform_average: r2,
             sqrt_r2_clamped: r2.max(0.0).sqrt(),
             alphas: self.factor.alphas.clone(),
-            loo_mse: fit.loo_mse,
+            loo_mse: chosen.loo_mse,
             n_train: self.split.train().len(),
             n_test: self.split.test().len(),
-            gcv_mode: fit.mode,
+            gcv_mode: self.factor.mode(),
             degenerate_targets,
         })
     }
@@ -722,6 +820,33 @@ mod tests {
                 for j in 0..2 {
                     assert!((coef[(k, j)] - fit.coef[(k, j)]).abs() < 1e-10);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn scores_are_the_same_bytes_on_one_thread_or_several() {
+        // Wide enough for several column blocks in both modes (Cov: 300 > 200; Gram: 150 < 200).
+        for (n, p) in [(300, 200), (150, 200)] {
+            let x = random(n, p, 11);
+            let y = random(n, 260, 12);
+            let run = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool")
+                    .install(|| RidgeR2::default().evaluate(x.as_ref(), y.as_ref()).unwrap())
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                let other = run(threads);
+                assert_eq!(
+                    one.r2_test_uniform_average.to_bits(),
+                    other.r2_test_uniform_average.to_bits()
+                );
+                let bits =
+                    |r: &RidgeR2Result| r.loo_mse.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&one), bits(&other), "n={n} p={p} threads={threads}");
             }
         }
     }

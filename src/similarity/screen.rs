@@ -50,13 +50,10 @@ impl Screening {
 /// Population variance of every column (two passes: mean, then squared deviations).
 fn column_variances(m: MatRef<'_, f64>) -> Vec<f64> {
     let n = m.nrows().max(1) as f64;
-    (0..m.ncols())
-        .map(|c| {
-            let mean = (0..m.nrows()).map(|r| m[(r, c)]).sum::<f64>() / n;
-            (0..m.nrows())
-                .map(|r| (m[(r, c)] - mean).powi(2))
-                .sum::<f64>()
-                / n
+    super::linalg::columns(m)
+        .map(|column| {
+            let mean = column.iter().sum::<f64>() / n;
+            column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n
         })
         .collect()
 }
@@ -64,7 +61,10 @@ fn column_variances(m: MatRef<'_, f64>) -> Vec<f64> {
 /// The degenerate columns of `m` under `tolerance` (none when no column varies at all: the
 /// measure's own zero-variance error covers that case).
 pub fn degenerate_columns(m: MatRef<'_, f64>, tolerance: f64) -> Vec<usize> {
-    let vars = column_variances(m);
+    degenerate_of(&column_variances(m), tolerance)
+}
+
+fn degenerate_of(vars: &[f64], tolerance: f64) -> Vec<usize> {
     let largest = vars.iter().copied().fold(0.0f64, f64::max);
     if largest <= 0.0 {
         return Vec::new();
@@ -84,13 +84,14 @@ pub(crate) fn screen(
     operand: Operand,
     m: MatRef<'_, f64>,
 ) -> Result<(Option<Mat<f64>>, Screening), SimilarityError> {
-    if column_variances(m).iter().all(|v| *v <= 0.0) {
+    let vars = column_variances(m);
+    if vars.iter().all(|v| *v <= 0.0) {
         return Err(SimilarityError::ZeroVariance {
             measure: measure.to_owned(),
             operand,
         });
     }
-    let removed = degenerate_columns(m, DEGENERATE_VARIANCE_RATIO);
+    let removed = degenerate_of(&vars, DEGENERATE_VARIANCE_RATIO);
     let trimmed = (!removed.is_empty()).then(|| without_columns(m, &removed));
     Ok((
         trimmed,

@@ -29,10 +29,11 @@ fn bad(path: &Path, reason: String) -> ExperimentError {
     }
 }
 
-/// The pools of `path`, by name, each in index order; and the file's sha256.
-pub fn read_pools(
-    path: &Path,
-) -> Result<(Vec<(String, Vec<Representation>)>, String), ExperimentError> {
+/// Pools of representations by name, each in index order.
+pub type NamedPools = Vec<(String, Vec<Representation>)>;
+
+/// The pools of `path`, and the file's sha256.
+pub fn read_pools(path: &Path) -> Result<(NamedPools, String), ExperimentError> {
     let bytes = crate::files::read_bytes(path, MAX_BYTES, "a representations file")
         .map_err(|e| bad(path, e.to_string()))?;
     let sha: String = Sha256::digest(&bytes)

@@ -51,7 +51,7 @@ mod plan;
 mod pools;
 mod render;
 
-pub use given::{compare_representations, read_pools};
+pub use given::{NamedPools, compare_representations, read_pools};
 pub use render::transfer_text;
 
 #[derive(Debug, Clone)]
