@@ -187,10 +187,17 @@ def main():
     p.add_argument("--congruity", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--scaling", action="store_true",
+                   help="instead of the comparison, how cost grows with batch size and pool size (scaling.py)")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.scaling:
+        import scaling
+        scaling.forward_scaling(args, work)
+        scaling.main_loop_scaling(args, work)
+        return 0
     rows = []
     forward_case(args, work, "toy", dict(n_layers=2, d_model=64, n_heads=4, d_head=16, d_mlp=256, d_vocab=32, n_ctx=16, act_fn="relu", normalization_type="LN"), 1000, 11, rows)
     forward_case(args, work, "gpt2", dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024, act_fn="gelu_new", normalization_type="LN"), 8, 128, rows)
