@@ -51,6 +51,37 @@ def child_run(cmd):
     return wall, peak
 
 
+def timed(f):
+    """Seconds one call of `f` takes, in this process."""
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def repeat_run(cmd):
+    """The last in-process forward time (`run --repeat`) and peak RSS (MiB) of one child."""
+    r = subprocess.run(["/usr/bin/time", "-f", "peak-kib %M"] + cmd, capture_output=True, text=True, check=True)
+    kib = [l for l in r.stderr.splitlines() if l.startswith("peak-kib ")]
+    return json.loads(r.stdout)["forward_seconds"][-1], int(kib[-1].split()[1]) / 1024
+
+
+def alternate(runs, peer, ours):
+    """`runs` rounds of the peer (timed here) then congruity (`ours()` -> seconds, peak MiB):
+    the peer's times, congruity's times, congruity's largest peak."""
+    tl, cg, cg_peak = [], [], 0.0
+    for _ in range(runs):
+        tl.append(timed(peer))
+        seconds, peak = ours()
+        cg.append(seconds)
+        cg_peak = max(cg_peak, peak)
+    return tl, cg, cg_peak
+
+
+def run_with_cache(model, tokens, **kwargs):
+    with torch.no_grad():
+        model.run_with_cache(tokens, **kwargs)
+
+
 def model_dir(work, name, cfg_kwargs, seed):
     torch.manual_seed(seed)
     cfg = HookedTransformerConfig(**cfg_kwargs)
@@ -90,59 +121,28 @@ def forward_case(args, work, name, cfg_kwargs, batch, seq, rows):
     repeat = [args.congruity, "run", "--model", str(d), "--tokens", str(d / "tokens.json"), "--repeat", "2"]
     for h in hooks:
         repeat += ["--hooks", h]
-    tl, cg, cg_peak = [], [], 0.0
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        with torch.no_grad():
-            _, cache = model.run_with_cache(tokens)
-        tl.append(time.perf_counter() - t)
-        del cache
-        r = subprocess.run(["/usr/bin/time", "-f", "peak-kib %M"] + repeat, capture_output=True, text=True, check=True)
-        cg.append(json.loads(r.stdout)["forward_seconds"][-1])
-        kib = [l for l in r.stderr.splitlines() if l.startswith("peak-kib ")]
-        cg_peak = max(cg_peak, int(kib[-1].split()[1]) / 1024)
+    tl, cg, cg_peak = alternate(args.runs, lambda: run_with_cache(model, tokens), lambda: repeat_run(repeat))
     rows.append((f"{name}: forward + in-memory cache of all {len(hooks)} hooks TL caches (run_with_cache; congruity run --repeat)",
                  summary(tl), summary(cg), cg_peak, f"logits max |diff| {diff:.1e}"))
-    tl, cg, cg_peak = [], [], 0.0
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        with torch.no_grad():
-            _, cache = model.run_with_cache(tokens)
-        tl.append(time.perf_counter() - t)
-        del cache
-        wall, peak = child_run(cmd)
-        cg.append(wall)
-        cg_peak = max(cg_peak, peak)
+    tl, cg, cg_peak = alternate(args.runs, lambda: run_with_cache(model, tokens), lambda: child_run(cmd))
     rows.append((f"{name}: the same, congruity as a whole process (load, forward, write the cache to disk: run --cache)",
                  summary(tl), summary(cg), cg_peak, ""))
     if name == "gpt2":
         # Logits only.
         cmd_logits = [args.congruity, "run", "--model", str(d), "--tokens", str(d / "tokens.json"), "--repeat", "2"]
-        tl, cg, cg_peak = [], [], 0.0
-        for _ in range(args.runs):
-            t = time.perf_counter()
+
+        def logits():
             with torch.no_grad():
                 model(tokens)
-            tl.append(time.perf_counter() - t)
-            r = subprocess.run(["/usr/bin/time", "-f", "peak-kib %M"] + cmd_logits, capture_output=True, text=True, check=True)
-            cg.append(json.loads(r.stdout)["forward_seconds"][-1])
-            kib = [l for l in r.stderr.splitlines() if l.startswith("peak-kib ")]
-            cg_peak = max(cg_peak, int(kib[-1].split()[1]) / 1024)
+
+        tl, cg, cg_peak = alternate(args.runs, logits, lambda: repeat_run(cmd_logits))
         rows.append((f"{name}: forward with logits, in memory (model(tokens); congruity run --repeat)", summary(tl), summary(cg), cg_peak, ""))
         # Hooks before the last layer, no logits: congruity stops early (TL: stop_at_layer).
         mid = cfg_kwargs["n_layers"] // 2
         hook = f"blocks.{mid - 1}.hook_resid_post"
         cmd_stop = [args.congruity, "run", "--model", str(d), "--tokens", str(d / "tokens.json"), "--repeat", "2", "--hooks", hook, "--no-logits"]
-        tl, cg, cg_peak = [], [], 0.0
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            with torch.no_grad():
-                _, c = model.run_with_cache(tokens, names_filter=hook, stop_at_layer=mid)
-            tl.append(time.perf_counter() - t)
-            r = subprocess.run(["/usr/bin/time", "-f", "peak-kib %M"] + cmd_stop, capture_output=True, text=True, check=True)
-            cg.append(json.loads(r.stdout)["forward_seconds"][-1])
-            kib = [l for l in r.stderr.splitlines() if l.startswith("peak-kib ")]
-            cg_peak = max(cg_peak, int(kib[-1].split()[1]) / 1024)
+        tl, cg, cg_peak = alternate(args.runs, lambda: run_with_cache(model, tokens, names_filter=hook, stop_at_layer=mid),
+                                    lambda: repeat_run(cmd_stop))
         rows.append((f"{name}: {hook} only, no logits, in memory (TL stop_at_layer={mid}; congruity run --repeat --no-logits)", summary(tl), summary(cg), cg_peak, ""))
 
 
@@ -171,13 +171,7 @@ def ridge_case(args, work, rows):
         diff = abs(got[f"ridge-r2({k})"]["r2_test_uniform_average"] - want[k])
         if diff > 1e-8:
             raise SystemExit(f"ridge {k}: R² differs by {diff}")
-    sk_t, cg = [], []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        sk()
-        sk_t.append(time.perf_counter() - t)
-        wall, peak = child_run(cmd)
-        cg.append(wall)
+    sk_t, cg, peak = alternate(args.runs, sk, lambda: child_run(cmd))
     rows.append(("ridge predictivity 900 × 704 → 704, both directions (scikit-learn RidgeCV in memory; congruity similarity, whole process)",
                  summary(sk_t), summary(cg), peak, "R² equal to 1e-8"))
 

@@ -11,7 +11,7 @@ import numpy as np
 import safetensors.numpy as stnp
 import torch
 
-from compare import model_dir, summary
+from compare import model_dir, run_with_cache, timed
 
 
 def forward_scaling(args, work):
@@ -33,13 +33,7 @@ def forward_scaling(args, work):
         cmd = [args.congruity, "run", "--model", str(d), "--tokens", str(tok), "--repeat", str(args.runs + 1)]
         for h in hooks:
             cmd += ["--hooks", h]
-        tl = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            with torch.no_grad():
-                _, cache = model.run_with_cache(tokens)
-            tl.append(time.perf_counter() - t)
-            del cache
+        tl = [timed(lambda: run_with_cache(model, tokens)) for _ in range(args.runs)]
         cg = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)["forward_seconds"][1:]
         tl_m, cg_m = float(np.median(tl)), float(np.median(cg))
         print(f"| {batch} | {tl_m:.4f} | {cg_m:.4f} | {tl_m / cg_m:.2f}× | {cg_m / batch * 1000:.4f} |")

@@ -164,12 +164,16 @@ pub fn column_means(x: MatRef<'_, f64>) -> Vec<f64> {
 /// `x` with its column means removed, and the means.
 pub fn center(x: MatRef<'_, f64>) -> (Mat<f64>, Vec<f64>) {
     let means = column_means(x);
-    let centered = from_columns(x.nrows(), x.ncols(), |j, out| {
+    (subtract_means(x, &means), means)
+}
+
+/// `x` with `means[j]` taken from every entry of column `j`.
+pub fn subtract_means(x: MatRef<'_, f64>, means: &[f64]) -> Mat<f64> {
+    from_columns(x.nrows(), x.ncols(), |j, out| {
         for (o, v) in out.iter_mut().zip(column(x, j).iter()) {
             *o = v - means[j];
         }
-    });
-    (centered, means)
+    })
 }
 
 /// Rows of `x` picked by `rows`, in that order.
@@ -350,26 +354,9 @@ pub struct ShiftedTridiagonal {
 }
 
 impl ShiftedTridiagonal {
-    /// `(T + αI)⁻¹ b` for every column of `b`.
-    pub fn solve(&self, b: MatRef<'_, f64>) -> Mat<f64> {
-        let p = self.d.len();
-        from_columns(b.nrows(), b.ncols(), |j, x| {
-            x.copy_from_slice(&column(b, j));
-            for k in 1..p {
-                x[k] -= self.l[k] * x[k - 1];
-            }
-            for (v, dk) in x.iter_mut().zip(&self.d) {
-                *v /= dk;
-            }
-            for k in (0..p.saturating_sub(1)).rev() {
-                x[k] -= self.l[k + 1] * x[k + 1];
-            }
-        })
-    }
-
-    /// `((T + αI)⁻¹ bᵀ)ᵀ` given `bᵀ` (one right-hand side per row): the same sweeps as
-    /// [`Self::solve`], run down the columns of `bᵀ` so that each step is one vector operation
-    /// over all right-hand sides instead of a chain of dependent scalar ones.
+    /// `((T + αI)⁻¹ bᵀ)ᵀ` given `bᵀ` (one right-hand side per row): the forward, diagonal and
+    /// backward sweeps run down the columns of `bᵀ`, so each step is one vector operation over
+    /// all right-hand sides instead of a chain of dependent scalar ones.
     pub fn solve_transposed(&self, bt: MatRef<'_, f64>) -> Mat<f64> {
         let p = bt.ncols();
         let mut x = from_columns(bt.nrows(), p, |k, out| out.copy_from_slice(&column(bt, k)));
@@ -582,7 +569,10 @@ mod tests {
             // Qᵀ rhs, solve, Q back.
             let mut qt_rhs = rhs.transpose().to_owned();
             tri.apply_right(qt_rhs.as_mut());
-            let mut x = shifted.solve(qt_rhs.transpose());
+            let mut x = shifted
+                .solve_transposed(qt_rhs.as_ref())
+                .transpose()
+                .to_owned();
             tri.apply_left(x.as_mut());
             let mut dense = a.clone();
             for k in 0..p {

@@ -94,7 +94,7 @@ enum Decomposition {
         tri: Tridiagonalization,
         /// `Xc Q` (n × p): the design in `T`'s coordinates.
         y: Mat<f64>,
-        /// `Yᵀ 1`, for the intercept correction of the leverages.
+        /// `(Yᵀ 1)ᵀ`, for the intercept correction of the leverages.
         y_t_one: Mat<f64>,
     },
     /// `n <= p`: the eigendecomposition `Xc Xcᵀ = Q Λ Qᵀ` (n × n).
@@ -193,7 +193,7 @@ impl RidgeCvFactor {
                 linalg::Tridiagonalization::new(linalg::crossprod_lower(xc.as_ref()).as_ref());
             let mut y = xc;
             tri.apply_right(y.as_mut());
-            let y_t_one = Mat::from_fn(p, 1, |k, _| linalg::column(y.as_ref(), k).iter().sum());
+            let y_t_one = Mat::from_fn(1, p, |_, k| linalg::column(y.as_ref(), k).iter().sum());
             Decomposition::Cov { tri, y, y_t_one }
         };
         Ok(Self {
@@ -227,11 +227,7 @@ impl RidgeCvFactor {
     /// act on: `(x − x̄) Q` in covariance mode, `(x − x̄) Xcᵀ Q` in Gram mode. Predictions are
     /// then `that · W + ȳ`, without forming the p × targets coefficients.
     fn project(&self, x: MatRef<'_, f64>) -> Mat<f64> {
-        let centred = linalg::from_columns(x.nrows(), x.ncols(), |k, out| {
-            for (o, v) in out.iter_mut().zip(linalg::column(x, k).iter()) {
-                *o = v - self.x_mean[k];
-            }
-        });
+        let centred = linalg::subtract_means(x, &self.x_mean);
         match &self.decomposition {
             Decomposition::Cov { tri, .. } => {
                 let mut projected = centred;
@@ -336,8 +332,8 @@ impl RidgeCvFactor {
                 // to the constant vector, which the intercept leaves unpenalised (exactly zero
                 // in exact arithmetic on centred data).
                 let h = shifted.row_quadratic_forms(y.as_ref());
-                let g = shifted.solve(y_t_one.as_ref());
-                let s = linalg::mul(y.as_ref(), g.as_ref());
+                let g = shifted.solve_transposed(y_t_one.as_ref());
+                let s = linalg::mul(y.as_ref(), g.as_ref().transpose());
                 // looe = (yc − Y W) / (1 − h − (1 − s)/n)
                 let denom = h
                     .iter()

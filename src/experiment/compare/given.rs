@@ -16,7 +16,7 @@ use super::{
 };
 use crate::equivalence::point::PointTestConfig;
 use crate::equivalence::representation::{InputsId, Representation};
-use crate::equivalence::source::{ImplementationSource, RepresentationSet, derive_seed};
+use crate::equivalence::source::{ImplementationSource, RepresentationSet};
 use crate::experiment::ExperimentError;
 
 /// The largest representations file read (a generous bound on what fits in memory anyway).
@@ -131,14 +131,7 @@ pub fn compare_representations(
         .iter()
         .map(|p| p as &dyn ImplementationSource)
         .collect();
-    let seeds = Seeds {
-        master: s.seed,
-        inputs: derive_seed(s.seed, &[1]),
-        selectivity: derive_seed(s.seed, &[3]),
-        transfer: derive_seed(s.seed, &[5]),
-        corrupted: derive_seed(s.seed, &[6]),
-        patched_heads: derive_seed(s.seed, &[7]),
-    };
+    let seeds = Seeds::from_master(s.seed);
     let point = PointTestConfig {
         measure: s.measure.clone(),
         draws: s.draws,

@@ -152,6 +152,21 @@ pub struct Seeds {
     pub patched_heads: u64,
 }
 
+impl Seeds {
+    /// Every stream's seed, derived from the master seed.
+    pub fn from_master(master: u64) -> Self {
+        use crate::equivalence::source::derive_seed;
+        Seeds {
+            master,
+            inputs: derive_seed(master, &[1]),
+            selectivity: derive_seed(master, &[3]),
+            transfer: derive_seed(master, &[5]),
+            corrupted: derive_seed(master, &[6]),
+            patched_heads: derive_seed(master, &[7]),
+        }
+    }
+}
+
 /// The settings as reported.
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingsReport {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{CompareSettings, InputsReport, Notes, Seeds, SettingsReport, SpecFile};
-use crate::equivalence::source::derive_seed;
 use crate::experiment::ExperimentError;
 use crate::experiment::inputs::InputSet;
 use crate::experiment::sampled::{Compiler, Target};
@@ -72,14 +71,7 @@ impl Plan {
             .collect::<Result<_, _>>()?;
         let circuit = circuit_plan(&spec, &targets, s.circuit.as_deref())?;
         let task = input_task(&spec, &targets, s.task.as_deref())?;
-        let seeds = Seeds {
-            master: s.seed,
-            inputs: derive_seed(s.seed, &[1]),
-            selectivity: derive_seed(s.seed, &[3]),
-            transfer: derive_seed(s.seed, &[5]),
-            corrupted: derive_seed(s.seed, &[6]),
-            patched_heads: derive_seed(s.seed, &[7]),
-        };
+        let seeds = Seeds::from_master(s.seed);
         // The inputs: from the chosen task, accepted by every target.
         let accept = |input: &[Value]| -> Result<(), ExperimentError> {
             for t in &targets {
