@@ -64,6 +64,7 @@ pub mod model;
 pub mod progress;
 pub mod similarity;
 pub mod smt;
+pub mod train;
 
 // The public face: what a research repository's tests use most.
 pub use candle_core::Device;

@@ -15,6 +15,7 @@ pub mod run;
 pub mod sample;
 pub mod similarity;
 pub mod test;
+pub mod train;
 
 use std::process::ExitCode;
 
@@ -60,6 +61,8 @@ pub enum Command {
     /// Run every check and prove block of the specs (exit 0 all hold, 1 one is false, 2 one is
     /// undecided or could not run)
     Test(test::Args),
+    /// Train a model to implement an interpretation on a circuit (strict interchange-intervention training)
+    Train(train::Args),
     /// Work with test reports (merge the shards of a run)
     Report(report::Args),
 }
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::run(*args),
         Command::Similarity(args) => similarity::run(args),
         Command::Test(args) => test::run(args),
+        Command::Train(args) => train::run(args),
         Command::Report(args) => report::run(args),
     }
 }

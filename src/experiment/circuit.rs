@@ -17,12 +17,11 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::compile::lower::OpBlock;
 use crate::compile::{Compiled, OpPlacement};
 use crate::experiment::ExperimentError;
-use crate::intervene::iia::declared_site;
+use crate::intervene::iia::{declared_site, node_sites};
 use crate::lang::ir::{Circuit, NodeId};
-use crate::model::{AttnHook, BlockHook, HookPoint, Site, Transformer};
+use crate::model::{Site, Transformer};
 
 /// How a circuit's sites were found in an implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,32 +60,6 @@ pub fn declared_sites(circuit: &Circuit) -> Result<Vec<Site>, ExperimentError> {
         }
     }
     Ok(out)
-}
-
-/// Where `placement` puts the computation of `node`: its heads' `hook_z[h]` and its MLPs'
-/// `hook_mlp_out`.
-fn node_sites(c: &Compiled, placement: &[OpPlacement], node: NodeId) -> Vec<Site> {
-    let mut out = Vec::new();
-    for (op, plan_op) in c.plan.ops.iter().enumerate() {
-        let Some(p) = placement.get(op) else { continue };
-        if !plan_op.block.nodes().contains(&node) {
-            continue;
-        }
-        let site = match (&plan_op.block, p.head) {
-            (OpBlock::Head(_), Some(head)) => {
-                Site::hook(HookPoint::attn(p.layer, AttnHook::Z)).with_head(head)
-            }
-            (OpBlock::Mlp(_), _) => Site::hook(HookPoint::Block {
-                layer: p.layer,
-                hook: BlockHook::MlpOut,
-            }),
-            _ => continue,
-        };
-        if !out.contains(&site) {
-            out.push(site);
-        }
-    }
-    out
 }
 
 /// Every circuit variable's sites under `placement`, in circuit order, each once.

@@ -14,7 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{InterveneError, Site, patch_from_source};
-use crate::model::{ModelError, OutputValue, RunOptions, Sidecar, TokenBatch, Transformer};
+use crate::compile::lower::OpBlock;
+use crate::compile::{Compiled, OpPlacement};
+use crate::lang::ir::NodeId;
+use crate::model::{
+    AttnHook, BlockHook, HookPoint, ModelError, OutputValue, RunOptions, Sidecar, TokenBatch,
+    Transformer,
+};
 
 /// High-level variable name → the sites that implement it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +66,32 @@ pub fn declared_site(h: &crate::lang::ir::HookRef) -> Option<Site> {
         Some(head) => site.with_head(head),
         None => site,
     })
+}
+
+/// Where `placement` puts the computation of `node`: its heads' `hook_z[h]` and its MLPs'
+/// `hook_mlp_out`.
+pub fn node_sites(c: &Compiled, placement: &[OpPlacement], node: NodeId) -> Vec<Site> {
+    let mut out = Vec::new();
+    for (op, plan_op) in c.plan.ops.iter().enumerate() {
+        let Some(p) = placement.get(op) else { continue };
+        if !plan_op.block.nodes().contains(&node) {
+            continue;
+        }
+        let site = match (&plan_op.block, p.head) {
+            (OpBlock::Head(_), Some(head)) => {
+                Site::hook(HookPoint::attn(p.layer, AttnHook::Z)).with_head(head)
+            }
+            (OpBlock::Mlp(_), _) => Site::hook(HookPoint::Block {
+                layer: p.layer,
+                hook: BlockHook::MlpOut,
+            }),
+            _ => continue,
+        };
+        if !out.contains(&site) {
+            out.push(site);
+        }
+    }
+    out
 }
 
 /// One interchange experiment: run `base` with `variables` set to their values on `source`.

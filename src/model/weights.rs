@@ -355,6 +355,93 @@ impl Weights {
         out
     }
 
+    /// The same model with every parameter replaced by `f(name, parameter)` (TransformerLens
+    /// names, [`named`](Self::named) order), the flattened attention matrices rebuilt from the
+    /// results. Training uses it to run the forward pass on its variables, so gradients reach
+    /// them through the flattening too.
+    pub fn map_params(
+        &self,
+        mut f: impl FnMut(&str, &Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<Weights, ModelError> {
+        let named = self.named();
+        let mut mapped: std::collections::HashMap<String, Tensor> =
+            std::collections::HashMap::with_capacity(named.len());
+        for (name, t) in named {
+            let new = f(&name, t).ctx("mapping a parameter")?;
+            if new.dims() != t.dims() {
+                return Err(ModelError::Compute {
+                    context: format!("mapping parameter {name}"),
+                    source: candle_core::Error::Msg(format!(
+                        "the new value has shape {:?}, the parameter {:?}",
+                        new.dims(),
+                        t.dims()
+                    )),
+                });
+            }
+            mapped.insert(name, new);
+        }
+        let mut take = |name: String| -> Tensor {
+            // Every name comes from `named()` above, so it is present.
+            mapped.remove(&name).unwrap_or_else(|| unreachable!("{name} was mapped"))
+        };
+        fn norm(take: &mut dyn FnMut(String) -> Tensor, prefix: &str, n: &NormWeights) -> NormWeights {
+            NormWeights {
+                kind: n.kind,
+                w: n.w.as_ref().map(|_| take(tl::norm_weight(prefix))),
+                b: n.b.as_ref().map(|_| take(tl::norm_bias(prefix))),
+            }
+        }
+        let w_e = take(tl::EMBED_W_E.into());
+        let w_pos = self.w_pos.as_ref().map(|_| take(tl::POS_EMBED_W_POS.into()));
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for (l, b) in self.blocks.iter().enumerate() {
+            let ln1 = norm(&mut take, &tl::block_norm(l, BlockNorm::Ln1), &b.ln1);
+            let ln2 = b
+                .ln2
+                .as_ref()
+                .map(|n| norm(&mut take, &tl::block_norm(l, BlockNorm::Ln2), n));
+            let g = b.attn.grouped_names;
+            let mut p = |param| take(tl::block_param(l, param, g));
+            let mut attn = AttnWeights::new(
+                p(BlockParam::WQ),
+                p(BlockParam::WK),
+                p(BlockParam::WV),
+                p(BlockParam::WO),
+                p(BlockParam::BQ),
+                p(BlockParam::BK),
+                p(BlockParam::BV),
+                p(BlockParam::BO),
+            )?;
+            attn.grouped_names = g;
+            let mlp = b.mlp.as_ref().map(|m| MlpWeights {
+                w_in: take(tl::block(l, BlockParam::WIn)),
+                b_in: take(tl::block(l, BlockParam::BIn)),
+                w_gate: m.w_gate.as_ref().map(|_| take(tl::block(l, BlockParam::WGate))),
+                w_out: take(tl::block(l, BlockParam::WOut)),
+                b_out: take(tl::block(l, BlockParam::BOut)),
+                ln: m
+                    .ln
+                    .as_ref()
+                    .map(|n| norm(&mut take, &tl::block_norm(l, BlockNorm::MlpLn), n)),
+            });
+            blocks.push(BlockWeights {
+                ln1,
+                attn,
+                ln2,
+                mlp,
+            });
+        }
+        let ln_final = norm(&mut take, tl::LN_FINAL, &self.ln_final);
+        Ok(Weights {
+            w_e,
+            w_pos,
+            blocks,
+            ln_final,
+            w_u: take(tl::UNEMBED_W_U.into()),
+            b_u: take(tl::UNEMBED_B_U.into()),
+        })
+    }
+
     /// Seeded random weights for tests and benches: Gaussian matrices scaled by
     /// 1/sqrt(fan_in), small Gaussian biases, norm gains near 1. The same config and seed give
     /// the same weights on every machine.

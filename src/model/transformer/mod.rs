@@ -707,8 +707,11 @@ impl Transformer {
         let scale = self.config.layer_attn_scale(layer);
         let (scores_hook, pattern_hook) = (ah(AttnHook::AttnScores), ah(AttnHook::Pattern));
         // The fused CPU core, unless scores or pattern are intervened on (the tensor path then
-        // recomputes from the intervened values).
-        let core = if run.intervenes(&scores_hook) || run.intervenes(&pattern_hook) {
+        // recomputes from the intervened values) or gradients flow (training: the core is not
+        // differentiable, the tensor path is).
+        let differentiable = q.track_op() || k.track_op() || v.track_op();
+        let core = if differentiable || run.intervenes(&scores_hook) || run.intervenes(&pattern_hook)
+        {
             None
         } else {
             let spec = attention_cpu::CoreSpec {

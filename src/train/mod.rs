@@ -1,0 +1,373 @@
+//! Trained implementations: small TransformerLens models trained from a seeded random init to
+//! realise an interpretation on a circuit correspondence, by strict interchange-intervention
+//! training (see [`objective`]) with candle's autograd and candle-nn's AdamW.
+//!
+//! The stage sits after `intervene` (it patches sites as interventions do) and before the
+//! estimator, which samples trained implementations. A run is deterministic for a seed and a
+//! thread count: initial weights, architecture draw, batches and evaluation pairs each come from
+//! their own stream of the seed.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use congruity::train::{Correspondence, TrainOptions, train};
+//! let spec = congruity::lang::load("specs/tracr/reverse.interp")?;
+//! let program = &spec.programs["tracr_reverse"];
+//! let (compiled, _) = congruity::compile::compile_checked(program, &Default::default(), 0)?;
+//! let corr = Correspondence::compiled_layout(program, &compiled)?;
+//! let trained = train(program, &compiled, &corr, &TrainOptions::default(), &Default::default())?;
+//! println!("accuracy {:.3}, IIA {:.3}", trained.report.accuracy, trained.report.iia);
+//! # Ok(()) }
+//! ```
+
+pub mod architecture;
+pub mod correspondence;
+mod data;
+pub mod objective;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use candle_core::{Device, Var};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use thiserror::Error;
+
+pub use architecture::Architecture;
+pub use correspondence::{AlignedVariable, Correspondence};
+pub use objective::{Evaluation, LossWeights};
+
+use crate::compile::Compiled;
+use crate::compile::check::domain;
+use crate::lang::ir::Program;
+use crate::model::{ModelError, Transformer};
+use crate::progress::Progress;
+use data::TaskData;
+use objective::{EvalSet, Objective};
+
+#[derive(Debug, Error, miette::Diagnostic)]
+pub enum TrainError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Model(#[from] ModelError),
+
+    #[error("{context}: {source}")]
+    #[diagnostic(code(congruity::train::compute))]
+    Compute {
+        context: String,
+        source: candle_core::Error,
+    },
+
+    #[error("`{program}` cannot be evaluated on \"{input}\": {reason}")]
+    #[diagnostic(code(congruity::train::evaluation))]
+    Evaluation {
+        program: String,
+        input: String,
+        reason: String,
+    },
+
+    #[error("circuit `{circuit}`: {reason}")]
+    #[diagnostic(code(congruity::train::circuit))]
+    Circuit { circuit: String, reason: String },
+
+    #[error("{0}")]
+    #[diagnostic(code(congruity::train::setup))]
+    Setup(String),
+}
+
+impl TrainError {
+    pub(crate) fn candle(context: &str, source: candle_core::Error) -> Self {
+        TrainError::Compute {
+            context: context.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The knobs of a training run; the defaults are `congruity train`'s.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainOptions {
+    pub seed: u64,
+    /// The most optimiser steps; training stops earlier once both thresholds hold.
+    pub steps: usize,
+    /// Inputs per loss term per step.
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub loss_weights: LossWeights,
+    /// Steps between evaluations (and the convergence test).
+    pub eval_every: usize,
+    /// Accuracy on the domain a model must reach to be accepted.
+    pub min_accuracy: f64,
+    /// IIA on the correspondence a model must reach to be accepted.
+    pub min_iia: f64,
+    /// Interchange pairs per variable in each evaluation.
+    pub eval_pairs: usize,
+    /// Draw the architecture from the seed ([`Architecture::draw`]) instead of the default.
+    pub random_architecture: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            seed: 0,
+            steps: 3000,
+            batch: 256,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            loss_weights: LossWeights::default(),
+            eval_every: 100,
+            min_accuracy: 0.99,
+            min_iia: 0.95,
+            eval_pairs: 256,
+            random_architecture: false,
+        }
+    }
+}
+
+/// Streams of the seed.
+const STREAM_INIT: u64 = 1;
+const STREAM_BATCHES: u64 = 2;
+const STREAM_EVAL: u64 = 3;
+const STREAM_ARCHITECTURE: u64 = 4;
+
+/// The `stream`-th random stream of `seed`.
+fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// One evaluation during training.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalPoint {
+    pub step: usize,
+    /// The last step's total loss and its terms (a term is absent when the step had none).
+    pub loss: f32,
+    pub behaviour: f32,
+    pub interchange: Option<f32>,
+    pub strict: Option<f32>,
+    pub accuracy: f64,
+    pub iia: f64,
+}
+
+/// How a run went.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainReport {
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// Whether both thresholds held at the last evaluation (training itself stops only once
+    /// both are halfway from their threshold to 1).
+    pub converged: bool,
+    /// At the last evaluation (on the training code's own evaluation set).
+    pub accuracy: f64,
+    pub iia: f64,
+    pub per_variable: Vec<(String, f64)>,
+    pub history: Vec<EvalPoint>,
+    /// Wall-clock seconds (not written to the model: the same run gives the same bytes).
+    #[serde(skip)]
+    pub seconds: f64,
+}
+
+/// A trained model with what it was trained to be.
+pub struct Trained {
+    pub model: Transformer,
+    pub architecture: Architecture,
+    pub correspondence: Correspondence,
+    pub report: TrainReport,
+}
+
+/// The inputs of the evaluation's accuracy (the whole domain when it is this small).
+const EVAL_ROWS: usize = 10_000;
+
+/// Trains an implementation of `program` (compiled as `compiled`, whose encodings it shares) on
+/// `corr`. Stops after `opts.steps` steps or at the first evaluation where accuracy and IIA
+/// reach the thresholds; `report.converged` says which.
+pub fn train(
+    program: &Program,
+    compiled: &Compiled,
+    corr: &Correspondence,
+    opts: &TrainOptions,
+    progress: &Progress,
+) -> Result<Trained, TrainError> {
+    if opts.batch == 0 || opts.eval_every == 0 {
+        return Err(TrainError::Setup(
+            "the batch size and the evaluation interval must be at least 1".into(),
+        ));
+    }
+    let started = Instant::now();
+    let architecture = if opts.random_architecture {
+        Architecture::draw(compiled, corr, &mut stream(opts.seed, STREAM_ARCHITECTURE))
+    } else {
+        Architecture::default_for(compiled, corr)
+    };
+    let device = Device::Cpu;
+    let init = architecture.init(derived_seed(opts.seed, STREAM_INIT), &device)?;
+    for site in corr.variables.iter().flat_map(|v| &v.sites) {
+        init.check_site(site)?;
+    }
+    let dom = domain(&program.task, opts.seed).map_err(|e| TrainError::Setup(e.to_string()))?;
+    let data = TaskData::new(program, compiled, dom.inputs)?;
+    let objective = Objective {
+        program,
+        data: &data,
+        corr,
+        unaligned: corr.unaligned_nodes(init.config()),
+        batch: opts.batch,
+        weights: opts.loss_weights,
+        tolerance: numeric_tolerance(compiled),
+    };
+    let eval = EvalSet::new(
+        &objective,
+        EVAL_ROWS,
+        opts.eval_pairs,
+        &mut stream(opts.seed, STREAM_EVAL),
+    );
+
+    let params = Params::new(&init)?;
+    let mut optimiser = AdamW::new(
+        params.vars.clone(),
+        ParamsAdamW {
+            lr: opts.learning_rate,
+            weight_decay: opts.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )
+    .map_err(|e| TrainError::candle("setting up AdamW", e))?;
+    let mut rng = stream(opts.seed, STREAM_BATCHES);
+    let bar = progress.bar(opts.steps as u64, "steps");
+    let mut history = Vec::new();
+    let mut last = None;
+    let mut steps = 0;
+    for step in 1..=opts.steps {
+        let model = params.model(&init, Mode::Train)?;
+        let loss = objective.step(&model, &mut rng)?;
+        optimiser
+            .backward_step(&loss.total)
+            .map_err(|e| TrainError::candle("taking an optimiser step", e))?;
+        steps = step;
+        bar.inc(1);
+        if step % opts.eval_every == 0 || step == opts.steps {
+            let frozen = params.model(&init, Mode::Frozen)?;
+            let ev = objective.evaluate(&frozen, &eval)?;
+            let total = loss
+                .total
+                .to_scalar::<f32>()
+                .map_err(|e| TrainError::candle("reading the loss", e))?;
+            let term = |x: Option<f32>| x.map_or("-".to_owned(), |x| format!("{x:.3}"));
+            bar.set_message(format!(
+                "loss {:.3}/{}/{} acc {:.3} iia {:.3}",
+                loss.behaviour,
+                term(loss.interchange),
+                term(loss.strict),
+                ev.accuracy,
+                ev.iia
+            ));
+            history.push(EvalPoint {
+                step,
+                loss: total,
+                behaviour: loss.behaviour,
+                interchange: loss.interchange,
+                strict: loss.strict,
+                accuracy: ev.accuracy,
+                iia: ev.iia,
+            });
+            // Training stops halfway between the thresholds and 1, so that the acceptance
+            // measurement (other interchange pairs) does not land just below a threshold.
+            let done = ev.accuracy >= midway(opts.min_accuracy) && ev.iia >= midway(opts.min_iia);
+            last = Some(ev);
+            if done {
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let ev = last.unwrap_or(Evaluation {
+        accuracy: 0.0,
+        iia: 0.0,
+        per_variable: Vec::new(),
+    });
+    let model = params.model(&init, Mode::Copy)?;
+    Ok(Trained {
+        model,
+        architecture,
+        correspondence: corr.clone(),
+        report: TrainReport {
+            steps,
+            converged: ev.accuracy >= opts.min_accuracy && ev.iia >= opts.min_iia,
+            accuracy: ev.accuracy,
+            iia: ev.iia,
+            per_variable: ev.per_variable,
+            history,
+            seconds: started.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+fn midway(threshold: f64) -> f64 {
+    threshold + (1.0 - threshold) / 2.0
+}
+
+/// A seed for a non-`ChaCha8Rng` consumer of stream `k`.
+fn derived_seed(seed: u64, k: u64) -> u64 {
+    use rand::RngCore;
+    stream(seed, k).next_u64()
+}
+
+/// Half the smallest gap between the exact values of a numerical output (a value nearer than
+/// that decodes to the target), or 0.01 when the values are not listed.
+fn numeric_tolerance(compiled: &Compiled) -> f32 {
+    match &compiled.output {
+        crate::artifact::OutputSpec::Numerical { values, .. } if values.len() > 1 => {
+            let mut v = values.clone();
+            v.sort_by(f64::total_cmp);
+            let gap = v.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
+            (gap / 2.0) as f32
+        }
+        _ => 0.01,
+    }
+}
+
+/// The model's parameters as optimiser variables, by TransformerLens name.
+struct Params {
+    vars: Vec<Var>,
+    index: HashMap<String, usize>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// The variables themselves: the forward pass records the graph.
+    Train,
+    /// Detached views: no graph, the fast attention core.
+    Frozen,
+    /// Copies, independent of later steps.
+    Copy,
+}
+
+impl Params {
+    fn new(model: &Transformer) -> Result<Self, TrainError> {
+        let mut vars = Vec::new();
+        let mut index = HashMap::new();
+        for (name, t) in model.weights().named() {
+            index.insert(name, vars.len());
+            vars.push(Var::from_tensor(t).map_err(|e| TrainError::candle("making a variable", e))?);
+        }
+        Ok(Params { vars, index })
+    }
+
+    fn model(&self, like: &Transformer, mode: Mode) -> Result<Transformer, TrainError> {
+        let weights = like.weights().map_params(|name, _| {
+            let var = &self.vars[self.index[name]];
+            match mode {
+                Mode::Train => Ok(var.as_tensor().clone()),
+                Mode::Frozen => Ok(var.as_tensor().detach()),
+                Mode::Copy => var.as_tensor().detach().copy(),
+            }
+        })?;
+        Ok(Transformer::new(like.config().clone(), weights)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

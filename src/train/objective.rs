@@ -1,0 +1,348 @@
+//! Strict interchange-intervention training (SIIT, as InterpBench trains its models): three loss
+//! terms per step, each a batch of one input length.
+//!
+//! - **behaviour**: the model's answer on the base is the interpretation's;
+//! - **interchange**: with one variable's aligned sites patched from a source run, the answer is
+//!   the interpretation's answer with that variable set to its value on the source (the exact
+//!   evaluator's high-level intervention);
+//! - **strict**: with every component no variable is aligned with patched from a source run,
+//!   the answer is still the base's — the rest of the model must be causally inert.
+//!
+//! Gradients flow through the source run too: the patched activations must carry only what the
+//! variable carries, and only the source run can teach the aligned components that (with the
+//! source detached, an interchange on `length` that patches every component of a layer never
+//! trains that layer to stop writing token identity, and does not converge).
+
+use std::collections::BTreeSet;
+
+use candle_core::{D, Tensor};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::TrainError;
+use super::correspondence::Correspondence;
+use super::data::{Batch, TaskData, Target};
+use crate::lang::ir::Program;
+use crate::model::{
+    Action, HookPoint, HookSelection, Intervention, RunOptions, Site, TokenBatch, Transformer,
+};
+
+/// How much each loss term counts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LossWeights {
+    pub behaviour: f64,
+    pub interchange: f64,
+    pub strict: f64,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        LossWeights {
+            behaviour: 1.0,
+            interchange: 1.0,
+            strict: 1.0,
+        }
+    }
+}
+
+/// One step's loss: the weighted total (with its graph) and each term's value.
+pub(crate) struct StepLoss {
+    pub total: Tensor,
+    pub behaviour: f32,
+    pub interchange: Option<f32>,
+    pub strict: Option<f32>,
+}
+
+pub(crate) struct Objective<'a> {
+    pub program: &'a Program,
+    pub data: &'a TaskData,
+    pub corr: &'a Correspondence,
+    /// The components the strict term resamples.
+    pub unaligned: Vec<Site>,
+    pub batch: usize,
+    pub weights: LossWeights,
+    /// A numerical answer counts as right within this distance of the target.
+    pub tolerance: f32,
+}
+
+/// Interventions that put the source run's activations at `sites`.
+fn patches(
+    model: &Transformer,
+    source: &TokenBatch,
+    sites: &[Site],
+) -> Result<Vec<Intervention>, TrainError> {
+    let hooks: BTreeSet<HookPoint> = sites.iter().map(|s| s.hook).collect();
+    let cache = model.forward_hooks(source, &RunOptions::cache(HookSelection::Only(hooks)))?;
+    sites
+        .iter()
+        .map(|s| {
+            let act = cache.get(&s.hook).ok_or_else(|| {
+                TrainError::Setup(format!("the source run produced no {}", s.hook))
+            })?;
+            Ok(Intervention::new(s.clone(), Action::Replace(act.clone())))
+        })
+        .collect()
+}
+
+/// The batch-mean loss of `logits` `[batch, pos, out]` at the answer positions: cross-entropy
+/// for a categorical output, squared error for a numerical one; rows of weight 0 do not count.
+pub(crate) fn loss(logits: &Tensor, batch: &Batch, prefix: usize, categorical: bool) -> Result<Tensor, TrainError> {
+    let ctx = |e| TrainError::candle("computing the loss", e);
+    let (_, p, _) = logits.dims3().map_err(ctx)?;
+    let n = p - prefix;
+    let answers = logits.narrow(1, prefix, n).map_err(ctx)?;
+    let per = if categorical {
+        candle_nn::ops::log_softmax(&answers, D::Minus1)
+            .and_then(|l| l.gather(&batch.targets.unsqueeze(2)?, 2))
+            .and_then(|l| l.squeeze(2))
+            .and_then(|l| l.neg())
+            .map_err(ctx)?
+    } else {
+        answers
+            .narrow(2, 0, 1)
+            .and_then(|a| a.squeeze(2))
+            .and_then(|a| a.sub(&batch.targets))
+            .and_then(|a| a.sqr())
+            .map_err(ctx)?
+    };
+    let count = (batch.live * n).max(1) as f64;
+    per.mul(&batch.weights)
+        .and_then(|l| l.sum_all())
+        .and_then(|l| l / count)
+        .map_err(ctx)
+}
+
+impl Objective<'_> {
+    fn loss(&self, logits: &Tensor, batch: &Batch) -> Result<Tensor, TrainError> {
+        loss(logits, batch, self.data.prefix, self.data.categorical())
+    }
+
+    /// The three terms on fresh batches of one length drawn from `rng`.
+    pub fn step(&self, model: &Transformer, rng: &mut ChaCha8Rng) -> Result<StepLoss, TrainError> {
+        let data = self.data;
+        let device = model.device();
+        let scalar = |t: &Tensor| {
+            t.to_scalar::<f32>()
+                .map_err(|e| TrainError::candle("reading the loss", e))
+        };
+        let g = data.draw_group(rng);
+
+        let rows = data.draw(g, self.batch, rng);
+        let targets = rows
+            .iter()
+            .map(|&r| Some(data.examples[r].targets.clone()))
+            .collect();
+        let batch = data.batch(&rows, targets, device)?;
+        let logits = model.forward(&batch.tokens, &RunOptions::default())?.logits;
+        let behaviour = self.loss(&logits, &batch)?;
+        let mut total = (&behaviour * self.weights.behaviour)
+            .map_err(|e| TrainError::candle("weighting the loss", e))?;
+        let add = |total: Tensor, term: &Tensor, w: f64| {
+            (term * w)
+                .and_then(|t| total + t)
+                .map_err(|e| TrainError::candle("adding the losses", e))
+        };
+
+        // Every variable every step: one variable per step (InterpBench's choice) leaves each
+        // variable's term to a fraction of the steps, and the terms pull against each other.
+        let mut interchange_sum = 0f32;
+        let mut interchange_terms = 0usize;
+        let per_variable = self.weights.interchange / self.corr.variables.len() as f64;
+        for variable in &self.corr.variables {
+            let base = data.draw(g, self.batch, rng);
+            let source = data.draw(g, self.batch, rng);
+            let targets = base
+                .iter()
+                .zip(&source)
+                .map(|(&b, &s)| data.counterfactual(self.program, variable.node, b, s))
+                .collect();
+            let batch = data.batch(&base, targets, device)?;
+            if batch.live == 0 {
+                continue;
+            }
+            let ivs = patches(model, &data.tokens(&source)?, &variable.sites)?;
+            let logits = model
+                .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
+                .logits;
+            let l = self.loss(&logits, &batch)?;
+            total = add(total, &l, per_variable)?;
+            interchange_sum += scalar(&l)?;
+            interchange_terms += 1;
+        }
+        let interchange =
+            (interchange_terms > 0).then(|| interchange_sum / interchange_terms as f32);
+
+        let strict = if self.unaligned.is_empty() {
+            None
+        } else {
+            let base = data.draw(g, self.batch, rng);
+            let source = data.draw(g, self.batch, rng);
+            let targets = base
+                .iter()
+                .map(|&r| Some(data.examples[r].targets.clone()))
+                .collect();
+            let batch = data.batch(&base, targets, device)?;
+            let ivs = patches(model, &data.tokens(&source)?, &self.unaligned)?;
+            let logits = model
+                .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
+                .logits;
+            let l = self.loss(&logits, &batch)?;
+            total = add(total, &l, self.weights.strict)?;
+            Some(scalar(&l)?)
+        };
+        Ok(StepLoss {
+            behaviour: scalar(&behaviour)?,
+            total,
+            interchange,
+            strict,
+        })
+    }
+
+    /// Whether each row's whole answer in `logits` matches its targets.
+    fn rows_correct(&self, logits: &Tensor, targets: &[Option<Vec<Target>>]) -> Result<Vec<bool>, TrainError> {
+        let l: Vec<Vec<Vec<f32>>> = logits
+            .to_vec3()
+            .map_err(|e| TrainError::candle("reading the logits", e))?;
+        let prefix = self.data.prefix;
+        Ok(l.iter()
+            .zip(targets)
+            .map(|(row, t)| {
+                let Some(t) = t else { return false };
+                row[prefix..].iter().zip(t).all(|(pos, want)| match want {
+                    Target::Class(c) => first_max(pos) == Some(*c as usize),
+                    Target::Number(x) => pos.first().is_some_and(|v| (v - x).abs() <= self.tolerance),
+                })
+            })
+            .collect())
+    }
+
+    /// Accuracy on `eval.rows` and IIA on `eval.pairs`, without gradient.
+    pub fn evaluate(&self, model: &Transformer, eval: &EvalSet) -> Result<Evaluation, TrainError> {
+        let device = model.device();
+        let mut correct = 0usize;
+        let mut total = 0usize;
+        for rows in &eval.rows {
+            let targets: Vec<_> = rows
+                .iter()
+                .map(|&r| Some(self.data.examples[r].targets.clone()))
+                .collect();
+            let tokens = self.data.tokens(rows)?;
+            let logits = model.forward(&tokens, &RunOptions::default())?.logits;
+            let ok = self.rows_correct(&logits, &targets)?;
+            correct += ok.iter().filter(|b| **b).count();
+            total += ok.len();
+        }
+        let mut per_variable = Vec::new();
+        let (mut iia_correct, mut iia_total) = (0usize, 0usize);
+        for (vi, variable) in self.corr.variables.iter().enumerate() {
+            let (mut c, mut t) = (0usize, 0usize);
+            for chunk in eval.pairs.iter().filter(|p| p.variable == vi) {
+                let batch = self.data.batch(&chunk.base, chunk.targets.clone(), device)?;
+                let ivs = patches(model, &self.data.tokens(&chunk.source)?, &variable.sites)?;
+                let logits = model
+                    .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
+                    .logits;
+                let ok = self.rows_correct(&logits, &chunk.targets)?;
+                c += ok.iter().filter(|b| **b).count();
+                t += chunk.targets.iter().filter(|x| x.is_some()).count();
+            }
+            per_variable.push((variable.variable.clone(), rate(c, t)));
+            iia_correct += c;
+            iia_total += t;
+        }
+        Ok(Evaluation {
+            accuracy: rate(correct, total),
+            iia: rate(iia_correct, iia_total),
+            per_variable,
+        })
+    }
+}
+
+fn rate(c: usize, t: usize) -> f64 {
+    if t == 0 { 1.0 } else { c as f64 / t as f64 }
+}
+
+/// The first index of the largest value (the runtime's decoding rule).
+fn first_max(xs: &[f32]) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &x) in xs.iter().enumerate() {
+        if best.is_none_or(|(_, b)| x > b) {
+            best = Some((i, x));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Accuracy and IIA measured during training.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub accuracy: f64,
+    pub iia: f64,
+    pub per_variable: Vec<(String, f64)>,
+}
+
+/// Interchange pairs of one variable and one length.
+pub(crate) struct PairChunk {
+    pub variable: usize,
+    pub base: Vec<usize>,
+    pub source: Vec<usize>,
+    pub targets: Vec<Option<Vec<Target>>>,
+}
+
+/// What [`Objective::evaluate`] measures on: fixed for the whole run.
+pub(crate) struct EvalSet {
+    /// Example indices, one chunk per forward pass (equal lengths).
+    pub rows: Vec<Vec<usize>>,
+    pub pairs: Vec<PairChunk>,
+}
+
+/// Rows per evaluation pass.
+const EVAL_CHUNK: usize = 1024;
+
+impl EvalSet {
+    /// Up to `max_rows` inputs (all of them when the domain is that small; the domain sample is
+    /// already in random order) and `pairs` interchange pairs per variable, drawn from `rng`.
+    pub fn new(
+        objective: &Objective<'_>,
+        max_rows: usize,
+        pairs: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let data = objective.data;
+        let mut rows = Vec::new();
+        for group in &data.groups {
+            let kept: Vec<usize> = group.iter().copied().filter(|&i| i < max_rows).collect();
+            for chunk in kept.chunks(EVAL_CHUNK) {
+                rows.push(chunk.to_vec());
+            }
+        }
+        let mut out = Vec::new();
+        for (vi, variable) in objective.corr.variables.iter().enumerate() {
+            let mut by_group: Vec<(Vec<usize>, Vec<usize>)> = vec![(vec![], vec![]); data.groups.len()];
+            for _ in 0..pairs {
+                let g = data.draw_group(rng);
+                let b = data.draw(g, 1, rng)[0];
+                let s = data.draw(g, 1, rng)[0];
+                by_group[g].0.push(b);
+                by_group[g].1.push(s);
+            }
+            for (base, source) in by_group {
+                if base.is_empty() {
+                    continue;
+                }
+                let targets = base
+                    .iter()
+                    .zip(&source)
+                    .map(|(&b, &s)| data.counterfactual(objective.program, variable.node, b, s))
+                    .collect();
+                out.push(PairChunk {
+                    variable: vi,
+                    base,
+                    source,
+                    targets,
+                });
+            }
+        }
+        EvalSet { rows, pairs: out }
+    }
+}
