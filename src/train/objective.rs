@@ -24,7 +24,7 @@ use super::correspondence::Correspondence;
 use super::data::{Batch, TaskData, Target};
 use crate::lang::ir::Program;
 use crate::model::{
-    Action, HookPoint, HookSelection, Intervention, RunOptions, Site, TokenBatch, Transformer,
+    Action, ActivationCache, HookPoint, HookSelection, Intervention, RunOptions, Site, TokenBatch, Transformer,
 };
 
 /// How much each loss term counts.
@@ -65,23 +65,36 @@ pub(crate) struct Objective<'a> {
     pub tolerance: f32,
 }
 
+/// The source run's activations at `sites`' hooks (the run stops after the last one).
+fn source_cache(
+    model: &Transformer,
+    source: &TokenBatch,
+    sites: &[Site],
+) -> Result<ActivationCache, TrainError> {
+    let hooks: BTreeSet<HookPoint> = sites.iter().map(|s| s.hook).collect();
+    Ok(model.forward_hooks(source, &RunOptions::cache(HookSelection::Only(hooks)))?)
+}
+
+/// Interventions that put `donor`'s activations at `sites`.
+fn replacements(donor: &ActivationCache, sites: &[Site]) -> Result<Vec<Intervention>, TrainError> {
+    sites
+        .iter()
+        .map(|s| {
+            let act = donor.get(&s.hook).ok_or_else(|| {
+                TrainError::Setup(format!("the source run produced no {}", s.hook))
+            })?;
+            Ok(Intervention::new(s.clone(), Action::Replace(act.clone())))
+        })
+        .collect()
+}
+
 /// Interventions that put the source run's activations at `sites`.
 fn patches(
     model: &Transformer,
     source: &TokenBatch,
     sites: &[Site],
 ) -> Result<Vec<Intervention>, TrainError> {
-    let hooks: BTreeSet<HookPoint> = sites.iter().map(|s| s.hook).collect();
-    let cache = model.forward_hooks(source, &RunOptions::cache(HookSelection::Only(hooks)))?;
-    sites
-        .iter()
-        .map(|s| {
-            let act = cache.get(&s.hook).ok_or_else(|| {
-                TrainError::Setup(format!("the source run produced no {}", s.hook))
-            })?;
-            Ok(Intervention::new(s.clone(), Action::Replace(act.clone())))
-        })
-        .collect()
+    replacements(&source_cache(model, source, sites)?, sites)
 }
 
 /// The batch-mean loss of `logits` `[batch, pos, out]` at the answer positions: cross-entropy
@@ -125,14 +138,17 @@ impl Objective<'_> {
             t.to_scalar::<f32>()
                 .map_err(|e| TrainError::candle("reading the loss", e))
         };
+        // One base batch and one source batch serve every term: the source run is shared, so a
+        // step costs 2 + (variables + 1) forward passes rather than twice that.
         let g = data.draw_group(rng);
-
-        let rows = data.draw(g, self.batch, rng);
-        let targets = rows
-            .iter()
-            .map(|&r| Some(data.examples[r].targets.clone()))
-            .collect();
-        let batch = data.batch(&rows, targets, device)?;
+        let base = data.draw(g, self.batch, rng);
+        let source = data.draw(g, self.batch, rng);
+        let own = |rows: &[usize]| -> Vec<Option<Vec<Target>>> {
+            rows.iter()
+                .map(|&r| Some(data.examples[r].targets.clone()))
+                .collect()
+        };
+        let batch = data.batch(&base, own(&base), device)?;
         let logits = model.forward(&batch.tokens, &RunOptions::default())?.logits;
         let behaviour = self.loss(&logits, &batch)?;
         let mut total = (&behaviour * self.weights.behaviour)
@@ -142,6 +158,14 @@ impl Objective<'_> {
                 .and_then(|t| total + t)
                 .map_err(|e| TrainError::candle("adding the losses", e))
         };
+        let all_sites: Vec<Site> = self
+            .corr
+            .variables
+            .iter()
+            .flat_map(|v| v.sites.iter().cloned())
+            .chain(self.unaligned.iter().cloned())
+            .collect();
+        let donor = source_cache(model, &data.tokens(&source)?, &all_sites)?;
 
         // Every variable every step: one variable per step (InterpBench's choice) leaves each
         // variable's term to a fraction of the steps, and the terms pull against each other.
@@ -149,8 +173,6 @@ impl Objective<'_> {
         let mut interchange_terms = 0usize;
         let per_variable = self.weights.interchange / self.corr.variables.len() as f64;
         for variable in &self.corr.variables {
-            let base = data.draw(g, self.batch, rng);
-            let source = data.draw(g, self.batch, rng);
             let targets = base
                 .iter()
                 .zip(&source)
@@ -160,7 +182,7 @@ impl Objective<'_> {
             if batch.live == 0 {
                 continue;
             }
-            let ivs = patches(model, &data.tokens(&source)?, &variable.sites)?;
+            let ivs = replacements(&donor, &variable.sites)?;
             let logits = model
                 .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
                 .logits;
@@ -175,14 +197,8 @@ impl Objective<'_> {
         let strict = if self.unaligned.is_empty() {
             None
         } else {
-            let base = data.draw(g, self.batch, rng);
-            let source = data.draw(g, self.batch, rng);
-            let targets = base
-                .iter()
-                .map(|&r| Some(data.examples[r].targets.clone()))
-                .collect();
-            let batch = data.batch(&base, targets, device)?;
-            let ivs = patches(model, &data.tokens(&source)?, &self.unaligned)?;
+            let batch = data.batch(&base, own(&base), device)?;
+            let ivs = replacements(&donor, &self.unaligned)?;
             let logits = model
                 .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
                 .logits;

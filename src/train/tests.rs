@@ -1,1 +1,188 @@
+use std::path::Path;
+
+use candle_core::{Device, Var};
+
 use super::*;
+use crate::compile::{CompileOptions, compile_checked};
+use crate::model::{AttnHook, BlockHook, HookPoint, RunOptions, Site, TokenBatch};
+
+fn reverse() -> (Program, Compiled) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/tracr/reverse.interp");
+    let spec = crate::lang::load(&path).expect("the bundled spec loads");
+    let program = spec.programs["tracr_reverse"].clone();
+    let (compiled, _) = compile_checked(&program, &CompileOptions::default(), 0).unwrap();
+    (program, compiled)
+}
+
+fn z(layer: usize, head: usize) -> Site {
+    Site::hook(HookPoint::attn(layer, AttnHook::Z)).with_head(head)
+}
+
+fn mlp_out(layer: usize) -> Site {
+    Site::hook(HookPoint::Block {
+        layer,
+        hook: BlockHook::MlpOut,
+    })
+}
+
+fn tiny() -> TrainOptions {
+    TrainOptions {
+        seed: 5,
+        steps: 3,
+        batch: 8,
+        eval_every: 3,
+        eval_pairs: 8,
+        ..TrainOptions::default()
+    }
+}
+
+fn weight_bytes(t: &Transformer) -> Vec<(String, Vec<f32>)> {
+    t.weights()
+        .named()
+        .into_iter()
+        .map(|(n, w)| (n, w.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_compiled_layout_is_where_the_compiler_put_each_variable() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    let names: Vec<&str> = corr.variables.iter().map(|v| v.variable.as_str()).collect();
+    assert_eq!(names, ["length", "opp_idx", "opp_idx_1", "output"]);
+    assert_eq!(corr.variables[0].sites, [z(0, 0), mlp_out(0)]);
+    assert_eq!(corr.variables[3].sites, [z(1, 0)]);
+    assert_eq!(corr.extent(), (2, 1));
+    assert!(corr.block_text("tracr_reverse").contains("output -> blocks.1.attn.hook_z[0]"));
+}
+
+#[test]
+fn the_strict_term_resamples_exactly_the_unaligned_components() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    let arch = Architecture {
+        n_layers: 3,
+        n_heads: 2,
+        ..Architecture::default_for(&compiled, &corr)
+    };
+    let free = corr.unaligned_nodes(&arch.config());
+    // Layer 0: head 0 and the MLP are aligned; layer 1: head 0; layer 2: nothing.
+    assert_eq!(
+        free,
+        [z(0, 1), z(1, 1), mlp_out(1), z(2, 0), z(2, 1), mlp_out(2)]
+    );
+    // A whole-stream site makes everything up to its layer part of the alignment.
+    let mut stream = corr.clone();
+    stream.variables[0].sites = vec![Site::hook(HookPoint::Block {
+        layer: 1,
+        hook: BlockHook::ResidPost,
+    })];
+    assert_eq!(
+        stream.unaligned_nodes(&arch.config()),
+        [z(2, 0), z(2, 1), mlp_out(2)]
+    );
+}
+
+#[test]
+fn map_params_keeps_the_forward_pass() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    let arch = Architecture::default_for(&compiled, &corr);
+    let model = arch.init(3, &Device::Cpu).unwrap();
+    let same = Transformer::new(
+        model.config().clone(),
+        model.weights().map_params(|_, t| Ok(t.clone())).unwrap(),
+    )
+    .unwrap();
+    let tokens = TokenBatch::new(&[vec![0, 1, 2, 3], vec![0, 3, 3, 1]]).unwrap();
+    let a = model.forward(&tokens, &RunOptions::default()).unwrap().logits;
+    let b = same.forward(&tokens, &RunOptions::default()).unwrap().logits;
+    let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+    assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0);
+    assert!(
+        model
+            .weights()
+            .map_params(|_, t| t.narrow(0, 0, 1))
+            .is_err(),
+        "a reshaped parameter is refused"
+    );
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_through_an_interchange() {
+    // The training forward (tensor attention path, patched sites) must reach every weight:
+    // a parameter without gradient would silently never train.
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    let arch = Architecture::default_for(&compiled, &corr);
+    let init = arch.init(1, &Device::Cpu).unwrap();
+    let params = Params::new(&init).unwrap();
+    let model = params.model(&init, Mode::Train).unwrap();
+    let dom = domain(&program.task, 0).unwrap();
+    let data = TaskData::new(&program, &compiled, dom.inputs).unwrap();
+    let objective = Objective {
+        program: &program,
+        data: &data,
+        corr: &corr,
+        unaligned: corr.unaligned_nodes(model.config()),
+        batch: 16,
+        weights: LossWeights::default(),
+        tolerance: 0.01,
+    };
+    let loss = objective.step(&model, &mut stream(0, 9)).unwrap();
+    assert!(loss.interchange.is_some() && loss.strict.is_some());
+    let grads = loss.total.backward().unwrap();
+    let names: Vec<String> = init.weights().named().into_iter().map(|(n, _)| n).collect();
+    for (name, var) in names.iter().zip(&params.vars) {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name} has no gradient"));
+        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(norm.is_finite(), "{name}: gradient {norm}");
+    }
+    let _: &Var = &params.vars[0];
+}
+
+#[test]
+fn training_is_deterministic_for_a_seed() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    let quiet = Progress::hidden();
+    let a = train(&program, &compiled, &corr, &tiny(), &quiet).unwrap();
+    let b = train(&program, &compiled, &corr, &tiny(), &quiet).unwrap();
+    assert_eq!(a.report.steps, 3);
+    assert_eq!(weight_bytes(&a.model), weight_bytes(&b.model));
+    assert_eq!(a.report.history, b.report.history);
+    let other = TrainOptions {
+        seed: 6,
+        ..tiny()
+    };
+    let c = train(&program, &compiled, &corr, &other, &quiet).unwrap();
+    assert_ne!(weight_bytes(&a.model), weight_bytes(&c.model));
+    // Training moved the weights away from their initial values.
+    let init = Architecture::default_for(&compiled, &corr)
+        .init(derived_seed(5, STREAM_INIT), &Device::Cpu)
+        .unwrap();
+    assert_ne!(weight_bytes(&a.model), weight_bytes(&init));
+}
+
+#[test]
+fn drawn_architectures_hold_the_circuit_and_follow_the_seed() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    let draws: Vec<Architecture> = (0..12)
+        .map(|s| Architecture::draw(&compiled, &corr, &mut stream(s, STREAM_ARCHITECTURE)))
+        .collect();
+    for a in &draws {
+        assert!(a.n_layers >= 2 && a.n_heads >= 1);
+        let model = a.init(0, &Device::Cpu).unwrap();
+        for s in corr.variables.iter().flat_map(|v| &v.sites) {
+            model.check_site(s).unwrap();
+        }
+    }
+    assert!(draws.windows(2).any(|w| w[0] != w[1]), "the draws vary");
+    assert_eq!(
+        draws[3],
+        Architecture::draw(&compiled, &corr, &mut stream(3, STREAM_ARCHITECTURE))
+    );
+}

@@ -6,3 +6,4 @@ mod pipeline;
 mod sample;
 mod specs;
 mod tracr;
+mod train;
