@@ -9,6 +9,11 @@
 //! thread count. Families: rotation, noise-width, placement, head-order, mlp-permutation,
 //! rescale, overprovision, sharpness (default: all). For a pipeline, `DIR/000i` is chain `i`:
 //! implementation `i` of every stage.
+//!
+//! `--family trained` (alone) trains each implementation instead (`congruity train` with a random
+//! architecture): item `i` trains with a seed derived from `(S, i)` on the compiled layout or
+//! `--circuit C`, and is kept only once accepted (accuracy and IIA at their thresholds); a
+//! rejected draw is retried with the next attempt's seed, at most three times.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,18 +48,44 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Families to draw from (repeatable; default all).
+    /// Families to draw from (repeatable; default all function-preserving ones), or `trained`
+    /// alone.
     #[arg(long = "family", value_name = "F", value_parser = parse_family)]
-    pub family: Vec<Family>,
+    pub family: Vec<SampleFamily>,
+
+    /// The circuit trained implementations realise (`--family trained`; default: the compiled
+    /// layout).
+    #[arg(long, value_name = "C")]
+    pub circuit: Option<String>,
+
+    /// The most optimiser steps per trained implementation.
+    #[arg(long, value_name = "N", default_value_t = crate::train::TrainOptions::default().steps)]
+    pub steps: usize,
 }
 
-fn parse_family(s: &str) -> Result<Family, String> {
-    s.parse()
+/// A family of `--family`: a function-preserving map of the compiled model, or training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleFamily {
+    Compiled(Family),
+    Trained,
+}
+
+fn parse_family(s: &str) -> Result<SampleFamily, String> {
+    if s == "trained" {
+        return Ok(SampleFamily::Trained);
+    }
+    s.parse().map(SampleFamily::Compiled)
 }
 
 pub fn run(args: Args) -> ExitCode {
     match load_target(&args.file, args.program.as_deref()) {
-        Ok((spec, program)) => super::exit_code(execute(&args, &spec, &program)),
+        Ok((spec, program)) => {
+            if args.family.contains(&SampleFamily::Trained) {
+                super::exit_code(trained::execute(&args, &spec, &program))
+            } else {
+                super::exit_code(execute(&args, &spec, &program))
+            }
+        }
         Err(code) => code,
     }
 }
@@ -64,8 +95,20 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
     let families: Vec<Family> = if args.family.is_empty() {
         Family::ALL.to_vec()
     } else {
-        args.family.clone()
+        args.family
+            .iter()
+            .filter_map(|f| match f {
+                SampleFamily::Compiled(f) => Some(*f),
+                SampleFamily::Trained => None,
+            })
+            .collect()
     };
+    if args.circuit.is_some() {
+        return Err(CompileError::Sample {
+            reason: "--circuit names what trained implementations realise; it needs --family trained"
+                .into(),
+        });
+    }
     let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
     let opts = CompileOptions::default();
     let started = std::time::Instant::now();
@@ -122,4 +165,100 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
         }
     }
     Ok(())
+}
+
+/// `--family trained`: a pool of trained, accepted implementations.
+mod trained {
+    use serde_json::json;
+
+    use super::Args;
+    use crate::cli::compile::{check_out_dir, spec_inputs};
+    use crate::cli::train::{Job, TrainCliError, correspondence, train_member, write_member};
+    use crate::compile::sample::{POOL_FILE, POOL_FORMAT, member_name};
+    use crate::compile::{CompileOptions, compile_checked};
+    use crate::lang::Spec;
+    use crate::progress::Progress;
+    use crate::train::{TrainOptions, sample_seed};
+
+    /// Draws per item before the pool is refused.
+    const ATTEMPTS: u64 = 3;
+
+    pub(super) fn execute(args: &Args, spec: &Spec, name: &str) -> Result<(), TrainCliError> {
+        if args.family.len() != 1 {
+            return Err(TrainCliError::Usage(
+                "`--family trained` trains implementations; it does not combine with the function-preserving families".into(),
+            ));
+        }
+        check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
+        let program = spec.programs.get(name).ok_or_else(|| {
+            TrainCliError::Usage(format!(
+                "`{name}` is a pipeline; sample trained implementations of its stages one by one (--program STAGE)"
+            ))
+        })?;
+        let (compiled, _) = compile_checked(program, &CompileOptions::default(), args.seed)?;
+        let corr = correspondence(spec, &args.file, program, &compiled, args.circuit.as_deref())?;
+        let job = Job {
+            file: &args.file,
+            program,
+            compiled: &compiled,
+            corr: &corr,
+        };
+        let started = std::time::Instant::now();
+        let progress = Progress::shown("training");
+        crate::files::replace_dir(&args.out, |tmp| -> Result<(), TrainCliError> {
+            for index in 0..args.count {
+                let dir = tmp.join(member_name(index));
+                let shown = args.out.join(member_name(index));
+                let mut tried = Vec::new();
+                for attempt in 0..ATTEMPTS {
+                    let opts = TrainOptions {
+                        seed: sample_seed(args.seed, index, attempt),
+                        steps: args.steps,
+                        random_architecture: true,
+                        ..TrainOptions::default()
+                    };
+                    let about = json!({"base_seed": args.seed, "index": index, "attempt": attempt});
+                    let m = train_member(&job, &opts, &shown, &progress, Some(about))?;
+                    if m.accepted {
+                        write_member(&dir, &m)?;
+                        crate::cli::train::print_member(&m, &shown);
+                        tried.clear();
+                        break;
+                    }
+                    tried.push(format!(
+                        "seed {}: accuracy {:.4}, iia {:.4}",
+                        opts.seed, m.measured.accuracy, m.measured.iia
+                    ));
+                }
+                if !tried.is_empty() {
+                    return Err(TrainCliError::Usage(format!(
+                        "implementation {index}: no accepted model in {ATTEMPTS} draws ({}); raise --steps",
+                        tried.join("; ")
+                    )));
+                }
+            }
+            let manifest = json!({
+                "format": POOL_FORMAT,
+                "count": args.count,
+                "members": (0..args.count).map(member_name).collect::<Vec<_>>(),
+                "about": {
+                    "interpretation": program.name,
+                    "families": ["trained"],
+                    "circuit": corr.name,
+                    "base_seed": args.seed,
+                },
+            });
+            crate::model::io::write_json(&tmp.join(POOL_FILE), &manifest)?;
+            Ok(())
+        })?;
+        println!(
+            "trained {} implementation(s) of `{}` on {} -> {}/0000.. in {:.1}s",
+            args.count,
+            program.name,
+            corr.name,
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
 }

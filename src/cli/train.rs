@@ -132,26 +132,7 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
         }
     }
     let (compiled, _) = compile_checked(program, &CompileOptions::default(), args.seed)?;
-    let corr = match &args.circuit {
-        Some(c) => {
-            let circuit = spec.circuits.get(c).ok_or_else(|| {
-                let names: Vec<&str> = spec.circuits.keys().map(String::as_str).collect();
-                TrainCliError::Usage(format!(
-                    "`{}` has no circuit `{c}`; its circuits: {}",
-                    args.file.display(),
-                    if names.is_empty() { "none".into() } else { names.join(", ") }
-                ))
-            })?;
-            if circuit.program != program.name {
-                return Err(TrainCliError::Usage(format!(
-                    "circuit `{c}` is for `{}`, not `{}`",
-                    circuit.program, program.name
-                )));
-            }
-            Correspondence::from_circuit(circuit)?
-        }
-        None => Correspondence::compiled_layout(program, &compiled)?,
-    };
+    let corr = correspondence(spec, &args.file, program, &compiled, args.circuit.as_deref())?;
     let opts = TrainOptions {
         seed: args.seed,
         steps: args.steps,
@@ -169,25 +150,98 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
     };
     eprintln!(
         "training `{}` on {} (seed {}, at most {} steps)",
-        program.name,
-        corr.name,
-        args.seed,
-        args.steps
+        program.name, corr.name, args.seed, args.steps
     );
-    let trained = train(program, &compiled, &corr, &opts, &Progress::shown("training"))?;
+    let job = Job {
+        file: &args.file,
+        program,
+        compiled: &compiled,
+        corr: &corr,
+    };
+    let member = train_member(&job, &opts, &args.out, &Progress::shown("training"), None)?;
+    crate::files::replace_dir(&args.out, |tmp| write_member(tmp, &member))?;
+    print_member(&member, &args.out);
+    if !member.accepted {
+        eprintln!(
+            "error: the model is not accepted as an implementation of `{}` (written with \"accepted\": false); train longer (--steps) or with another seed",
+            program.name
+        );
+    }
+    Ok(member.accepted)
+}
+
+/// The circuit named by `--circuit` (checked to belong to `program`), or the compiled layout.
+pub(crate) fn correspondence(
+    spec: &Spec,
+    file: &Path,
+    program: &Program,
+    compiled: &crate::compile::Compiled,
+    circuit: Option<&str>,
+) -> Result<Correspondence, TrainCliError> {
+    let Some(c) = circuit else {
+        return Ok(Correspondence::compiled_layout(program, compiled)?);
+    };
+    let circuit = spec.circuits.get(c).ok_or_else(|| {
+        let names: Vec<&str> = spec.circuits.keys().map(String::as_str).collect();
+        TrainCliError::Usage(format!(
+            "`{}` has no circuit `{c}`; its circuits: {}",
+            file.display(),
+            if names.is_empty() { "none".into() } else { names.join(", ") }
+        ))
+    })?;
+    if circuit.program != program.name {
+        return Err(TrainCliError::Usage(format!(
+            "circuit `{c}` is for `{}`, not `{}`",
+            circuit.program, program.name
+        )));
+    }
+    Ok(Correspondence::from_circuit(circuit)?)
+}
+
+/// What one trained model is trained to implement.
+pub(crate) struct Job<'a> {
+    pub file: &'a Path,
+    pub program: &'a Program,
+    pub compiled: &'a crate::compile::Compiled,
+    pub corr: &'a Correspondence,
+}
+
+/// A trained, measured model with its sidecar and training record, ready to write.
+pub(crate) struct Member {
+    pub trained: Trained,
+    pub measured: Measured,
+    pub accepted: bool,
+    pub sidecar: Sidecar,
+    pub record: serde_json::Value,
+}
+
+/// Trains with `opts`, then measures the model as `congruity test` would (`dir` only names it
+/// in messages). `sample` is the pool provenance (`{"base_seed", "index", "attempt"}`), if any.
+pub(crate) fn train_member(
+    job: &Job<'_>,
+    opts: &TrainOptions,
+    dir: &Path,
+    progress: &Progress,
+    sample: Option<serde_json::Value>,
+) -> Result<Member, TrainCliError> {
+    let (program, compiled, corr) = (job.program, job.compiled, job.corr);
+    let trained = train(program, compiled, corr, opts, progress)?;
     let sidecar = Sidecar::new(compiled.input.clone(), compiled.output.clone());
     let loaded = LoadedModel {
         transformer: trained.model.clone(),
         sidecar: Some(sidecar.clone()),
         format: ModelFormat::TransformerLens,
-        dir: args.out.clone(),
+        dir: dir.to_path_buf(),
     };
-    let measured = measure(&loaded, program, &trained, args.seed)?;
+    let measured = measure(&loaded, program, &trained, opts.seed)?;
     let accepted = measured.accuracy >= opts.min_accuracy && measured.iia >= opts.min_iia;
-    let mut prov = serde_json::to_value(provenance(&args.file, &program.name, Some(args.seed))?)
+    let mut prov = serde_json::to_value(provenance(job.file, &program.name, Some(opts.seed))?)
         .unwrap_or_default();
     if let Some(p) = prov.as_object_mut() {
         p.insert("family".into(), json!(["trained"]));
+        if let Some(s) = sample {
+            p.insert("sample".into(), s);
+        }
         p.insert(
             "training".into(),
             json!({
@@ -222,36 +276,47 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
             "per_variable": measured.per_variable,
         },
     });
-    write(&args.out, &trained, &sidecar, &record)?;
+    Ok(Member {
+        trained,
+        measured,
+        accepted,
+        sidecar,
+        record,
+    })
+}
+
+/// The summary lines of a trained model.
+pub(crate) fn print_member(m: &Member, dir: &Path) {
+    let (t, ms) = (&m.trained, &m.measured);
     println!(
         "trained `{}` ({}) in {} steps, {:.1} s -> {}",
-        program.name,
-        trained.architecture.describe(),
-        trained.report.steps,
-        trained.report.seconds,
-        args.out.display()
+        m.sidecar.provenance["program"].as_str().unwrap_or("?"),
+        t.architecture.describe(),
+        t.report.steps,
+        t.report.seconds,
+        dir.display()
+    );
+    let min = &m.sidecar.provenance["training"];
+    let (min_acc, min_iia) = (
+        min["min_accuracy"].as_f64().unwrap_or(1.0),
+        min["min_iia"].as_f64().unwrap_or(1.0),
     );
     println!(
         "  accuracy {:.4} on {} ({})",
-        measured.accuracy, measured.coverage, threshold(measured.accuracy, opts.min_accuracy)
+        ms.accuracy,
+        ms.coverage,
+        threshold(ms.accuracy, min_acc)
     );
     println!(
         "  iia({}) {:.4} on {} interchanges ({})",
-        corr.name,
-        measured.iia,
-        measured.pairs,
-        threshold(measured.iia, opts.min_iia)
+        t.correspondence.name,
+        ms.iia,
+        ms.pairs,
+        threshold(ms.iia, min_iia)
     );
-    for (v, r) in &measured.per_variable {
+    for (v, r) in &ms.per_variable {
         println!("    {v}: {r:.4}");
     }
-    if !accepted {
-        eprintln!(
-            "error: the model is not accepted as an implementation of `{}` (written with \"accepted\": false); train longer (--steps) or with another seed",
-            program.name
-        );
-    }
-    Ok(accepted)
 }
 
 fn threshold(x: f64, min: f64) -> String {
@@ -263,13 +328,13 @@ fn threshold(x: f64, min: f64) -> String {
 }
 
 /// The acceptance figures, measured as `congruity test` measures `accuracy` and `iia`.
-struct Measured {
-    accuracy: f64,
-    inputs: usize,
-    coverage: String,
-    iia: f64,
-    pairs: usize,
-    per_variable: Vec<(String, f64)>,
+pub(crate) struct Measured {
+    pub accuracy: f64,
+    pub inputs: usize,
+    pub coverage: String,
+    pub iia: f64,
+    pub pairs: usize,
+    pub per_variable: Vec<(String, f64)>,
 }
 
 fn measure(
@@ -297,20 +362,20 @@ fn measure(
     })
 }
 
-/// Writes the model directory in one atomic step: weights, config, sidecar, training record.
-fn write(
-    out: &Path,
-    trained: &Trained,
-    sidecar: &Sidecar,
-    record: &serde_json::Value,
-) -> Result<(), TrainCliError> {
-    crate::files::replace_dir(out, |tmp| -> Result<(), TrainCliError> {
-        let t = &trained.model;
-        sidecar.validate(t.config(), &tmp.join(SIDECAR_FILE))?;
-        crate::model::io::write_safetensors(&tmp.join(MODEL_FILE), t.weights().named())?;
-        crate::model::io::write_json(&tmp.join(CONFIG_FILE), &t.config().to_tl_json())?;
-        crate::model::io::write_json(&tmp.join(SIDECAR_FILE), sidecar)?;
-        crate::model::io::write_json(&tmp.join(TRAIN_REPORT_FILE), record)?;
-        Ok(())
-    })
+/// Writes a member's files into `dir` (weights, config, sidecar, training record); callers put
+/// `dir` in place atomically.
+pub(crate) fn write_member(dir: &Path, m: &Member) -> Result<(), TrainCliError> {
+    let t = &m.trained.model;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        TrainCliError::Model(crate::model::ModelError::Write {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })
+    })?;
+    m.sidecar.validate(t.config(), &dir.join(SIDECAR_FILE))?;
+    crate::model::io::write_safetensors(&dir.join(MODEL_FILE), t.weights().named())?;
+    crate::model::io::write_json(&dir.join(CONFIG_FILE), &t.config().to_tl_json())?;
+    crate::model::io::write_json(&dir.join(SIDECAR_FILE), &m.sidecar)?;
+    crate::model::io::write_json(&dir.join(TRAIN_REPORT_FILE), &m.record)?;
+    Ok(())
 }

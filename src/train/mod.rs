@@ -131,6 +131,7 @@ const STREAM_INIT: u64 = 1;
 const STREAM_BATCHES: u64 = 2;
 const STREAM_EVAL: u64 = 3;
 const STREAM_ARCHITECTURE: u64 = 4;
+const STREAM_SAMPLES: u64 = 5;
 
 /// The `stream`-th random stream of `seed`.
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -143,11 +144,8 @@ fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalPoint {
     pub step: usize,
-    /// The last step's total loss and its terms (a term is absent when the step had none).
-    pub loss: f32,
-    pub behaviour: f32,
-    pub interchange: Option<f32>,
-    pub strict: Option<f32>,
+    /// The last step's losses.
+    pub loss: StepLosses,
     pub accuracy: f64,
     pub iia: f64,
 }
@@ -181,9 +179,134 @@ pub struct Trained {
 /// The inputs of the evaluation's accuracy (the whole domain when it is this small).
 const EVAL_ROWS: usize = 10_000;
 
+/// A training run in progress: the model's variables, the optimiser, the data and the batch
+/// stream. [`train`] drives one to the end; a bench or a caller with its own schedule may call
+/// [`step`](Self::step) and [`evaluate`](Self::evaluate) directly.
+pub struct Session<'a> {
+    objective: Objective<'a>,
+    eval: EvalSet,
+    init: Transformer,
+    params: Params,
+    optimiser: AdamW,
+    rng: ChaCha8Rng,
+    architecture: Architecture,
+    steps: usize,
+}
+
+/// One step's loss terms (a term is absent when the step had none).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct StepLosses {
+    pub total: f32,
+    pub behaviour: f32,
+    pub interchange: Option<f32>,
+    pub strict: Option<f32>,
+}
+
+impl<'a> Session<'a> {
+    /// Draws the architecture (or takes the default), initialises the weights and the
+    /// optimiser, and encodes the task's domain.
+    pub fn new(
+        program: &'a Program,
+        compiled: &Compiled,
+        corr: &'a Correspondence,
+        opts: &TrainOptions,
+    ) -> Result<Self, TrainError> {
+        if opts.batch == 0 || opts.eval_every == 0 {
+            return Err(TrainError::Setup(
+                "the batch size and the evaluation interval must be at least 1".into(),
+            ));
+        }
+        let architecture = if opts.random_architecture {
+            Architecture::draw(compiled, corr, &mut stream(opts.seed, STREAM_ARCHITECTURE))
+        } else {
+            Architecture::default_for(compiled, corr)
+        };
+        let init = architecture.init(derived_seed(opts.seed, STREAM_INIT), &Device::Cpu)?;
+        for site in corr.variables.iter().flat_map(|v| &v.sites) {
+            init.check_site(site)?;
+        }
+        let dom =
+            domain(&program.task, opts.seed).map_err(|e| TrainError::Setup(e.to_string()))?;
+        let objective = Objective {
+            program,
+            data: TaskData::new(program, compiled, dom.inputs)?,
+            corr,
+            unaligned: corr.unaligned_nodes(init.config()),
+            batch: opts.batch,
+            weights: opts.loss_weights,
+            tolerance: numeric_tolerance(compiled),
+        };
+        let eval = EvalSet::new(
+            &objective,
+            EVAL_ROWS,
+            opts.eval_pairs,
+            &mut stream(opts.seed, STREAM_EVAL),
+        );
+        let params = Params::new(&init)?;
+        let optimiser = AdamW::new(
+            params.vars.clone(),
+            ParamsAdamW {
+                lr: opts.learning_rate,
+                weight_decay: opts.weight_decay,
+                ..ParamsAdamW::default()
+            },
+        )
+        .map_err(|e| TrainError::candle("setting up AdamW", e))?;
+        Ok(Session {
+            objective,
+            eval,
+            init,
+            params,
+            optimiser,
+            rng: stream(opts.seed, STREAM_BATCHES),
+            architecture,
+            steps: 0,
+        })
+    }
+
+    pub fn architecture(&self) -> Architecture {
+        self.architecture
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// One optimiser step on fresh batches.
+    pub fn step(&mut self) -> Result<StepLosses, TrainError> {
+        let model = self.params.model(&self.init, Mode::Train)?;
+        let loss = self.objective.step(&model, &mut self.rng)?;
+        self.optimiser
+            .backward_step(&loss.total)
+            .map_err(|e| TrainError::candle("taking an optimiser step", e))?;
+        self.steps += 1;
+        Ok(StepLosses {
+            total: loss
+                .total
+                .to_scalar::<f32>()
+                .map_err(|e| TrainError::candle("reading the loss", e))?,
+            behaviour: loss.behaviour,
+            interchange: loss.interchange,
+            strict: loss.strict,
+        })
+    }
+
+    /// Accuracy and IIA of the current weights on the run's evaluation set.
+    pub fn evaluate(&self) -> Result<Evaluation, TrainError> {
+        let frozen = self.params.model(&self.init, Mode::Frozen)?;
+        self.objective.evaluate(&frozen, &self.eval)
+    }
+
+    /// The current weights as a model of their own.
+    pub fn model(&self) -> Result<Transformer, TrainError> {
+        self.params.model(&self.init, Mode::Copy)
+    }
+}
+
 /// Trains an implementation of `program` (compiled as `compiled`, whose encodings it shares) on
 /// `corr`. Stops after `opts.steps` steps or at the first evaluation where accuracy and IIA
-/// reach the thresholds; `report.converged` says which.
+/// are halfway from their thresholds to 1; `report.converged` says whether the thresholds hold.
 pub fn train(
     program: &Program,
     compiled: &Compiled,
@@ -191,70 +314,17 @@ pub fn train(
     opts: &TrainOptions,
     progress: &Progress,
 ) -> Result<Trained, TrainError> {
-    if opts.batch == 0 || opts.eval_every == 0 {
-        return Err(TrainError::Setup(
-            "the batch size and the evaluation interval must be at least 1".into(),
-        ));
-    }
     let started = Instant::now();
-    let architecture = if opts.random_architecture {
-        Architecture::draw(compiled, corr, &mut stream(opts.seed, STREAM_ARCHITECTURE))
-    } else {
-        Architecture::default_for(compiled, corr)
-    };
-    let device = Device::Cpu;
-    let init = architecture.init(derived_seed(opts.seed, STREAM_INIT), &device)?;
-    for site in corr.variables.iter().flat_map(|v| &v.sites) {
-        init.check_site(site)?;
-    }
-    let dom = domain(&program.task, opts.seed).map_err(|e| TrainError::Setup(e.to_string()))?;
-    let data = TaskData::new(program, compiled, dom.inputs)?;
-    let objective = Objective {
-        program,
-        data: &data,
-        corr,
-        unaligned: corr.unaligned_nodes(init.config()),
-        batch: opts.batch,
-        weights: opts.loss_weights,
-        tolerance: numeric_tolerance(compiled),
-    };
-    let eval = EvalSet::new(
-        &objective,
-        EVAL_ROWS,
-        opts.eval_pairs,
-        &mut stream(opts.seed, STREAM_EVAL),
-    );
-
-    let params = Params::new(&init)?;
-    let mut optimiser = AdamW::new(
-        params.vars.clone(),
-        ParamsAdamW {
-            lr: opts.learning_rate,
-            weight_decay: opts.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )
-    .map_err(|e| TrainError::candle("setting up AdamW", e))?;
-    let mut rng = stream(opts.seed, STREAM_BATCHES);
+    let mut session = Session::new(program, compiled, corr, opts)?;
     let bar = progress.bar(opts.steps as u64, "steps");
     let mut history = Vec::new();
     let mut last = None;
-    let mut steps = 0;
-    for step in 1..=opts.steps {
-        let model = params.model(&init, Mode::Train)?;
-        let loss = objective.step(&model, &mut rng)?;
-        optimiser
-            .backward_step(&loss.total)
-            .map_err(|e| TrainError::candle("taking an optimiser step", e))?;
-        steps = step;
+    while session.steps() < opts.steps {
+        let loss = session.step()?;
+        let step = session.steps();
         bar.inc(1);
         if step % opts.eval_every == 0 || step == opts.steps {
-            let frozen = params.model(&init, Mode::Frozen)?;
-            let ev = objective.evaluate(&frozen, &eval)?;
-            let total = loss
-                .total
-                .to_scalar::<f32>()
-                .map_err(|e| TrainError::candle("reading the loss", e))?;
+            let ev = session.evaluate()?;
             let term = |x: Option<f32>| x.map_or("-".to_owned(), |x| format!("{x:.3}"));
             bar.set_message(format!(
                 "loss {:.3}/{}/{} acc {:.3} iia {:.3}",
@@ -266,10 +336,7 @@ pub fn train(
             ));
             history.push(EvalPoint {
                 step,
-                loss: total,
-                behaviour: loss.behaviour,
-                interchange: loss.interchange,
-                strict: loss.strict,
+                loss,
                 accuracy: ev.accuracy,
                 iia: ev.iia,
             });
@@ -288,13 +355,12 @@ pub fn train(
         iia: 0.0,
         per_variable: Vec::new(),
     });
-    let model = params.model(&init, Mode::Copy)?;
     Ok(Trained {
-        model,
-        architecture,
+        model: session.model()?,
+        architecture: session.architecture(),
         correspondence: corr.clone(),
         report: TrainReport {
-            steps,
+            steps: session.steps(),
             converged: ev.accuracy >= opts.min_accuracy && ev.iia >= opts.min_iia,
             accuracy: ev.accuracy,
             iia: ev.iia,
@@ -303,6 +369,15 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// The training seed of attempt `attempt` at item `index` of a pool sampled with `base`: each
+/// item (and each retry) its own stream, whatever the pool size.
+pub fn sample_seed(base: u64, index: u64, attempt: u64) -> u64 {
+    use rand::RngCore;
+    let mut rng = stream(base, STREAM_SAMPLES);
+    rng.set_word_pos(u128::from(index) * 64 + u128::from(attempt) * 2);
+    rng.next_u64()
 }
 
 fn midway(threshold: f64) -> f64 {

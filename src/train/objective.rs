@@ -55,7 +55,7 @@ pub(crate) struct StepLoss {
 
 pub(crate) struct Objective<'a> {
     pub program: &'a Program,
-    pub data: &'a TaskData,
+    pub data: TaskData,
     pub corr: &'a Correspondence,
     /// The components the strict term resamples.
     pub unaligned: Vec<Site>,
@@ -132,7 +132,7 @@ impl Objective<'_> {
 
     /// The three terms on fresh batches of one length drawn from `rng`.
     pub fn step(&self, model: &Transformer, rng: &mut ChaCha8Rng) -> Result<StepLoss, TrainError> {
-        let data = self.data;
+        let data = &self.data;
         let device = model.device();
         let scalar = |t: &Tensor| {
             t.to_scalar::<f32>()
@@ -324,7 +324,7 @@ impl EvalSet {
         pairs: usize,
         rng: &mut ChaCha8Rng,
     ) -> Self {
-        let data = objective.data;
+        let data = &objective.data;
         let mut rows = Vec::new();
         for group in &data.groups {
             let kept: Vec<usize> = group.iter().copied().filter(|&i| i < max_rows).collect();

@@ -122,7 +122,7 @@ fn every_parameter_gets_a_gradient_through_an_interchange() {
     let data = TaskData::new(&program, &compiled, dom.inputs).unwrap();
     let objective = Objective {
         program: &program,
-        data: &data,
+        data,
         corr: &corr,
         unaligned: corr.unaligned_nodes(model.config()),
         batch: 16,

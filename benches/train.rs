@@ -1,0 +1,36 @@
+//! Training benchmark.
+//!
+//! - `siit/step_sum_with_next`: one strict interchange-intervention training step at the toy size
+//!   (2 layers × 1 head, d_model 64, d_mlp 128, batch 256) on `sum_with_next` of the toy
+//!   experiment (vocab 0..=10, up to 10 tokens, four aligned variables): the behaviour term, one
+//!   shared source run, an interchange term per variable, the strict term, backward and AdamW.
+//!   Steps per second = 1 / the time.
+
+use std::path::Path;
+
+use congruity::compile::{CompileOptions, compile_checked};
+use congruity::train::{Correspondence, Session, TrainOptions};
+use criterion::Criterion;
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/toy/sum_with_next.interp");
+    let spec = congruity::lang::load(&path).unwrap();
+    let program = &spec.programs["sum_with_next"];
+    let (compiled, _) = compile_checked(program, &CompileOptions::default(), 0).unwrap();
+    let corr = Correspondence::compiled_layout(program, &compiled).unwrap();
+    let opts = TrainOptions {
+        seed: 1,
+        ..TrainOptions::default()
+    };
+    let mut session = Session::new(program, &compiled, &corr, &opts).unwrap();
+    let arch = session.architecture();
+    assert_eq!((arch.n_layers, arch.d_model, opts.batch), (2, 64, 256));
+    let mut g = c.benchmark_group("siit");
+    g.sample_size(20);
+    g.bench_function("step_sum_with_next", |b| {
+        b.iter(|| session.step().unwrap())
+    });
+    g.finish();
+    c.final_summary();
+}
