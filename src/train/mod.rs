@@ -132,6 +132,7 @@ const STREAM_BATCHES: u64 = 2;
 const STREAM_EVAL: u64 = 3;
 const STREAM_ARCHITECTURE: u64 = 4;
 const STREAM_SAMPLES: u64 = 5;
+const STREAM_DATA: u64 = 6;
 
 /// The `stream`-th random stream of `seed`.
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -225,8 +226,10 @@ impl<'a> Session<'a> {
         for site in corr.variables.iter().flat_map(|v| &v.sites) {
             init.check_site(site)?;
         }
-        let dom =
-            domain(&program.task, opts.seed).map_err(|e| TrainError::Setup(e.to_string()))?;
+        // A domain too large to enumerate is sampled from its own stream, so the inputs trained
+        // on are not the seeded sample `accuracy` is measured on (`domain(task, seed)`).
+        let dom = domain(&program.task, derived_seed(opts.seed, STREAM_DATA))
+            .map_err(|e| TrainError::Setup(e.to_string()))?;
         let objective = Objective {
             program,
             data: TaskData::new(program, compiled, dom.inputs)?,
