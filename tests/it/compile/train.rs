@@ -80,3 +80,49 @@ fn bad_training_requests_are_refused_with_reasons() {
     }
     assert!(!out.exists(), "nothing is written on a refused request");
 }
+
+#[test]
+fn a_trained_pool_holds_accepted_members_with_their_own_draws() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pool");
+    let stdout = ok(&[
+        "sample",
+        "specs/tracr/hist.interp",
+        "--family",
+        "trained",
+        "--count",
+        "1",
+        "--seed",
+        "4",
+        "--out",
+        arg(&out),
+    ]);
+    assert!(stdout.contains("trained 1 implementation(s) of `tracr_hist`"), "{stdout}");
+    let manifest = read_json(&out.join("pool.json"));
+    assert_eq!(manifest["members"][0], "0000");
+    assert_eq!(manifest["about"]["families"][0], "trained");
+    let sidecar = read_json(&out.join("0000/congruity.json"));
+    let p = &sidecar["provenance"];
+    assert_eq!(p["training"]["accepted"], true, "{p}");
+    assert_eq!(p["sample"]["index"], 0);
+    assert_eq!(p["sample"]["base_seed"], 4);
+    // The member runs as any model does.
+    let answer = ok(&["run", "--model", arg(&out.join("0000")), "--input", "x y x"]);
+    assert_eq!(answer.trim(), "2 1 2");
+    // Training does not mix with the function-preserving families.
+    let err = cli_fails(&[
+        "sample",
+        "specs/tracr/hist.interp",
+        "--family",
+        "trained",
+        "--family",
+        "rotation",
+        "--count",
+        "1",
+        "--seed",
+        "4",
+        "--out",
+        arg(&tmp.path().join("mixed")),
+    ]);
+    assert!(err.contains("does not combine"), "{err}");
+}
