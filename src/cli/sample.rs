@@ -105,8 +105,9 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
     };
     if args.circuit.is_some() {
         return Err(CompileError::Sample {
-            reason: "--circuit names what trained implementations realise; it needs --family trained"
-                .into(),
+            reason:
+                "--circuit names what trained implementations realise; it needs --family trained"
+                    .into(),
         });
     }
     let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
@@ -196,7 +197,13 @@ mod trained {
             ))
         })?;
         let (compiled, _) = compile_checked(program, &CompileOptions::default(), args.seed)?;
-        let corr = correspondence(spec, &args.file, program, &compiled, args.circuit.as_deref())?;
+        let corr = correspondence(
+            spec,
+            &args.file,
+            program,
+            &compiled,
+            args.circuit.as_deref(),
+        )?;
         let job = Job {
             file: &args.file,
             program,

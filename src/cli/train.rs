@@ -126,13 +126,24 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
             "`{name}` is a pipeline; train its stages one by one (--program STAGE)"
         ))
     })?;
-    for (what, x) in [("--min-accuracy", args.min_accuracy), ("--min-iia", args.min_iia)] {
+    for (what, x) in [
+        ("--min-accuracy", args.min_accuracy),
+        ("--min-iia", args.min_iia),
+    ] {
         if !(0.0..=1.0).contains(&x) {
-            return Err(TrainCliError::Usage(format!("{what} must be in [0, 1], not {x}")));
+            return Err(TrainCliError::Usage(format!(
+                "{what} must be in [0, 1], not {x}"
+            )));
         }
     }
     let (compiled, _) = compile_checked(program, &CompileOptions::default(), args.seed)?;
-    let corr = correspondence(spec, &args.file, program, &compiled, args.circuit.as_deref())?;
+    let corr = correspondence(
+        spec,
+        &args.file,
+        program,
+        &compiled,
+        args.circuit.as_deref(),
+    )?;
     let opts = TrainOptions {
         seed: args.seed,
         steps: args.steps,
@@ -186,7 +197,11 @@ pub(crate) fn correspondence(
         TrainCliError::Usage(format!(
             "`{}` has no circuit `{c}`; its circuits: {}",
             file.display(),
-            if names.is_empty() { "none".into() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
         ))
     })?;
     if circuit.program != program.name {

@@ -44,7 +44,9 @@ mod text;
 
 use std::path::{Path, PathBuf};
 
-pub use behaviour::{Behaviour, Iia, VariableIia, behaviour as domain_behaviour, iia as interchange_accuracy};
+pub use behaviour::{
+    Behaviour, Iia, VariableIia, behaviour as domain_behaviour, iia as interchange_accuracy,
+};
 pub use junit::junit;
 pub use models::{DEFAULT_CACHE_DIR, compiled_dir, dir_hashes, model_name};
 pub use report::{

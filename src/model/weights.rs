@@ -382,9 +382,15 @@ impl Weights {
         }
         let mut take = |name: String| -> Tensor {
             // Every name comes from `named()` above, so it is present.
-            mapped.remove(&name).unwrap_or_else(|| unreachable!("{name} was mapped"))
+            mapped
+                .remove(&name)
+                .unwrap_or_else(|| unreachable!("{name} was mapped"))
         };
-        fn norm(take: &mut dyn FnMut(String) -> Tensor, prefix: &str, n: &NormWeights) -> NormWeights {
+        fn norm(
+            take: &mut dyn FnMut(String) -> Tensor,
+            prefix: &str,
+            n: &NormWeights,
+        ) -> NormWeights {
             NormWeights {
                 kind: n.kind,
                 w: n.w.as_ref().map(|_| take(tl::norm_weight(prefix))),
@@ -392,7 +398,10 @@ impl Weights {
             }
         }
         let w_e = take(tl::EMBED_W_E.into());
-        let w_pos = self.w_pos.as_ref().map(|_| take(tl::POS_EMBED_W_POS.into()));
+        let w_pos = self
+            .w_pos
+            .as_ref()
+            .map(|_| take(tl::POS_EMBED_W_POS.into()));
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for (l, b) in self.blocks.iter().enumerate() {
             let ln1 = norm(&mut take, &tl::block_norm(l, BlockNorm::Ln1), &b.ln1);
@@ -416,7 +425,10 @@ impl Weights {
             let mlp = b.mlp.as_ref().map(|m| MlpWeights {
                 w_in: take(tl::block(l, BlockParam::WIn)),
                 b_in: take(tl::block(l, BlockParam::BIn)),
-                w_gate: m.w_gate.as_ref().map(|_| take(tl::block(l, BlockParam::WGate))),
+                w_gate: m
+                    .w_gate
+                    .as_ref()
+                    .map(|_| take(tl::block(l, BlockParam::WGate))),
                 w_out: take(tl::block(l, BlockParam::WOut)),
                 b_out: take(tl::block(l, BlockParam::BOut)),
                 ln: m

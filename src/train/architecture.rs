@@ -150,7 +150,11 @@ impl Architecture {
             put(tl::block(l, BlockParam::BOut), vec![d], Fill::Const(0.0));
         }
         ln(&mut put, tl::LN_FINAL);
-        put(tl::UNEMBED_W_U.into(), vec![d, self.d_vocab_out], Fill::Gauss);
+        put(
+            tl::UNEMBED_W_U.into(),
+            vec![d, self.d_vocab_out],
+            Fill::Gauss,
+        );
         put(
             tl::UNEMBED_B_U.into(),
             vec![self.d_vocab_out],

@@ -93,7 +93,10 @@ impl TaskData {
                 .into_iter()
                 .map(|t| t as u32)
                 .collect();
-            by_len.entry(input.len()).or_default().push(data.examples.len());
+            by_len
+                .entry(input.len())
+                .or_default()
+                .push(data.examples.len());
             data.examples.push(Example {
                 tokens,
                 trace,

@@ -309,7 +309,8 @@ impl<'a> Session<'a> {
 
     /// One optimiser step on fresh batches.
     pub fn step(&mut self) -> Result<StepLosses, TrainError> {
-        self.optimiser.set_learning_rate(self.schedule.rate(self.steps));
+        self.optimiser
+            .set_learning_rate(self.schedule.rate(self.steps));
         let model = self.params.model(&self.init, Mode::Train)?;
         let loss = self.objective.step(&model, &mut self.rng)?;
         self.optimiser
@@ -432,7 +433,10 @@ fn numeric_tolerance(compiled: &Compiled) -> f32 {
         crate::artifact::OutputSpec::Numerical { values, .. } if values.len() > 1 => {
             let mut v = values.clone();
             v.sort_by(f64::total_cmp);
-            let gap = v.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
+            let gap = v
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .fold(f64::INFINITY, f64::min);
             (gap / 2.0) as f32
         }
         _ => 0.01,

@@ -21,10 +21,11 @@ use serde::Serialize;
 
 use super::TrainError;
 use super::correspondence::Correspondence;
-use super::data::{Batch, TaskData, Target};
+use super::data::{Batch, Target, TaskData};
 use crate::lang::ir::Program;
 use crate::model::{
-    Action, ActivationCache, HookPoint, HookSelection, Intervention, RunOptions, Site, TokenBatch, Transformer,
+    Action, ActivationCache, HookPoint, HookSelection, Intervention, RunOptions, Site, TokenBatch,
+    Transformer,
 };
 
 /// How much each loss term counts.
@@ -99,7 +100,12 @@ fn patches(
 
 /// The batch-mean loss of `logits` `[batch, pos, out]` at the answer positions: cross-entropy
 /// for a categorical output, squared error for a numerical one; rows of weight 0 do not count.
-pub(crate) fn loss(logits: &Tensor, batch: &Batch, prefix: usize, categorical: bool) -> Result<Tensor, TrainError> {
+pub(crate) fn loss(
+    logits: &Tensor,
+    batch: &Batch,
+    prefix: usize,
+    categorical: bool,
+) -> Result<Tensor, TrainError> {
     let ctx = |e| TrainError::candle("computing the loss", e);
     let (_, p, _) = logits.dims3().map_err(ctx)?;
     let n = p - prefix;
@@ -215,7 +221,11 @@ impl Objective<'_> {
     }
 
     /// Whether each row's whole answer in `logits` matches its targets.
-    fn rows_correct(&self, logits: &Tensor, targets: &[Option<Vec<Target>>]) -> Result<Vec<bool>, TrainError> {
+    fn rows_correct(
+        &self,
+        logits: &Tensor,
+        targets: &[Option<Vec<Target>>],
+    ) -> Result<Vec<bool>, TrainError> {
         let l: Vec<Vec<Vec<f32>>> = logits
             .to_vec3()
             .map_err(|e| TrainError::candle("reading the logits", e))?;
@@ -226,7 +236,9 @@ impl Objective<'_> {
                 let Some(t) = t else { return false };
                 row[prefix..].iter().zip(t).all(|(pos, want)| match want {
                     Target::Class(c) => first_max(pos) == Some(*c as usize),
-                    Target::Number(x) => pos.first().is_some_and(|v| (v - x).abs() <= self.tolerance),
+                    Target::Number(x) => {
+                        pos.first().is_some_and(|v| (v - x).abs() <= self.tolerance)
+                    }
                 })
             })
             .collect())
@@ -253,7 +265,9 @@ impl Objective<'_> {
         for (vi, variable) in self.corr.variables.iter().enumerate() {
             let (mut c, mut t) = (0usize, 0usize);
             for chunk in eval.pairs.iter().filter(|p| p.variable == vi) {
-                let batch = self.data.batch(&chunk.base, chunk.targets.clone(), device)?;
+                let batch = self
+                    .data
+                    .batch(&chunk.base, chunk.targets.clone(), device)?;
                 let ivs = patches(model, &self.data.tokens(&chunk.source)?, &variable.sites)?;
                 let logits = model
                     .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
@@ -334,7 +348,8 @@ impl EvalSet {
         }
         let mut out = Vec::new();
         for (vi, variable) in objective.corr.variables.iter().enumerate() {
-            let mut by_group: Vec<(Vec<usize>, Vec<usize>)> = vec![(vec![], vec![]); data.groups.len()];
+            let mut by_group: Vec<(Vec<usize>, Vec<usize>)> =
+                vec![(vec![], vec![]); data.groups.len()];
             for _ in 0..pairs {
                 let g = data.draw_group(rng);
                 let b = data.draw(g, 1, rng)[0];

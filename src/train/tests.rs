@@ -53,7 +53,10 @@ fn the_compiled_layout_is_where_the_compiler_put_each_variable() {
     assert_eq!(corr.variables[0].sites, [z(0, 0), mlp_out(0)]);
     assert_eq!(corr.variables[3].sites, [z(1, 0)]);
     assert_eq!(corr.extent(), (2, 1));
-    assert!(corr.block_text("tracr_reverse").contains("output -> blocks.1.attn.hook_z[0]"));
+    assert!(
+        corr.block_text("tracr_reverse")
+            .contains("output -> blocks.1.attn.hook_z[0]")
+    );
 }
 
 #[test]
@@ -95,8 +98,14 @@ fn map_params_keeps_the_forward_pass() {
     )
     .unwrap();
     let tokens = TokenBatch::new(&[vec![0, 1, 2, 3], vec![0, 3, 3, 1]]).unwrap();
-    let a = model.forward(&tokens, &RunOptions::default()).unwrap().logits;
-    let b = same.forward(&tokens, &RunOptions::default()).unwrap().logits;
+    let a = model
+        .forward(&tokens, &RunOptions::default())
+        .unwrap()
+        .logits;
+    let b = same
+        .forward(&tokens, &RunOptions::default())
+        .unwrap()
+        .logits;
     let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
     assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0);
     assert!(
@@ -137,7 +146,13 @@ fn every_parameter_gets_a_gradient_through_an_interchange() {
         let g = grads
             .get(var.as_tensor())
             .unwrap_or_else(|| panic!("{name} has no gradient"));
-        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(norm.is_finite(), "{name}: gradient {norm}");
     }
     let _: &Var = &params.vars[0];
@@ -153,10 +168,7 @@ fn training_is_deterministic_for_a_seed() {
     assert_eq!(a.report.steps, 3);
     assert_eq!(weight_bytes(&a.model), weight_bytes(&b.model));
     assert_eq!(a.report.history, b.report.history);
-    let other = TrainOptions {
-        seed: 6,
-        ..tiny()
-    };
+    let other = TrainOptions { seed: 6, ..tiny() };
     let c = train(&program, &compiled, &corr, &other, &quiet).unwrap();
     assert_ne!(weight_bytes(&a.model), weight_bytes(&c.model));
     // Training moved the weights away from their initial values.

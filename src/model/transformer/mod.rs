@@ -710,19 +710,19 @@ impl Transformer {
         // recomputes from the intervened values) or gradients flow (training: the core is not
         // differentiable, the tensor path is).
         let differentiable = q.track_op() || k.track_op() || v.track_op();
-        let core = if differentiable || run.intervenes(&scores_hook) || run.intervenes(&pattern_hook)
-        {
-            None
-        } else {
-            let spec = attention_cpu::CoreSpec {
-                scale: scale as f32,
-                causal: mask.is_some(),
-                soft_cap: self.config.attn_scores_soft_cap.map(|c| c as f32),
-                keep_scores: run.wants(&scores_hook),
-                keep_pattern: run.wants(&pattern_hook),
+        let core =
+            if differentiable || run.intervenes(&scores_hook) || run.intervenes(&pattern_hook) {
+                None
+            } else {
+                let spec = attention_cpu::CoreSpec {
+                    scale: scale as f32,
+                    causal: mask.is_some(),
+                    soft_cap: self.config.attn_scores_soft_cap.map(|c| c as f32),
+                    keep_scores: run.wants(&scores_hook),
+                    keep_pattern: run.wants(&pattern_hook),
+                };
+                attention_cpu::attention_core(&q, &k, &v, &spec).ctx(ctx)?
             };
-            attention_cpu::attention_core(&q, &k, &v, &spec).ctx(ctx)?
-        };
         let z = match core {
             Some(core) => {
                 if let Some(s) = core.scores {

@@ -55,7 +55,12 @@ fn an_undertrained_model_is_written_but_not_accepted() {
     assert_eq!(sidecar["provenance"]["training"]["accepted"], false);
     assert_eq!(sidecar["provenance"]["training"]["steps"], 2);
     let record = read_json(&out.join("train.json"));
-    assert!(record["circuit_block"].as_str().unwrap().starts_with("circuit tracr_hist_compiled"));
+    assert!(
+        record["circuit_block"]
+            .as_str()
+            .unwrap()
+            .starts_with("circuit tracr_hist_compiled")
+    );
 }
 
 #[test]
@@ -64,10 +69,24 @@ fn bad_training_requests_are_refused_with_reasons() {
     let out = tmp.path().join("x");
     let spec = "specs/circuits/tracr_reverse.interp";
     let cases: [(&[&str], &str); 3] = [
-        (&["--program", "tracr_reverse", "--circuit", "nope"], "has no circuit `nope`"),
-        (&["--program", "tracr_reverse", "--min-iia", "1.5"], "--min-iia must be in [0, 1]"),
+        (
+            &["--program", "tracr_reverse", "--circuit", "nope"],
+            "has no circuit `nope`",
+        ),
+        (
+            &["--program", "tracr_reverse", "--min-iia", "1.5"],
+            "--min-iia must be in [0, 1]",
+        ),
         // A circuit of another interpretation is refused.
-        (&["--program", "reverse_wrong", "--circuit", "tracr_reverse_layout"], "is for `tracr_reverse`"),
+        (
+            &[
+                "--program",
+                "reverse_wrong",
+                "--circuit",
+                "tracr_reverse_layout",
+            ],
+            "is for `tracr_reverse`",
+        ),
     ];
     for (extra, want) in cases {
         let mut args = vec!["train", spec, "--seed", "0", "--out", arg(&out)];
@@ -97,7 +116,10 @@ fn a_trained_pool_holds_accepted_members_with_their_own_draws() {
         "--out",
         arg(&out),
     ]);
-    assert!(stdout.contains("trained 1 implementation(s) of `tracr_hist`"), "{stdout}");
+    assert!(
+        stdout.contains("trained 1 implementation(s) of `tracr_hist`"),
+        "{stdout}"
+    );
     let manifest = read_json(&out.join("pool.json"));
     assert_eq!(manifest["members"][0], "0000");
     assert_eq!(manifest["about"]["families"][0], "trained");
