@@ -232,10 +232,15 @@ mod trained {
                         tried.clear();
                         break;
                     }
-                    tried.push(format!(
-                        "seed {}: accuracy {:.4}, iia {:.4}",
-                        opts.seed, m.measured.accuracy, m.measured.iia
-                    ));
+                    let why = format!(
+                        "seed {} ({}): accuracy {:.4}, iia {:.4}",
+                        opts.seed,
+                        m.trained.architecture.describe(),
+                        m.measured.accuracy,
+                        m.measured.iia
+                    );
+                    eprintln!("implementation {index}, draw {}: not accepted, {why}", attempt + 1);
+                    tried.push(why);
                 }
                 if !tried.is_empty() {
                     return Err(TrainCliError::Usage(format!(
