@@ -174,9 +174,8 @@ mod trained {
 
     use super::Args;
     use crate::cli::compile::{check_out_dir, spec_inputs};
-    use crate::cli::train::{Job, TrainCliError, correspondence, train_member, write_member};
+    use crate::cli::train::{Job, TrainCliError, prepare, train_member, write_member};
     use crate::compile::sample::{POOL_FILE, POOL_FORMAT, member_name};
-    use crate::compile::{CompileOptions, compile_checked};
     use crate::lang::Spec;
     use crate::progress::Progress;
     use crate::train::{TrainOptions, sample_seed};
@@ -196,12 +195,11 @@ mod trained {
                 "`{name}` is a pipeline; sample trained implementations of its stages one by one (--program STAGE)"
             ))
         })?;
-        let (compiled, _) = compile_checked(program, &CompileOptions::default(), args.seed)?;
-        let corr = correspondence(
+        let (compiled, corr) = prepare(
             spec,
             &args.file,
             program,
-            &compiled,
+            args.seed,
             args.circuit.as_deref(),
         )?;
         let job = Job {
@@ -239,7 +237,10 @@ mod trained {
                         m.measured.accuracy,
                         m.measured.iia
                     );
-                    eprintln!("implementation {index}, draw {}: not accepted, {why}", attempt + 1);
+                    eprintln!(
+                        "implementation {index}, draw {}: not accepted, {why}",
+                        attempt + 1
+                    );
                     tried.push(why);
                 }
                 if !tried.is_empty() {

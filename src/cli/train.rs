@@ -136,12 +136,11 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
             )));
         }
     }
-    let (compiled, _) = compile_checked(program, &CompileOptions::default(), args.seed)?;
-    let corr = correspondence(
+    let (compiled, corr) = prepare(
         spec,
         &args.file,
         program,
-        &compiled,
+        args.seed,
         args.circuit.as_deref(),
     )?;
     let opts = TrainOptions {
@@ -181,16 +180,20 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
     Ok(member.accepted)
 }
 
-/// The circuit named by `--circuit` (checked to belong to `program`), or the compiled layout.
-pub(crate) fn correspondence(
+/// `program` compiled with `seed` (its encodings are the trained model's), and what to train
+/// it on: the circuit named by `--circuit` (checked to belong to `program`), or the compiled
+/// layout.
+pub(crate) fn prepare(
     spec: &Spec,
     file: &Path,
     program: &Program,
-    compiled: &crate::compile::Compiled,
+    seed: u64,
     circuit: Option<&str>,
-) -> Result<Correspondence, TrainCliError> {
+) -> Result<(crate::compile::Compiled, Correspondence), TrainCliError> {
+    let (compiled, _) = compile_checked(program, &CompileOptions::default(), seed)?;
     let Some(c) = circuit else {
-        return Ok(Correspondence::compiled_layout(program, compiled)?);
+        let corr = Correspondence::compiled_layout(program, &compiled)?;
+        return Ok((compiled, corr));
     };
     let circuit = spec.circuits.get(c).ok_or_else(|| {
         let names: Vec<&str> = spec.circuits.keys().map(String::as_str).collect();
@@ -210,7 +213,7 @@ pub(crate) fn correspondence(
             circuit.program, program.name
         )));
     }
-    Ok(Correspondence::from_circuit(circuit)?)
+    Ok((compiled, Correspondence::from_circuit(circuit)?))
 }
 
 /// What one trained model is trained to implement.

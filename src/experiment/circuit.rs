@@ -19,8 +19,9 @@ use serde::Serialize;
 
 use crate::compile::{Compiled, OpPlacement};
 use crate::experiment::ExperimentError;
-use crate::intervene::iia::{declared_site, node_sites};
-use crate::lang::ir::{Circuit, NodeId};
+pub use crate::intervene::iia::spec_name;
+use crate::intervene::iia::{circuit_block, declared_site, layout_variables, node_sites};
+use crate::lang::ir::Circuit;
 use crate::model::{Site, Transformer};
 
 /// How a circuit's sites were found in an implementation.
@@ -129,39 +130,9 @@ pub fn misfit(circuit: &Circuit, model: &Transformer) -> Option<String> {
         .find_map(|s| model.check_site(s).err().map(|e| e.to_string()))
 }
 
-/// A site as a circuit writes it: `blocks.1.attn.hook_z[0]`, `blocks.0.hook_mlp_out`.
-pub fn spec_name(s: &Site) -> String {
-    match s.head {
-        Some(h) => format!("{}[{h}]", s.hook),
-        None => s.hook.to_string(),
-    }
-}
-
 /// The compiled layout of `program` as a circuit block a spec can hold: every named variable the
 /// compiler put in a head or an MLP, with its sites. A circuit written so is followed through
 /// each sampled implementation's placement record.
 pub fn layout_circuit(name: &str, program: &crate::lang::ir::Program, c: &Compiled) -> String {
-    let mut lines = Vec::new();
-    for (i, node) in program.graph.nodes.iter().enumerate() {
-        let id = NodeId(i);
-        let variable = if id == program.output {
-            "output".to_owned()
-        } else {
-            match &node.name {
-                Some(n) => n.clone(),
-                None => continue,
-            }
-        };
-        let sites = node_sites(c, &c.placement, id);
-        if sites.is_empty() {
-            continue;
-        }
-        let list: Vec<String> = sites.iter().map(spec_name).collect();
-        lines.push(format!("  {variable} -> {}", list.join(", ")));
-    }
-    format!(
-        "circuit {name} for {} {{\n{}\n}}\n",
-        program.name,
-        lines.join("\n")
-    )
+    circuit_block(name, &program.name, &layout_variables(program, c))
 }

@@ -94,6 +94,70 @@ pub fn node_sites(c: &Compiled, placement: &[OpPlacement], node: NodeId) -> Vec<
     out
 }
 
+/// A site as a circuit writes it: `blocks.1.attn.hook_z[0]`, `blocks.0.hook_mlp_out`.
+pub fn spec_name(s: &Site) -> String {
+    match s.head {
+        Some(h) => format!("{}[{h}]", s.hook),
+        None => s.hook.to_string(),
+    }
+}
+
+/// One variable of an interpretation and the sites that carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AlignedVariable {
+    /// The interpretation's name for it (`output` for the output).
+    pub variable: String,
+    #[serde(skip)]
+    pub node: NodeId,
+    #[serde(serialize_with = "spec_names")]
+    pub sites: Vec<Site>,
+}
+
+fn spec_names<S: serde::Serializer>(sites: &[Site], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(sites.iter().map(spec_name))
+}
+
+/// The compiled layout of `program`: every named variable (and the output) the compiler put in
+/// a head or an MLP, with its sites, in program order.
+pub fn layout_variables(program: &crate::lang::ir::Program, c: &Compiled) -> Vec<AlignedVariable> {
+    let mut out = Vec::new();
+    for (i, node) in program.graph.nodes.iter().enumerate() {
+        let id = NodeId(i);
+        let variable = if id == program.output {
+            "output".to_owned()
+        } else {
+            match &node.name {
+                Some(n) => n.clone(),
+                None => continue,
+            }
+        };
+        let sites = node_sites(c, &c.placement, id);
+        if !sites.is_empty() {
+            out.push(AlignedVariable {
+                variable,
+                node: id,
+                sites,
+            });
+        }
+    }
+    out
+}
+
+/// `variables` as a spec's circuit block `name` for `program`.
+pub fn circuit_block(name: &str, program: &str, variables: &[AlignedVariable]) -> String {
+    let lines: Vec<String> = variables
+        .iter()
+        .map(|v| {
+            let sites: Vec<String> = v.sites.iter().map(spec_name).collect();
+            format!("  {} -> {}", v.variable, sites.join(", "))
+        })
+        .collect();
+    format!(
+        "circuit {name} for {program} {{\n{}\n}}\n",
+        lines.join("\n")
+    )
+}
+
 /// One interchange experiment: run `base` with `variables` set to their values on `source`.
 /// Token ids are exactly what the model reads (BOS included when the model uses one).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,32 +5,11 @@ use serde::Serialize;
 
 use super::TrainError;
 use crate::compile::Compiled;
-use crate::intervene::iia::{declared_site, node_sites};
-use crate::lang::ir::{Circuit, CircuitSite, HookRef, NodeId, Program};
+use crate::intervene::InterveneError;
+pub use crate::intervene::iia::AlignedVariable;
+use crate::intervene::iia::{Alignment, circuit_block, layout_variables};
+use crate::lang::ir::{Circuit, CircuitSite, HookRef, Program};
 use crate::model::{AttnHook, BlockHook, HookPoint, ModelConfig, Site};
-
-/// One variable and the sites that carry it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AlignedVariable {
-    /// The interpretation's name for it (`output` for the output).
-    pub variable: String,
-    #[serde(skip)]
-    pub node: NodeId,
-    #[serde(serialize_with = "site_names")]
-    pub sites: Vec<Site>,
-}
-
-fn site_names<S: serde::Serializer>(sites: &[Site], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(sites.iter().map(site_text))
-}
-
-/// A site as a circuit block writes it: `blocks.1.attn.hook_z[0]`.
-pub fn site_text(s: &Site) -> String {
-    match s.head {
-        Some(h) => format!("{}[{h}]", s.hook),
-        None => s.hook.to_string(),
-    }
-}
 
 /// Variables → sites, in circuit order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -43,24 +22,19 @@ pub struct Correspondence {
 impl Correspondence {
     /// A spec's circuit, as declared.
     pub fn from_circuit(circuit: &Circuit) -> Result<Self, TrainError> {
-        let mut variables = Vec::new();
-        for cs in &circuit.sites {
-            let sites = cs
-                .hooks
-                .iter()
-                .map(|h| {
-                    declared_site(h).ok_or_else(|| TrainError::Circuit {
-                        circuit: circuit.name.clone(),
-                        reason: format!("`{}` is not a hook point", h.hook),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            variables.push(AlignedVariable {
+        let mut declared = Alignment::from_circuit(circuit).map_err(|e| match e {
+            InterveneError::Circuit { circuit, reason } => TrainError::Circuit { circuit, reason },
+            other => TrainError::Setup(other.to_string()),
+        })?;
+        let variables: Vec<AlignedVariable> = circuit
+            .sites
+            .iter()
+            .map(|cs| AlignedVariable {
                 variable: cs.variable.clone(),
                 node: cs.node,
-                sites,
-            });
-        }
+                sites: declared.variables.remove(&cs.variable).unwrap_or_default(),
+            })
+            .collect();
         if variables.is_empty() {
             return Err(TrainError::Circuit {
                 circuit: circuit.name.clone(),
@@ -76,36 +50,15 @@ impl Correspondence {
     /// Where the compiler put each named variable (and the output): its heads' `hook_z[h]` and
     /// its MLPs' `hook_mlp_out`, as `congruity compile --layout` prints them.
     pub fn compiled_layout(program: &Program, compiled: &Compiled) -> Result<Self, TrainError> {
-        let mut variables = Vec::new();
-        for (i, node) in program.graph.nodes.iter().enumerate() {
-            let id = NodeId(i);
-            let variable = if id == program.output {
-                "output".to_owned()
-            } else {
-                match &node.name {
-                    Some(n) => n.clone(),
-                    None => continue,
-                }
-            };
-            let sites = node_sites(compiled, &compiled.placement, id);
-            if !sites.is_empty() {
-                variables.push(AlignedVariable {
-                    variable,
-                    node: id,
-                    sites,
-                });
-            }
-        }
+        let name = format!("{}_compiled", program.name);
+        let variables = layout_variables(program, compiled);
         if variables.is_empty() {
             return Err(TrainError::Circuit {
-                circuit: format!("{}_compiled", program.name),
+                circuit: name,
                 reason: "the compiler put no variable in a head or an MLP".into(),
             });
         }
-        Ok(Correspondence {
-            name: format!("{}_compiled", program.name),
-            variables,
-        })
+        Ok(Correspondence { name, variables })
     }
 
     /// The spec form of this correspondence, for the harness's IIA measurement.
@@ -135,19 +88,7 @@ impl Correspondence {
 
     /// The circuit block text of this correspondence.
     pub fn block_text(&self, program: &str) -> String {
-        let lines: Vec<String> = self
-            .variables
-            .iter()
-            .map(|v| {
-                let sites: Vec<String> = v.sites.iter().map(site_text).collect();
-                format!("  {} -> {}", v.variable, sites.join(", "))
-            })
-            .collect();
-        format!(
-            "circuit {} for {program} {{\n{}\n}}\n",
-            self.name,
-            lines.join("\n")
-        )
+        circuit_block(&self.name, program, &self.variables)
     }
 
     /// The depth and head count the sites need (`blocks.3…[1]` needs 4 layers and 2 heads).

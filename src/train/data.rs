@@ -198,34 +198,37 @@ impl TaskData {
         let tokens = self.tokens(rows)?;
         let n = self.examples[rows[0]].targets.len();
         let b = rows.len();
-        let mut weights = Vec::with_capacity(b * n);
-        let mut live = 0;
+        let live = targets.iter().filter(|t| t.is_some()).count();
+        let weights: Vec<f32> = targets
+            .iter()
+            .flat_map(|t| std::iter::repeat_n(if t.is_some() { 1.0 } else { 0.0 }, n))
+            .collect();
+        // One value per answer position (class ids are small, so exact in f32); a row that does
+        // not count gets class 0 or the value 0.
+        let cells = |pick: &dyn Fn(Target) -> Option<f32>| -> Vec<f32> {
+            targets
+                .iter()
+                .flat_map(|t| {
+                    (0..n).map(move |k| t.as_ref().and_then(|t| pick(t[k])).unwrap_or(0.0))
+                })
+                .collect()
+        };
         let ctx = |e: candle_core::Error| TrainError::candle("building a batch", e);
         let t = if self.categorical() {
-            let mut classes = Vec::with_capacity(b * n);
-            for t in &targets {
-                push_row(t, n, &mut weights, &mut live);
-                for k in 0..n {
-                    classes.push(match t.as_ref().map(|t| t[k]) {
-                        Some(Target::Class(c)) => c,
-                        _ => 0,
-                    });
-                }
-            }
-            Tensor::from_vec(classes, (b, n), device).map_err(ctx)?
+            let classes = cells(&|t| match t {
+                Target::Class(c) => Some(c as f32),
+                Target::Number(_) => None,
+            });
+            Tensor::from_vec(classes, (b, n), device)
+                .and_then(|t| t.to_dtype(candle_core::DType::U32))
         } else {
-            let mut values = Vec::with_capacity(b * n);
-            for t in &targets {
-                push_row(t, n, &mut weights, &mut live);
-                for k in 0..n {
-                    values.push(match t.as_ref().map(|t| t[k]) {
-                        Some(Target::Number(x)) => x,
-                        _ => 0.0,
-                    });
-                }
-            }
-            Tensor::from_vec(values, (b, n), device).map_err(ctx)?
-        };
+            let values = cells(&|t| match t {
+                Target::Number(x) => Some(x),
+                Target::Class(_) => None,
+            });
+            Tensor::from_vec(values, (b, n), device)
+        }
+        .map_err(ctx)?;
         Ok(Batch {
             tokens,
             targets: t,
@@ -233,10 +236,4 @@ impl TaskData {
             live,
         })
     }
-}
-
-fn push_row(t: &Option<Vec<Target>>, n: usize, weights: &mut Vec<f32>, live: &mut usize) {
-    let w = if t.is_some() { 1.0 } else { 0.0 };
-    *live += usize::from(t.is_some());
-    weights.extend(std::iter::repeat_n(w, n));
 }
