@@ -44,6 +44,11 @@ pub struct Args {
     /// `congruity sample` writes)
     #[arg(long, num_args = 1.., value_name = "DIR")]
     pub models: Vec<PathBuf>,
+    /// The implementations of interpretation NAME are the models of pool DIR (as `congruity
+    /// sample --family trained` writes it) instead of sampled ones; NAME must be compared
+    /// (repeatable)
+    #[arg(long = "pool", value_name = "NAME=DIR", value_parser = parse_given, conflicts_with = "representations")]
+    pub pools: Vec<(String, PathBuf)>,
     /// Implementations sampled per interpretation
     #[arg(long, value_name = "K", required_unless_present = "representations")]
     pub samples: Option<usize>,
@@ -176,6 +181,15 @@ fn bad(field: &str, reason: String) -> miette::Report {
     miette::miette!(code = "congruity::compare::argument", "{field}: {reason}")
 }
 
+fn parse_given(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(format!("`{s}` is not NAME=DIR")),
+    }
+}
+
 fn parse_pooling(s: &str) -> Result<Pooling, miette::Report> {
     match s {
         "mean" => Ok(Pooling::Mean),
@@ -264,6 +278,17 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
     Ok(CompareSettings {
         interpretations: args.interpretations.clone(),
         models: args.models.clone(),
+        given: {
+            let mut given = std::collections::BTreeMap::new();
+            for (name, dir) in &args.pools {
+                let pool = crate::experiment::sampled::GivenPool::open(dir)
+                    .map_err(|e| bad("--pool", format!("`{name}={}`: {e}", dir.display())))?;
+                if given.insert(name.clone(), pool).is_some() {
+                    return Err(bad("--pool", format!("`{name}` is given twice")));
+                }
+            }
+            given
+        },
         samples: args.samples.unwrap_or(0),
         seed: args.seed,
         measure,

@@ -13,8 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sha2::{Digest, Sha256};
-
 use crate::compile::pipeline::compile_pipeline;
 use crate::compile::{CompileError, CompileOptions, Provenance, compile_checked};
 use crate::lang::ir::Program;
@@ -91,20 +89,7 @@ pub(crate) fn provenance(
     program: &str,
     seed: Option<u64>,
 ) -> Result<Provenance, CompileError> {
-    let bytes = crate::files::read_bytes(file, crate::files::MAX_SPEC_BYTES, "a spec file")
-        .map_err(|e| CompileError::Read {
-            path: file.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    let digest = Sha256::digest(&bytes);
-    Ok(Provenance {
-        spec: Some(file.display().to_string()),
-        spec_sha256: Some(digest.iter().map(|b| format!("{b:02x}")).collect()),
-        program: program.to_string(),
-        seed,
-        family: Vec::new(),
-        sample: None,
-    })
+    Provenance::of_spec(file, program, seed)
 }
 
 /// What `--program NAME` names in a spec.

@@ -14,6 +14,7 @@
 //! architecture): item `i` trains with a seed derived from `(S, i)` on the compiled layout or
 //! `--circuit C`, and is kept only once accepted (accuracy and IIA at their thresholds); a
 //! rejected draw is retried with the next attempt's seed, at most three times.
+//! `--fixed-architecture` keeps the default shape for every item (only init and batches vary).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,11 @@ pub struct Args {
     /// The most optimiser steps per trained implementation.
     #[arg(long, value_name = "N", default_value_t = crate::train::TrainOptions::default().steps)]
     pub steps: usize,
+
+    /// Train every implementation at the default architecture (the smallest that holds the
+    /// circuit) instead of drawing one per implementation (`--family trained`).
+    #[arg(long)]
+    pub fixed_architecture: bool,
 }
 
 /// A family of `--family`: a function-preserving map of the compiled model, or training.
@@ -107,6 +113,13 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
         return Err(CompileError::Sample {
             reason:
                 "--circuit names what trained implementations realise; it needs --family trained"
+                    .into(),
+        });
+    }
+    if args.fixed_architecture {
+        return Err(CompileError::Sample {
+            reason:
+                "--fixed-architecture is about trained implementations; it needs --family trained"
                     .into(),
         });
     }
@@ -170,28 +183,25 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
 
 /// `--family trained`: a pool of trained, accepted implementations.
 mod trained {
-    use serde_json::json;
-
     use super::Args;
     use crate::cli::compile::{check_out_dir, spec_inputs};
-    use crate::cli::train::{Job, TrainCliError, prepare, train_member, write_member};
-    use crate::compile::sample::{POOL_FILE, POOL_FORMAT, member_name};
+    use crate::compile::sample::member_name;
+    use crate::harness::trained::{
+        Job, TrainedError, pool_file, pool_manifest, prepare, train_accepted, write_member,
+    };
     use crate::lang::Spec;
     use crate::progress::Progress;
-    use crate::train::{TrainOptions, sample_seed};
+    use crate::train::TrainOptions;
 
-    /// Draws per item before the pool is refused.
-    const ATTEMPTS: u64 = 3;
-
-    pub(super) fn execute(args: &Args, spec: &Spec, name: &str) -> Result<(), TrainCliError> {
+    pub(super) fn execute(args: &Args, spec: &Spec, name: &str) -> Result<(), TrainedError> {
         if args.family.len() != 1 {
-            return Err(TrainCliError::Usage(
+            return Err(TrainedError::Request(
                 "`--family trained` trains implementations; it does not combine with the function-preserving families".into(),
             ));
         }
         check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
         let program = spec.programs.get(name).ok_or_else(|| {
-            TrainCliError::Usage(format!(
+            TrainedError::Request(format!(
                 "`{name}` is a pipeline; sample trained implementations of its stages one by one (--program STAGE)"
             ))
         })?;
@@ -208,60 +218,35 @@ mod trained {
             compiled: &compiled,
             corr: &corr,
         };
+        let opts = TrainOptions {
+            steps: args.steps,
+            random_architecture: !args.fixed_architecture,
+            ..TrainOptions::default()
+        };
         let started = std::time::Instant::now();
         let progress = Progress::shown("training");
-        crate::files::replace_dir(&args.out, |tmp| -> Result<(), TrainCliError> {
+        crate::files::replace_dir(&args.out, |tmp| -> Result<(), TrainedError> {
             for index in 0..args.count {
-                let dir = tmp.join(member_name(index));
                 let shown = args.out.join(member_name(index));
-                let mut tried = Vec::new();
-                for attempt in 0..ATTEMPTS {
-                    let opts = TrainOptions {
-                        seed: sample_seed(args.seed, index, attempt),
-                        steps: args.steps,
-                        random_architecture: true,
-                        ..TrainOptions::default()
-                    };
-                    let about = json!({"base_seed": args.seed, "index": index, "attempt": attempt});
-                    let m = train_member(&job, &opts, &shown, &progress, Some(about))?;
-                    if m.accepted {
-                        write_member(&dir, &m)?;
-                        crate::cli::train::print_member(&m, &shown);
-                        tried.clear();
-                        break;
-                    }
-                    let why = format!(
-                        "seed {} ({}): accuracy {:.4}, iia {:.4}",
-                        opts.seed,
-                        m.trained.architecture.describe(),
-                        m.measured.accuracy,
-                        m.measured.iia
-                    );
+                let rejected = |attempt: u64, why: &str| {
                     eprintln!(
                         "implementation {index}, draw {}: not accepted, {why}",
                         attempt + 1
                     );
-                    tried.push(why);
-                }
-                if !tried.is_empty() {
-                    return Err(TrainCliError::Usage(format!(
-                        "implementation {index}: no accepted model in {ATTEMPTS} draws ({}); raise --steps",
-                        tried.join("; ")
-                    )));
-                }
+                };
+                let m =
+                    train_accepted(&job, &opts, args.seed, index, &shown, &progress, &rejected)?;
+                write_member(&tmp.join(member_name(index)), &m)?;
+                crate::cli::train::print_member(&m, &shown);
             }
-            let manifest = json!({
-                "format": POOL_FORMAT,
-                "count": args.count,
-                "members": (0..args.count).map(member_name).collect::<Vec<_>>(),
-                "about": {
-                    "interpretation": program.name,
-                    "families": ["trained"],
-                    "circuit": corr.name,
-                    "base_seed": args.seed,
-                },
-            });
-            crate::model::io::write_json(&tmp.join(POOL_FILE), &manifest)?;
+            let manifest = pool_manifest(
+                &program.name,
+                &corr.name,
+                args.seed,
+                args.count,
+                args.fixed_architecture,
+            );
+            crate::model::io::write_json(&pool_file(tmp), &manifest)?;
             Ok(())
         })?;
         println!(

@@ -8,22 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::json;
-
-use super::compile::{check_out_dir, load_target, provenance, spec_inputs};
-use crate::artifact::{CONFIG_FILE, MODEL_FILE, SIDECAR_FILE, Sidecar};
-use crate::compile::{CompileOptions, compile_checked};
-use crate::harness::{Iia, domain_behaviour, interchange_accuracy};
-use crate::lang::ir::{Program, Spec};
-use crate::model::{LoadedModel, ModelFormat};
+use super::compile::{check_out_dir, load_target, spec_inputs};
+use crate::harness::trained::{Job, Member, TrainedError, prepare, train_member, write_member};
+use crate::lang::Spec;
 use crate::progress::Progress;
-use crate::train::{Correspondence, TrainOptions, Trained, train};
-
-/// The training record written beside the model.
-pub const TRAIN_REPORT_FILE: &str = "train.json";
-
-/// Interchange pairs per variable of the acceptance measurement (`congruity iia`'s default).
-const ACCEPT_PAIRS: usize = 400;
+use crate::train::TrainOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,41 +59,19 @@ pub struct Args {
     pub min_iia: f64,
 }
 
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum TrainCliError {
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Train(#[from] crate::train::TrainError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Compile(#[from] crate::compile::CompileError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    File(#[from] crate::files::FileError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Model(#[from] crate::model::ModelError),
-    #[error("{0}")]
-    #[diagnostic(code(congruity::train::usage))]
-    Usage(String),
-    #[error("measuring the trained model: {0}")]
-    #[diagnostic(code(congruity::train::measure))]
-    Measure(String),
-}
-
 pub fn run(args: Args) -> ExitCode {
     let (spec, name) = match load_target(&args.file, args.program.as_deref()) {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let go = || -> Result<bool, TrainCliError> {
+    let go = || -> Result<bool, TrainedError> {
         match args.threads {
             Some(t) if t > 0 => rayon::ThreadPoolBuilder::new()
                 .num_threads(t)
                 .build()
-                .map_err(|e| TrainCliError::Usage(format!("cannot start {t} threads: {e}")))?
+                .map_err(|e| TrainedError::Request(format!("cannot start {t} threads: {e}")))?
                 .install(|| execute(&args, &spec, &name)),
-            Some(_) => Err(TrainCliError::Usage("--threads must be at least 1".into())),
+            Some(_) => Err(TrainedError::Request("--threads must be at least 1".into())),
             None => execute(&args, &spec, &name),
         }
     };
@@ -119,10 +86,10 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// Trains, measures and writes; `Ok(accepted)`.
-fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> {
+fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainedError> {
     check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
     let program = spec.programs.get(name).ok_or_else(|| {
-        TrainCliError::Usage(format!(
+        TrainedError::Request(format!(
             "`{name}` is a pipeline; train its stages one by one (--program STAGE)"
         ))
     })?;
@@ -131,7 +98,7 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
         ("--min-iia", args.min_iia),
     ] {
         if !(0.0..=1.0).contains(&x) {
-            return Err(TrainCliError::Usage(format!(
+            return Err(TrainedError::Request(format!(
                 "{what} must be in [0, 1], not {x}"
             )));
         }
@@ -180,129 +147,6 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainCliError> 
     Ok(member.accepted)
 }
 
-/// `program` compiled with `seed` (its encodings are the trained model's), and what to train
-/// it on: the circuit named by `--circuit` (checked to belong to `program`), or the compiled
-/// layout.
-pub(crate) fn prepare(
-    spec: &Spec,
-    file: &Path,
-    program: &Program,
-    seed: u64,
-    circuit: Option<&str>,
-) -> Result<(crate::compile::Compiled, Correspondence), TrainCliError> {
-    let (compiled, _) = compile_checked(program, &CompileOptions::default(), seed)?;
-    let Some(c) = circuit else {
-        let corr = Correspondence::compiled_layout(program, &compiled)?;
-        return Ok((compiled, corr));
-    };
-    let circuit = spec.circuits.get(c).ok_or_else(|| {
-        let names: Vec<&str> = spec.circuits.keys().map(String::as_str).collect();
-        TrainCliError::Usage(format!(
-            "`{}` has no circuit `{c}`; its circuits: {}",
-            file.display(),
-            if names.is_empty() {
-                "none".into()
-            } else {
-                names.join(", ")
-            }
-        ))
-    })?;
-    if circuit.program != program.name {
-        return Err(TrainCliError::Usage(format!(
-            "circuit `{c}` is for `{}`, not `{}`",
-            circuit.program, program.name
-        )));
-    }
-    Ok((compiled, Correspondence::from_circuit(circuit)?))
-}
-
-/// What one trained model is trained to implement.
-pub(crate) struct Job<'a> {
-    pub file: &'a Path,
-    pub program: &'a Program,
-    pub compiled: &'a crate::compile::Compiled,
-    pub corr: &'a Correspondence,
-}
-
-/// A trained, measured model with its sidecar and training record, ready to write.
-pub(crate) struct Member {
-    pub trained: Trained,
-    pub measured: Measured,
-    pub accepted: bool,
-    pub sidecar: Sidecar,
-    pub record: serde_json::Value,
-}
-
-/// Trains with `opts`, then measures the model as `congruity test` would (`dir` only names it
-/// in messages). `sample` is the pool provenance (`{"base_seed", "index", "attempt"}`), if any.
-pub(crate) fn train_member(
-    job: &Job<'_>,
-    opts: &TrainOptions,
-    dir: &Path,
-    progress: &Progress,
-    sample: Option<serde_json::Value>,
-) -> Result<Member, TrainCliError> {
-    let (program, compiled, corr) = (job.program, job.compiled, job.corr);
-    let trained = train(program, compiled, corr, opts, progress)?;
-    let sidecar = Sidecar::new(compiled.input.clone(), compiled.output.clone());
-    let loaded = LoadedModel {
-        transformer: trained.model.clone(),
-        sidecar: Some(sidecar.clone()),
-        format: ModelFormat::TransformerLens,
-        dir: dir.to_path_buf(),
-    };
-    let measured = measure(&loaded, program, &trained, opts.seed)?;
-    let accepted = measured.accuracy >= opts.min_accuracy && measured.iia >= opts.min_iia;
-    let mut prov = serde_json::to_value(provenance(job.file, &program.name, Some(opts.seed))?)
-        .unwrap_or_default();
-    if let Some(p) = prov.as_object_mut() {
-        p.insert("family".into(), json!(["trained"]));
-        if let Some(s) = sample {
-            p.insert("sample".into(), s);
-        }
-        p.insert(
-            "training".into(),
-            json!({
-                "method": "siit",
-                "circuit": corr.name,
-                "architecture": trained.architecture,
-                "steps": trained.report.steps,
-                "accuracy": measured.accuracy,
-                "accuracy_inputs": measured.inputs,
-                "iia": measured.iia,
-                "iia_pairs": measured.pairs,
-                "min_accuracy": opts.min_accuracy,
-                "min_iia": opts.min_iia,
-                "accepted": accepted,
-            }),
-        );
-    }
-    let sidecar = Sidecar {
-        provenance: prov,
-        ..sidecar
-    };
-    let record = json!({
-        "options": opts,
-        "correspondence": corr,
-        "circuit_block": corr.block_text(&program.name),
-        "architecture": trained.architecture,
-        "report": trained.report,
-        "measured": {
-            "accuracy": measured.accuracy,
-            "coverage": measured.coverage,
-            "iia": measured.iia,
-            "per_variable": measured.per_variable,
-        },
-    });
-    Ok(Member {
-        trained,
-        measured,
-        accepted,
-        sidecar,
-        record,
-    })
-}
-
 /// The summary lines of a trained model.
 pub(crate) fn print_member(m: &Member, dir: &Path) {
     let (t, ms) = (&m.trained, &m.measured);
@@ -343,57 +187,4 @@ fn threshold(x: f64, min: f64) -> String {
     } else {
         format!("below {min}")
     }
-}
-
-/// The acceptance figures, measured as `congruity test` measures `accuracy` and `iia`.
-pub(crate) struct Measured {
-    pub accuracy: f64,
-    pub inputs: usize,
-    pub coverage: String,
-    pub iia: f64,
-    pub pairs: usize,
-    pub per_variable: Vec<(String, f64)>,
-}
-
-fn measure(
-    loaded: &LoadedModel,
-    program: &Program,
-    trained: &Trained,
-    seed: u64,
-) -> Result<Measured, TrainCliError> {
-    let b = domain_behaviour(loaded, program, seed).map_err(TrainCliError::Measure)?;
-    let circuit = trained.correspondence.to_circuit(&program.name);
-    let iia: Iia = interchange_accuracy(loaded, program, &circuit, ACCEPT_PAIRS, seed)
-        .map_err(TrainCliError::Measure)?;
-    let rate = |c: usize, t: usize| if t == 0 { 0.0 } else { c as f64 / t as f64 };
-    Ok(Measured {
-        accuracy: rate(b.correct, b.total),
-        inputs: b.total,
-        coverage: b.domain.describe(),
-        iia: rate(iia.correct, iia.total),
-        pairs: iia.total,
-        per_variable: iia
-            .variables
-            .iter()
-            .map(|v| (v.variable.clone(), rate(v.correct, v.total)))
-            .collect(),
-    })
-}
-
-/// Writes a member's files into `dir` (weights, config, sidecar, training record); callers put
-/// `dir` in place atomically.
-pub(crate) fn write_member(dir: &Path, m: &Member) -> Result<(), TrainCliError> {
-    let t = &m.trained.model;
-    std::fs::create_dir_all(dir).map_err(|e| {
-        TrainCliError::Model(crate::model::ModelError::Write {
-            path: dir.to_path_buf(),
-            reason: e.to_string(),
-        })
-    })?;
-    m.sidecar.validate(t.config(), &dir.join(SIDECAR_FILE))?;
-    crate::model::io::write_safetensors(&dir.join(MODEL_FILE), t.weights().named())?;
-    crate::model::io::write_json(&dir.join(CONFIG_FILE), &t.config().to_tl_json())?;
-    crate::model::io::write_json(&dir.join(SIDECAR_FILE), &m.sidecar)?;
-    crate::model::io::write_json(&dir.join(TRAIN_REPORT_FILE), &m.record)?;
-    Ok(())
 }

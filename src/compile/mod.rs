@@ -38,6 +38,7 @@ pub mod write;
 
 use num_traits::Float;
 use serde::Serialize;
+use std::path::Path;
 
 pub use assemble::OpPlacement;
 pub use error::CompileError;
@@ -79,6 +80,27 @@ pub struct Provenance {
     /// For sampled implementations: the sampler's seed and this item's index.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample: Option<SampleOrigin>,
+}
+
+impl Provenance {
+    /// `program` of the spec file `file` (its path and SHA-256), compiled or trained with `seed`.
+    pub fn of_spec(file: &Path, program: &str, seed: Option<u64>) -> Result<Self, CompileError> {
+        use sha2::{Digest, Sha256};
+        let bytes = crate::files::read_bytes(file, crate::files::MAX_SPEC_BYTES, "a spec file")
+            .map_err(|e| CompileError::Read {
+                path: file.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let digest = Sha256::digest(&bytes);
+        Ok(Provenance {
+            spec: Some(file.display().to_string()),
+            spec_sha256: Some(digest.iter().map(|b| format!("{b:02x}")).collect()),
+            program: program.to_string(),
+            seed,
+            family: Vec::new(),
+            sample: None,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

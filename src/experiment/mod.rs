@@ -79,6 +79,12 @@ pub enum ExperimentError {
     #[error("`{name}` is listed twice among the interpretations to compare")]
     #[diagnostic(code(congruity::compare::settings))]
     DuplicateTarget { name: String },
+    #[error(
+        "a pool is given for `{name}`, which is not compared (compared: {}); add it to --interpretations",
+        if compared.is_empty() { "none".to_string() } else { compared.join(", ") }
+    )]
+    #[diagnostic(code(congruity::compare::settings))]
+    GivenNotCompared { name: String, compared: Vec<String> },
     #[error("`{name}` is not a circuit of the spec (circuits: {})", known.join(", "))]
     #[diagnostic(code(congruity::compare::settings))]
     UnknownCircuit { name: String, known: Vec<String> },

@@ -363,6 +363,37 @@ pub struct SampledSource {
     keep: Option<PathBuf>,
     /// Where the representations are kept between runs (see [`SampledSource::cache_in`]).
     disk: Option<PathBuf>,
+    /// Implementations read from model directories instead of sampled (see
+    /// [`SampledSource::given`]).
+    given: Option<Given>,
+}
+
+/// Implementations given for an interpretation instead of sampled: a pool directory (as
+/// `congruity sample` writes it) and its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenPool {
+    /// The directory the pool is named by (in reports).
+    pub dir: PathBuf,
+    pub members: Vec<PathBuf>,
+}
+
+impl GivenPool {
+    /// The pool in `dir` (see [`pool_members`]).
+    pub fn open(dir: &Path) -> Result<Self, ExperimentError> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            members: pool_members(dir)?,
+        })
+    }
+}
+
+/// The implementations of a target given as a pool directory (trained ones, say).
+struct Given {
+    /// The pool directory as named.
+    dir: PathBuf,
+    models: ModelDirSource,
+    /// The sites patched in every member (one choice for the pool), when patched.
+    patched_sites: Vec<Site>,
 }
 
 impl SampledSource {
@@ -390,7 +421,58 @@ impl SampledSource {
             patch: None,
             keep: None,
             disk: None,
+            given: None,
         }
+    }
+
+    /// The implementations of `target` held in the pool directory `dir` (as `congruity sample
+    /// --family trained` writes it), in place of sampled ones. They are not checked against the
+    /// interpretation on the common inputs — a trained implementation is accepted at its accuracy
+    /// and IIA thresholds, not exactly — but a member whose training record says it was not
+    /// accepted is refused. Patched, every member has the circuit's sites as declared.
+    pub fn given(
+        target: Arc<Target>,
+        pool: &GivenPool,
+        inputs: Arc<InputSet>,
+        spec: RepresentationSpec,
+    ) -> Result<Self, ExperimentError> {
+        let models = ModelDirSource::of_members(
+            pool.members.clone(),
+            target.name.clone(),
+            inputs.clone(),
+            spec.clone(),
+        );
+        for d in models.dirs() {
+            if let Some(reason) = not_accepted(d) {
+                return Err(ExperimentError::ModelDir {
+                    dir: d.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(Self {
+            label: target.name.clone(),
+            cache: Cache::new(models.count()),
+            target,
+            families: Vec::new(),
+            seed: 0,
+            inputs,
+            reference: Arc::new(Vec::new()),
+            spec,
+            patch: None,
+            keep: None,
+            disk: None,
+            given: Some(Given {
+                dir: pool.dir.clone(),
+                models,
+                patched_sites: Vec::new(),
+            }),
+        })
+    }
+
+    /// The pool directory the implementations were read from (given pools).
+    pub fn given_dir(&self) -> Option<&Path> {
+        self.given.as_ref().map(|g| g.dir.as_path())
     }
 
     /// Keeps each implementation's representation in `dir/<label>-<key>/<index>.safetensors`
@@ -403,6 +485,9 @@ impl SampledSource {
     /// its implementation was checked against the interpretation on every input. Patched pools
     /// and pools that write their models (`keep_models`) are always computed.
     pub fn cache_in(mut self, dir: &Path, spec: &Spec) -> Self {
+        if self.given.is_some() {
+            return self;
+        }
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(format!(
@@ -434,13 +519,30 @@ impl SampledSource {
     /// Also writes every sampled implementation to `dir/<label>/<index>` (model directories, or
     /// one directory per stage for pipelines), for inspection with `congruity run`.
     pub fn keep_models(mut self, dir: &Path) -> Self {
-        self.keep = Some(dir.join(&self.label));
+        if self.given.is_none() {
+            self.keep = Some(dir.join(&self.label));
+        }
         self
     }
 
     /// The same implementations with circuit heads patched; labelled `<label>~patched`.
     pub fn patched(&self, plan: PatchPlan) -> Self {
         let label = format!("{}~patched", self.label);
+        let given = self.given.as_ref().map(|g| {
+            // A given member has no placement record: the circuit's sites as declared, one
+            // choice for the pool (index 0's), as for models under test.
+            let sites = choose_sites(plan.declared.clone(), plan.heads, plan.seed, 0);
+            Given {
+                dir: g.dir.clone(),
+                models: g.models.patched(ModelPatch {
+                    circuit: plan.circuit.name.clone(),
+                    program: plan.circuit.program.clone(),
+                    sites: sites.clone(),
+                    corrupted: plan.corrupted.clone(),
+                }),
+                patched_sites: sites,
+            }
+        });
         Self {
             cache: Cache::new(self.cache.len()),
             label,
@@ -453,6 +555,7 @@ impl SampledSource {
             patch: Some(plan),
             keep: None,
             disk: None,
+            given,
         }
     }
 
@@ -465,6 +568,9 @@ impl SampledSource {
         let Some(plan) = &self.patch else {
             return Ok(Vec::new());
         };
+        if let Some(g) = &self.given {
+            return Ok(g.patched_sites.clone());
+        }
         let chain = self.target.sample_chain(&self.families, self.seed, index)?;
         let c = &self.target.stages[plan.stage].compiled;
         Ok(plan.sites(c, &chain[plan.stage].placement, index))
@@ -492,6 +598,9 @@ impl SampledSource {
     }
 
     fn compute_fresh(&self, index: usize) -> Result<Representation, ExperimentError> {
+        if let Some(g) = &self.given {
+            return g.models.compute(index);
+        }
         let chain = self.target.sample_chain(&self.families, self.seed, index)?;
         if let Some(dir) = &self.keep {
             let item = dir.join(format!("{index:04}"));
@@ -542,6 +651,20 @@ impl SampledSource {
         }?;
         Ok(Representation::new(self.inputs.id.clone(), run.features)?)
     }
+}
+
+/// Why the model in `dir` is not an implementation, when its sidecar's training record says
+/// it was not accepted (models without a training record are taken as they are).
+fn not_accepted(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(crate::artifact::SIDECAR_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let t = v.get("provenance")?.get("training")?;
+    (t.get("accepted")? == &serde_json::Value::Bool(false)).then(|| {
+        format!(
+            "was trained but not accepted as an implementation (accuracy {}, iia {}; thresholds {}, {})",
+            t["accuracy"], t["iia"], t["min_accuracy"], t["min_iia"]
+        )
+    })
 }
 
 /// The tensor name of a cached representation.
@@ -627,6 +750,44 @@ fn is_model_dir(d: &Path) -> bool {
             .any(|f| d.join(f).is_file())
 }
 
+/// The model directories of `dir`: itself when it is a model, else the members its pool
+/// manifest lists (a directory of models is a pool only once its manifest says it is complete:
+/// an interrupted `congruity sample` must not pass for a smaller pool).
+pub fn pool_members(dir: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
+    let bad = |reason: String| ExperimentError::ModelDir {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    if !dir.is_dir() {
+        return Err(bad("no such directory".into()));
+    }
+    let dirs = if is_model_dir(dir) {
+        vec![dir.to_path_buf()]
+    } else {
+        // A directory of models is a pool only once its manifest says it is complete: an
+        // interrupted `congruity sample` must not pass for a smaller pool.
+        match read_pool(dir) {
+            Ok(members) => members,
+            Err(PoolManifestError::Missing) => {
+                return Err(bad(format!(
+                    "holds no model (config.json + model.safetensors, a tracr export, or pipeline.json) and no {POOL_FILE}: a pool is a directory written whole by `congruity sample`"
+                )));
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    };
+    if let Some(d) = dirs.iter().find(|d| !is_model_dir(d)) {
+        return Err(bad(format!(
+            "pool member {} is not a model directory",
+            d.display()
+        )));
+    }
+    if dirs.is_empty() {
+        return Err(bad("is an empty pool".into()));
+    }
+    Ok(dirs)
+}
+
 impl ModelDirSource {
     /// `dir` is one model, or a directory whose sub-directories are models (as `congruity
     /// sample` writes them), taken in name order.
@@ -636,45 +797,24 @@ impl ModelDirSource {
         inputs: Arc<InputSet>,
         spec: RepresentationSpec,
     ) -> Result<Self, ExperimentError> {
-        let bad = |reason: String| ExperimentError::ModelDir {
-            dir: dir.to_path_buf(),
-            reason,
-        };
-        if !dir.is_dir() {
-            return Err(bad("no such directory".into()));
-        }
-        let dirs = if is_model_dir(dir) {
-            vec![dir.to_path_buf()]
-        } else {
-            // A directory of models is a pool only once its manifest says it is complete: an
-            // interrupted `congruity sample` must not pass for a smaller pool.
-            match read_pool(dir) {
-                Ok(members) => members,
-                Err(PoolManifestError::Missing) => {
-                    return Err(bad(format!(
-                        "holds no model (config.json + model.safetensors, a tracr export, or pipeline.json) and no {POOL_FILE}: a pool is a directory written whole by `congruity sample`"
-                    )));
-                }
-                Err(e) => return Err(bad(e.to_string())),
-            }
-        };
-        if let Some(d) = dirs.iter().find(|d| !is_model_dir(d)) {
-            return Err(bad(format!(
-                "pool member {} is not a model directory",
-                d.display()
-            )));
-        }
-        if dirs.is_empty() {
-            return Err(bad("is an empty pool".into()));
-        }
-        Ok(Self {
+        Ok(Self::of_members(pool_members(dir)?, label, inputs, spec))
+    }
+
+    /// A pool of the model directories `dirs` (checked to be models by the caller).
+    pub fn of_members(
+        dirs: Vec<PathBuf>,
+        label: String,
+        inputs: Arc<InputSet>,
+        spec: RepresentationSpec,
+    ) -> Self {
+        Self {
             cache: Cache::new(dirs.len()),
             label,
             dirs,
             inputs,
             spec,
             patch: None,
-        })
+        }
     }
 
     pub fn dirs(&self) -> &[PathBuf] {

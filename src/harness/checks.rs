@@ -18,10 +18,10 @@ use crate::equivalence::{Proportion, derive_seed};
 use crate::experiment::compare::{CompareReport, CompareSettings, compare};
 use crate::experiment::extract::RepresentationSpec;
 use crate::experiment::inputs::InputSet;
-use crate::experiment::sampled::ModelDirSource;
+use crate::experiment::sampled::{GivenPool, ModelDirSource};
 use crate::intervene::{Ablation, Component, FaithfulnessRun, kept_by};
 use crate::lang::eval::eval_output;
-use crate::lang::ir::{Bound, Check, Comparison, Expectation, Proof, Spec};
+use crate::lang::ir::{Bound, Check, Comparison, Expectation, ImplementationFamily, Proof, Spec};
 use crate::model::LoadedModel;
 use crate::similarity::Measure;
 use crate::smt::{self, ProveOptions, Verdict};
@@ -58,6 +58,10 @@ pub fn check_seed(check: &Check, opts: &TestOptions) -> u64 {
 fn settings(check: &Check, opts: &TestOptions) -> CheckSettings {
     CheckSettings {
         samples: check.samples.map_or(opts.samples, |s| s as usize),
+        family: match check.family {
+            ImplementationFamily::Compiled => None,
+            ImplementationFamily::Trained => Some(ImplementationFamily::Trained.name().into()),
+        },
         inputs: opts.inputs,
         bootstraps: opts.bootstraps,
         draws: opts.draws,
@@ -684,8 +688,13 @@ fn comparison(
     seed: u64,
     opts: &TestOptions,
 ) -> Result<CompareReport, String> {
+    let given = match job.check.family {
+        ImplementationFamily::Compiled => Default::default(),
+        ImplementationFamily::Trained => trained_pools(job, s, seed, opts)?,
+    };
     let settings = CompareSettings {
         interpretations: compared(job.check),
+        given,
         models: match (&job.model, needs_model_tests(job.check)) {
             (Some(m), true) => vec![m.dir.clone()],
             _ => vec![],
@@ -712,6 +721,41 @@ fn comparison(
         }
         s
     })
+}
+
+/// The trained pool of every compared interpretation (`samples N family trained`), trained
+/// now or read back from the cache.
+fn trained_pools(
+    job: &CheckJob<'_>,
+    s: &CheckSettings,
+    seed: u64,
+    opts: &TestOptions,
+) -> Result<std::collections::BTreeMap<String, GivenPool>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in compared(job.check) {
+        let Some(program) = job.spec.programs.get(&name) else {
+            return Err(format!(
+                "`{name}` is a pipeline: `family trained` trains interpretations, not pipelines"
+            ));
+        };
+        let members = super::trained::trained_pool(
+            &opts.cache_dir,
+            job.path,
+            job.spec,
+            program,
+            seed,
+            s.samples,
+            &crate::progress::Progress::hidden(),
+        )
+        .map_err(|e| format!("training implementations of `{name}`: {e}"))?;
+        let dir = members
+            .first()
+            .and_then(|m| m.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        out.insert(name, GivenPool { dir, members });
+    }
+    Ok(out)
 }
 
 /// Runs one check. `stage` is told what is being done (for progress).

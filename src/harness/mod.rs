@@ -41,6 +41,7 @@ mod plots;
 mod report;
 mod run;
 mod text;
+pub mod trained;
 
 use std::path::{Path, PathBuf};
 

@@ -113,6 +113,10 @@ pub struct ModelInfo {
 pub struct CheckSettings {
     /// Implementations sampled per compared interpretation.
     pub samples: usize,
+    /// `trained` when the check's implementations are trained (`samples N family trained`);
+    /// absent for compiled ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// Common inputs of the comparison and of `similarity`.
     pub inputs: usize,
     pub bootstraps: usize,

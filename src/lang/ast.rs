@@ -412,6 +412,8 @@ pub enum CheckField {
     },
     Samples {
         value: NumLit,
+        /// `family trained`: where the implementations come from (default: compiled).
+        family: Option<Ident>,
         span: Span,
     },
     Seed {
@@ -640,9 +642,18 @@ impl VisitSpans for Item {
                             }
                             f(span);
                         }
-                        CheckField::Samples { value, span }
-                        | CheckField::Seed { value, span }
-                        | CheckField::Epsilon { value, span } => {
+                        CheckField::Samples {
+                            value,
+                            family,
+                            span,
+                        } => {
+                            value.visit_spans(f);
+                            if let Some(id) = family {
+                                id.visit_spans(f);
+                            }
+                            f(span);
+                        }
+                        CheckField::Seed { value, span } | CheckField::Epsilon { value, span } => {
                             value.visit_spans(f);
                             f(span);
                         }

@@ -475,6 +475,25 @@ pub enum ModelRef {
     Compiled { program: String, seed: Option<u64> },
 }
 
+/// Where a check's implementations come from: `samples N family compiled` (the default:
+/// compiled models varied by function-preserving maps) or `family trained` (trained by strict
+/// interchange-intervention training on the compiled layout).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImplementationFamily {
+    #[default]
+    Compiled,
+    Trained,
+}
+
+impl ImplementationFamily {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImplementationFamily::Compiled => "compiled",
+            ImplementationFamily::Trained => "trained",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Check {
     pub name: String,
@@ -483,6 +502,7 @@ pub struct Check {
     pub model_source: Option<SourceRef>,
     pub compare: Vec<String>,
     pub samples: Option<u64>,
+    pub family: ImplementationFamily,
     pub seed: Option<u64>,
     /// The fit gap every distinguishable / congruent verdict of the check needs besides its
     /// interval; `None`: derived from the data (see `equivalence::Epsilon`).

@@ -144,7 +144,11 @@ pub(super) fn intervention(
             plan.seeds.patched_heads,
             corrupted,
         )?;
-        let mapping = patch.mapping;
+        // Given implementations have no placement record: they are patched as declared.
+        let mapping = match clean.given_dir() {
+            Some(_) => CircuitMapping::Declared,
+            None => patch.mapping,
+        };
         let patched = clean.patched(patch);
         materialise(&[&patched], s.progress, "patched implementations")?;
         let sites: Vec<Vec<String>> = (0..patched.count())

@@ -25,6 +25,7 @@
 //! `experiments` (selectivity, model tests, transfer, intervention); `render` writes the text
 //! and JSON reports.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -62,6 +63,9 @@ pub struct CompareSettings {
     pub interpretations: Vec<String>,
     /// Model directories (each one pool: a model, or a directory of models).
     pub models: Vec<PathBuf>,
+    /// Interpretations whose implementations are the models of a pool directory (trained ones,
+    /// say) instead of sampled: every name must be one of the compared targets.
+    pub given: BTreeMap<String, crate::experiment::sampled::GivenPool>,
     /// Implementations sampled per interpretation.
     pub samples: usize,
     pub seed: u64,
@@ -97,6 +101,7 @@ impl Default for CompareSettings {
         Self {
             interpretations: Vec::new(),
             models: Vec::new(),
+            given: BTreeMap::new(),
             samples: 8,
             seed: 0,
             measure: Measure::default(),

@@ -60,6 +60,12 @@ impl Plan {
             .collect();
 
         let names = target_names(&spec, s)?;
+        if let Some(name) = s.given.keys().find(|g| !names.contains(g)) {
+            return Err(ExperimentError::GivenNotCompared {
+                name: name.clone(),
+                compared: names.clone(),
+            });
+        }
         notes.say(&format!("compiling {} target(s)", names.len()));
         if !names.is_empty() && s.samples < 3 {
             return Err(ExperimentError::TooFewSamples { samples: s.samples });

@@ -25,6 +25,26 @@ impl Pools {
     pub fn build(plan: &Plan, s: &CompareSettings) -> Result<Pools, ExperimentError> {
         let mut sampled = Vec::with_capacity(plan.targets.len());
         for t in &plan.targets {
+            if let Some(given) = s.given.get(&t.name) {
+                let src = SampledSource::given(
+                    t.clone(),
+                    given,
+                    plan.inputs.clone(),
+                    s.representation.clone(),
+                )?;
+                if src.count() < 3 {
+                    return Err(ExperimentError::ModelDir {
+                        dir: given.dir.clone(),
+                        reason: format!(
+                            "holds {} implementation(s) of `{}`; a pool in the selectivity matrix needs at least 3",
+                            src.count(),
+                            t.name
+                        ),
+                    });
+                }
+                sampled.push(src);
+                continue;
+            }
             let traces: Vec<Vec<Vec<Value>>> = plan
                 .inputs
                 .inputs
@@ -97,8 +117,14 @@ impl Pools {
                 },
                 count: p.count(),
                 stages: t.stages.iter().map(|st| st.program.clone()).collect(),
-                dirs: Vec::new(),
-                seed: Some(sample_seed(s.seed, &t.name)),
+                dirs: p
+                    .given_dir()
+                    .map(|d| vec![d.display().to_string()])
+                    .unwrap_or_default(),
+                seed: match p.given_dir() {
+                    None => Some(sample_seed(s.seed, &t.name)),
+                    Some(_) => None,
+                },
                 features: widths(p)?,
             });
         }

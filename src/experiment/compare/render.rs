@@ -173,6 +173,8 @@ impl CompareReport {
         for p in &self.pools {
             let what = if p.kind == "models" {
                 p.dirs.join(", ")
+            } else if !p.dirs.is_empty() {
+                format!("{} (given: {})", p.stages.join(" |> "), p.dirs.join(", "))
             } else {
                 p.stages.join(" |> ")
             };

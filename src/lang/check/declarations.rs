@@ -259,6 +259,7 @@ impl Checker {
         let mut model_source = None;
         let mut compare = Vec::new();
         let mut samples = None;
+        let mut family = ImplementationFamily::Compiled;
         let mut seed = None;
         let mut epsilon = None;
         let mut expectations = Vec::new();
@@ -311,16 +312,31 @@ impl Checker {
                         }
                     }
                 }
-                ast::CheckField::Samples { value, .. } => match value.text.parse::<u64>() {
-                    Ok(n) if n >= 3 => samples = Some(n),
-                    _ => self.err(LangError::at(
-                        ErrorKind::Check,
-                        &f.source,
-                        value.span,
-                        format!("`samples {}` is out of range", value.text),
-                        "expected a count from 3 to 2^64-1 (a selectivity cell draws three distinct implementations)",
-                    )),
-                },
+                ast::CheckField::Samples {
+                    value, family: fam, ..
+                } => {
+                    match value.text.parse::<u64>() {
+                        Ok(n) if n >= 3 => samples = Some(n),
+                        _ => self.err(LangError::at(
+                            ErrorKind::Check,
+                            &f.source,
+                            value.span,
+                            format!("`samples {}` is out of range", value.text),
+                            "expected a count from 3 to 2^64-1 (a selectivity cell draws three distinct implementations)",
+                        )),
+                    }
+                    match fam.as_ref().map(|i| (i.name.as_str(), i.span)) {
+                        None | Some(("compiled", _)) => {}
+                        Some(("trained", _)) => family = ImplementationFamily::Trained,
+                        Some((other, span)) => self.err(LangError::at(
+                            ErrorKind::Check,
+                            &f.source,
+                            span,
+                            format!("`{other}` is not a family of implementations"),
+                            "expected `compiled` or `trained`",
+                        )),
+                    }
+                }
                 ast::CheckField::Seed { value, .. } => {
                     if let Some(n) = self.seed_value(f, value) {
                         seed = Some(n);
@@ -367,6 +383,7 @@ impl Checker {
                 model_source,
                 compare,
                 samples,
+                family,
                 seed,
                 epsilon,
                 expectations,

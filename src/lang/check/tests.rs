@@ -330,6 +330,8 @@ interpretation j for reverse {{
 }}
 check m {{ model \"models/x\" compare i vs j samples 3 seed 7 epsilon 1e-3 expect congruent(i) expect iia(c) >= 0.95 }}
 check n {{ model \"models/x\" compare i vs j epsilon 0.25 expect congruent(i) }}
+check t {{ compare i vs j samples 4 family trained expect indistinguishable(i, j) }}
+check u {{ compare i vs j samples 4 family compiled expect indistinguishable(i, j) }}
 prove equivalent(i, j)
 prove al: aligned(i, j, length = len) timeout 2.5
 prove sufficient(c)"
@@ -343,9 +345,18 @@ prove sufficient(c)"
     assert_eq!(spec.checks["m"].expectations.len(), 2);
     assert_eq!(spec.checks["m"].epsilon, Some(1e-3));
     assert_eq!(spec.checks["n"].epsilon, Some(0.25));
+    assert_eq!(spec.checks["m"].family, ImplementationFamily::Compiled);
+    assert_eq!(spec.checks["t"].family, ImplementationFamily::Trained);
+    assert_eq!(spec.checks["t"].samples, Some(4));
+    assert_eq!(spec.checks["u"].family, ImplementationFamily::Compiled);
     for (tail, want) in [
         ("check m { epsilon 1e999 }", ErrorKind::Check),
         ("check m { epsilon 1 epsilon 2 }", ErrorKind::Check),
+        ("check m { samples 4 family tuned }", ErrorKind::Check),
+        (
+            "check m { samples 4 family trained samples 5 }",
+            ErrorKind::Check,
+        ),
         (
             "circuit c for i { length -> blocks.0.mlp }",
             ErrorKind::Hook,

@@ -536,7 +536,13 @@ pub(super) fn check_field(f: &CheckField) -> (&'static str, String) {
                 .collect::<Vec<_>>()
                 .join(" vs "),
         ),
-        CheckField::Samples { value, .. } => ("samples", value.text.clone()),
+        CheckField::Samples { value, family, .. } => (
+            "samples",
+            match family {
+                Some(f) => format!("{} family {}", value.text, f.name),
+                None => value.text.clone(),
+            },
+        ),
         CheckField::Seed { value, .. } => ("seed", value.text.clone()),
         CheckField::Epsilon { value, .. } => ("epsilon", value.text.clone()),
         CheckField::Expect {

@@ -13,6 +13,7 @@ output aggregate(select(indices,opp,==),tokens)}
 circuit c for by_length { length -> blocks.0.attn.hook_z[0],blocks.0.hook_mlp_out
  output -> blocks.3.attn.hook_z[0] }
 check m { model \"models/reverse\" compare a vs b expect iia(c)>=0.95 }
+check t { compare a vs b samples   4   family   trained }
 prove equivalent(a,b)
 prove x:aligned(a,b,l=n) timeout 3
 ";
@@ -36,6 +37,11 @@ check m {
   model   \"models/reverse\"
   compare a vs b
   expect  iia(c) >= 0.95
+}
+
+check t {
+  compare a vs b
+  samples 4 family trained
 }
 
 prove equivalent(a, b)

@@ -117,6 +117,9 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         | R::kw_expect => {
             "a check field (`model`, `compare`, `samples`, `seed`, `epsilon` or `expect`)"
         }
+        R::kw_family => {
+            "`family` and where the implementations come from (`compiled` or `trained`)"
+        }
         R::real => "a number (e.g. `0.001` or `1e-3`)",
         R::model_compiled | R::kw_compiled => "`compiled(interpretation)` or a quoted directory",
         R::expect_arg => "an argument (a name, or a measure such as `cka:linear`)",

@@ -132,6 +132,7 @@ fn is_keyword_rule(r: Rule) -> bool {
             | Rule::kw_compare
             | Rule::kw_vs
             | Rule::kw_samples
+            | Rule::kw_family
             | Rule::kw_seed
             | Rule::kw_epsilon
             | Rule::kw_expect
@@ -524,10 +525,16 @@ impl Conv<'_> {
                     }
                     CheckField::Compare { names, span: fspan }
                 }
-                Rule::samples_field => CheckField::Samples {
-                    value: num(fc.expect(Rule::int)?),
-                    span: fspan,
-                },
+                Rule::samples_field => {
+                    let value = num(fc.expect(Rule::int)?);
+                    // `family` is a keyword pair, skipped: an ident after the count is the family.
+                    let family = fc.next_if(Rule::ident).map(ident);
+                    CheckField::Samples {
+                        value,
+                        family,
+                        span: fspan,
+                    }
+                }
                 Rule::seed_field => CheckField::Seed {
                     value: num(fc.expect(Rule::int)?),
                     span: fspan,

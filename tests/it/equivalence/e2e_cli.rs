@@ -161,3 +161,137 @@ fn bad_arguments_are_clear_errors() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nonexistent.interp"));
 }
+
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = run(args, "2");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `--pool NAME=DIR`: NAME's implementations are read from a pool directory instead of sampled
+/// (here a compiled pool; `sample --family trained` writes the same layout): in the selectivity
+/// matrix and the intervention test (at the circuit's sites as declared), reported with its
+/// directory; bad pools are refused with reasons.
+#[test]
+fn a_given_pool_takes_the_place_of_the_sampled_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = tmp.path().join("by_length");
+    let sampled = bin()
+        .args([
+            "sample",
+            spec("circuits/tracr_reverse.interp").to_str().unwrap(),
+        ])
+        .args(["--program", "tracr_reverse", "--count", "3", "--seed", "5"])
+        .args(["--family", "rotation", "--out", pool.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        sampled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sampled.stderr)
+    );
+    let file = spec("circuits/tracr_reverse.interp");
+    let given = format!("tracr_reverse={}", pool.display());
+    let mut args = small(&file);
+    args.extend(
+        [
+            "--interpretations",
+            "tracr_reverse,reverse_by_sorting",
+            "--circuit",
+            "tracr_reverse_compiled",
+            "--pool",
+            &given,
+            "--json",
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = json_of(&refs);
+    let p = &v["pools"][0];
+    assert_eq!(p["label"], "tracr_reverse");
+    assert_eq!(p["kind"], "interpretation");
+    assert_eq!(p["count"], 3);
+    assert!(p["seed"].is_null(), "{p}");
+    assert_eq!(p["dirs"][0], pool.display().to_string());
+    assert_eq!(v["pools"][1]["label"], "reverse_by_sorting");
+    assert!(v["pools"][1]["seed"].is_u64());
+    assert_eq!(
+        v["selectivity"]["labels"].as_array().unwrap().len(),
+        2,
+        "{}",
+        v["selectivity"]
+    );
+    // The given members are patched where the circuit says, one choice for the pool.
+    let iv = v["intervention"].as_array().unwrap();
+    assert!(!iv.is_empty());
+    for r in iv {
+        assert_eq!(r["mapping"], "declared", "{r}");
+        assert_eq!(r["patched_sites"].as_array().unwrap().len(), 3);
+    }
+
+    // The same models as a model pool have the same representations (same widths).
+    let mut as_models = small(&file);
+    as_models.extend(
+        [
+            "--interpretations",
+            "reverse_by_sorting",
+            "--models",
+            pool.to_str().unwrap(),
+            "--json",
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = as_models.iter().map(String::as_str).collect();
+    let m = json_of(&refs);
+    assert_eq!(m["pools"][1]["features"], p["features"]);
+
+    let f = file.to_str().unwrap();
+    let base = [
+        f,
+        "--samples",
+        "3",
+        "--seed",
+        "1",
+        "--inputs",
+        "20",
+        "--quiet",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let fails = |a: Vec<String>, needle: &str| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        fails_with(&refs, needle)
+    };
+    fails(
+        with(&["--interpretations", "reverse_by_sorting", "--pool", &given]),
+        "a pool is given for `tracr_reverse`, which is not compared",
+    );
+    fails(with(&["--pool", "tracr_reverse"]), "is not NAME=DIR");
+    fails(
+        with(&[
+            "--pool",
+            &format!("tracr_reverse={}", tmp.path().join("none").display()),
+        ]),
+        "no such directory",
+    );
+    // A trained member that was not accepted is no implementation.
+    let sidecar = pool.join("0001").join("congruity.json");
+    let mut sc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    sc["provenance"]["training"] = serde_json::json!({"accepted": false, "accuracy": 0.5, "iia": 0.4, "min_accuracy": 0.99, "min_iia": 0.95});
+    std::fs::write(&sidecar, serde_json::to_vec(&sc).unwrap()).unwrap();
+    fails(
+        with(&[
+            "--interpretations",
+            "tracr_reverse,reverse_by_sorting",
+            "--pool",
+            &given,
+        ]),
+        "was trained but not",
+    );
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod circuits;
 mod iia_cli;
 mod reports;
+mod trained;
 mod verdicts;
 
 use std::path::{Path, PathBuf};

@@ -337,6 +337,22 @@ check model_agrees {{
 );
 
 diagnostic!(
+    unknown_sample_family,
+    [Check],
+    format!(
+        "{TASK}interpretation i for reverse {{ output tokens }}
+interpretation j for reverse {{ output tokens }}
+
+check same {{
+  compare i vs j
+  samples 5 family tuned
+  expect indistinguishable(i, j)
+}}
+"
+    )
+);
+
+diagnostic!(
     several_errors_in_one_file,
     [Type, UnknownPrimitive, UnknownName],
     format!(

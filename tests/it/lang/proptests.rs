@@ -281,7 +281,18 @@ fn check() -> impl Strategy<Value = Item> {
         }),
         prop::collection::vec(ident(), 2..4)
             .prop_map(|names| CheckField::Compare { names, span: sp() }),
-        lit("[0-9]{1,4}").prop_map(|value| CheckField::Samples { value, span: sp() }),
+        (
+            lit("[0-9]{1,4}"),
+            prop::option::of(prop_oneof![Just("compiled"), Just("trained")])
+        )
+            .prop_map(|(value, family)| CheckField::Samples {
+                value,
+                family: family.map(|name| Ident {
+                    name: name.into(),
+                    span: sp()
+                }),
+                span: sp()
+            }),
         lit("[0-9]{1,4}").prop_map(|value| CheckField::Seed { value, span: sp() }),
         (
             ident(),

@@ -1,0 +1,124 @@
+//! `samples N family trained`: a check's implementations are trained (SIIT on the compiled
+//! layout), accepted, kept in the cache by content, reused on the next run with the same bytes
+//! of report, and a pipeline is refused with a reason.
+
+use std::path::{Path, PathBuf};
+
+use super::{stderr, stdout, test};
+
+/// Two interpretations of one small task that train in a few hundred steps: token plus index by
+/// an MLP, and the tokens copied by a head.
+const SPEC: &str = "task t {
+  vocab {0, 1}
+  max_len 3
+}
+
+interpretation by_mlp for t {
+  output map2(|x, i| x + i, tokens, indices)
+}
+
+interpretation by_head for t {
+  output aggregate(select(indices, indices, ==), tokens)
+}
+
+check trained {
+  compare by_mlp vs by_head
+  samples 3 family trained
+  seed    4
+  expect  distinguishable(by_mlp, by_head)
+}
+";
+
+fn members(cache: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let trained = cache.join("trained");
+    for pool in std::fs::read_dir(&trained).unwrap() {
+        for m in std::fs::read_dir(pool.unwrap().path()).unwrap() {
+            out.push(m.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_check_trains_its_implementations_once_and_reads_them_back() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("trained.interp");
+    std::fs::write(&spec, SPEC).unwrap();
+    let report = |name: &str| dir.path().join(name).display().to_string();
+    let run = |out: &str| {
+        let o = test(
+            &[spec.to_str().unwrap(), "--quiet", "--report", &report(out)],
+            cache.path(),
+        );
+        // A verdict either way, never an error: status 0 (pass) or 1 (fail).
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("ERROR"), "{}", stdout(&o));
+        o
+    };
+    run("one.json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report("one.json")).unwrap()).unwrap();
+    let unit = &json["units"][0];
+    assert_eq!(unit["settings"]["family"], "trained", "{unit}");
+    assert_eq!(unit["settings"]["samples"], 3);
+
+    // Two pools of three members, each trained, measured and accepted.
+    let kept = members(cache.path());
+    assert_eq!(kept.len(), 6, "{kept:?}");
+    let mut seeds = Vec::new();
+    for m in &kept {
+        let sidecar: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(m.join("congruity.json")).unwrap()).unwrap();
+        let t = &sidecar["provenance"]["training"];
+        assert_eq!(t["accepted"], true, "{}: {t}", m.display());
+        assert!(t["accuracy"].as_f64().unwrap() >= 0.99, "{t}");
+        assert!(t["iia"].as_f64().unwrap() >= 0.95, "{t}");
+        assert_eq!(sidecar["provenance"]["sample"]["base_seed"], 4);
+        seeds.push(sidecar["provenance"]["seed"].as_u64().unwrap());
+    }
+    seeds.sort();
+    seeds.dedup();
+    assert_eq!(seeds.len(), 3, "each member of a pool has its own seed");
+
+    // The second run trains nothing: the members are not rewritten, the report is the same.
+    let stamp = |m: &Path| {
+        std::fs::metadata(m.join("model.safetensors"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before: Vec<_> = kept.iter().map(|m| stamp(m)).collect();
+    run("two.json");
+    assert_eq!(members(cache.path()), kept);
+    assert_eq!(kept.iter().map(|m| stamp(m)).collect::<Vec<_>>(), before);
+    assert_eq!(
+        std::fs::read(report("one.json")).unwrap(),
+        std::fs::read(report("two.json")).unwrap()
+    );
+}
+
+#[test]
+fn a_pipeline_is_refused_with_a_reason() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("p.interp");
+    let pipe = "pipeline twice = by_head |> by_head\n\ncheck p {\n  compare twice vs by_head\n  samples 3 family trained\n  expect  indistinguishable(twice, by_head)\n}\n";
+    let text = SPEC.replace("check trained", "check unused") + pipe;
+    std::fs::write(&spec, text).unwrap();
+    let o = test(&[spec.to_str().unwrap(), "--filter", "*::p"], cache.path());
+    let out = stdout(&o);
+    // Could not run: exit 2, with the reason.
+    assert_eq!(o.status.code(), Some(2), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("`twice` is a pipeline: `family trained` trains interpretations"),
+        "{out}"
+    );
+}
