@@ -27,6 +27,9 @@ pub use tensors::{F32Tensor, safetensors_bytes};
 
 /// The weights of a model directory.
 pub const MODEL_FILE: &str = "model.safetensors";
+/// Beside a model's files, it makes the directory an intervened implementation (see
+/// `experiment::intervened`): the model with some sites patched from corrupted inputs.
+pub const INTERVENTION_FILE: &str = "intervention.json";
 /// The HookedTransformerConfig fields of a model directory.
 pub const CONFIG_FILE: &str = "config.json";
 /// The compiler's placement report.

@@ -92,6 +92,10 @@ pub struct Args {
     /// Patch this many of the circuit's heads (default: all)
     #[arg(long, value_name = "N", requires = "circuit")]
     pub patch_heads: Option<usize>,
+    /// Patch only the sites of this variable of the circuit (the paper's intervened
+    /// implementations: one variable's heads, n at a time)
+    #[arg(long, value_name = "V", requires = "circuit")]
+    pub variable: Option<String>,
     /// Also write every sampled implementation under DIR/<interpretation>/<index>
     #[arg(long, value_name = "DIR")]
     pub keep_models: Option<PathBuf>,
@@ -313,6 +317,7 @@ fn settings(args: &Args) -> Result<CompareSettings, miette::Report> {
         task: args.task.clone(),
         circuit: args.circuit.clone(),
         patch_heads: args.patch_heads,
+        patch_variable: args.variable.clone(),
         keep_models: args.keep_models.clone(),
         // `compare` computes every run afresh; `congruity test` caches.
         cache_dir: None,

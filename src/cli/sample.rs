@@ -14,7 +14,9 @@
 //! architecture): item `i` trains with a seed derived from `(S, i)` on the compiled layout or
 //! `--circuit C`, and is kept only once accepted (accuracy and IIA at their thresholds); a
 //! rejected draw is retried with the next attempt's seed, at most three times.
-//! `--fixed-architecture` keeps the default shape for every item (only init and batches vary).
+//! Each item draws its architecture and where in it each variable is computed (random
+//! correspondence); `--fixed-architecture` keeps the default shape and the circuit's own sites
+//! for every item (only the initial weights and the batches vary).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,9 +66,25 @@ pub struct Args {
     pub steps: usize,
 
     /// Train every implementation at the default architecture (the smallest that holds the
-    /// circuit) instead of drawing one per implementation (`--family trained`).
+    /// circuit) and on the circuit's own sites, instead of drawing an architecture and a
+    /// correspondence per implementation (`--family trained`).
     #[arg(long)]
     pub fixed_architecture: bool,
+
+    /// The variable of --circuit whose sites intervened implementations patch (`--family
+    /// intervened`; default: all of the circuit's)
+    #[arg(long, value_name = "V")]
+    pub variable: Option<String>,
+
+    /// How many of those sites each intervened implementation patches, chosen per item from the
+    /// seed (default: all)
+    #[arg(long, value_name = "N")]
+    pub patch_heads: Option<usize>,
+
+    /// The implementations intervened implementations patch: the members of this pool, in turn
+    /// (default: the compiled model)
+    #[arg(long, value_name = "POOL")]
+    pub from: Option<PathBuf>,
 }
 
 /// A family of `--family`: a function-preserving map of the compiled model, or training.
@@ -74,13 +92,15 @@ pub struct Args {
 pub enum SampleFamily {
     Compiled(Family),
     Trained,
+    Intervened,
 }
 
 fn parse_family(s: &str) -> Result<SampleFamily, String> {
-    if s == "trained" {
-        return Ok(SampleFamily::Trained);
+    match s {
+        "trained" => Ok(SampleFamily::Trained),
+        "intervened" => Ok(SampleFamily::Intervened),
+        _ => s.parse().map(SampleFamily::Compiled),
     }
-    s.parse().map(SampleFamily::Compiled)
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -88,6 +108,8 @@ pub fn run(args: Args) -> ExitCode {
         Ok((spec, program)) => {
             if args.family.contains(&SampleFamily::Trained) {
                 super::exit_code(trained::execute(&args, &spec, &program))
+            } else if args.family.contains(&SampleFamily::Intervened) {
+                super::exit_code(intervened::execute(&args, &spec, &program))
             } else {
                 super::exit_code(execute(&args, &spec, &program))
             }
@@ -105,7 +127,7 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
             .iter()
             .filter_map(|f| match f {
                 SampleFamily::Compiled(f) => Some(*f),
-                SampleFamily::Trained => None,
+                SampleFamily::Trained | SampleFamily::Intervened => None,
             })
             .collect()
     };
@@ -114,6 +136,12 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
             reason:
                 "--circuit names what trained implementations realise; it needs --family trained"
                     .into(),
+        });
+    }
+    if args.variable.is_some() || args.patch_heads.is_some() || args.from.is_some() {
+        return Err(CompileError::Sample {
+            reason: "--variable, --patch-heads and --from are about intervened implementations; they need --family intervened"
+                .into(),
         });
     }
     if args.fixed_architecture {
@@ -221,6 +249,7 @@ mod trained {
         let opts = TrainOptions {
             steps: args.steps,
             random_architecture: !args.fixed_architecture,
+            random_correspondence: !args.fixed_architecture,
             ..TrainOptions::default()
         };
         let started = std::time::Instant::now();
@@ -257,6 +286,187 @@ mod trained {
             args.out.display(),
             started.elapsed().as_secs_f64()
         );
+        Ok(())
+    }
+}
+
+/// `--family intervened`: implementations with one variable's circuit sites patched from a
+/// corrupted input (see `experiment::intervened`).
+mod intervened {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::{Args, SampleFamily};
+    use crate::cli::compile::{check_out_dir, spec_inputs};
+    use crate::compile::sample::{POOL_FILE, POOL_FORMAT, member_name};
+    use crate::compile::{CompileOptions, Provenance, compile_checked};
+    use crate::experiment::circuit::check_sites;
+    use crate::experiment::intervened::{INTERVENTION_FILE, Intervention};
+    use crate::experiment::sampled::pool_members;
+    use crate::lang::Spec;
+
+    #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+    pub(super) enum IntervenedError {
+        #[error(transparent)]
+        #[diagnostic(transparent)]
+        Experiment(#[from] crate::experiment::ExperimentError),
+        #[error(transparent)]
+        #[diagnostic(transparent)]
+        Compile(#[from] crate::compile::CompileError),
+        #[error(transparent)]
+        #[diagnostic(transparent)]
+        File(#[from] crate::files::FileError),
+        #[error(transparent)]
+        #[diagnostic(transparent)]
+        Model(#[from] crate::model::ModelError),
+        #[error("{0}")]
+        #[diagnostic(code(congruity::sample::usage))]
+        Usage(String),
+        #[error("writing {}: {reason}", path.display())]
+        #[diagnostic(code(congruity::sample::write))]
+        Write {
+            path: std::path::PathBuf,
+            reason: String,
+        },
+    }
+
+    pub(super) fn execute(args: &Args, spec: &Spec, name: &str) -> Result<(), IntervenedError> {
+        let usage = |s: &str| Err(IntervenedError::Usage(s.into()));
+        if args.family != [SampleFamily::Intervened] {
+            return usage(
+                "`--family intervened` patches implementations; it does not combine with other families",
+            );
+        }
+        if args.fixed_architecture {
+            return usage("--fixed-architecture is about trained implementations");
+        }
+        check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
+        let program = spec.programs.get(name).ok_or_else(|| {
+            IntervenedError::Usage(format!(
+                "`{name}` is a pipeline; sample intervened implementations of a stage (--program STAGE)"
+            ))
+        })?;
+        let Some(cname) = args.circuit.as_deref() else {
+            return usage("`--family intervened` needs --circuit C: whose sites are patched");
+        };
+        let circuit = spec.circuits.get(cname).ok_or_else(|| {
+            IntervenedError::Usage(format!(
+                "`{}` has no circuit `{cname}`; its circuits: {}",
+                args.file.display(),
+                spec.circuits.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if circuit.program != program.name {
+            return Err(IntervenedError::Usage(format!(
+                "circuit `{cname}` is for `{}`, not `{}`",
+                circuit.program, program.name
+            )));
+        }
+        let bases = match &args.from {
+            Some(pool) => Some(pool_members(pool)?),
+            None => None,
+        };
+        let compiled = match bases {
+            Some(_) => None,
+            None => {
+                let (mut c, _) = compile_checked(program, &CompileOptions::default(), args.seed)?;
+                c.provenance = Provenance::of_spec(&args.file, &program.name, Some(args.seed))?;
+                Some(c)
+            }
+        };
+        let started = std::time::Instant::now();
+        crate::files::replace_dir(&args.out, |tmp| -> Result<(), IntervenedError> {
+            for index in 0..args.count as usize {
+                let dir = tmp.join(member_name(index as u64));
+                let base = match (&bases, &compiled) {
+                    (Some(b), _) => {
+                        let from = &b[index % b.len()];
+                        copy_model(from, &dir)?;
+                        from.display().to_string()
+                    }
+                    (None, Some(c)) => {
+                        c.write(&dir)?;
+                        format!("compiled `{}` (seed {})", program.name, args.seed)
+                    }
+                    (None, None) => unreachable!("a base is compiled when no pool is given"),
+                };
+                let i = Intervention::draw(
+                    circuit,
+                    args.variable.as_deref(),
+                    args.patch_heads,
+                    &program.task,
+                    args.seed,
+                    index,
+                )?;
+                let sites = i.parsed_sites().map_err(IntervenedError::Usage)?;
+                let model = crate::model::load_base(&dir, &candle_core::Device::Cpu)?;
+                check_sites(&i.circuit, &sites, &model.transformer, &base)?;
+                crate::model::io::write_json(&dir.join(INTERVENTION_FILE), &i)?;
+                println!(
+                    "{}: {} patched in {base}; corrupted inputs {}",
+                    args.out.join(member_name(index as u64)).display(),
+                    i.sites.join(" "),
+                    i.corrupted
+                        .iter()
+                        .map(|(n, t)| format!("{n}: `{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let manifest = json!({
+                "format": POOL_FORMAT,
+                "count": args.count,
+                "members": (0..args.count).map(member_name).collect::<Vec<_>>(),
+                "about": {
+                    "interpretation": program.name,
+                    "families": ["intervened"],
+                    "circuit": cname,
+                    "variable": args.variable,
+                    "patch_heads": args.patch_heads,
+                    "from": args.from.as_ref().map(|p| p.display().to_string()),
+                    "base_seed": args.seed,
+                },
+            });
+            crate::model::io::write_json(&tmp.join(POOL_FILE), &manifest)?;
+            Ok(())
+        })?;
+        println!(
+            "intervened {} implementation(s) of `{}` on {cname}{} -> {}/0000.. in {:.1}s",
+            args.count,
+            program.name,
+            args.variable
+                .as_ref()
+                .map(|v| format!(" (variable `{v}`)"))
+                .unwrap_or_default(),
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// The files of the model directory `from` (not its sub-directories), into `to`.
+    fn copy_model(from: &Path, to: &Path) -> Result<(), IntervenedError> {
+        let write = |path: &Path, e: std::io::Error| IntervenedError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(to).map_err(|e| write(to, e))?;
+        let entries = std::fs::read_dir(from).map_err(|e| write(from, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| write(from, e))?;
+            let path = entry.path();
+            if path.is_file() {
+                if entry.file_name() == INTERVENTION_FILE {
+                    return Err(IntervenedError::Usage(format!(
+                        "{} is intervened already; intervene on clean models",
+                        from.display()
+                    )));
+                }
+                std::fs::copy(&path, to.join(entry.file_name()))
+                    .map_err(|e| write(&to.join(entry.file_name()), e))?;
+            }
+        }
         Ok(())
     }
 }

@@ -45,6 +45,12 @@ pub struct Args {
     /// Draw layers, heads and widths from the seed (the paper's random-architecture setting)
     #[arg(long)]
     pub random_architecture: bool,
+    /// Draw where each variable is computed: the used layers spread at random over the model's
+    /// layers (in order), heads permuted within each layer (the paper's random-correspondence
+    /// setting; moves something only with spare layers or heads, e.g. with
+    /// --random-architecture)
+    #[arg(long)]
+    pub random_correspondence: bool,
     /// Weight of the interchange-intervention loss (the behaviour loss weighs 1)
     #[arg(long, value_name = "W", default_value_t = TrainOptions::default().loss_weights.interchange)]
     pub iit_weight: f64,
@@ -118,6 +124,7 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainedError> {
         min_accuracy: args.min_accuracy,
         min_iia: args.min_iia,
         random_architecture: args.random_architecture,
+        random_correspondence: args.random_correspondence,
         loss_weights: crate::train::LossWeights {
             interchange: args.iit_weight,
             strict: args.strict_weight,

@@ -14,6 +14,7 @@ pub mod circuit;
 pub mod compare;
 pub mod extract;
 pub mod inputs;
+pub mod intervened;
 pub mod plot;
 pub mod sampled;
 

@@ -894,7 +894,8 @@ impl ModelDirSource {
             })?;
             return Ok(Representation::new(self.inputs.id.clone(), run.features)?);
         }
-        let loaded = crate::model::load(dir, &candle_core::Device::Cpu)?;
+        let intervention = super::intervened::Intervention::read(dir)?;
+        let loaded = crate::model::load_base(dir, &candle_core::Device::Cpu)?;
         let sidecar = loaded
             .sidecar
             .clone()
@@ -908,6 +909,36 @@ impl ModelDirSource {
         };
         let stages = [stage];
         let patch = self.chain_patch(&stages, dir)?;
+        // An intervened implementation is run with its own patch (and takes no other).
+        let corrupted;
+        let patch = match (intervention, patch) {
+            (None, p) => p,
+            (Some(_), Some(_)) => {
+                return Err(ExperimentError::ModelDir {
+                    dir: dir.clone(),
+                    reason: "is an intervened implementation already; the intervention test patches clean models".into(),
+                });
+            }
+            (Some(i), None) => {
+                let bad = |reason: String| ExperimentError::ModelDir {
+                    dir: dir.clone(),
+                    reason,
+                };
+                let sites = i.parsed_sites().map_err(bad)?;
+                check_sites(
+                    &i.circuit,
+                    &sites,
+                    &stages[0].transformer,
+                    &dir.display().to_string(),
+                )?;
+                corrupted = i.corrupted_for(&self.inputs.inputs).map_err(bad)?;
+                Some(ChainPatch {
+                    stage: 0,
+                    sites,
+                    corrupted: &corrupted,
+                })
+            }
+        };
         let run = run_chain(
             &stages,
             &self.inputs.inputs,

@@ -153,7 +153,7 @@ pub fn train_member(
             "training".into(),
             json!({
                 "method": "siit",
-                "circuit": corr.name,
+                "circuit": trained.correspondence.name,
                 "architecture": trained.architecture,
                 "steps": trained.report.steps,
                 "accuracy": measured.accuracy,
@@ -172,8 +172,8 @@ pub fn train_member(
     };
     let record = json!({
         "options": opts,
-        "correspondence": corr,
-        "circuit_block": corr.block_text(&program.name),
+        "correspondence": trained.correspondence,
+        "circuit_block": trained.correspondence.block_text(&program.name),
         "architecture": trained.architecture,
         "report": trained.report,
         "measured": {
@@ -377,6 +377,7 @@ pub fn pool_manifest(
             "circuit": circuit,
             "base_seed": base_seed,
             "architecture": if fixed { "fixed" } else { "drawn" },
+            "correspondence": if fixed { "fixed" } else { "drawn" },
         },
     })
 }

@@ -115,6 +115,13 @@ pub enum ModelError {
         )
     )]
     UnknownFormat { dir: PathBuf, reason: String },
+    #[error(
+        "{} is an intervened implementation (its {} patches sites from corrupted inputs): it runs patched only in `congruity compare` (--models or --pool); run its base model instead",
+        dir.display(),
+        crate::artifact::INTERVENTION_FILE
+    )]
+    #[diagnostic(code(congruity::model::intervened))]
+    Intervened { dir: PathBuf },
 
     #[error(
         "token id {id} at batch {batch}, position {pos} is out of range: the model has d_vocab = {d_vocab}"

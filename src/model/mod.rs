@@ -159,6 +159,17 @@ pub(crate) fn available_memory() -> Option<u64> {
 
 /// Detects the format of `dir` and loads it onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
+    if dir.join(crate::artifact::INTERVENTION_FILE).is_file() {
+        return Err(ModelError::Intervened {
+            dir: dir.to_path_buf(),
+        });
+    }
+    load_base(dir, device)
+}
+
+/// [`load`] of an intervened implementation's directory: its base model, without the
+/// intervention (which only `compare` applies).
+pub fn load_base(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
     if !dir.is_dir() {
         return Err(ModelError::UnknownFormat {
             dir: dir.to_path_buf(),

@@ -1,9 +1,13 @@
 //! Which model sites a trained implementation must compute each variable at: a spec's `circuit`
 //! block, or the compiled layout when none is named.
 
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::TrainError;
+use super::architecture::Architecture;
 use crate::compile::Compiled;
 use crate::intervene::InterveneError;
 pub use crate::intervene::iia::AlignedVariable;
@@ -89,6 +93,58 @@ impl Correspondence {
     /// The circuit block text of this correspondence.
     pub fn block_text(&self, program: &str) -> String {
         circuit_block(&self.name, program, &self.variables)
+    }
+
+    /// A random correspondence of the same variables in `arch` (the paper's "random
+    /// correspondence"): the layers the sites use are mapped into `arch`'s layers by a random
+    /// increasing map (so every variable is still computed after the ones it reads, and a
+    /// layer's attention still before its MLP), and each layer's head indices by a random
+    /// permutation of `arch`'s heads. Sites outside the blocks (embeddings, unembedding) stay.
+    /// With as many layers and heads as the sites need and one head, nothing moves. Named
+    /// `<name>_drawn`.
+    pub fn draw(&self, arch: &Architecture, rng: &mut ChaCha8Rng) -> Correspondence {
+        let (used, _) = self.extent();
+        let spare = arch.n_layers.saturating_sub(used);
+        // An increasing map 0..used -> 0..n_layers: `spare` free layers put among the used ones.
+        let mut slots: Vec<bool> = vec![true; used];
+        for _ in 0..spare {
+            let at = rng.random_range(0..=slots.len());
+            slots.insert(at, false);
+        }
+        let layer_of: Vec<usize> = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, used)| **used)
+            .map(|(i, _)| i)
+            .collect();
+        let heads: Vec<Vec<usize>> = (0..arch.n_layers)
+            .map(|_| {
+                let mut p: Vec<usize> = (0..arch.n_heads).collect();
+                p.shuffle(rng);
+                p
+            })
+            .collect();
+        let moved = |s: &Site| -> Site {
+            let mut out = s.clone();
+            if let HookPoint::Block { layer, hook } = s.hook {
+                let l = layer_of[layer];
+                out.hook = HookPoint::Block { layer: l, hook };
+                out.head = s.head.map(|h| heads[l][h]);
+            }
+            out
+        };
+        Correspondence {
+            name: format!("{}_drawn", self.name),
+            variables: self
+                .variables
+                .iter()
+                .map(|v| AlignedVariable {
+                    variable: v.variable.clone(),
+                    node: v.node,
+                    sites: v.sites.iter().map(moved).collect(),
+                })
+                .collect(),
+        }
     }
 
     /// The depth and head count the sites need (`blocks.3…[1]` needs 4 layers and 2 heads).

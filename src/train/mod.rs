@@ -106,6 +106,9 @@ pub struct TrainOptions {
     pub eval_pairs: usize,
     /// Draw the architecture from the seed ([`Architecture::draw`]) instead of the default.
     pub random_architecture: bool,
+    /// Draw where each variable is computed in that architecture
+    /// ([`Correspondence::draw`]) instead of keeping the given sites.
+    pub random_correspondence: bool,
 }
 
 impl Default for TrainOptions {
@@ -122,6 +125,7 @@ impl Default for TrainOptions {
             min_iia: 0.95,
             eval_pairs: 256,
             random_architecture: false,
+            random_correspondence: false,
         }
     }
 }
@@ -133,6 +137,20 @@ const STREAM_EVAL: u64 = 3;
 const STREAM_ARCHITECTURE: u64 = 4;
 const STREAM_SAMPLES: u64 = 5;
 const STREAM_DATA: u64 = 6;
+const STREAM_CORRESPONDENCE: u64 = 7;
+
+/// The architecture `opts` asks for: drawn from the seed, or the default for `corr`.
+fn architecture_for(
+    compiled: &Compiled,
+    corr: &Correspondence,
+    opts: &TrainOptions,
+) -> Architecture {
+    if opts.random_architecture {
+        Architecture::draw(compiled, corr, &mut stream(opts.seed, STREAM_ARCHITECTURE))
+    } else {
+        Architecture::default_for(compiled, corr)
+    }
+}
 
 /// The `stream`-th random stream of `seed`.
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -238,16 +256,28 @@ impl<'a> Session<'a> {
         corr: &'a Correspondence,
         opts: &TrainOptions,
     ) -> Result<Self, TrainError> {
+        Self::with_architecture(
+            program,
+            compiled,
+            corr,
+            architecture_for(compiled, corr, opts),
+            opts,
+        )
+    }
+
+    /// [`new`](Self::new) with the architecture given.
+    pub fn with_architecture(
+        program: &'a Program,
+        compiled: &Compiled,
+        corr: &'a Correspondence,
+        architecture: Architecture,
+        opts: &TrainOptions,
+    ) -> Result<Self, TrainError> {
         if opts.batch == 0 || opts.eval_every == 0 {
             return Err(TrainError::Setup(
                 "the batch size and the evaluation interval must be at least 1".into(),
             ));
         }
-        let architecture = if opts.random_architecture {
-            Architecture::draw(compiled, corr, &mut stream(opts.seed, STREAM_ARCHITECTURE))
-        } else {
-            Architecture::default_for(compiled, corr)
-        };
         let init = architecture.init(derived_seed(opts.seed, STREAM_INIT), &Device::Cpu)?;
         for site in corr.variables.iter().flat_map(|v| &v.sites) {
             init.check_site(site)?;
@@ -351,7 +381,15 @@ pub fn train(
     progress: &Progress,
 ) -> Result<Trained, TrainError> {
     let started = Instant::now();
-    let mut session = Session::new(program, compiled, corr, opts)?;
+    let architecture = architecture_for(compiled, corr, opts);
+    let drawn;
+    let corr = if opts.random_correspondence {
+        drawn = corr.draw(&architecture, &mut stream(opts.seed, STREAM_CORRESPONDENCE));
+        &drawn
+    } else {
+        corr
+    };
+    let mut session = Session::with_architecture(program, compiled, corr, architecture, opts)?;
     let bar = progress.bar(opts.steps as u64, "steps");
     let mut history = Vec::new();
     let mut last = None;

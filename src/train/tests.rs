@@ -197,3 +197,69 @@ fn drawn_architectures_hold_the_circuit_and_follow_the_seed() {
         Architecture::draw(&compiled, &corr, &mut stream(3, STREAM_ARCHITECTURE))
     );
 }
+
+/// A layer and head of every block site of `corr`, in order.
+fn placed(corr: &Correspondence) -> Vec<(String, usize, Option<usize>)> {
+    corr.variables
+        .iter()
+        .flat_map(|v| {
+            v.sites.iter().filter_map(move |s| match s.hook {
+                HookPoint::Block { layer, .. } => Some((v.variable.clone(), layer, s.head)),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_drawn_correspondence_keeps_the_order_of_layers_and_fits_the_architecture() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    // No spare layer or head: nothing can move.
+    let tight = Architecture::default_for(&compiled, &corr);
+    let same = corr.draw(&tight, &mut stream(1, 0));
+    assert_eq!(same.name, "tracr_reverse_compiled_drawn");
+    assert_eq!(placed(&same), placed(&corr));
+    // One spare layer and one spare head: layers map increasingly, heads stay in range.
+    let roomy = Architecture {
+        n_layers: tight.n_layers + 1,
+        n_heads: tight.n_heads + 1,
+        ..tight
+    };
+    let original = placed(&corr);
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let drawn = corr.draw(&roomy, &mut stream(seed, 7));
+        assert_eq!(drawn, corr.draw(&roomy, &mut stream(seed, 7)), "seeded");
+        let now = placed(&drawn);
+        assert_eq!(now.len(), original.len());
+        for (a, b) in original.iter().zip(&now) {
+            assert_eq!(a.0, b.0);
+            assert!(b.1 < roomy.n_layers && b.2.is_none_or(|h| h < roomy.n_heads));
+        }
+        for i in 0..original.len() {
+            for j in 0..original.len() {
+                if original[i].1 < original[j].1 {
+                    assert!(now[i].1 < now[j].1, "{original:?} -> {now:?}");
+                }
+                if original[i].1 == original[j].1 {
+                    assert_eq!(now[i].1, now[j].1);
+                }
+            }
+        }
+        seen.insert(now);
+    }
+    // Both the spare layer's place and the head permutation vary with the seed.
+    assert!(seen.len() >= 4, "{seen:?}");
+    // Training on a drawn correspondence aligns the drawn sites.
+    let opts = TrainOptions {
+        random_architecture: true,
+        random_correspondence: true,
+        ..tiny()
+    };
+    let t = train(&program, &compiled, &corr, &opts, &Progress::hidden()).unwrap();
+    assert!(t.correspondence.name.ends_with("_drawn"));
+    for s in t.correspondence.variables.iter().flat_map(|v| &v.sites) {
+        t.model.check_site(s).unwrap();
+    }
+}

@@ -227,6 +227,7 @@ fn tests_against(
         )?;
         out.push(InterventionReport {
             circuit: circuit.to_owned(),
+            variable: s.patch_variable.clone(),
             mapping,
             patched_sites: sites.to_vec(),
             result,

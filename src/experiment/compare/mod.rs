@@ -83,6 +83,8 @@ pub struct CompareSettings {
     /// Circuit for the intervention test, and how many of its heads to patch.
     pub circuit: Option<String>,
     pub patch_heads: Option<usize>,
+    /// Patch only this variable's sites of the circuit.
+    pub patch_variable: Option<String>,
     /// Write every sampled implementation under this directory.
     pub keep_models: Option<PathBuf>,
     /// Keep the sampled implementations' representations under `DIR/sampled/` between runs
@@ -113,6 +115,7 @@ impl Default for CompareSettings {
             task: None,
             circuit: None,
             patch_heads: None,
+            patch_variable: None,
             keep_models: None,
             cache_dir: None,
             confidence: 0.95,
@@ -215,6 +218,9 @@ pub struct ModelVerdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct InterventionReport {
     pub circuit: String,
+    /// The one variable whose sites were patched (`--variable`); all of the circuit's when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variable: Option<String>,
     /// How the sites were found: through each implementation's placement record (the circuit
     /// is the compiled layout) or as declared.
     pub mapping: CircuitMapping,

@@ -75,7 +75,12 @@ impl Plan {
             .iter()
             .map(|n| compiler.target(&spec, n).map(Arc::new))
             .collect::<Result<_, _>>()?;
-        let circuit = circuit_plan(&spec, &targets, s.circuit.as_deref())?;
+        let circuit = circuit_plan(
+            &spec,
+            &targets,
+            s.circuit.as_deref(),
+            s.patch_variable.as_deref(),
+        )?;
         let task = input_task(&spec, &targets, s.task.as_deref())?;
         let seeds = Seeds::from_master(s.seed);
         // The inputs: from the chosen task, accepted by every target.
@@ -157,17 +162,34 @@ fn circuit_plan(
     spec: &Spec,
     targets: &[Arc<Target>],
     name: Option<&str>,
+    variable: Option<&str>,
 ) -> Result<Option<CircuitPlan>, ExperimentError> {
     let Some(name) = name else {
         return Ok(None);
     };
-    let circuit = spec
+    let mut circuit = spec
         .circuits
         .get(name)
         .ok_or_else(|| ExperimentError::UnknownCircuit {
             name: name.to_string(),
             known: spec.circuits.keys().cloned().collect(),
-        })?;
+        })?
+        .clone();
+    // One variable's sites: the circuit restricted to it.
+    if let Some(v) = variable {
+        let known: Vec<String> = circuit.sites.iter().map(|s| s.variable.clone()).collect();
+        circuit.sites.retain(|s| s.variable == v);
+        if circuit.sites.is_empty() {
+            return Err(ExperimentError::Circuit {
+                circuit: name.to_string(),
+                reason: format!(
+                    "has no variable `{v}` (its variables: {})",
+                    known.join(", ")
+                ),
+            });
+        }
+    }
+    let circuit = &circuit;
     let owners: Vec<usize> = targets
         .iter()
         .enumerate()

@@ -314,8 +314,12 @@ impl CompareReport {
             let _ = writeln!(o);
             let _ = writeln!(
                 o,
-                "intervention: circuit `{}` patched in {} (sites of implementation 0: {}; {})",
+                "intervention: circuit `{}`{} patched in {} (sites of implementation 0: {}; {})",
                 r.circuit,
+                r.variable
+                    .as_ref()
+                    .map(|v| format!(", variable `{v}`,"))
+                    .unwrap_or_default(),
                 x.clean,
                 r.patched_sites
                     .first()

@@ -295,3 +295,54 @@ fn a_given_pool_takes_the_place_of_the_sampled_one() {
         "was trained but not",
     );
 }
+
+/// `--variable V`: only the sites of one variable of the circuit are patched (the paper's
+/// intervened implementations), and the report says which.
+#[test]
+fn one_variable_of_a_circuit_is_patched_alone() {
+    let file = spec("circuits/tracr_reverse.interp");
+    let mut args = small(&file);
+    args.extend(
+        [
+            "--interpretations",
+            "tracr_reverse,reverse_by_sorting",
+            "--circuit",
+            "tracr_reverse_compiled",
+            "--variable",
+            "output",
+            "--json",
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = json_of(&refs);
+    let iv = v["intervention"].as_array().unwrap();
+    assert!(!iv.is_empty());
+    for r in iv {
+        assert_eq!(r["variable"], "output");
+        for sites in r["patched_sites"].as_array().unwrap() {
+            // The output head only (wherever placement moved it).
+            let sites = sites.as_array().unwrap();
+            assert_eq!(sites.len(), 1, "{r}");
+            assert!(sites[0].as_str().unwrap().contains("attn.hook_z"), "{r}");
+        }
+    }
+    let f = file.to_str().unwrap();
+    fails_with(
+        &[
+            f,
+            "--samples",
+            "3",
+            "--seed",
+            "1",
+            "--inputs",
+            "20",
+            "--quiet",
+            "--circuit",
+            "tracr_reverse_compiled",
+            "--variable",
+            "nope",
+        ],
+        "has no variable `nope`",
+    );
+}

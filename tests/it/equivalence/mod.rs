@@ -8,3 +8,4 @@ mod e2e_pipeline;
 mod e2e_reverse;
 mod estimator;
 mod given;
+mod intervened;
