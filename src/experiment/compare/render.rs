@@ -111,17 +111,39 @@ impl CompareReport {
             );
             let _ = writeln!(o, "representation  {}", self.settings.representation);
             let _ = writeln!(o, "measure         {}", self.settings.measure);
-            let _ = writeln!(
-                o,
-                "sampling        K = {} per interpretation; families {}; seed {}",
-                self.settings.samples,
-                if self.settings.families.is_empty() {
-                    "none (every implementation is the compiled model)".to_string()
-                } else {
-                    self.settings.families.join(", ")
-                },
-                self.seeds.master
-            );
+            // Interpretations whose implementations were given (`--pool`), not sampled.
+            let given: Vec<&str> = self
+                .pools
+                .iter()
+                .filter(|p| p.kind != "models" && !p.dirs.is_empty())
+                .map(|p| p.label.as_str())
+                .collect();
+            let sampled = self
+                .pools
+                .iter()
+                .filter(|p| p.kind != "models" && p.dirs.is_empty())
+                .count();
+            if sampled > 0 {
+                let _ = writeln!(
+                    o,
+                    "sampling        K = {} per interpretation; families {}; seed {}",
+                    self.settings.samples,
+                    if self.settings.families.is_empty() {
+                        "none (every implementation is the compiled model)".to_string()
+                    } else {
+                        self.settings.families.join(", ")
+                    },
+                    self.seeds.master
+                );
+            }
+            if !given.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "given           implementations of {} read from their pool directories (not sampled); seed {}",
+                    given.join(", "),
+                    self.seeds.master
+                );
+            }
         }
         let _ = writeln!(
             o,
