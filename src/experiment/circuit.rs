@@ -47,6 +47,28 @@ impl CircuitMapping {
 }
 
 /// The circuit's sites as declared, in declaration order, each once.
+/// `circuit` restricted to `variable`'s sites (the whole circuit when `None`).
+pub fn restricted_to(
+    circuit: &Circuit,
+    variable: Option<&str>,
+) -> Result<Circuit, ExperimentError> {
+    let mut c = circuit.clone();
+    if let Some(v) = variable {
+        c.sites.retain(|s| s.variable == v);
+        if c.sites.is_empty() {
+            let known: Vec<&str> = circuit.sites.iter().map(|s| s.variable.as_str()).collect();
+            return Err(ExperimentError::Circuit {
+                circuit: circuit.name.clone(),
+                reason: format!(
+                    "has no variable `{v}` (its variables: {})",
+                    known.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(c)
+}
+
 pub fn declared_sites(circuit: &Circuit) -> Result<Vec<Site>, ExperimentError> {
     let mut out: Vec<Site> = Vec::new();
     for site in &circuit.sites {

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::ExperimentError;
-use super::circuit::{declared_sites, spec_name};
+use super::circuit::{declared_sites, restricted_to, spec_name};
 use super::sampled::choose_sites;
 use crate::compile::check::domain;
 use crate::equivalence::derive_seed;
@@ -58,20 +58,7 @@ impl Intervention {
         seed: u64,
         index: usize,
     ) -> Result<Self, ExperimentError> {
-        let mut c = circuit.clone();
-        if let Some(v) = variable {
-            let known: Vec<String> = c.sites.iter().map(|s| s.variable.clone()).collect();
-            c.sites.retain(|s| s.variable == v);
-            if c.sites.is_empty() {
-                return Err(ExperimentError::Circuit {
-                    circuit: circuit.name.clone(),
-                    reason: format!(
-                        "has no variable `{v}` (its variables: {})",
-                        known.join(", ")
-                    ),
-                });
-            }
-        }
+        let c = restricted_to(circuit, variable)?;
         if heads == Some(0) {
             return Err(ExperimentError::Circuit {
                 circuit: circuit.name.clone(),

@@ -764,8 +764,6 @@ pub fn pool_members(dir: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
     let dirs = if is_model_dir(dir) {
         vec![dir.to_path_buf()]
     } else {
-        // A directory of models is a pool only once its manifest says it is complete: an
-        // interrupted `congruity sample` must not pass for a smaller pool.
         match read_pool(dir) {
             Ok(members) => members,
             Err(PoolManifestError::Missing) => {

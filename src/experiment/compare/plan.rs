@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::{CompareSettings, InputsReport, Notes, Seeds, SettingsReport, SpecFile};
 use crate::experiment::ExperimentError;
+use crate::experiment::circuit::restricted_to;
 use crate::experiment::inputs::InputSet;
 use crate::experiment::sampled::{Compiler, Target};
 use crate::lang::ir::{Circuit, Spec, Task, Value};
@@ -167,28 +168,15 @@ fn circuit_plan(
     let Some(name) = name else {
         return Ok(None);
     };
-    let mut circuit = spec
-        .circuits
-        .get(name)
-        .ok_or_else(|| ExperimentError::UnknownCircuit {
-            name: name.to_string(),
-            known: spec.circuits.keys().cloned().collect(),
-        })?
-        .clone();
-    // One variable's sites: the circuit restricted to it.
-    if let Some(v) = variable {
-        let known: Vec<String> = circuit.sites.iter().map(|s| s.variable.clone()).collect();
-        circuit.sites.retain(|s| s.variable == v);
-        if circuit.sites.is_empty() {
-            return Err(ExperimentError::Circuit {
-                circuit: name.to_string(),
-                reason: format!(
-                    "has no variable `{v}` (its variables: {})",
-                    known.join(", ")
-                ),
-            });
-        }
-    }
+    let circuit = restricted_to(
+        spec.circuits
+            .get(name)
+            .ok_or_else(|| ExperimentError::UnknownCircuit {
+                name: name.to_string(),
+                known: spec.circuits.keys().cloned().collect(),
+            })?,
+        variable,
+    )?;
     let circuit = &circuit;
     let owners: Vec<usize> = targets
         .iter()
