@@ -8,7 +8,8 @@
 //! Throughput is reported in tokens/s (criterion "elements"). Peak memory: run the bench binary
 //! with `CONGRUITY_BENCH_PEAK=<toy|gpt2>:<none|all>`; it does one forward pass and prints the
 //! process's VmHWM (peak resident set) from /proc/self/status, with the weights-only peak for
-//! reference.
+//! reference. With `CONGRUITY_BENCH_CUDA` set (a build with `--features cuda`), the forward runs
+//! on CUDA device 0 (`scripts/device-check`).
 
 mod common;
 
@@ -95,10 +96,19 @@ fn peak(spec: &str) {
     );
 }
 
+fn bench_device() -> Device {
+    if std::env::var_os("CONGRUITY_BENCH_CUDA").is_some() {
+        congruity::model::device(true).expect("CONGRUITY_BENCH_CUDA is set: CUDA device 0")
+    } else {
+        Device::Cpu
+    }
+}
+
 fn benches(c: &mut Criterion) {
+    let device = bench_device();
     for setup in setups() {
         let model =
-            Transformer::random(setup.config.clone(), 0, &Device::Cpu).expect("random model");
+            Transformer::random(setup.config.clone(), 0, &device).expect("random model");
         let toks = tokens(&setup.config, setup.batch, setup.seq);
         let mut group = c.benchmark_group(format!("forward_{}", setup.name));
         group.throughput(Throughput::Elements((setup.batch * setup.seq) as u64));
@@ -109,7 +119,12 @@ fn benches(c: &mut Criterion) {
         ] {
             let opts = RunOptions::cache(sel);
             group.bench_function(label, |b| {
-                b.iter(|| black_box(model.forward(&toks, &opts).expect("forward")))
+                b.iter(|| {
+                    let out = black_box(model.forward(&toks, &opts).expect("forward"));
+                    // A GPU forward is queued, not done, when it returns.
+                    device.synchronize().expect("synchronize");
+                    out
+                })
             });
         }
         group.finish();

@@ -181,6 +181,8 @@ def main():
     p.add_argument("--congruity", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--only", action="append", choices=["toy", "gpt2", "ridge"],
+                   help="run only these cases (repeatable); all by default")
     p.add_argument("--scaling", action="store_true",
                    help="instead of the comparison, how cost grows with batch size and pool size (scaling.py)")
     args = p.parse_args()
@@ -193,9 +195,13 @@ def main():
         scaling.main_loop_scaling(args, work)
         return 0
     rows = []
-    forward_case(args, work, "toy", dict(n_layers=2, d_model=64, n_heads=4, d_head=16, d_mlp=256, d_vocab=32, n_ctx=16, act_fn="relu", normalization_type="LN"), 1000, 11, rows)
-    forward_case(args, work, "gpt2", dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024, act_fn="gelu_new", normalization_type="LN"), 8, 128, rows)
-    ridge_case(args, work, rows)
+    only = set(args.only or ["toy", "gpt2", "ridge"])
+    if "toy" in only:
+        forward_case(args, work, "toy", dict(n_layers=2, d_model=64, n_heads=4, d_head=16, d_mlp=256, d_vocab=32, n_ctx=16, act_fn="relu", normalization_type="LN"), 1000, 11, rows)
+    if "gpt2" in only:
+        forward_case(args, work, "gpt2", dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024, act_fn="gelu_new", normalization_type="LN"), 8, 128, rows)
+    if "ridge" in only:
+        ridge_case(args, work, rows)
     peer_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), transformer-lens {transformer_lens.__version__ if hasattr(transformer_lens, '__version__') else '3.9.0'}, scikit-learn {sklearn.__version__}, numpy {np.__version__}")
     print(f"{args.runs} runs each, alternating; seconds min / median / max; peer process peak RSS {peer_peak:.0f} MiB")

@@ -4,13 +4,17 @@
 //! candle computes the same thing as batched matrix products, which for the short sequences and
 //! small heads of interpretability models (a few tokens, 16-dimensional heads) means thousands of
 //! tiny GEMM calls plus a copy per transpose; this loop reads q, k and v where they lie
-//! (`[batch, pos, head, d_head]`) and writes z in the same layout. The arithmetic is the same as
-//! the tensor path's, in the same order per element (dot products summed left to right, the
-//! softmax's maximum subtracted first), so results agree to float rounding; the TransformerLens
-//! parity tests cover both paths.
+//! (`[batch, pos, head, d_head]`) and writes z in the same layout. Scores are accumulated over
+//! the head dimension in order, the softmax's maximum is subtracted first, and masked keys are
+//! skipped rather than computed and zeroed: results agree with the tensor path to float rounding
+//! (the TransformerLens parity tests cover both paths) and do not depend on the thread count.
+
+use std::mem::MaybeUninit;
 
 use candle_core::{Device, Storage, Tensor};
 use rayon::prelude::*;
+
+use super::fused_cpu::Slots;
 
 /// What the core needs besides q, k and v.
 pub(super) struct CoreSpec {
@@ -30,24 +34,8 @@ pub(super) struct Core {
     pub pattern: Option<Tensor>,
 }
 
-/// `a · b` with eight running sums (so the compiler can keep them in one vector register), then
-/// added up: the order of additions differs from a GEMM's, within float rounding.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut tail = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    acc.iter().sum::<f32>() + tail
-}
+/// Keys scored at once: one 256-bit vector of f32.
+const LANES: usize = 8;
 
 /// Runs the core when q `[b,p,h,e]`, k and v `[b,p,kv,e]` (kv divides h: query head j reads
 /// key/value head j / (h / kv)) are contiguous f32 on the CPU; `None` otherwise (the caller
@@ -85,96 +73,131 @@ pub(super) fn attention_core(
     let group = h / kv;
     let per_b_z = p * h * e;
     let per_b_s = h * p * p;
-    let mut z = vec![0f32; b * per_b_z];
-    let mut scores = if spec.keep_scores {
-        vec![0f32; b * per_b_s]
-    } else {
-        Vec::new()
-    };
-    let mut pattern = if spec.keep_pattern {
-        vec![0f32; b * per_b_s]
-    } else {
-        Vec::new()
-    };
+    let mut z = Slots::new(b * per_b_z);
+    let mut scores = Slots::new(if spec.keep_scores { b * per_b_s } else { 0 });
+    let mut pattern = Slots::new(if spec.keep_pattern { b * per_b_s } else { 0 });
     let scale = spec.scale;
     // Each batch element is independent: its z, scores and pattern slices are written by one
     // task, so the result does not depend on the thread count.
-    let work = |bi: usize, zb: &mut [f32], sb: Option<&mut [f32]>, pb: Option<&mut [f32]>| {
+    // Task `bi` writes every element of its batch element's z and, when kept, scores and
+    // pattern.
+    type Out<'a> = &'a mut [MaybeUninit<f32>];
+    let work = |bi: usize, zb: Out<'_>, sb: Option<Out<'_>>, pb: Option<Out<'_>>| {
         let qb = &qd[bi * p * h * e..(bi + 1) * p * h * e];
         let kb = &kd[bi * p * kv * e..(bi + 1) * p * kv * e];
         let vb = &vd[bi * p * kv * e..(bi + 1) * p * kv * e];
-        let mut row = vec![0f32; p];
+        // One key head transposed and zero-padded to whole blocks of eight keys (`[e, pp]`),
+        // so a query's scores against eight keys are `e` multiply-adds of one 8-lane vector.
+        let pp = p.div_ceil(LANES) * LANES;
+        let mut kt = vec![0f32; e * pp];
+        let mut row = vec![0f32; pp];
+        let mut acc_z = vec![0f32; e];
         let (mut sb, mut pb) = (sb, pb);
+        let mut loaded = usize::MAX;
         for hi in 0..h {
             let ki = hi / group;
+            if ki != loaded {
+                for kj in 0..p {
+                    let kvec = &kb[(kj * kv + ki) * e..(kj * kv + ki + 1) * e];
+                    for (j, &x) in kvec.iter().enumerate() {
+                        kt[j * pp + kj] = x;
+                    }
+                }
+                loaded = ki;
+            }
             for qi in 0..p {
                 let qv = &qb[(qi * h + hi) * e..(qi * h + hi + 1) * e];
+                // Keys after the query are masked: only the first `n` scores are used.
+                let n = if spec.causal { qi + 1 } else { p };
+                for (block, out) in row.chunks_exact_mut(LANES).enumerate().take(n.div_ceil(LANES)) {
+                    let mut acc = [0f32; LANES];
+                    for (j, &qj) in qv.iter().enumerate() {
+                        let keys = &kt[j * pp + block * LANES..j * pp + (block + 1) * LANES];
+                        for (a, &k) in acc.iter_mut().zip(keys) {
+                            *a += qj * k;
+                        }
+                    }
+                    out.copy_from_slice(&acc);
+                }
+                let scores = &mut row[..n];
                 let mut max = f32::NEG_INFINITY;
-                for (kj, r) in row.iter_mut().enumerate() {
-                    if spec.causal && kj > qi {
-                        *r = f32::NEG_INFINITY;
-                        continue;
-                    }
-                    let kvec = &kb[(kj * kv + ki) * e..(kj * kv + ki + 1) * e];
-                    let mut s = dot(qv, kvec) / scale;
+                for s in scores.iter_mut() {
+                    *s /= scale;
                     if let Some(cap) = spec.soft_cap {
-                        s = (s / cap).tanh() * cap;
+                        *s = (*s / cap).tanh() * cap;
                     }
-                    *r = s;
-                    max = max.max(s);
+                    max = max.max(*s);
                 }
+                row[n..].fill(f32::NEG_INFINITY);
                 if let Some(sb) = sb.as_deref_mut() {
-                    sb[(hi * p + qi) * p..(hi * p + qi + 1) * p].copy_from_slice(&row);
+                    write(&mut sb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
                 }
-                // Softmax; a row with no finite score gives zeros (as the tensor path does).
+                // Softmax; a row with no finite score gives zeros (as the tensor path does), and
+                // a masked key's weight is exactly zero.
                 let max = max.max(f32::MIN);
                 let mut sum = 0f32;
-                for r in row.iter_mut() {
-                    *r = (*r - max).exp();
+                for r in row[..n].iter_mut() {
+                    *r = if *r == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (*r - max).exp()
+                    };
                     sum += *r;
                 }
+                row[n..].fill(0.0);
                 let sum = if sum == 0.0 { 1.0 } else { sum };
-                for r in row.iter_mut() {
+                for r in row[..n].iter_mut() {
                     *r /= sum;
                 }
                 if let Some(pb) = pb.as_deref_mut() {
-                    pb[(hi * p + qi) * p..(hi * p + qi + 1) * p].copy_from_slice(&row);
+                    write(&mut pb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
                 }
-                let out = &mut zb[(qi * h + hi) * e..(qi * h + hi + 1) * e];
-                for (kj, &w) in row.iter().enumerate() {
+                acc_z.fill(0.0);
+                for (kj, &w) in row[..n].iter().enumerate() {
                     if w == 0.0 {
                         continue;
                     }
                     let vvec = &vb[(kj * kv + ki) * e..(kj * kv + ki + 1) * e];
-                    for (o, x) in out.iter_mut().zip(vvec) {
+                    for (o, x) in acc_z.iter_mut().zip(vvec) {
                         *o += w * x;
                     }
                 }
+                write(&mut zb[(qi * h + hi) * e..(qi * h + hi + 1) * e], &acc_z);
             }
         }
     };
     match (spec.keep_scores, spec.keep_pattern) {
         (false, false) => z
+            .slots()
             .par_chunks_mut(per_b_z)
             .enumerate()
             .for_each(|(bi, zb)| work(bi, zb, None, None)),
         (true, false) => z
+            .slots()
             .par_chunks_mut(per_b_z)
-            .zip(scores.par_chunks_mut(per_b_s))
+            .zip(scores.slots().par_chunks_mut(per_b_s))
             .enumerate()
             .for_each(|(bi, (zb, sb))| work(bi, zb, Some(sb), None)),
         (false, true) => z
+            .slots()
             .par_chunks_mut(per_b_z)
-            .zip(pattern.par_chunks_mut(per_b_s))
+            .zip(pattern.slots().par_chunks_mut(per_b_s))
             .enumerate()
             .for_each(|(bi, (zb, pb))| work(bi, zb, None, Some(pb))),
         (true, true) => z
+            .slots()
             .par_chunks_mut(per_b_z)
-            .zip(scores.par_chunks_mut(per_b_s))
-            .zip(pattern.par_chunks_mut(per_b_s))
+            .zip(scores.slots().par_chunks_mut(per_b_s))
+            .zip(pattern.slots().par_chunks_mut(per_b_s))
             .enumerate()
             .for_each(|(bi, ((zb, sb), pb))| work(bi, zb, Some(sb), Some(pb))),
     }
+    drop(guards);
+    // SAFETY: one task per batch element wrote all of its z (every query and head) and, when
+    // kept, all of its scores and pattern rows.
+    #[allow(unsafe_code)]
+    let (z, scores, pattern) =
+        unsafe { (z.assume_init(), scores.assume_init(), pattern.assume_init()) };
     let dev = Device::Cpu;
     Ok(Some(Core {
         z: Tensor::from_vec(z, (b, p, h, e), &dev)?,
@@ -189,4 +212,10 @@ pub(super) fn attention_core(
             None
         },
     }))
+}
+
+fn write(slots: &mut [MaybeUninit<f32>], values: &[f32]) {
+    for (s, &v) in slots.iter_mut().zip(values) {
+        s.write(v);
+    }
 }

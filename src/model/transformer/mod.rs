@@ -12,6 +12,7 @@ use super::io::read_json;
 use super::weights::{AttnWeights, MlpWeights, NormWeights, Weights};
 
 mod attention_cpu;
+mod fused_cpu;
 mod inputs;
 
 pub use inputs::{RunOptions, RunOutput, TokenBatch};
@@ -130,7 +131,11 @@ fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Ten
     let dims = x.dims();
     let (k, n) = w.dims2()?;
     let lead: usize = dims[..dims.len() - 1].iter().product();
-    let y = x.contiguous()?.reshape((lead, k))?.matmul(w)?;
+    let x = x.contiguous()?;
+    if let Some(y) = fused_cpu::linear(&x, w, b)? {
+        return Ok(y);
+    }
+    let y = x.reshape((lead, k))?.matmul(w)?;
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -138,6 +143,14 @@ fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Ten
     let mut out_shape = dims[..dims.len() - 1].to_vec();
     out_shape.push(n);
     y.reshape(out_shape)
+}
+
+/// `a + c` (same shape): the fused CPU pass where it applies, else candle's.
+fn add(a: &Tensor, c: &Tensor) -> candle_core::Result<Tensor> {
+    match fused_cpu::add(a, c)? {
+        Some(t) => Ok(t),
+        None => a + c,
+    }
 }
 
 /// Softmax over the last axis. Rows that are entirely -inf give zeros, as TransformerLens
@@ -155,9 +168,7 @@ fn project(x: &Tensor, w_flat: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::
     let (h, _, e) = w.dims3()?;
     if x.rank() == 3 {
         let (bs, p, _) = x.dims3()?;
-        linear(x, w_flat, None)?
-            .reshape((bs, p, h, e))?
-            .broadcast_add(b)
+        linear(x, w_flat, Some(&b.flatten_all()?))?.reshape((bs, p, h, e))
     } else {
         let (bs, p, _, d) = x.dims4()?;
         let y = x
@@ -501,7 +512,7 @@ impl Transformer {
             _ => None,
         };
         let (mut resid, shortformer) = match (self.config.positional, pos_embed) {
-            (Positional::Standard, Some(pe)) => ((&embed + &pe).ctx("adding positions")?, None),
+            (Positional::Standard, Some(pe)) => (add(&embed, &pe).ctx("adding positions")?, None),
             (Positional::Shortformer, Some(pe)) => (embed, Some(pe)),
             _ => (embed, None),
         };
@@ -615,7 +626,7 @@ impl Transformer {
         let attn_out = run.hook(hp(BlockHook::AttnOut), attn_out)?;
 
         let (Some(mlp), Some(ln2)) = (&w.mlp, &w.ln2) else {
-            let resid_post = (&resid_pre + &attn_out).ctx(&ctx("resid_post"))?;
+            let resid_post = add(&resid_pre, &attn_out).ctx(&ctx("resid_post"))?;
             return run.hook(hp(BlockHook::ResidPost), resid_post);
         };
         if cfg.parallel_attn_mlp {
@@ -628,13 +639,13 @@ impl Transformer {
                 .ctx(&ctx("resid_post"))?;
             return run.hook(hp(BlockHook::ResidPost), resid_post);
         }
-        let resid_mid = (&resid_pre + &attn_out).ctx(&ctx("resid_mid"))?;
+        let resid_mid = add(&resid_pre, &attn_out).ctx(&ctx("resid_mid"))?;
         let resid_mid = run.hook(hp(BlockHook::ResidMid), resid_mid)?;
         let mlp_in = run.hook(hp(BlockHook::MlpIn), resid_mid.clone())?;
         let normed = self.norm(NormSite::Ln2(layer), ln2, &mlp_in, run)?;
         let mlp_out = self.mlp(layer, mlp, &normed, run)?;
         let mlp_out = run.hook(hp(BlockHook::MlpOut), mlp_out)?;
-        let resid_post = (&resid_mid + &mlp_out).ctx(&ctx("resid_post"))?;
+        let resid_post = add(&resid_mid, &mlp_out).ctx(&ctx("resid_post"))?;
         run.hook(hp(BlockHook::ResidPost), resid_post)
     }
 
@@ -648,13 +659,37 @@ impl Transformer {
         run: &mut Run<'_>,
     ) -> Result<Tensor, ModelError> {
         let ctx = "computing a normalization";
-        let centered = match w.kind {
+        let centre = match w.kind {
             Normalization::None => return Ok(x.clone()),
-            Normalization::LayerNorm | Normalization::LayerNormPre => x
-                .mean_keepdim(D::Minus1)
+            Normalization::LayerNorm | Normalization::LayerNormPre => true,
+            Normalization::Rms | Normalization::RmsPre => false,
+        };
+        let (scale_hook, normalized_hook) =
+            (site.hook(NormHook::Scale), site.hook(NormHook::Normalized));
+        // One fused pass unless a hook in the middle of it is changed.
+        if !run.intervenes(&scale_hook) && !run.intervenes(&normalized_hook) {
+            let spec = fused_cpu::NormSpec {
+                centre,
+                eps: self.config.eps,
+                keep_scale: run.select.contains(&scale_hook),
+                keep_normalized: run.select.contains(&normalized_hook),
+            };
+            if let Some(normed) = fused_cpu::norm(x, w.w.as_ref(), w.b.as_ref(), spec).ctx(ctx)? {
+                if let Some(scale) = normed.scale {
+                    run.hook(scale_hook, scale)?;
+                }
+                if let Some(normalized) = normed.normalized {
+                    run.hook(normalized_hook, normalized)?;
+                }
+                return Ok(normed.out);
+            }
+        }
+        let centered = if centre {
+            x.mean_keepdim(D::Minus1)
                 .and_then(|m| x.broadcast_sub(&m))
-                .ctx(ctx)?,
-            Normalization::Rms | Normalization::RmsPre => x.clone(),
+                .ctx(ctx)?
+        } else {
+            x.clone()
         };
         let scale = centered
             .sqr()
@@ -662,9 +697,9 @@ impl Transformer {
             .and_then(|s| s + self.config.eps)
             .and_then(|s| s.sqrt())
             .ctx(ctx)?;
-        let scale = run.hook(site.hook(NormHook::Scale), scale)?;
+        let scale = run.hook(scale_hook, scale)?;
         let normalized = centered.broadcast_div(&scale).ctx(ctx)?;
-        let normalized = run.hook(site.hook(NormHook::Normalized), normalized)?;
+        let normalized = run.hook(normalized_hook, normalized)?;
         let out = match &w.w {
             Some(g) => normalized.broadcast_mul(g).ctx(ctx)?,
             None => normalized,
@@ -873,8 +908,23 @@ impl Transformer {
                 }
             }
             None => {
-                let pre = linear(x, &w.w_in, Some(&w.b_in)).ctx(ctx)?;
-                let pre = run.hook(mh(MlpHook::Pre), pre)?;
+                let (pre_hook, post_hook) = (mh(MlpHook::Pre), mh(MlpHook::Post));
+                let y = linear(x, &w.w_in, None).ctx(ctx)?;
+                // Bias and activation in one pass, unless `hook_pre` is changed between them.
+                if !act.has_layer_norm() && !run.intervenes(&pre_hook) {
+                    let keep_pre = run.select.contains(&pre_hook);
+                    if let Some((pre, post)) =
+                        fused_cpu::bias_activation(&y, &w.b_in, act, keep_pre).ctx(ctx)?
+                    {
+                        if let Some(pre) = pre {
+                            run.hook(pre_hook, pre)?;
+                        }
+                        let post = run.hook(post_hook, post)?;
+                        return linear(&post, &w.w_out, Some(&w.b_out)).ctx(ctx);
+                    }
+                }
+                let pre = y.broadcast_add(&w.b_in).ctx(ctx)?;
+                let pre = run.hook(pre_hook, pre)?;
                 if act.has_layer_norm() {
                     self.mlp_ln(layer, w, activation(act, &pre).ctx(ctx)?, run)?
                 } else {

@@ -9,13 +9,13 @@ use congruity::model::io::read_safetensors;
 use congruity::model::{
     Action, AttnHook, HookPoint, HookSelection, Intervention, RunOptions, Site, TokenBatch, load,
 };
-use runtime_common::{Diff, assert_close, case_dirs, case_name, read_token_rows};
+use runtime_common::{Diff, assert_close, case_dirs, case_name, read_token_rows, test_device};
 
 #[test]
 fn run_with_cache_parity_on_every_fixture() {
     for dir in case_dirs("transformer_lens") {
         let case = case_name(&dir);
-        let model = load(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let model = load(&dir, &test_device()).unwrap_or_else(|e| panic!("{case}: {e}"));
         let tokens = TokenBatch::new(&read_token_rows(&dir.join("tokens.json"), "tokens")).unwrap();
         let out = model
             .transformer
@@ -50,7 +50,7 @@ fn run_with_cache_parity_on_every_fixture() {
 fn activation_patching_parity_on_every_fixture() {
     for dir in case_dirs("transformer_lens") {
         let case = case_name(&dir);
-        let model = load(&dir, &Device::Cpu).unwrap().transformer;
+        let model = load(&dir, &test_device()).unwrap().transformer;
         let tokens_path = dir.join("tokens.json");
         let base = TokenBatch::new(&read_token_rows(&tokens_path, "tokens")).unwrap();
         let source = TokenBatch::new(&read_token_rows(&tokens_path, "source_tokens")).unwrap();

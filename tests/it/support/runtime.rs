@@ -9,6 +9,17 @@ use candle_core::Tensor;
 
 /// The vendored third-party reference data (`tests/fixtures/`, see its README). A missing
 /// directory fails loudly instead of letting a test pass over nothing.
+/// The device the model-parity tests run on: the CPU, or CUDA device 0 when
+/// `CONGRUITY_TEST_CUDA` is set (a build with `--features cuda`; `scripts/device-check`).
+/// Expected values are always read on the CPU; comparisons copy results back.
+pub fn test_device() -> candle_core::Device {
+    if std::env::var_os("CONGRUITY_TEST_CUDA").is_some() {
+        congruity::model::device(true).expect("CONGRUITY_TEST_CUDA is set: CUDA device 0")
+    } else {
+        candle_core::Device::Cpu
+    }
+}
+
 pub fn fixtures() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     assert!(
