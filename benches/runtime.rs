@@ -107,8 +107,7 @@ fn bench_device() -> Device {
 fn benches(c: &mut Criterion) {
     let device = bench_device();
     for setup in setups() {
-        let model =
-            Transformer::random(setup.config.clone(), 0, &device).expect("random model");
+        let model = Transformer::random(setup.config.clone(), 0, &device).expect("random model");
         let toks = tokens(&setup.config, setup.batch, setup.seq);
         let mut group = c.benchmark_group(format!("forward_{}", setup.name));
         group.throughput(Throughput::Elements((setup.batch * setup.seq) as u64));

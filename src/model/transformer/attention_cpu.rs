@@ -70,101 +70,22 @@ pub(super) fn attention_core(
         slices.push(&data[start..end]);
     }
     let (qd, kd, vd) = (slices[0], slices[1], slices[2]);
-    let group = h / kv;
     let per_b_z = p * h * e;
     let per_b_s = h * p * p;
     let mut z = Slots::new(b * per_b_z);
     let mut scores = Slots::new(if spec.keep_scores { b * per_b_s } else { 0 });
     let mut pattern = Slots::new(if spec.keep_pattern { b * per_b_s } else { 0 });
-    let scale = spec.scale;
+    let head = Heads {
+        qd,
+        kd,
+        vd,
+        dims: (p, h, kv, e),
+        spec,
+    };
     // Each batch element is independent: its z, scores and pattern slices are written by one
     // task, so the result does not depend on the thread count.
-    // Task `bi` writes every element of its batch element's z and, when kept, scores and
-    // pattern.
-    type Out<'a> = &'a mut [MaybeUninit<f32>];
     let work = |bi: usize, zb: Out<'_>, sb: Option<Out<'_>>, pb: Option<Out<'_>>| {
-        let qb = &qd[bi * p * h * e..(bi + 1) * p * h * e];
-        let kb = &kd[bi * p * kv * e..(bi + 1) * p * kv * e];
-        let vb = &vd[bi * p * kv * e..(bi + 1) * p * kv * e];
-        // One key head transposed and zero-padded to whole blocks of eight keys (`[e, pp]`),
-        // so a query's scores against eight keys are `e` multiply-adds of one 8-lane vector.
-        let pp = p.div_ceil(LANES) * LANES;
-        let mut kt = vec![0f32; e * pp];
-        let mut row = vec![0f32; pp];
-        let mut acc_z = vec![0f32; e];
-        let (mut sb, mut pb) = (sb, pb);
-        let mut loaded = usize::MAX;
-        for hi in 0..h {
-            let ki = hi / group;
-            if ki != loaded {
-                for kj in 0..p {
-                    let kvec = &kb[(kj * kv + ki) * e..(kj * kv + ki + 1) * e];
-                    for (j, &x) in kvec.iter().enumerate() {
-                        kt[j * pp + kj] = x;
-                    }
-                }
-                loaded = ki;
-            }
-            for qi in 0..p {
-                let qv = &qb[(qi * h + hi) * e..(qi * h + hi + 1) * e];
-                // Keys after the query are masked: only the first `n` scores are used.
-                let n = if spec.causal { qi + 1 } else { p };
-                for (block, out) in row.chunks_exact_mut(LANES).enumerate().take(n.div_ceil(LANES)) {
-                    let mut acc = [0f32; LANES];
-                    for (j, &qj) in qv.iter().enumerate() {
-                        let keys = &kt[j * pp + block * LANES..j * pp + (block + 1) * LANES];
-                        for (a, &k) in acc.iter_mut().zip(keys) {
-                            *a += qj * k;
-                        }
-                    }
-                    out.copy_from_slice(&acc);
-                }
-                let scores = &mut row[..n];
-                let mut max = f32::NEG_INFINITY;
-                for s in scores.iter_mut() {
-                    *s /= scale;
-                    if let Some(cap) = spec.soft_cap {
-                        *s = (*s / cap).tanh() * cap;
-                    }
-                    max = max.max(*s);
-                }
-                row[n..].fill(f32::NEG_INFINITY);
-                if let Some(sb) = sb.as_deref_mut() {
-                    write(&mut sb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
-                }
-                // Softmax; a row with no finite score gives zeros (as the tensor path does), and
-                // a masked key's weight is exactly zero.
-                let max = max.max(f32::MIN);
-                let mut sum = 0f32;
-                for r in row[..n].iter_mut() {
-                    *r = if *r == f32::NEG_INFINITY {
-                        0.0
-                    } else {
-                        (*r - max).exp()
-                    };
-                    sum += *r;
-                }
-                row[n..].fill(0.0);
-                let sum = if sum == 0.0 { 1.0 } else { sum };
-                for r in row[..n].iter_mut() {
-                    *r /= sum;
-                }
-                if let Some(pb) = pb.as_deref_mut() {
-                    write(&mut pb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
-                }
-                acc_z.fill(0.0);
-                for (kj, &w) in row[..n].iter().enumerate() {
-                    if w == 0.0 {
-                        continue;
-                    }
-                    let vvec = &vb[(kj * kv + ki) * e..(kj * kv + ki + 1) * e];
-                    for (o, x) in acc_z.iter_mut().zip(vvec) {
-                        *o += w * x;
-                    }
-                }
-                write(&mut zb[(qi * h + hi) * e..(qi * h + hi + 1) * e], &acc_z);
-            }
-        }
+        head.batch_element(bi, zb, sb, pb)
     };
     match (spec.keep_scores, spec.keep_pattern) {
         (false, false) => z
@@ -212,6 +133,122 @@ pub(super) fn attention_core(
             None
         },
     }))
+}
+
+type Out<'a> = &'a mut [MaybeUninit<f32>];
+
+/// One attention core's inputs, read in place: q `[b,p,h,e]`, k and v `[b,p,kv,e]`.
+struct Heads<'a> {
+    qd: &'a [f32],
+    kd: &'a [f32],
+    vd: &'a [f32],
+    /// (positions, query heads, key/value heads, head dimension).
+    dims: (usize, usize, usize, usize),
+    spec: &'a CoreSpec,
+}
+
+impl Heads<'_> {
+    /// Writes every element of batch element `bi`'s z and, when given, its scores and pattern.
+    fn batch_element(&self, bi: usize, zb: Out<'_>, sb: Option<Out<'_>>, pb: Option<Out<'_>>) {
+        let (p, h, kv, e) = self.dims;
+        let (qd, kd, vd, spec) = (self.qd, self.kd, self.vd, self.spec);
+        let (group, scale) = (h / kv, spec.scale);
+        let qb = &qd[bi * p * h * e..(bi + 1) * p * h * e];
+        let kb = &kd[bi * p * kv * e..(bi + 1) * p * kv * e];
+        let vb = &vd[bi * p * kv * e..(bi + 1) * p * kv * e];
+        // One key head transposed and zero-padded to whole blocks of eight keys (`[e, pp]`), and
+        // one head's scores (`[p, pp]`) and z (`[p, e]`): the products run with the queries in
+        // the inner loop, so each query's sums are independent chains the CPU overlaps, and each
+        // step is one 8-lane multiply-add over eight keys (scores) or head features (z).
+        let pp = p.div_ceil(LANES) * LANES;
+        let mut kt = vec![0f32; e * pp];
+        let mut sbuf = vec![0f32; p * pp];
+        let mut zbuf = vec![0f32; p * e];
+        let (mut sb, mut pb) = (sb, pb);
+        let mut loaded = usize::MAX;
+        // Keys after a query are masked: only its first `keys(qi)` scores are computed.
+        let keys = |qi: usize| if spec.causal { qi + 1 } else { p };
+        for hi in 0..h {
+            let ki = hi / group;
+            if ki != loaded {
+                for kj in 0..p {
+                    let kvec = &kb[(kj * kv + ki) * e..(kj * kv + ki + 1) * e];
+                    for (j, &x) in kvec.iter().enumerate() {
+                        kt[j * pp + kj] = x;
+                    }
+                }
+                loaded = ki;
+            }
+            sbuf.fill(0.0);
+            for j in 0..e {
+                let krow = &kt[j * pp..(j + 1) * pp];
+                for qi in 0..p {
+                    let qj = qb[(qi * h + hi) * e + j];
+                    let width = keys(qi).div_ceil(LANES) * LANES;
+                    let srow = &mut sbuf[qi * pp..qi * pp + width];
+                    for (s, &k) in srow.iter_mut().zip(&krow[..width]) {
+                        *s += qj * k;
+                    }
+                }
+            }
+            for qi in 0..p {
+                let n = keys(qi);
+                let row = &mut sbuf[qi * pp..(qi + 1) * pp];
+                let mut max = f32::NEG_INFINITY;
+                for s in row[..n].iter_mut() {
+                    *s /= scale;
+                    if let Some(cap) = spec.soft_cap {
+                        *s = (*s / cap).tanh() * cap;
+                    }
+                    max = max.max(*s);
+                }
+                row[n..].fill(f32::NEG_INFINITY);
+                if let Some(sb) = sb.as_deref_mut() {
+                    write(&mut sb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
+                }
+                // Softmax; a row with no finite score gives zeros (as the tensor path does), and
+                // a masked key's weight is exactly zero.
+                let max = max.max(f32::MIN);
+                let mut sum = 0f32;
+                for r in row[..n].iter_mut() {
+                    *r = if *r == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (*r - max).exp()
+                    };
+                    sum += *r;
+                }
+                row[n..].fill(0.0);
+                let sum = if sum == 0.0 { 1.0 } else { sum };
+                for r in row[..n].iter_mut() {
+                    *r /= sum;
+                }
+                if let Some(pb) = pb.as_deref_mut() {
+                    write(&mut pb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
+                }
+            }
+            zbuf.fill(0.0);
+            for kj in 0..p {
+                let vvec = &vb[(kj * kv + ki) * e..(kj * kv + ki + 1) * e];
+                let first = if spec.causal { kj } else { 0 };
+                for qi in first..p {
+                    let w = sbuf[qi * pp + kj];
+                    if w == 0.0 {
+                        continue;
+                    }
+                    for (o, x) in zbuf[qi * e..(qi + 1) * e].iter_mut().zip(vvec) {
+                        *o += w * x;
+                    }
+                }
+            }
+            for qi in 0..p {
+                write(
+                    &mut zb[(qi * h + hi) * e..(qi * h + hi + 1) * e],
+                    &zbuf[qi * e..(qi + 1) * e],
+                );
+            }
+        }
+    }
 }
 
 fn write(slots: &mut [MaybeUninit<f32>], values: &[f32]) {

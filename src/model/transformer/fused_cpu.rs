@@ -215,8 +215,13 @@ pub(super) fn norm(
     drop(guards);
     // SAFETY: the tasks cover all rows, and each wrote its rows' scale and, where asked for,
     // their normalized values and outputs, every element of each.
-    let (scale, normalized, out) =
-        unsafe { (scale.assume_init(), normalized.assume_init(), out.assume_init()) };
+    let (scale, normalized, out) = unsafe {
+        (
+            scale.assume_init(),
+            normalized.assume_init(),
+            out.assume_init(),
+        )
+    };
     let dev = Device::Cpu;
     let mut scale_dims = dims.clone();
     *scale_dims.last_mut().expect("rank ≥ 1") = 1;
@@ -357,7 +362,11 @@ fn bias_map<F: Fn(f32) -> f32 + Sync>(
 /// `[n]`) as one call of the GEMM candle's CPU matmul uses, with the output first set to the
 /// bias rows and the product accumulated into it: the bias takes no pass of its own and nothing
 /// is zeroed. Without a bias the GEMM writes the output directly.
-pub(super) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Option<Tensor>> {
+pub(super) fn linear(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> candle_core::Result<Option<Tensor>> {
     if !eligible(x) || !eligible(w) || b.is_some_and(|b| !eligible(b)) || w.rank() != 2 {
         return Ok(None);
     }
@@ -395,15 +404,13 @@ pub(super) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core:
     };
     let mut out = Slots::new(m * n);
     if let Some(bs) = bs {
-        out.slots()
-            .par_chunks_mut(ROWS_PER_TASK * n)
-            .for_each(|o| {
-                for row in o.chunks_exact_mut(n) {
-                    for (o, &b) in row.iter_mut().zip(bs) {
-                        o.write(b);
-                    }
+        out.slots().par_chunks_mut(ROWS_PER_TASK * n).for_each(|o| {
+            for row in o.chunks_exact_mut(n) {
+                for (o, &b) in row.iter_mut().zip(bs) {
+                    o.write(b);
                 }
-            });
+            }
+        });
     }
     let threads = rayon::current_num_threads();
     let parallelism = if threads > 1 {
@@ -446,7 +453,11 @@ pub(super) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core:
     let out = unsafe { out.assume_init() };
     let mut out_dims = dims;
     *out_dims.last_mut().expect("rank ≥ 1") = n;
-    Ok(Some(Tensor::from_vec(out, out_dims.as_slice(), &Device::Cpu)?))
+    Ok(Some(Tensor::from_vec(
+        out,
+        out_dims.as_slice(),
+        &Device::Cpu,
+    )?))
 }
 
 /// `a + c` for two tensors of one shape, in one parallel pass.
@@ -524,7 +535,8 @@ mod tests {
                 assert!(only_out.scale.is_none());
                 assert_eq!(max_diff(&only_out.out, &got.out), 0.0);
                 let c = if centre {
-                    x.broadcast_sub(&x.mean_keepdim(D::Minus1).unwrap()).unwrap()
+                    x.broadcast_sub(&x.mean_keepdim(D::Minus1).unwrap())
+                        .unwrap()
                 } else {
                     x.clone()
                 };
@@ -557,16 +569,25 @@ mod tests {
             (ActFn::GeluNew, pre.gelu().unwrap()),
             (ActFn::Silu, pre.silu().unwrap()),
         ] {
-            let (kept, post) = bias_activation(&y, &b, act, true).unwrap().expect("applies");
+            let (kept, post) = bias_activation(&y, &b, act, true)
+                .unwrap()
+                .expect("applies");
             assert_eq!(max_diff(kept.as_ref().unwrap(), &pre), 0.0);
             assert_eq!(max_diff(&post, &want), 0.0, "{act:?}");
             let (none, post) = bias_activation(&y, &b, act, false).unwrap().unwrap();
             assert!(none.is_none());
             assert_eq!(max_diff(&post, &want), 0.0);
         }
-        assert!(bias_activation(&y, &b, ActFn::Solu, true).unwrap().is_none());
+        assert!(
+            bias_activation(&y, &b, ActFn::Solu, true)
+                .unwrap()
+                .is_none()
+        );
         let y2 = random(&[3, 300, 40], 8);
-        assert_eq!(max_diff(&add(&y, &y2).unwrap().unwrap(), &(&y + &y2).unwrap()), 0.0);
+        assert_eq!(
+            max_diff(&add(&y, &y2).unwrap().unwrap(), &(&y + &y2).unwrap()),
+            0.0
+        );
         assert!(add(&y, &b).unwrap().is_none());
     }
 
@@ -589,7 +610,9 @@ mod tests {
         assert!(max_diff(&got, &want.broadcast_add(&b).unwrap()) < 1e-5);
         // A transposed weight is read through its strides.
         let wt = random(&[40, 24], 14);
-        let got = linear(&x, &wt.t().unwrap(), Some(&b)).unwrap().expect("applies");
+        let got = linear(&x, &wt.t().unwrap(), Some(&b))
+            .unwrap()
+            .expect("applies");
         let want = x
             .reshape((700, 24))
             .unwrap()
@@ -609,7 +632,11 @@ mod tests {
         let v = candle_core::Var::from_tensor(&random(&[4, 8], 6)).unwrap();
         assert!(add(v.as_tensor(), &random(&[4, 8], 8)).unwrap().is_none());
         let w = random(&[8, 3], 9);
-        assert!(linear(v.as_tensor(), &w, Some(&random(&[3], 10))).unwrap().is_none());
+        assert!(
+            linear(v.as_tensor(), &w, Some(&random(&[3], 10)))
+                .unwrap()
+                .is_none()
+        );
         let spec = NormSpec {
             centre: true,
             eps: 1e-5,
