@@ -191,17 +191,20 @@ impl Heads<'_> {
                     }
                 }
             }
+            // Scaled (and capped) as a whole: one vectorised pass over the head's scores; the
+            // padding and masked entries are overwritten below.
+            for s in sbuf.iter_mut() {
+                *s /= scale;
+            }
+            if let Some(cap) = spec.soft_cap {
+                for s in sbuf.iter_mut() {
+                    *s = (*s / cap).tanh() * cap;
+                }
+            }
             for qi in 0..p {
                 let n = keys(qi);
                 let row = &mut sbuf[qi * pp..(qi + 1) * pp];
-                let mut max = f32::NEG_INFINITY;
-                for s in row[..n].iter_mut() {
-                    *s /= scale;
-                    if let Some(cap) = spec.soft_cap {
-                        *s = (*s / cap).tanh() * cap;
-                    }
-                    max = max.max(*s);
-                }
+                let max = row[..n].iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                 row[n..].fill(f32::NEG_INFINITY);
                 if let Some(sb) = sb.as_deref_mut() {
                     write(&mut sb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
