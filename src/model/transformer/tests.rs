@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::intervention::Action;
 
 fn t(v: &[f32], shape: &[usize]) -> Tensor {
     Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
@@ -253,4 +254,53 @@ fn forward_hooks_stops_at_the_last_layer_needed() {
         BlockHook::ResidPost,
     )]));
     assert!(model.forward_hooks(&tokens, &absent).is_err());
+}
+
+/// The fused CPU stages and the tensor path compute the same forward: patching a hook inside a
+/// fused stage with its own clean value sends that stage down the tensor path, and the logits and
+/// every later hook must come out as in the clean (fused) run.
+#[test]
+fn fused_stages_agree_with_the_tensor_path() {
+    for act in [ActFn::Relu, ActFn::Gelu, ActFn::GeluNew] {
+        for norm in [Normalization::LayerNorm, Normalization::Rms] {
+            let mut cfg = ModelConfig::simple(2, 24, 3, 40, 11, 9);
+            cfg.act_fn = Some(act);
+            cfg.normalization = norm;
+            let model = Transformer::random(cfg, 5, &Device::Cpu).unwrap();
+            let rows: Vec<Vec<u32>> = (0..6)
+                .map(|b| (0..7).map(|p| ((b * 7 + p * 3) % 11) as u32).collect())
+                .collect();
+            let tokens = TokenBatch::new(&rows).unwrap();
+            let clean = model
+                .forward(&tokens, &RunOptions::cache(HookSelection::All))
+                .unwrap();
+            let inside = [
+                HookPoint::block(0, BlockHook::Ln1(NormHook::Scale)),
+                HookPoint::block(0, BlockHook::Ln1(NormHook::Normalized)),
+                HookPoint::block(1, BlockHook::Ln2(NormHook::Scale)),
+                HookPoint::mlp(0, MlpHook::Pre),
+                HookPoint::mlp(1, MlpHook::Pre),
+                HookPoint::LnFinal(NormHook::Normalized),
+            ];
+            for hook in inside {
+                let value = clean.cache.get(&hook).unwrap().clone();
+                let patch = [Intervention::new(Site::hook(hook.clone()), Action::Replace(value))];
+                let opts = RunOptions {
+                    cache: HookSelection::All,
+                    interventions: &patch,
+                };
+                let patched = model.forward(&tokens, &opts).unwrap();
+                let what = format!("{act:?} {norm:?} {hook}");
+                let close = |a: &Tensor, b: &Tensor| {
+                    let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+                    d.max(0).unwrap().to_scalar::<f32>().unwrap()
+                };
+                assert!(close(&patched.logits, &clean.logits) < 1e-5, "{what}: logits");
+                for (h, t) in patched.cache.iter() {
+                    let want = clean.cache.get(h).unwrap();
+                    assert!(close(t, want) < 1e-5, "{what}: {h}");
+                }
+            }
+        }
+    }
 }
