@@ -284,7 +284,10 @@ fn fused_stages_agree_with_the_tensor_path() {
             ];
             for hook in inside {
                 let value = clean.cache.get(&hook).unwrap().clone();
-                let patch = [Intervention::new(Site::hook(hook.clone()), Action::Replace(value))];
+                let patch = [Intervention::new(
+                    Site::hook(hook.clone()),
+                    Action::Replace(value),
+                )];
                 let opts = RunOptions {
                     cache: HookSelection::All,
                     interventions: &patch,
@@ -295,7 +298,10 @@ fn fused_stages_agree_with_the_tensor_path() {
                     let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
                     d.max(0).unwrap().to_scalar::<f32>().unwrap()
                 };
-                assert!(close(&patched.logits, &clean.logits) < 1e-5, "{what}: logits");
+                assert!(
+                    close(&patched.logits, &clean.logits) < 1e-5,
+                    "{what}: logits"
+                );
                 for (h, t) in patched.cache.iter() {
                     let want = clean.cache.get(h).unwrap();
                     assert!(close(t, want) < 1e-5, "{what}: {h}");
