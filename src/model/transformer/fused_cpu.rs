@@ -5,8 +5,9 @@
 //! square root, divide, scale, shift), a biased activation three. At interpretability sizes
 //! (short sequences, d_model 64) those passes, not the matrix products, are most of a forward.
 //! Here each stage reads its input once and writes what the hooks need, rows split over rayon in
-//! fixed blocks; every row is computed by one task, in the tensor path's order of operations, so
-//! results do not depend on the thread count and agree with the tensor path to float rounding.
+//! fixed blocks; every row is computed by one task with the tensor path's operations (only the
+//! norms' sums run in eight lanes), so results do not depend on the thread count and agree with
+//! the tensor path to float rounding (the activations to the bit).
 //!
 //! Outputs are written once, never zeroed first: each is allocated uninitialised and every
 //! element is written by exactly one task ([`Slots`]), and a linear layer's output starts as its
@@ -31,7 +32,8 @@ use super::super::config::ActFn;
 /// depends on the thread count.
 const ROWS_PER_TASK: usize = 256;
 
-/// The tensor's elements when it is a contiguous f32 tensor on the CPU outside autograd.
+/// The tensor's elements when it is a contiguous f32 tensor on the CPU (whether it may be read
+/// outside autograd is [`eligible`]'s question).
 pub(super) fn f32_slice<'a>(
     guard: &'a (impl Deref<Target = Storage>, &Layout),
 ) -> Option<&'a [f32]> {
