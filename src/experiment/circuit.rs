@@ -46,7 +46,6 @@ impl CircuitMapping {
     }
 }
 
-/// The circuit's sites as declared, in declaration order, each once.
 /// `circuit` restricted to `variable`'s sites (the whole circuit when `None`).
 pub fn restricted_to(
     circuit: &Circuit,
@@ -69,6 +68,7 @@ pub fn restricted_to(
     Ok(c)
 }
 
+/// The circuit's sites as declared, in declaration order, each once.
 pub fn declared_sites(circuit: &Circuit) -> Result<Vec<Site>, ExperimentError> {
     let mut out: Vec<Site> = Vec::new();
     for site in &circuit.sites {

@@ -11,10 +11,10 @@
 
 use std::mem::MaybeUninit;
 
-use candle_core::{Device, Storage, Tensor};
+use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::fused_cpu::Slots;
+use super::fused_cpu::{Slots, f32_slice, task_chunks};
 
 /// What the core needs besides q, k and v.
 pub(super) struct CoreSpec {
@@ -56,20 +56,13 @@ pub(super) fn attention_core(
     }
     // Read the three tensors in place (their storage stays locked for reading meanwhile).
     let guards = [q, k, v].map(|t| t.storage_and_layout());
-    let mut slices: Vec<&[f32]> = Vec::with_capacity(3);
-    for (storage, layout) in &guards {
-        let Storage::Cpu(cpu) = &**storage else {
-            return Ok(None);
-        };
-        let Ok(data) = cpu.as_slice::<f32>() else {
-            return Ok(None);
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            return Ok(None);
-        };
-        slices.push(&data[start..end]);
-    }
-    let (qd, kd, vd) = (slices[0], slices[1], slices[2]);
+    let (Some(qd), Some(kd), Some(vd)) = (
+        f32_slice(&guards[0]),
+        f32_slice(&guards[1]),
+        f32_slice(&guards[2]),
+    ) else {
+        return Ok(None);
+    };
     let per_b_z = p * h * e;
     let per_b_s = h * p * p;
     let mut z = Slots::new(b * per_b_z);
@@ -83,36 +76,14 @@ pub(super) fn attention_core(
         spec,
     };
     // Each batch element is independent: its z, scores and pattern slices are written by one
-    // task, so the result does not depend on the thread count.
-    let work = |bi: usize, zb: Out<'_>, sb: Option<Out<'_>>, pb: Option<Out<'_>>| {
-        head.batch_element(bi, zb, sb, pb)
-    };
-    match (spec.keep_scores, spec.keep_pattern) {
-        (false, false) => z
-            .slots()
-            .par_chunks_mut(per_b_z)
-            .enumerate()
-            .for_each(|(bi, zb)| work(bi, zb, None, None)),
-        (true, false) => z
-            .slots()
-            .par_chunks_mut(per_b_z)
-            .zip(scores.slots().par_chunks_mut(per_b_s))
-            .enumerate()
-            .for_each(|(bi, (zb, sb))| work(bi, zb, Some(sb), None)),
-        (false, true) => z
-            .slots()
-            .par_chunks_mut(per_b_z)
-            .zip(pattern.slots().par_chunks_mut(per_b_s))
-            .enumerate()
-            .for_each(|(bi, (zb, pb))| work(bi, zb, None, Some(pb))),
-        (true, true) => z
-            .slots()
-            .par_chunks_mut(per_b_z)
-            .zip(scores.slots().par_chunks_mut(per_b_s))
-            .zip(pattern.slots().par_chunks_mut(per_b_s))
-            .enumerate()
-            .for_each(|(bi, ((zb, sb), pb))| work(bi, zb, Some(sb), Some(pb))),
-    }
+    // task, so the result does not depend on the thread count. Scores and pattern not kept are
+    // empty blocks.
+    z.slots()
+        .par_chunks_mut(per_b_z)
+        .zip(task_chunks(scores.slots(), per_b_s, b))
+        .zip(task_chunks(pattern.slots(), per_b_s, b))
+        .enumerate()
+        .for_each(|(bi, ((zb, sb), pb))| head.batch_element(bi, zb, sb, pb));
     drop(guards);
     // SAFETY: one task per batch element wrote all of its z (every query and head) and, when
     // kept, all of its scores and pattern rows.
@@ -149,7 +120,9 @@ struct Heads<'a> {
 
 impl Heads<'_> {
     /// Writes every element of batch element `bi`'s z and, when given, its scores and pattern.
-    fn batch_element(&self, bi: usize, zb: Out<'_>, sb: Option<Out<'_>>, pb: Option<Out<'_>>) {
+    /// Writes every element of batch element `bi`'s z and of its scores and pattern blocks
+    /// (empty when not kept).
+    fn batch_element(&self, bi: usize, zb: Out<'_>, sb: Out<'_>, pb: Out<'_>) {
         let (p, h, kv, e) = self.dims;
         let (qd, kd, vd, spec) = (self.qd, self.kd, self.vd, self.spec);
         let (group, scale) = (h / kv, spec.scale);
@@ -164,7 +137,6 @@ impl Heads<'_> {
         let mut kt = vec![0f32; e * pp];
         let mut sbuf = vec![0f32; p * pp];
         let mut zbuf = vec![0f32; p * e];
-        let (mut sb, mut pb) = (sb, pb);
         let mut loaded = usize::MAX;
         // Keys after a query are masked: only its first `keys(qi)` scores are computed.
         let keys = |qi: usize| if spec.causal { qi + 1 } else { p };
@@ -206,7 +178,7 @@ impl Heads<'_> {
                 let row = &mut sbuf[qi * pp..(qi + 1) * pp];
                 let max = row[..n].iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                 row[n..].fill(f32::NEG_INFINITY);
-                if let Some(sb) = sb.as_deref_mut() {
+                if !sb.is_empty() {
                     write(&mut sb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
                 }
                 // Softmax; a row with no finite score gives zeros (as the tensor path does), and
@@ -226,7 +198,7 @@ impl Heads<'_> {
                 for r in row[..n].iter_mut() {
                     *r /= sum;
                 }
-                if let Some(pb) = pb.as_deref_mut() {
+                if !pb.is_empty() {
                     write(&mut pb[(hi * p + qi) * p..(hi * p + qi + 1) * p], &row[..p]);
                 }
             }

@@ -46,6 +46,17 @@ pub(super) fn f32_slice<'a>(
     Some(&data[start..end])
 }
 
+/// `Some(None)` without a tensor, `Some(Some(elements))` for a readable one (see [`f32_slice`]),
+/// `None` when the tensor is there but cannot be read in place.
+fn optional_slice<'a>(
+    guard: &'a Option<(impl Deref<Target = Storage>, &Layout)>,
+) -> Option<Option<&'a [f32]>> {
+    match guard {
+        Some(g) => f32_slice(g).map(Some),
+        None => Some(None),
+    }
+}
+
 /// An output of `len` f32 being written: its slots are handed out in disjoint blocks, and
 /// [`Slots::assume_init`] turns it into the vector once every slot has been written.
 pub(super) struct Slots {
@@ -125,19 +136,8 @@ pub(super) fn norm(
     let Some(xs) = f32_slice(&guards.0) else {
         return Ok(None);
     };
-    let ws = match &guards.1 {
-        Some(g) => match f32_slice(g) {
-            Some(s) => Some(s),
-            None => return Ok(None),
-        },
-        None => None,
-    };
-    let bs = match &guards.2 {
-        Some(g) => match f32_slice(g) {
-            Some(s) => Some(s),
-            None => return Ok(None),
-        },
-        None => None,
+    let (Some(ws), Some(bs)) = (optional_slice(&guards.1), optional_slice(&guards.2)) else {
+        return Ok(None);
     };
     let rows = xs.len() / d;
     let affine = ws.is_some() || bs.is_some();
@@ -264,7 +264,7 @@ fn sum8(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 
 /// `v` in blocks of `block` elements, one per task; an empty `v` (an output not asked for) as
 /// `tasks` empty blocks.
-fn task_chunks<T>(v: &mut [T], block: usize, tasks: usize) -> Vec<&mut [T]> {
+pub(super) fn task_chunks<T>(v: &mut [T], block: usize, tasks: usize) -> Vec<&mut [T]> {
     if v.is_empty() {
         (0..tasks).map(|_| &mut [][..]).collect()
     } else {
@@ -317,36 +317,23 @@ fn bias_map<F: Fn(f32) -> f32 + Sync>(
     let block = ROWS_PER_TASK * n;
     let mut post = Slots::new(ys.len());
     let mut pre = Slots::new(if keep_pre { ys.len() } else { 0 });
-    if keep_pre {
-        post.slots()
-            .par_chunks_mut(block)
-            .zip(pre.slots().par_chunks_mut(block))
-            .zip(ys.par_chunks(block))
-            .for_each(|((po, pr), y)| {
-                for ((po, pr), y) in po
-                    .chunks_exact_mut(n)
-                    .zip(pr.chunks_exact_mut(n))
-                    .zip(y.chunks_exact(n))
-                {
-                    for ((po, pr), (y, b)) in po.iter_mut().zip(pr).zip(y.iter().zip(bs)) {
-                        let v = y + b;
-                        pr.write(v);
-                        po.write(f(v));
+    let tasks = ys.len().div_ceil(block);
+    post.slots()
+        .par_chunks_mut(block)
+        .zip(task_chunks(pre.slots(), block, tasks))
+        .zip(ys.par_chunks(block))
+        .for_each(|((po, pr), y)| {
+            for (r, (po, y)) in po.chunks_exact_mut(n).zip(y.chunks_exact(n)).enumerate() {
+                for (po, (y, b)) in po.iter_mut().zip(y.iter().zip(bs)) {
+                    po.write(f(y + b));
+                }
+                if !pr.is_empty() {
+                    for (pr, (y, b)) in pr[r * n..(r + 1) * n].iter_mut().zip(y.iter().zip(bs)) {
+                        pr.write(y + b);
                     }
                 }
-            });
-    } else {
-        post.slots()
-            .par_chunks_mut(block)
-            .zip(ys.par_chunks(block))
-            .for_each(|(po, y)| {
-                for (po, y) in po.chunks_exact_mut(n).zip(y.chunks_exact(n)) {
-                    for (po, (y, b)) in po.iter_mut().zip(y.iter().zip(bs)) {
-                        po.write(f(y + b));
-                    }
-                }
-            });
-    }
+            }
+        });
     drop((gy, gb));
     // SAFETY: `y` has whole rows of `n`, so the blocks and their rows cover every element of
     // `post` (and `pre` when kept), each written above.
@@ -397,12 +384,8 @@ pub(super) fn linear(
         return Ok(None);
     }
     let gb = b.map(|b| b.storage_and_layout());
-    let bs = match &gb {
-        Some(g) => match f32_slice(g) {
-            Some(s) => Some(s),
-            None => return Ok(None),
-        },
-        None => None,
+    let Some(bs) = optional_slice(&gb) else {
+        return Ok(None);
     };
     let mut out = Slots::new(m * n);
     if let Some(bs) = bs {

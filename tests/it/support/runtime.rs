@@ -7,8 +7,6 @@ use std::process::{Command, Output};
 
 use candle_core::Tensor;
 
-/// The vendored third-party reference data (`tests/fixtures/`, see its README). A missing
-/// directory fails loudly instead of letting a test pass over nothing.
 /// The device the model-parity tests run on: the CPU, or CUDA device 0 when
 /// `CONGRUITY_TEST_CUDA` is set (a build with `--features cuda`; `scripts/device-check`).
 /// Expected values are always read on the CPU; comparisons copy results back.
@@ -20,6 +18,8 @@ pub fn test_device() -> candle_core::Device {
     }
 }
 
+/// The vendored third-party reference data (`tests/fixtures/`, see its README). A missing
+/// directory fails loudly instead of letting a test pass over nothing.
 pub fn fixtures() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     assert!(
