@@ -61,9 +61,24 @@ pub struct Args {
     #[arg(long, value_name = "C")]
     pub circuit: Option<String>,
 
+    /// Keep each accepted trained model under DIR as soon as it is accepted, and reuse the ones
+    /// kept there (keyed by everything they depend on), so an interrupted `--family trained` run
+    /// resumes where it stopped
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// The most optimiser steps per trained implementation.
     #[arg(long, value_name = "N", default_value_t = crate::train::TrainOptions::default().steps)]
     pub steps: usize,
+
+    /// Input lengths per training step (`--family trained`; see `congruity train`)
+    #[arg(long, value_name = "L", default_value_t = crate::train::TrainOptions::default().lengths_per_step)]
+    pub lengths_per_step: usize,
+
+    /// Scale each training step's gradient down to this global L2 norm at most (0: no clipping;
+    /// `--family trained`)
+    #[arg(long, value_name = "N", default_value_t = crate::train::TrainOptions::default().clip_norm.unwrap_or(0.0))]
+    pub clip_norm: f64,
 
     /// Train every implementation at the default architecture (the smallest that holds the
     /// circuit) and on the circuit's own sites, instead of drawing an architecture and a
@@ -144,10 +159,10 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
                 .into(),
         });
     }
-    if args.fixed_architecture {
+    if args.fixed_architecture || args.cache_dir.is_some() || !trained::default_training(args) {
         return Err(CompileError::Sample {
             reason:
-                "--fixed-architecture is about trained implementations; it needs --family trained"
+                "--fixed-architecture, --cache-dir, --lengths-per-step and --clip-norm are about trained implementations; they need --family trained"
                     .into(),
         });
     }
@@ -211,28 +226,45 @@ fn execute(args: &Args, spec: &Spec, program_name: &str) -> Result<(), CompileEr
 
 /// `--family trained`: a pool of trained, accepted implementations.
 mod trained {
+    use std::path::Path;
+
     use super::Args;
     use crate::cli::compile::{check_out_dir, spec_inputs};
     use crate::compile::sample::member_name;
     use crate::harness::trained::{
-        Job, TrainedError, pool_file, pool_manifest, prepare, train_accepted, write_member,
+        Job, Kept, PipelineJobs, TrainedError, copy_member, pool_file, pool_manifest, prepare,
+        train_accepted, write_member,
     };
     use crate::lang::Spec;
     use crate::progress::Progress;
     use crate::train::TrainOptions;
 
+    /// Whether the training settings are all left at their defaults.
+    pub(super) fn default_training(args: &Args) -> bool {
+        let d = TrainOptions::default();
+        args.lengths_per_step == d.lengths_per_step
+            && crate::cli::train::clip_norm(args.clip_norm).ok() == Some(d.clip_norm)
+    }
+
     pub(super) fn execute(args: &Args, spec: &Spec, name: &str) -> Result<(), TrainedError> {
+        let clip_norm = crate::cli::train::clip_norm(args.clip_norm)?;
         if args.family.len() != 1 {
             return Err(TrainedError::Request(
                 "`--family trained` trains implementations; it does not combine with the function-preserving families".into(),
             ));
         }
         check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
-        let program = spec.programs.get(name).ok_or_else(|| {
-            TrainedError::Request(format!(
-                "`{name}` is a pipeline; sample trained implementations of its stages one by one (--program STAGE)"
-            ))
-        })?;
+        let opts = TrainOptions {
+            steps: args.steps,
+            lengths_per_step: args.lengths_per_step,
+            clip_norm,
+            random_architecture: !args.fixed_architecture,
+            random_correspondence: !args.fixed_architecture,
+            ..TrainOptions::default()
+        };
+        let Some(program) = spec.programs.get(name) else {
+            return execute_pipeline(args, spec, name, &opts);
+        };
         let (compiled, corr) = prepare(
             spec,
             &args.file,
@@ -246,27 +278,26 @@ mod trained {
             compiled: &compiled,
             corr: &corr,
         };
-        let opts = TrainOptions {
-            steps: args.steps,
-            random_architecture: !args.fixed_architecture,
-            random_correspondence: !args.fixed_architecture,
-            ..TrainOptions::default()
-        };
         let started = std::time::Instant::now();
         let progress = Progress::shown("training");
+        let kept = args
+            .cache_dir
+            .as_ref()
+            .map(|d| Kept::new(d, &job, &opts, args.seed));
         crate::files::replace_dir(&args.out, |tmp| -> Result<(), TrainedError> {
             for index in 0..args.count {
                 let shown = args.out.join(member_name(index));
-                let rejected = |attempt: u64, why: &str| {
-                    eprintln!(
-                        "implementation {index}, draw {}: not accepted, {why}",
-                        attempt + 1
-                    );
-                };
-                let m =
-                    train_accepted(&job, &opts, args.seed, index, &shown, &progress, &rejected)?;
-                write_member(&tmp.join(member_name(index)), &m)?;
-                crate::cli::train::print_member(&m, &shown);
+                let dest = tmp.join(member_name(index));
+                put_member(
+                    &job,
+                    &opts,
+                    kept.as_ref(),
+                    args.seed,
+                    index,
+                    &shown,
+                    &dest,
+                    &progress,
+                )?;
             }
             let manifest = pool_manifest(
                 &program.name,
@@ -283,6 +314,95 @@ mod trained {
             args.count,
             program.name,
             corr.name,
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Implementation `index` of a pool trained from `base_seed`, written to `dest` (trained
+    /// now, or copied from the kept ones); `shown` names it in messages.
+    #[allow(clippy::too_many_arguments)]
+    fn put_member(
+        job: &Job<'_>,
+        opts: &TrainOptions,
+        kept: Option<&Kept>,
+        base_seed: u64,
+        index: u64,
+        shown: &Path,
+        dest: &Path,
+        progress: &Progress,
+    ) -> Result<(), TrainedError> {
+        let rejected = |attempt: u64, why: &str| {
+            eprintln!(
+                "{} implementation {index}, draw {}: not accepted, {why}",
+                job.program.name,
+                attempt + 1
+            );
+        };
+        match kept {
+            Some(kept) => {
+                let from = kept.member(job, opts, index, progress, &rejected)?;
+                copy_member(&from, dest)?;
+                crate::cli::train::print_kept(&from, shown);
+            }
+            None => {
+                let m = train_accepted(job, opts, base_seed, index, shown, progress, &rejected)?;
+                write_member(dest, &m)?;
+                crate::cli::train::print_member(&m, shown);
+            }
+        }
+        Ok(())
+    }
+
+    /// A pool of trained chains of pipeline `name` ([`PipelineJobs`]).
+    fn execute_pipeline(
+        args: &Args,
+        spec: &Spec,
+        name: &str,
+        opts: &TrainOptions,
+    ) -> Result<(), TrainedError> {
+        if args.circuit.is_some() {
+            return Err(TrainedError::Request(format!(
+                "`{name}` is a pipeline: each stage is trained on its compiled layout, and --circuit names one interpretation's circuit (sample a stage with --program STAGE --circuit C)"
+            )));
+        }
+        let jobs = PipelineJobs::new(spec, &args.file, name, args.seed)?;
+        let kept: Vec<Option<Kept>> = (0..jobs.stages())
+            .map(|k| {
+                let (job, seed, _) = jobs.stage(k);
+                args.cache_dir
+                    .as_ref()
+                    .map(|d| Kept::new(d, &job, opts, seed))
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let progress = Progress::shown("training");
+        crate::files::replace_dir(&args.out, |tmp| -> Result<(), TrainedError> {
+            for index in 0..args.count {
+                let shown = args.out.join(member_name(index));
+                jobs.write_chain(index, &tmp.join(member_name(index)), &|k, dest| {
+                    let (job, seed, sub) = jobs.stage(k);
+                    put_member(
+                        &job,
+                        opts,
+                        kept[k].as_ref(),
+                        seed,
+                        index,
+                        &shown.join(sub),
+                        dest,
+                        &progress,
+                    )
+                })?;
+            }
+            let manifest = jobs.pool_manifest(args.count, args.fixed_architecture);
+            crate::model::io::write_json(&pool_file(tmp), &manifest)?;
+            Ok(())
+        })?;
+        println!(
+            "trained {} chain(s) of pipeline `{name}` ({} stages) -> {}/0000.. in {:.1}s",
+            args.count,
+            jobs.stages(),
             args.out.display(),
             started.elapsed().as_secs_f64()
         );
@@ -338,8 +458,13 @@ mod intervened {
                 "`--family intervened` patches implementations; it does not combine with other families",
             );
         }
-        if args.fixed_architecture {
-            return usage("--fixed-architecture is about trained implementations");
+        if args.fixed_architecture
+            || args.cache_dir.is_some()
+            || !super::trained::default_training(args)
+        {
+            return usage(
+                "--fixed-architecture, --cache-dir, --lengths-per-step and --clip-norm are about trained implementations",
+            );
         }
         check_out_dir(&args.out, &spec_inputs(spec, &args.file))?;
         let program = spec.programs.get(name).ok_or_else(|| {

@@ -36,9 +36,15 @@ pub struct Args {
     /// Worker threads (default: one per core); a run is reproducible for a seed and thread count
     #[arg(long, value_name = "T")]
     pub threads: Option<usize>,
-    /// Inputs per loss term per step
+    /// Inputs per loss term per step, over all its lengths
     #[arg(long, value_name = "B", default_value_t = TrainOptions::default().batch)]
     pub batch: usize,
+    /// Input lengths per step, each with B / L of the inputs (drawn with replacement)
+    #[arg(long, value_name = "L", default_value_t = TrainOptions::default().lengths_per_step)]
+    pub lengths_per_step: usize,
+    /// Scale each step's gradient down to this global L2 norm at most (0: no clipping)
+    #[arg(long, value_name = "N", default_value_t = TrainOptions::default().clip_norm.unwrap_or(0.0))]
+    pub clip_norm: f64,
     /// AdamW learning rate
     #[arg(long, value_name = "LR", default_value_t = TrainOptions::default().learning_rate)]
     pub lr: f64,
@@ -109,6 +115,7 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainedError> {
             )));
         }
     }
+    let clip_norm = clip_norm(args.clip_norm)?;
     let (compiled, corr) = prepare(
         spec,
         &args.file,
@@ -120,6 +127,8 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainedError> {
         seed: args.seed,
         steps: args.steps,
         batch: args.batch,
+        lengths_per_step: args.lengths_per_step,
+        clip_norm,
         learning_rate: args.lr,
         min_accuracy: args.min_accuracy,
         min_iia: args.min_iia,
@@ -152,6 +161,33 @@ fn execute(args: &Args, spec: &Spec, name: &str) -> Result<bool, TrainedError> {
         );
     }
     Ok(member.accepted)
+}
+
+/// `--clip-norm N` as the option: 0 is no clipping.
+pub(crate) fn clip_norm(n: f64) -> Result<Option<f64>, TrainedError> {
+    if !(n >= 0.0 && n.is_finite()) {
+        return Err(TrainedError::Request(format!(
+            "--clip-norm must be a finite norm of 0 (no clipping) or more, not {n}"
+        )));
+    }
+    Ok((n > 0.0).then_some(n))
+}
+
+/// The summary line of a model kept from an earlier run (`kept` is where it is kept).
+pub(crate) fn print_kept(kept: &Path, dir: &Path) {
+    let sidecar = std::fs::read_to_string(kept.join(crate::artifact::SIDECAR_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .unwrap_or_default();
+    let t = &sidecar["provenance"]["training"];
+    println!(
+        "kept `{}` ({} steps, accuracy {}, iia {}) -> {}",
+        sidecar["provenance"]["program"].as_str().unwrap_or("?"),
+        t["steps"],
+        t["accuracy"],
+        t["iia"],
+        dir.display()
+    );
 }
 
 /// The summary lines of a trained model.

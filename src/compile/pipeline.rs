@@ -38,6 +38,15 @@ pub struct CompiledPipeline {
     pub stages: Vec<CompiledStage>,
 }
 
+/// The manifest of a pipeline directory.
+pub const PIPELINE_FILE: &str = "pipeline.json";
+
+/// The seed stage `k` of chain-sampled pipelines draws from: its own stream of the pool seed,
+/// so stages never share draws (sampled, and trained, chains alike).
+pub fn chain_stage_seed(base_seed: u64, k: usize) -> u64 {
+    item_seed(base_seed, 1_000_000 + k as u64)
+}
+
 /// The directory name of stage `k` inside a pipeline directory.
 pub fn stage_dir(k: usize, program: &str) -> String {
     format!("{k:02}-{program}")
@@ -124,8 +133,8 @@ fn write_pipeline_dir(
         for (k, name) in names.iter().enumerate().take(n) {
             write_stage(k, &tmp.join(stage_dir(k, name)))?;
         }
-        std::fs::write(tmp.join("pipeline.json"), json_bytes(manifest))
-            .map_err(|e| CompileError::write(dir.join("pipeline.json"), e))
+        std::fs::write(tmp.join(PIPELINE_FILE), json_bytes(manifest))
+            .map_err(|e| CompileError::write(dir.join(PIPELINE_FILE), e))
     })
 }
 
@@ -138,6 +147,12 @@ impl CompiledPipeline {
             .collect();
         let names = list.iter().map(|s| s.0.clone()).collect();
         (list, names)
+    }
+
+    /// The pipeline's `pipeline.json` with `provenance`, for a directory whose stage models are
+    /// written by someone else (trained chains).
+    pub fn manifest(&self, provenance: &serde_json::Value) -> serde_json::Value {
+        manifest(&self.name, &self.stage_list().0, provenance)
     }
 
     /// Writes `dir/pipeline.json` and one model directory per stage.
@@ -164,14 +179,7 @@ impl CompiledPipeline {
         self.stages
             .iter()
             .enumerate()
-            .map(|(k, s)| {
-                sample_one(
-                    &s.compiled,
-                    families,
-                    item_seed(base_seed, 1_000_000 + k as u64),
-                    index,
-                )
-            })
+            .map(|(k, s)| sample_one(&s.compiled, families, chain_stage_seed(base_seed, k), index))
             .collect()
     }
 

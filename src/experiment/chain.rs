@@ -363,7 +363,7 @@ pub fn describe_sites(sites: &[Site]) -> String {
 }
 
 /// The manifest `congruity compile` and `congruity sample` write in a pipeline directory.
-pub const PIPELINE_FILE: &str = "pipeline.json";
+pub use crate::compile::pipeline::PIPELINE_FILE;
 /// The value of its `format` field this version reads.
 pub const PIPELINE_FORMAT: &str = "congruity-pipeline/1";
 

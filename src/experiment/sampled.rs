@@ -443,7 +443,7 @@ impl SampledSource {
             spec.clone(),
         );
         for d in models.dirs() {
-            if let Some(reason) = not_accepted(d) {
+            if let Some(reason) = not_accepted(d).or_else(|| not_of(&target, d)) {
                 return Err(ExperimentError::ModelDir {
                     dir: d.clone(),
                     reason,
@@ -653,9 +653,55 @@ impl SampledSource {
     }
 }
 
+/// Why the member `dir` of a given pool cannot implement `target`: a single model given for a
+/// pipeline, a chain given for an interpretation, or a chain of other stages.
+fn not_of(target: &Target, dir: &Path) -> Option<String> {
+    let stages: Vec<String> = if is_pipeline_dir(dir) {
+        let text = std::fs::read_to_string(dir.join(super::chain::PIPELINE_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["stages"]
+            .as_array()?
+            .iter()
+            .map(|st| st["program"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    } else {
+        return target.is_pipeline.then(|| {
+            format!(
+                "is one model, but `{}` is a pipeline: its implementations are chains (pipeline.json + one directory per stage)",
+                target.name
+            )
+        });
+    };
+    let want: Vec<&str> = target.stages.iter().map(|s| s.program.as_str()).collect();
+    if !target.is_pipeline {
+        return Some(format!(
+            "is a chain of {}, but `{}` is one interpretation",
+            stages.join(" |> "),
+            target.name
+        ));
+    }
+    (stages != want).then(|| {
+        format!(
+            "is a chain of {}, but `{}` is {}",
+            stages.join(" |> "),
+            target.name,
+            want.join(" |> ")
+        )
+    })
+}
+
 /// Why the model in `dir` is not an implementation, when its sidecar's training record says
 /// it was not accepted (models without a training record are taken as they are).
 fn not_accepted(dir: &Path) -> Option<String> {
+    if is_pipeline_dir(dir) {
+        // A chain is accepted only when every stage is.
+        let text = std::fs::read_to_string(dir.join(super::chain::PIPELINE_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        return v["stages"].as_array()?.iter().find_map(|st| {
+            let sub = st["dir"].as_str()?;
+            not_accepted(&dir.join(sub)).map(|why| format!("stage {sub} {why}"))
+        });
+    }
     let text = std::fs::read_to_string(dir.join(crate::artifact::SIDECAR_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let t = v.get("provenance")?.get("training")?;

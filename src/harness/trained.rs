@@ -14,6 +14,9 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use crate::artifact::{CONFIG_FILE, MODEL_FILE, SIDECAR_FILE, Sidecar};
+use crate::compile::pipeline::{
+    CompiledPipeline, PIPELINE_FILE, chain_stage_seed, compile_pipeline, stage_dir,
+};
 use crate::compile::sample::{POOL_FILE, POOL_FORMAT, member_name};
 use crate::compile::{CompileOptions, Provenance, compile_checked};
 use crate::harness::behaviour::{Iia, behaviour, iia};
@@ -298,9 +301,7 @@ fn check_options() -> TrainOptions {
 /// A check's pool of `count` trained implementations of `program` (on its compiled layout),
 /// trained from `seed` or read back from `cache_dir/trained/`. Returns the member directories.
 /// Member `i` is the one `congruity sample --family trained --fixed-architecture --seed SEED`
-/// writes as item `i`. Each kept member is keyed by the tool version, the interpretation as
-/// content, the seed, the training options and the thread count (training is reproducible for
-/// a seed and thread count), and is written whole or not at all.
+/// writes as item `i`.
 pub fn trained_pool(
     cache_dir: &Path,
     file: &Path,
@@ -310,37 +311,7 @@ pub fn trained_pool(
     count: usize,
     progress: &Progress,
 ) -> Result<Vec<PathBuf>, TrainedError> {
-    use sha2::{Digest, Sha256};
     let opts = check_options();
-    let mut h = Sha256::new();
-    h.update(format!(
-        "congruity-trained/1\ncongruity {}\nprogram {} {}\nseed {seed}\noptions {}\nthreads {}\n",
-        env!("CARGO_PKG_VERSION"),
-        program.name,
-        program.fingerprint(),
-        serde_json::to_string(&TrainOptions {
-            seed: 0,
-            ..opts.clone()
-        })
-        .unwrap_or_default(),
-        rayon::current_num_threads(),
-    ));
-    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let root = cache_dir
-        .join("trained")
-        .join(format!("{}-{}", program.name, &key[..20]));
-    let members: Vec<PathBuf> = (0..count as u64)
-        .map(|i| root.join(member_name(i)))
-        .collect();
-    let done = |d: &Path| {
-        [MODEL_FILE, CONFIG_FILE, SIDECAR_FILE, TRAIN_REPORT_FILE]
-            .iter()
-            .all(|f| d.join(f).is_file())
-    };
-    if members.iter().all(|d| done(d)) {
-        return Ok(members);
-    }
-    let _one = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let (compiled, corr) = prepare(spec, file, program, seed, None)?;
     let job = Job {
         file,
@@ -348,15 +319,239 @@ pub fn trained_pool(
         compiled: &compiled,
         corr: &corr,
     };
-    for (i, dir) in members.iter().enumerate() {
-        // Another check of this run may have trained it while this one waited.
-        if done(dir) {
-            continue;
+    let kept = Kept::new(cache_dir, &job, &opts, seed);
+    (0..count as u64)
+        .map(|i| kept.member(&job, &opts, i, progress, &|_, _| {}))
+        .collect()
+}
+
+/// Where accepted members of one pool are kept between runs: `cache_dir/trained/<program>-<key>/
+/// NNNN`. The key is everything a member depends on: the tool version, the interpretation as
+/// content, its encodings, the correspondence, the pool seed, the training options and the
+/// thread count (training is reproducible for a seed and thread count). A member is written
+/// whole or not at all, so an interrupted run resumes with the members it had finished.
+pub struct Kept {
+    root: PathBuf,
+    base_seed: u64,
+}
+
+impl Kept {
+    pub fn new(cache_dir: &Path, job: &Job<'_>, opts: &TrainOptions, base_seed: u64) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let json = |v: serde_json::Result<String>| v.unwrap_or_default();
+        h.update(format!(
+            "congruity-trained/2\ncongruity {}\nprogram {} {}\nencodings {} {}\ncorrespondence {}\nseed {base_seed}\noptions {}\nthreads {}\n",
+            env!("CARGO_PKG_VERSION"),
+            job.program.name,
+            job.program.fingerprint(),
+            json(serde_json::to_string(&job.compiled.input)),
+            json(serde_json::to_string(&job.compiled.output)),
+            json(serde_json::to_string(job.corr)),
+            json(serde_json::to_string(&TrainOptions {
+                seed: 0,
+                ..opts.clone()
+            })),
+            rayon::current_num_threads(),
+        ));
+        let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Kept {
+            root: cache_dir
+                .join("trained")
+                .join(format!("{}-{}", job.program.name, &key[..20])),
+            base_seed,
         }
-        let m = train_accepted(&job, &opts, seed, i as u64, dir, progress, &|_, _| {})?;
-        crate::files::replace_dir(dir, |tmp| write_member(tmp, &m))?;
     }
-    Ok(members)
+
+    /// Member `index` of the pool ([`train_accepted`] with the pool seed), trained now or read
+    /// back; its directory.
+    pub fn member(
+        &self,
+        job: &Job<'_>,
+        opts: &TrainOptions,
+        index: u64,
+        progress: &Progress,
+        rejected: &dyn Fn(u64, &str),
+    ) -> Result<PathBuf, TrainedError> {
+        let dir = self.root.join(member_name(index));
+        let done = |d: &Path| {
+            [MODEL_FILE, CONFIG_FILE, SIDECAR_FILE, TRAIN_REPORT_FILE]
+                .iter()
+                .all(|f| d.join(f).is_file())
+        };
+        if done(&dir) {
+            return Ok(dir);
+        }
+        let _one = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+        // Another check of this run may have trained it while this one waited.
+        if !done(&dir) {
+            let m = train_accepted(job, opts, self.base_seed, index, &dir, progress, rejected)?;
+            crate::files::replace_dir(&dir, |tmp| write_member(tmp, &m))?;
+        }
+        Ok(dir)
+    }
+}
+
+/// The stages of a pipeline as trainings: stage `k` is trained on its compiled layout from
+/// [`chain_stage_seed`]`(base_seed, k)`, so stages (and pipelines sampled with other seeds) never
+/// share a training. Chain `i` holds trained implementation `i` of every stage.
+pub struct PipelineJobs<'a> {
+    file: &'a Path,
+    pipeline: CompiledPipeline,
+    stages: Vec<(&'a Program, Correspondence, u64)>,
+    base_seed: u64,
+}
+
+impl<'a> PipelineJobs<'a> {
+    pub fn new(
+        spec: &'a Spec,
+        file: &'a Path,
+        name: &str,
+        base_seed: u64,
+    ) -> Result<Self, TrainedError> {
+        let pipeline = compile_pipeline(spec, name, &CompileOptions::default(), base_seed)?;
+        let mut stages = Vec::new();
+        for (k, st) in pipeline.stages.iter().enumerate() {
+            let program = spec.programs.get(&st.program).ok_or_else(|| {
+                TrainedError::Request(format!(
+                    "stage `{}` of `{name}` is not an interpretation of the spec",
+                    st.program
+                ))
+            })?;
+            let corr = Correspondence::compiled_layout(program, &st.compiled)?;
+            stages.push((program, corr, chain_stage_seed(base_seed, k)));
+        }
+        Ok(PipelineJobs {
+            file,
+            pipeline,
+            stages,
+            base_seed,
+        })
+    }
+
+    pub fn stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// Stage `k`'s training, its pool seed, and its directory name inside a chain.
+    pub fn stage(&self, k: usize) -> (Job<'_>, u64, String) {
+        let (program, corr, seed) = &self.stages[k];
+        let job = Job {
+            file: self.file,
+            program,
+            compiled: &self.pipeline.stages[k].compiled,
+            corr,
+        };
+        (job, *seed, stage_dir(k, &program.name))
+    }
+
+    /// Writes chain `index` into the new directory `dest`: `put(k, stage_dest)` writes stage
+    /// `k`'s model, then the chain's `pipeline.json`.
+    pub fn write_chain(
+        &self,
+        index: u64,
+        dest: &Path,
+        put: &dyn Fn(usize, &Path) -> Result<(), TrainedError>,
+    ) -> Result<(), TrainedError> {
+        for k in 0..self.stages.len() {
+            put(k, &dest.join(self.stage(k).2))?;
+        }
+        let provenance = json!({
+            "pipeline": self.pipeline.name,
+            "family": ["trained"],
+            "sample": {"base_seed": self.base_seed, "index": index},
+            "stage_seeds": self.stages.iter().map(|s| s.2).collect::<Vec<_>>(),
+        });
+        crate::model::io::write_json(
+            &dest.join(PIPELINE_FILE),
+            &self.pipeline.manifest(&provenance),
+        )?;
+        Ok(())
+    }
+
+    /// The pool manifest of `count` trained chains.
+    pub fn pool_manifest(&self, count: u64, fixed: bool) -> serde_json::Value {
+        let mut m = pool_manifest(
+            &self.pipeline.name,
+            "the compiled layout of every stage",
+            self.base_seed,
+            count,
+            fixed,
+        );
+        m["about"]["pipeline"] = json!(self.pipeline.name);
+        if let Some(about) = m["about"].as_object_mut() {
+            about.remove("interpretation");
+        }
+        m
+    }
+}
+
+/// A check's pool of `count` trained chains of pipeline `name` (see [`PipelineJobs`]): each
+/// stage model trained or read back as [`trained_pool`] does, each chain kept in
+/// `cache_dir/trained/<pipeline>-<key>/NNNN` (the key names every stage's kept pool).
+pub fn trained_chain_pool(
+    cache_dir: &Path,
+    file: &Path,
+    spec: &Spec,
+    name: &str,
+    seed: u64,
+    count: usize,
+    progress: &Progress,
+) -> Result<Vec<PathBuf>, TrainedError> {
+    use sha2::{Digest, Sha256};
+    let opts = check_options();
+    let jobs = PipelineJobs::new(spec, file, name, seed)?;
+    let kept: Vec<Kept> = (0..jobs.stages())
+        .map(|k| {
+            let (job, stage_seed, _) = jobs.stage(k);
+            Kept::new(cache_dir, &job, &opts, stage_seed)
+        })
+        .collect();
+    let mut h = Sha256::new();
+    h.update(format!("congruity-trained-chains/1\npipeline {name}\n"));
+    for (k, st) in jobs.pipeline.stages.iter().enumerate() {
+        h.update(format!(
+            "stage {} {:?}\n",
+            kept[k].root.display(),
+            st.adapter
+        ));
+    }
+    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let root = cache_dir
+        .join("trained")
+        .join(format!("{name}-{}", &key[..20]));
+    (0..count as u64)
+        .map(|i| {
+            let dir = root.join(member_name(i));
+            if !dir.join(PIPELINE_FILE).is_file() {
+                let from: Vec<PathBuf> = (0..jobs.stages())
+                    .map(|k| {
+                        let (job, _, _) = jobs.stage(k);
+                        kept[k].member(&job, &opts, i, progress, &|_, _| {})
+                    })
+                    .collect::<Result<_, _>>()?;
+                crate::files::replace_dir(&dir, |tmp| {
+                    jobs.write_chain(i, tmp, &|k, d| copy_member(&from[k], d))
+                })?;
+            }
+            Ok(dir)
+        })
+        .collect()
+}
+
+/// Copies a kept member's files into `dest` (a new directory).
+pub fn copy_member(from: &Path, dest: &Path) -> Result<(), TrainedError> {
+    let fail = |path: &Path, e: std::io::Error| {
+        TrainedError::Model(crate::model::ModelError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    std::fs::create_dir_all(dest).map_err(|e| fail(dest, e))?;
+    for f in [MODEL_FILE, CONFIG_FILE, SIDECAR_FILE, TRAIN_REPORT_FILE] {
+        std::fs::copy(from.join(f), dest.join(f)).map_err(|e| fail(&dest.join(f), e))?;
+    }
+    Ok(())
 }
 
 /// The manifest of a pool of trained implementations (`pool.json`).

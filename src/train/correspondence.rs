@@ -11,9 +11,99 @@ use super::architecture::Architecture;
 use crate::compile::Compiled;
 use crate::intervene::InterveneError;
 pub use crate::intervene::iia::AlignedVariable;
-use crate::intervene::iia::{Alignment, circuit_block, layout_variables};
-use crate::lang::ir::{Circuit, CircuitSite, HookRef, Program};
+use crate::intervene::iia::{Alignment, circuit_block, layout_variables, node_sites};
+use crate::lang::ir::{Circuit, CircuitSite, HookRef, NodeId, Program};
 use crate::model::{AttnHook, BlockHook, HookPoint, ModelConfig, Site};
+
+/// Adds the sites of every unnamed node to the one variable its value flows into (the nearest
+/// named nodes that read it, directly or through other unnamed nodes), when there is exactly
+/// one such variable among `variables`.
+fn fold_unnamed_nodes(program: &Program, compiled: &Compiled, variables: &mut [AlignedVariable]) {
+    let nodes = &program.graph.nodes;
+    let named = |id: usize| id == program.output.0 || nodes[id].name.is_some();
+    // Readers of each node.
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (id, n) in nodes.iter().enumerate() {
+        for NodeId(operand) in n.op.operands() {
+            readers[operand].push(id);
+        }
+    }
+    for id in (0..nodes.len()).filter(|&id| !named(id)) {
+        let sites = node_sites(compiled, &compiled.placement, NodeId(id));
+        if sites.is_empty() {
+            continue;
+        }
+        let mut consumers = std::collections::BTreeSet::new();
+        let mut stack = readers[id].clone();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(r) = stack.pop() {
+            if !seen.insert(r) {
+                continue;
+            }
+            if named(r) {
+                consumers.insert(r);
+            } else {
+                stack.extend(readers[r].iter().copied());
+            }
+        }
+        let mut targets = variables
+            .iter_mut()
+            .filter(|v| consumers.contains(&v.node.0));
+        if let (Some(v), None, 1) = (targets.next(), targets.next(), consumers.len()) {
+            for site in sites {
+                if !v.sites.contains(&site) {
+                    v.sites.push(site);
+                }
+            }
+            v.sites.sort_by_key(site_order);
+        }
+    }
+}
+
+/// Removes every variable whose sites are exactly those of a later variable that reads it.
+fn drop_fused_variables(program: &Program, variables: &mut Vec<AlignedVariable>) {
+    let nodes = &program.graph.nodes;
+    let reads = |later: NodeId, earlier: NodeId| {
+        let mut stack = nodes[later.0].op.operands();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(n) = stack.pop() {
+            if n == earlier {
+                return true;
+            }
+            if seen.insert(n) {
+                stack.extend(nodes[n.0].op.operands());
+            }
+        }
+        false
+    };
+    let same_sites = |a: &AlignedVariable, b: &AlignedVariable| {
+        a.sites.len() == b.sites.len() && a.sites.iter().all(|s| b.sites.contains(s))
+    };
+    let fused: Vec<bool> = variables
+        .iter()
+        .map(|v| {
+            variables
+                .iter()
+                .any(|w| w.node != v.node && same_sites(v, w) && reads(w.node, v.node))
+        })
+        .collect();
+    let mut keep = fused.iter().map(|f| !f);
+    variables.retain(|_| keep.next().unwrap_or(true));
+}
+
+/// Sites in layer order, a layer's heads before its MLP.
+fn site_order(s: &Site) -> (usize, usize, usize) {
+    match s.hook {
+        HookPoint::Block { layer, hook } => {
+            let mlp = matches!(
+                hook,
+                BlockHook::MlpIn | BlockHook::Ln2(_) | BlockHook::Mlp(_) | BlockHook::MlpOut
+            );
+            (layer, usize::from(mlp), s.head.unwrap_or(0))
+        }
+        _ => (usize::MAX, 0, 0),
+    }
+}
 
 /// Variables → sites, in circuit order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -53,9 +143,21 @@ impl Correspondence {
 
     /// Where the compiler put each named variable (and the output): its heads' `hook_z[h]` and
     /// its MLPs' `hook_mlp_out`, as `congruity compile --layout` prints them.
+    ///
+    /// A variable the compiler fused into the component that computes a later variable from it
+    /// (`checks = map2(f, shifted_even_odd, even_odd)` and `shifted_even_odd` in one MLP) is
+    /// left out: patching that component sets both at once, so no model — the compiled one
+    /// included — can answer an interchange of the earlier variable alone.
+    ///
+    /// A component the compiler placed for an unnamed node (the `selector_width` inside
+    /// `output = map(f, selector_width(s))`, say) belongs to the variable that consumes it:
+    /// left out, the strict term would resample a component the variable's value is computed
+    /// with, and require the output to survive it — which no model can do.
     pub fn compiled_layout(program: &Program, compiled: &Compiled) -> Result<Self, TrainError> {
         let name = format!("{}_compiled", program.name);
-        let variables = layout_variables(program, compiled);
+        let mut variables = layout_variables(program, compiled);
+        fold_unnamed_nodes(program, compiled, &mut variables);
+        drop_fused_variables(program, &mut variables);
         if variables.is_empty() {
             return Err(TrainError::Circuit {
                 circuit: name,

@@ -91,10 +91,16 @@ pub struct TrainOptions {
     pub seed: u64,
     /// The most optimiser steps; training stops earlier once both thresholds hold.
     pub steps: usize,
-    /// Inputs per loss term per step.
+    /// Inputs per loss term per step, over all its lengths.
     pub batch: usize,
+    /// Input lengths per step, each with `batch / lengths_per_step` inputs.
+    pub lengths_per_step: usize,
     pub learning_rate: f64,
     pub weight_decay: f64,
+    /// The global gradient norm is scaled down to this before each step, when set: one batch's
+    /// outsized gradient (a length the model had not yet handled) otherwise undoes in a step
+    /// what many steps built.
+    pub clip_norm: Option<f64>,
     pub loss_weights: LossWeights,
     /// Steps between evaluations (and the convergence test).
     pub eval_every: usize,
@@ -117,8 +123,10 @@ impl Default for TrainOptions {
             seed: 0,
             steps: 6000,
             batch: 256,
+            lengths_per_step: 4,
             learning_rate: 2e-3,
             weight_decay: 0.0,
+            clip_norm: Some(1.0),
             loss_weights: LossWeights::default(),
             eval_every: 100,
             min_accuracy: 0.99,
@@ -213,6 +221,8 @@ pub struct Session<'a> {
     rng: ChaCha8Rng,
     architecture: Architecture,
     schedule: Schedule,
+    lengths_per_step: usize,
+    clip_norm: Option<f64>,
     steps: usize,
 }
 
@@ -273,10 +283,16 @@ impl<'a> Session<'a> {
         architecture: Architecture,
         opts: &TrainOptions,
     ) -> Result<Self, TrainError> {
-        if opts.batch == 0 || opts.eval_every == 0 {
+        if opts.batch == 0 || opts.eval_every == 0 || opts.lengths_per_step == 0 {
             return Err(TrainError::Setup(
-                "the batch size and the evaluation interval must be at least 1".into(),
+                "the batch size, the lengths per step and the evaluation interval must be at least 1".into(),
             ));
+        }
+        if opts.lengths_per_step > opts.batch {
+            return Err(TrainError::Setup(format!(
+                "{} lengths per step leave no input for some of them in a batch of {}",
+                opts.lengths_per_step, opts.batch
+            )));
         }
         let init = architecture.init(derived_seed(opts.seed, STREAM_INIT), &Device::Cpu)?;
         for site in corr.variables.iter().flat_map(|v| &v.sites) {
@@ -324,6 +340,8 @@ impl<'a> Session<'a> {
                 warmup: WARMUP.min(opts.steps / 10),
                 steps: opts.steps,
             },
+            lengths_per_step: opts.lengths_per_step,
+            clip_norm: opts.clip_norm,
             steps: 0,
         })
     }
@@ -342,9 +360,18 @@ impl<'a> Session<'a> {
         self.optimiser
             .set_learning_rate(self.schedule.rate(self.steps));
         let model = self.params.model(&self.init, Mode::Train)?;
-        let loss = self.objective.step(&model, &mut self.rng)?;
+        let loss = self
+            .objective
+            .step(&model, self.lengths_per_step, &mut self.rng)?;
+        let mut grads = loss
+            .total
+            .backward()
+            .map_err(|e| TrainError::candle("computing the gradients", e))?;
+        if let Some(max) = self.clip_norm {
+            clip(&mut grads, &self.params.vars, max)?;
+        }
         self.optimiser
-            .backward_step(&loss.total)
+            .step(&grads)
             .map_err(|e| TrainError::candle("taking an optimiser step", e))?;
         self.steps += 1;
         Ok(StepLosses {
@@ -443,6 +470,33 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// Scales the gradients of `vars` down so that their global L2 norm is at most `max`.
+fn clip(
+    grads: &mut candle_core::backprop::GradStore,
+    vars: &[Var],
+    max: f64,
+) -> Result<(), TrainError> {
+    let ctx = |e| TrainError::candle("clipping the gradients", e);
+    let mut squares = 0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            let s = g.sqr().and_then(|s| s.sum_all()).map_err(ctx)?;
+            squares += f64::from(s.to_scalar::<f32>().map_err(ctx)?);
+        }
+    }
+    let norm = squares.sqrt();
+    if norm <= max || !norm.is_finite() {
+        return Ok(());
+    }
+    let scale = max / norm;
+    for v in vars {
+        if let Some(g) = grads.remove(v.as_tensor()) {
+            grads.insert(v.as_tensor(), (g * scale).map_err(ctx)?);
+        }
+    }
+    Ok(())
 }
 
 /// The training seed of attempt `attempt` at item `index` of a pool sampled with `base`: each

@@ -1,5 +1,5 @@
 //! Strict interchange-intervention training (SIIT, as InterpBench trains its models): three loss
-//! terms per step, each a batch of one input length.
+//! terms per step, each over batches of a few input lengths (one batch per length).
 //!
 //! - **behaviour**: the model's answer on the base is the interpretation's;
 //! - **interchange**: with one variable's aligned sites patched from a source run, the answer is
@@ -131,13 +131,112 @@ pub(crate) fn loss(
         .map_err(ctx)
 }
 
+/// `total + w · term`, in the graph.
+fn add_weighted(total: Tensor, term: &Tensor, w: f64) -> Result<Tensor, TrainError> {
+    (term * w)
+        .and_then(|t| total + t)
+        .map_err(|e| TrainError::candle("adding the losses", e))
+}
+
+/// A loss term's values summed over the lengths of a step that had it.
+#[derive(Clone, Copy, Default)]
+struct Term {
+    sum: f32,
+    count: usize,
+}
+
+impl Term {
+    fn of(x: Option<f32>) -> Self {
+        x.map_or(Term::default(), |x| Term { sum: x, count: 1 })
+    }
+
+    fn plus(self, other: Term) -> Term {
+        Term {
+            sum: self.sum + other.sum,
+            count: self.count + other.count,
+        }
+    }
+
+    fn mean(self) -> Option<f32> {
+        (self.count > 0).then(|| self.sum / self.count as f32)
+    }
+}
+
+/// The terms of one length group, or their sum over a step's groups.
+struct GroupLoss {
+    total: Tensor,
+    behaviour: f32,
+    interchange: Term,
+    strict: Term,
+}
+
+impl GroupLoss {
+    fn plus(self, other: GroupLoss) -> Result<GroupLoss, TrainError> {
+        Ok(GroupLoss {
+            total: add_weighted(self.total, &other.total, 1.0)?,
+            behaviour: self.behaviour + other.behaviour,
+            interchange: self.interchange.plus(other.interchange),
+            strict: self.strict.plus(other.strict),
+        })
+    }
+
+    /// The step's loss: every term the mean over its `lengths` groups.
+    fn mean(self, lengths: usize) -> Result<StepLoss, TrainError> {
+        let total = if lengths == 1 {
+            self.total
+        } else {
+            (self.total / lengths as f64)
+                .map_err(|e| TrainError::candle("averaging the losses", e))?
+        };
+        Ok(StepLoss {
+            total,
+            behaviour: self.behaviour / lengths as f32,
+            interchange: self.interchange.mean(),
+            strict: self.strict.mean(),
+        })
+    }
+}
+
 impl Objective<'_> {
     fn loss(&self, logits: &Tensor, batch: &Batch) -> Result<Tensor, TrainError> {
         loss(logits, batch, self.data.prefix, self.data.categorical())
     }
 
-    /// The three terms on fresh batches of one length drawn from `rng`.
-    pub fn step(&self, model: &Transformer, rng: &mut ChaCha8Rng) -> Result<StepLoss, TrainError> {
+    /// The three terms on fresh batches of `lengths` input lengths drawn from `rng` (with
+    /// replacement, √size-weighted), `batch / lengths` inputs each; every term is the mean of
+    /// its per-length means. Several lengths per step keep one length's easy batch from driving
+    /// a whole AdamW step: with one length per step, a task whose lengths differ in difficulty
+    /// (sort) swings between them and its accuracy on the domain oscillates.
+    pub fn step(
+        &self,
+        model: &Transformer,
+        lengths: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<StepLoss, TrainError> {
+        let lengths = lengths.max(1);
+        let rows = (self.batch / lengths).max(1);
+        let mut sum: Option<GroupLoss> = None;
+        for _ in 0..lengths {
+            let g = self.data.draw_group(rng);
+            let part = self.group_terms(model, g, rows, rng)?;
+            sum = Some(match sum {
+                None => part,
+                Some(acc) => acc.plus(part)?,
+            });
+        }
+        let sum =
+            sum.ok_or_else(|| TrainError::Setup("a step needs at least one length".into()))?;
+        sum.mean(lengths)
+    }
+
+    /// The three terms on one base and one source batch of `rows` inputs of length group `g`.
+    fn group_terms(
+        &self,
+        model: &Transformer,
+        g: usize,
+        rows: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<GroupLoss, TrainError> {
         let data = &self.data;
         let device = model.device();
         let scalar = |t: &Tensor| {
@@ -146,9 +245,8 @@ impl Objective<'_> {
         };
         // One base batch and one source batch serve every term: the source run is shared, so a
         // step costs 2 + (variables + 1) forward passes rather than twice that.
-        let g = data.draw_group(rng);
-        let base = data.draw(g, self.batch, rng);
-        let source = data.draw(g, self.batch, rng);
+        let base = data.draw(g, rows, rng);
+        let source = data.draw(g, rows, rng);
         let own = |rows: &[usize]| -> Vec<Option<Vec<Target>>> {
             rows.iter()
                 .map(|&r| Some(data.examples[r].targets.clone()))
@@ -159,11 +257,6 @@ impl Objective<'_> {
         let behaviour = self.loss(&logits, &batch)?;
         let mut total = (&behaviour * self.weights.behaviour)
             .map_err(|e| TrainError::candle("weighting the loss", e))?;
-        let add = |total: Tensor, term: &Tensor, w: f64| {
-            (term * w)
-                .and_then(|t| total + t)
-                .map_err(|e| TrainError::candle("adding the losses", e))
-        };
         let all_sites: Vec<Site> = self
             .corr
             .variables
@@ -193,7 +286,7 @@ impl Objective<'_> {
                 .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
                 .logits;
             let l = self.loss(&logits, &batch)?;
-            total = add(total, &l, per_variable)?;
+            total = add_weighted(total, &l, per_variable)?;
             interchange_sum += scalar(&l)?;
             interchange_terms += 1;
         }
@@ -209,14 +302,14 @@ impl Objective<'_> {
                 .forward(&batch.tokens, &RunOptions::intervene(&ivs))?
                 .logits;
             let l = self.loss(&logits, &batch)?;
-            total = add(total, &l, self.weights.strict)?;
+            total = add_weighted(total, &l, self.weights.strict)?;
             Some(scalar(&l)?)
         };
-        Ok(StepLoss {
-            behaviour: scalar(&behaviour)?,
+        Ok(GroupLoss {
             total,
-            interchange,
-            strict,
+            behaviour: scalar(&behaviour)?,
+            interchange: Term::of(interchange),
+            strict: Term::of(strict),
         })
     }
 

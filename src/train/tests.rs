@@ -138,7 +138,7 @@ fn every_parameter_gets_a_gradient_through_an_interchange() {
         weights: LossWeights::default(),
         tolerance: 0.01,
     };
-    let loss = objective.step(&model, &mut stream(0, 9)).unwrap();
+    let loss = objective.step(&model, 1, &mut stream(0, 9)).unwrap();
     assert!(loss.interchange.is_some() && loss.strict.is_some());
     let grads = loss.total.backward().unwrap();
     let names: Vec<String> = init.weights().named().into_iter().map(|(n, _)| n).collect();
@@ -261,5 +261,95 @@ fn a_drawn_correspondence_keeps_the_order_of_layers_and_fits_the_architecture() 
     assert!(t.correspondence.name.ends_with("_drawn"));
     for s in t.correspondence.variables.iter().flat_map(|v| &v.sites) {
         t.model.check_site(s).unwrap();
+    }
+}
+
+#[test]
+fn a_step_over_several_lengths_averages_their_terms() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    let arch = Architecture::default_for(&compiled, &corr);
+    let init = arch.init(1, &Device::Cpu).unwrap();
+    let objective = |batch: usize| Objective {
+        program: &program,
+        data: TaskData::new(
+            &program,
+            &compiled,
+            domain(&program.task, 0).unwrap().inputs,
+        )
+        .unwrap(),
+        corr: &corr,
+        unaligned: corr.unaligned_nodes(init.config()),
+        batch,
+        weights: LossWeights::default(),
+        tolerance: 0.01,
+    };
+    // A step over two lengths draws what two one-length steps of half the batch draw, on the
+    // same stream, and its terms are their means.
+    let (objective, half) = (objective(16), objective(8));
+    let mut rng = stream(0, 9);
+    let two = objective.step(&init, 2, &mut rng).unwrap();
+    let mut rng = stream(0, 9);
+    let a = half.step(&init, 1, &mut rng).unwrap();
+    let b = half.step(&init, 1, &mut rng).unwrap();
+    let value = |l: &objective::StepLoss| l.total.to_scalar::<f32>().unwrap();
+    assert!((value(&two) - (value(&a) + value(&b)) / 2.0).abs() < 1e-5);
+    assert!((two.behaviour - (a.behaviour + b.behaviour) / 2.0).abs() < 1e-6);
+    let mean = |x: Option<f32>, y: Option<f32>| (x.unwrap() + y.unwrap()) / 2.0;
+    assert!((two.interchange.unwrap() - mean(a.interchange, b.interchange)).abs() < 1e-6);
+    assert!((two.strict.unwrap() - mean(a.strict, b.strict)).abs() < 1e-6);
+}
+
+#[test]
+fn clipping_scales_the_gradient_to_the_norm_and_leaves_small_ones_alone() {
+    let x = Var::new(&[3f32, 4.0], &Device::Cpu).unwrap();
+    let y = Var::new(&[12f32], &Device::Cpu).unwrap();
+    let loss = ((x.as_tensor().sum_all().unwrap() + y.as_tensor().sum_all().unwrap()).unwrap()
+        * 1.0)
+        .unwrap();
+    // d loss / d each element = 1: a global norm of sqrt(3).
+    let norm = |g: &candle_core::backprop::GradStore| {
+        [&x, &y]
+            .iter()
+            .map(|v| {
+                g.get(v.as_tensor())
+                    .unwrap()
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            })
+            .sum::<f32>()
+            .sqrt()
+    };
+    let vars = [x.clone(), y.clone()];
+    let mut g = loss.backward().unwrap();
+    clip(&mut g, &vars, 0.5).unwrap();
+    assert!((norm(&g) - 0.5).abs() < 1e-6, "{}", norm(&g));
+    let mut g = loss.backward().unwrap();
+    clip(&mut g, &vars, 10.0).unwrap();
+    assert!((norm(&g) - 3f32.sqrt()).abs() < 1e-6);
+}
+
+#[test]
+fn bad_step_settings_are_refused() {
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    for opts in [
+        TrainOptions {
+            lengths_per_step: 0,
+            ..tiny()
+        },
+        TrainOptions {
+            lengths_per_step: 9,
+            ..tiny()
+        },
+    ] {
+        let err = train(&program, &compiled, &corr, &opts, &Progress::hidden())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("lengths per step"), "{err}");
     }
 }

@@ -148,3 +148,199 @@ fn a_trained_pool_holds_accepted_members_with_their_own_draws() {
     ]);
     assert!(err.contains("does not combine"), "{err}");
 }
+
+/// A task whose interpretation trains in a hundred steps, and a pipeline of it twice.
+const PIPELINE_SPEC: &str = "task t {
+  vocab {0, 1}
+  max_len 3
+}
+
+interpretation copy for t {
+  output aggregate(select(indices, indices, ==), tokens)
+}
+
+pipeline twice = copy |> copy
+";
+
+#[test]
+fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("p.interp");
+    std::fs::write(&spec, PIPELINE_SPEC).unwrap();
+    let cache = tmp.path().join("cache");
+    let sample = |out: &std::path::Path, cache: Option<&std::path::Path>| {
+        let mut args = vec![
+            "sample",
+            arg(&spec),
+            "--program",
+            "twice",
+            "--family",
+            "trained",
+            "--fixed-architecture",
+            "--count",
+            "2",
+            "--seed",
+            "5",
+            "--out",
+            arg(out),
+        ];
+        if let Some(c) = cache {
+            args.extend_from_slice(&["--cache-dir", arg(c)]);
+        }
+        ok(&args)
+    };
+    let first = tmp.path().join("first");
+    let stdout = sample(&first, Some(&cache));
+    assert!(
+        stdout.contains("trained 2 chain(s) of pipeline `twice` (2 stages)"),
+        "{stdout}"
+    );
+    let manifest = read_json(&first.join("pool.json"));
+    assert_eq!(manifest["about"]["pipeline"], "twice");
+    assert_eq!(manifest["about"]["families"][0], "trained");
+    let mut seeds = Vec::new();
+    for chain in ["0000", "0001"] {
+        let p = read_json(&first.join(chain).join("pipeline.json"));
+        assert_eq!(p["pipeline"], "twice");
+        assert_eq!(p["provenance"]["family"][0], "trained");
+        for (k, stage) in ["00-copy", "01-copy"].iter().enumerate() {
+            assert_eq!(p["stages"][k]["dir"], *stage);
+            let sidecar = read_json(&first.join(chain).join(stage).join("congruity.json"));
+            let prov = &sidecar["provenance"];
+            assert_eq!(prov["training"]["accepted"], true, "{prov}");
+            seeds.push(prov["seed"].as_u64().unwrap());
+        }
+        // A chain runs as one model: the copy of the copy.
+        let answer = ok(&[
+            "run",
+            "--model",
+            arg(&first.join(chain)),
+            "--input",
+            "1 0 1",
+        ]);
+        assert_eq!(answer.trim(), "1 0 1", "{chain}");
+    }
+    seeds.sort();
+    seeds.dedup();
+    assert_eq!(
+        seeds.len(),
+        4,
+        "every stage of every chain has its own training"
+    );
+
+    // The same command again reads every stage back from the cache (nothing is trained), and
+    // without the cache it trains the same models: the same bytes all three ways.
+    let second = tmp.path().join("second");
+    let again = sample(&second, Some(&cache));
+    assert!(!again.contains("trained `copy`"), "{again}");
+    assert_eq!(again.matches("kept `copy`").count(), 4, "{again}");
+    let fresh = tmp.path().join("fresh");
+    let trained = sample(&fresh, None);
+    assert_eq!(trained.matches("trained `copy`").count(), 4, "{trained}");
+    for chain in ["0000", "0001"] {
+        for stage in ["00-copy", "01-copy"] {
+            for file in ["model.safetensors", "congruity.json", "train.json"] {
+                let read = |root: &std::path::Path| {
+                    std::fs::read(root.join(chain).join(stage).join(file)).unwrap()
+                };
+                assert_eq!(read(&first), read(&second), "{chain}/{stage}/{file}");
+                assert_eq!(read(&first), read(&fresh), "{chain}/{stage}/{file}");
+            }
+        }
+    }
+
+    // The chains are a given pool of the pipeline in `compare`, run chain by chain.
+    let report = ok(&[
+        "compare",
+        arg(&spec),
+        "--interpretations",
+        "twice,copy",
+        "--pool",
+        &format!("twice={}", first.display()),
+        "--samples",
+        "3",
+        "--seed",
+        "1",
+        "--inputs",
+        "14",
+        "--bootstraps",
+        "2",
+        "--draws",
+        "10",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let p = &v["pools"][0];
+    assert_eq!(p["label"], "twice", "{p}");
+    assert_eq!(p["kind"], "pipeline", "{p}");
+    assert_eq!(p["count"], 2, "{p}");
+    assert_eq!(p["dirs"][0], first.display().to_string(), "{p}");
+    assert!(p["seed"].is_null(), "{p}");
+    // Chains are not implementations of one interpretation.
+    let err = cli_fails(&[
+        "compare",
+        arg(&spec),
+        "--interpretations",
+        "twice,copy",
+        "--pool",
+        &format!("copy={}", first.display()),
+        "--samples",
+        "3",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        err.contains("is a chain of copy |> copy, but `copy` is one interpretation"),
+        "{err}"
+    );
+    // And single models are not chains of a pipeline.
+    let single = tmp.path().join("single");
+    ok(&[
+        "sample",
+        arg(&spec),
+        "--program",
+        "copy",
+        "--family",
+        "rotation",
+        "--count",
+        "3",
+        "--seed",
+        "1",
+        "--out",
+        arg(&single),
+    ]);
+    let err = cli_fails(&[
+        "compare",
+        arg(&spec),
+        "--interpretations",
+        "twice,copy",
+        "--pool",
+        &format!("twice={}", single.display()),
+        "--samples",
+        "3",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        err.contains("is one model, but `twice` is a pipeline"),
+        "{err}"
+    );
+    // A pipeline names no single circuit.
+    let err = cli_fails(&[
+        "sample",
+        arg(&spec),
+        "--program",
+        "twice",
+        "--family",
+        "trained",
+        "--circuit",
+        "c",
+        "--count",
+        "1",
+        "--seed",
+        "5",
+        "--out",
+        arg(&tmp.path().join("refused")),
+    ]);
+    assert!(err.contains("is a pipeline"), "{err}");
+}
