@@ -12,7 +12,7 @@ use crate::compile::Compiled;
 use crate::intervene::InterveneError;
 pub use crate::intervene::iia::AlignedVariable;
 use crate::intervene::iia::{Alignment, circuit_block, layout_variables, node_sites};
-use crate::lang::ir::{Circuit, CircuitSite, HookRef, NodeId, Program};
+use crate::lang::ir::{Circuit, CircuitSite, HookRef, NodeId, Op, Program};
 use crate::model::{AttnHook, BlockHook, HookPoint, ModelConfig, Site};
 
 /// Adds the sites of every unnamed node to the one variable its value flows into (the nearest
@@ -60,21 +60,33 @@ fn fold_unnamed_nodes(program: &Program, compiled: &Compiled, variables: &mut [A
     }
 }
 
-/// Removes every variable whose sites are exactly those of a later variable that reads it.
+/// Removes every variable whose sites are exactly those of a later variable that reads it and
+/// also reads the input by another path: an interchange of the earlier one then patches the
+/// later one with its value on the source, where the interpretation recomputes it from the
+/// earlier one's source value and the base's own input. (A later variable computed from the
+/// earlier one alone, `opp_idx_1 = opp_idx - 1`, takes the same value both ways: both stay.)
 fn drop_fused_variables(program: &Program, variables: &mut Vec<AlignedVariable>) {
     let nodes = &program.graph.nodes;
-    let reads = |later: NodeId, earlier: NodeId| {
+    // Whether `later` reaches the tokens or the indices without passing through `earlier`,
+    // and reads `earlier` at all.
+    let conflicts = |later: NodeId, earlier: NodeId| {
+        let (mut reads, mut other_path) = (false, false);
         let mut stack = nodes[later.0].op.operands();
         let mut seen = std::collections::BTreeSet::new();
         while let Some(n) = stack.pop() {
             if n == earlier {
-                return true;
+                reads = true;
+                continue;
             }
-            if seen.insert(n) {
-                stack.extend(nodes[n.0].op.operands());
+            if !seen.insert(n) {
+                continue;
+            }
+            match nodes[n.0].op {
+                Op::Tokens | Op::Indices => other_path = true,
+                ref op => stack.extend(op.operands()),
             }
         }
-        false
+        reads && other_path
     };
     let same_sites = |a: &AlignedVariable, b: &AlignedVariable| {
         a.sites.len() == b.sites.len() && a.sites.iter().all(|s| b.sites.contains(s))
@@ -84,7 +96,7 @@ fn drop_fused_variables(program: &Program, variables: &mut Vec<AlignedVariable>)
         .map(|v| {
             variables
                 .iter()
-                .any(|w| w.node != v.node && same_sites(v, w) && reads(w.node, v.node))
+                .any(|w| w.node != v.node && same_sites(v, w) && conflicts(w.node, v.node))
         })
         .collect();
     let mut keep = fused.iter().map(|f| !f);
@@ -145,9 +157,9 @@ impl Correspondence {
     /// its MLPs' `hook_mlp_out`, as `congruity compile --layout` prints them.
     ///
     /// A variable the compiler fused into the component that computes a later variable from it
-    /// (`checks = map2(f, shifted_even_odd, even_odd)` and `shifted_even_odd` in one MLP) is
-    /// left out: patching that component sets both at once, so no model — the compiled one
-    /// included — can answer an interchange of the earlier variable alone.
+    /// and from the input (`checks = map2(f, shifted_even_odd, even_odd)` and `shifted_even_odd`
+    /// in one MLP) is left out: patching that component sets both at once, so no model — the
+    /// compiled one included — can answer an interchange of the earlier variable alone.
     ///
     /// A component the compiler placed for an unnamed node (the `selector_width` inside
     /// `output = map(f, selector_width(s))`, say) belongs to the variable that consumes it:

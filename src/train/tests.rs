@@ -353,3 +353,25 @@ fn bad_step_settings_are_refused() {
         assert!(err.to_string().contains("lengths per step"), "{err}");
     }
 }
+
+#[test]
+fn the_layout_aligns_unnamed_components_with_their_consumer_and_drops_fused_variables() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/toy/check_alternating.interp");
+    let spec = crate::lang::load(&path).expect("the bundled spec loads");
+    let program = &spec.programs["check_alternating"];
+    let (compiled, _) = compile_checked(program, &CompileOptions::default(), 0).unwrap();
+    let corr = Correspondence::compiled_layout(program, &compiled).unwrap();
+    let names: Vec<&str> = corr.variables.iter().map(|v| v.variable.as_str()).collect();
+    // `shifted_even_odd` shares its MLP with `checks`, which also reads the tokens: dropped.
+    assert_eq!(names, ["shifted_sequence", "checks", "output"]);
+    // The selector width inside `output = map(f, selector_width(...))` is layer 1's head.
+    assert_eq!(corr.variables[2].sites, [z(1, 0), mlp_out(1)]);
+    // Nothing the compiled model computes with is left for the strict term to resample.
+    let arch = Architecture::default_for(&compiled, &corr);
+    assert!(corr.unaligned_nodes(&arch.config()).is_empty());
+    // Reverse keeps `opp_idx` beside `opp_idx_1 = opp_idx - 1` in the same MLP: an interchange
+    // of `opp_idx` sets `opp_idx_1` to its source value either way.
+    let (program, compiled) = reverse();
+    let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
+    assert_eq!(corr.variables.len(), 4);
+}

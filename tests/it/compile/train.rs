@@ -178,7 +178,7 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
             "trained",
             "--fixed-architecture",
             "--count",
-            "2",
+            "3",
             "--seed",
             "5",
             "--out",
@@ -192,14 +192,14 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
     let first = tmp.path().join("first");
     let stdout = sample(&first, Some(&cache));
     assert!(
-        stdout.contains("trained 2 chain(s) of pipeline `twice` (2 stages)"),
+        stdout.contains("trained 3 chain(s) of pipeline `twice` (2 stages)"),
         "{stdout}"
     );
     let manifest = read_json(&first.join("pool.json"));
     assert_eq!(manifest["about"]["pipeline"], "twice");
     assert_eq!(manifest["about"]["families"][0], "trained");
     let mut seeds = Vec::new();
-    for chain in ["0000", "0001"] {
+    for chain in ["0000", "0001", "0002"] {
         let p = read_json(&first.join(chain).join("pipeline.json"));
         assert_eq!(p["pipeline"], "twice");
         assert_eq!(p["provenance"]["family"][0], "trained");
@@ -224,7 +224,7 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
     seeds.dedup();
     assert_eq!(
         seeds.len(),
-        4,
+        6,
         "every stage of every chain has its own training"
     );
 
@@ -233,11 +233,11 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
     let second = tmp.path().join("second");
     let again = sample(&second, Some(&cache));
     assert!(!again.contains("trained `copy`"), "{again}");
-    assert_eq!(again.matches("kept `copy`").count(), 4, "{again}");
+    assert_eq!(again.matches("kept `copy`").count(), 6, "{again}");
     let fresh = tmp.path().join("fresh");
     let trained = sample(&fresh, None);
-    assert_eq!(trained.matches("trained `copy`").count(), 4, "{trained}");
-    for chain in ["0000", "0001"] {
+    assert_eq!(trained.matches("trained `copy`").count(), 6, "{trained}");
+    for chain in ["0000", "0001", "0002"] {
         for stage in ["00-copy", "01-copy"] {
             for file in ["model.safetensors", "congruity.json", "train.json"] {
                 let read = |root: &std::path::Path| {
@@ -273,7 +273,7 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
     let p = &v["pools"][0];
     assert_eq!(p["label"], "twice", "{p}");
     assert_eq!(p["kind"], "pipeline", "{p}");
-    assert_eq!(p["count"], 2, "{p}");
+    assert_eq!(p["count"], 3, "{p}");
     assert_eq!(p["dirs"][0], first.display().to_string(), "{p}");
     assert!(p["seed"].is_null(), "{p}");
     // Chains are not implementations of one interpretation.
