@@ -4,8 +4,10 @@
 //!   (2 layers × 1 head, d_model 64, d_mlp 128, batch 256) on `sum_with_next` of the toy
 //!   experiment (vocab 0..=10, up to 10 tokens, four aligned variables that cover every head and
 //!   MLP, so no strict term): the behaviour term, one shared source run, an interchange term per
-//!   variable, backward and AdamW.
-//!   Steps per second = 1 / the time.
+//!   variable, backward, gradient clipping and AdamW, over the default four input lengths of 64
+//!   inputs each. Steps per second = 1 / the time.
+//! - `siit/step_sum_with_next_one_length`: the same step as it was before those defaults, one
+//!   length of 256 inputs and no clipping (fewer, larger passes).
 
 use std::path::Path;
 
@@ -24,12 +26,22 @@ fn main() {
         seed: 1,
         ..TrainOptions::default()
     };
-    let mut session = Session::new(program, &compiled, &corr, &opts).unwrap();
-    let arch = session.architecture();
-    assert_eq!((arch.n_layers, arch.d_model, opts.batch), (2, 64, 256));
+    let one_length = TrainOptions {
+        lengths_per_step: 1,
+        clip_norm: None,
+        ..opts.clone()
+    };
     let mut g = c.benchmark_group("siit");
     g.sample_size(20);
-    g.bench_function("step_sum_with_next", |b| b.iter(|| session.step().unwrap()));
+    for (name, opts) in [
+        ("step_sum_with_next", &opts),
+        ("step_sum_with_next_one_length", &one_length),
+    ] {
+        let mut session = Session::new(program, &compiled, &corr, opts).unwrap();
+        let arch = session.architecture();
+        assert_eq!((arch.n_layers, arch.d_model, opts.batch), (2, 64, 256));
+        g.bench_function(name, |b| b.iter(|| session.step().unwrap()));
+    }
     g.finish();
     c.final_summary();
 }
