@@ -284,10 +284,7 @@ fn fused_stages_agree_with_the_tensor_path() {
             ];
             for hook in inside {
                 let value = clean.cache.get(&hook).unwrap().clone();
-                let patch = [Intervention::new(
-                    Site::hook(hook.clone()),
-                    Action::Replace(value),
-                )];
+                let patch = [Intervention::new(Site::hook(hook), Action::Replace(value))];
                 let opts = RunOptions {
                     cache: HookSelection::All,
                     interventions: &patch,
