@@ -653,18 +653,28 @@ impl SampledSource {
     }
 }
 
-/// Why the member `dir` of a given pool cannot implement `target`: a single model given for a
-/// pipeline, a chain given for an interpretation, or a chain of other stages.
-fn not_of(target: &Target, dir: &Path) -> Option<String> {
-    let stages: Vec<String> = if is_pipeline_dir(dir) {
-        let text = std::fs::read_to_string(dir.join(super::chain::PIPELINE_FILE)).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+/// The `(program, dir)` of every stage a chain's `pipeline.json` lists, when `dir` is a chain
+/// whose manifest reads.
+fn chain_stages(dir: &Path) -> Option<Vec<(String, String)>> {
+    if !is_pipeline_dir(dir) {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join(super::chain::PIPELINE_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let stage = |st: &serde_json::Value, key: &str| st[key].as_str().unwrap_or("?").to_owned();
+    Some(
         v["stages"]
             .as_array()?
             .iter()
-            .map(|st| st["program"].as_str().unwrap_or("?").to_owned())
-            .collect()
-    } else {
+            .map(|st| (stage(st, "program"), stage(st, "dir")))
+            .collect(),
+    )
+}
+
+/// Why the member `dir` of a given pool cannot implement `target`: a single model given for a
+/// pipeline, a chain given for an interpretation, or a chain of other stages.
+fn not_of(target: &Target, dir: &Path) -> Option<String> {
+    let Some(stages) = chain_stages(dir) else {
         return target.is_pipeline.then(|| {
             format!(
                 "is one model, but `{}` is a pipeline: its implementations are chains (pipeline.json + one directory per stage)",
@@ -672,18 +682,19 @@ fn not_of(target: &Target, dir: &Path) -> Option<String> {
             )
         });
     };
+    let have: Vec<&str> = stages.iter().map(|(p, _)| p.as_str()).collect();
     let want: Vec<&str> = target.stages.iter().map(|s| s.program.as_str()).collect();
     if !target.is_pipeline {
         return Some(format!(
             "is a chain of {}, but `{}` is one interpretation",
-            stages.join(" |> "),
+            have.join(" |> "),
             target.name
         ));
     }
-    (stages != want).then(|| {
+    (have != want).then(|| {
         format!(
             "is a chain of {}, but `{}` is {}",
-            stages.join(" |> "),
+            have.join(" |> "),
             target.name,
             want.join(" |> ")
         )
@@ -691,14 +702,11 @@ fn not_of(target: &Target, dir: &Path) -> Option<String> {
 }
 
 /// Why the model in `dir` is not an implementation, when its sidecar's training record says
-/// it was not accepted (models without a training record are taken as they are).
+/// it was not accepted (models without a training record are taken as they are); a chain is
+/// accepted only when every stage is.
 fn not_accepted(dir: &Path) -> Option<String> {
-    if is_pipeline_dir(dir) {
-        // A chain is accepted only when every stage is.
-        let text = std::fs::read_to_string(dir.join(super::chain::PIPELINE_FILE)).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        return v["stages"].as_array()?.iter().find_map(|st| {
-            let sub = st["dir"].as_str()?;
+    if let Some(stages) = chain_stages(dir) {
+        return stages.iter().find_map(|(_, sub)| {
             not_accepted(&dir.join(sub)).map(|why| format!("stage {sub} {why}"))
         });
     }

@@ -293,6 +293,51 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
         err.contains("is a chain of copy |> copy, but `copy` is one interpretation"),
         "{err}"
     );
+    // A chain with a stage that was not accepted is not an implementation.
+    let flipped = tmp.path().join("flipped");
+    for chain in ["0000", "0001", "0002"] {
+        for stage in ["00-copy", "01-copy"] {
+            let (from, to) = (
+                first.join(chain).join(stage),
+                flipped.join(chain).join(stage),
+            );
+            std::fs::create_dir_all(&to).unwrap();
+            for f in std::fs::read_dir(&from).unwrap() {
+                let f = f.unwrap().path();
+                std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::copy(
+            first.join(chain).join("pipeline.json"),
+            flipped.join(chain).join("pipeline.json"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(first.join("pool.json"), flipped.join("pool.json")).unwrap();
+    let sidecar = flipped.join("0001/01-copy/congruity.json");
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    assert!(text.contains("\"accepted\": true"), "{text}");
+    std::fs::write(
+        &sidecar,
+        text.replace("\"accepted\": true", "\"accepted\": false"),
+    )
+    .unwrap();
+    let err = cli_fails(&[
+        "compare",
+        arg(&spec),
+        "--interpretations",
+        "twice,copy",
+        "--pool",
+        &format!("twice={}", flipped.display()),
+        "--samples",
+        "3",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        err.contains("stage 01-copy was trained but not accepted"),
+        "{err}"
+    );
     // And single models are not chains of a pipeline.
     let single = tmp.path().join("single");
     ok(&[
