@@ -276,19 +276,23 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
     assert_eq!(p["count"], 3, "{p}");
     assert_eq!(p["dirs"][0], first.display().to_string(), "{p}");
     assert!(p["seed"].is_null(), "{p}");
+    // What `compare` says of a given pool it refuses.
+    let refused = |pool: &str| {
+        cli_fails(&[
+            "compare",
+            arg(&spec),
+            "--interpretations",
+            "twice,copy",
+            "--pool",
+            pool,
+            "--samples",
+            "3",
+            "--seed",
+            "1",
+        ])
+    };
     // Chains are not implementations of one interpretation.
-    let err = cli_fails(&[
-        "compare",
-        arg(&spec),
-        "--interpretations",
-        "twice,copy",
-        "--pool",
-        &format!("copy={}", first.display()),
-        "--samples",
-        "3",
-        "--seed",
-        "1",
-    ]);
+    let err = refused(&format!("copy={}", first.display()));
     assert!(
         err.contains("is a chain of copy |> copy, but `copy` is one interpretation"),
         "{err}"
@@ -322,18 +326,7 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
         text.replace("\"accepted\": true", "\"accepted\": false"),
     )
     .unwrap();
-    let err = cli_fails(&[
-        "compare",
-        arg(&spec),
-        "--interpretations",
-        "twice,copy",
-        "--pool",
-        &format!("twice={}", flipped.display()),
-        "--samples",
-        "3",
-        "--seed",
-        "1",
-    ]);
+    let err = refused(&format!("twice={}", flipped.display()));
     assert!(
         err.contains("stage 01-copy was trained but not accepted"),
         "{err}"
@@ -354,18 +347,7 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
         "--out",
         arg(&single),
     ]);
-    let err = cli_fails(&[
-        "compare",
-        arg(&spec),
-        "--interpretations",
-        "twice,copy",
-        "--pool",
-        &format!("twice={}", single.display()),
-        "--samples",
-        "3",
-        "--seed",
-        "1",
-    ]);
+    let err = refused(&format!("twice={}", single.display()));
     assert!(
         err.contains("is one model, but `twice` is a pipeline"),
         "{err}"
