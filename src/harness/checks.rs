@@ -733,27 +733,15 @@ fn trained_pools(
 ) -> Result<std::collections::BTreeMap<String, GivenPool>, String> {
     let mut out = std::collections::BTreeMap::new();
     for name in compared(job.check) {
-        let hidden = crate::progress::Progress::hidden();
-        let members = match job.spec.programs.get(&name) {
-            Some(program) => super::trained::trained_pool(
-                &opts.cache_dir,
-                job.path,
-                job.spec,
-                program,
-                seed,
-                s.samples,
-                &hidden,
-            ),
-            None => super::trained::trained_chain_pool(
-                &opts.cache_dir,
-                job.path,
-                job.spec,
-                &name,
-                seed,
-                s.samples,
-                &hidden,
-            ),
-        }
+        let members = super::trained::trained_pool(
+            &opts.cache_dir,
+            job.path,
+            job.spec,
+            &name,
+            seed,
+            s.samples,
+            &crate::progress::Progress::hidden(),
+        )
         .map_err(|e| format!("training implementations of `{name}`: {e}"))?;
         let dir = members
             .first()

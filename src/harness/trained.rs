@@ -28,6 +28,9 @@ use crate::train::{Correspondence, TrainOptions, Trained, sample_seed, train};
 /// The training record written beside the model.
 pub const TRAIN_REPORT_FILE: &str = "train.json";
 
+/// The files [`write_member`] writes: a member is complete when all are there.
+const MEMBER_FILES: [&str; 4] = [MODEL_FILE, CONFIG_FILE, SIDECAR_FILE, TRAIN_REPORT_FILE];
+
 /// Interchange pairs per variable of the acceptance measurement (`congruity iia`'s default).
 const ACCEPT_PAIRS: usize = 400;
 
@@ -298,31 +301,105 @@ fn check_options() -> TrainOptions {
     TrainOptions::default()
 }
 
-/// A check's pool of `count` trained implementations of `program` (on its compiled layout),
-/// trained from `seed` or read back from `cache_dir/trained/`. Returns the member directories.
-/// Member `i` is the one `congruity sample --family trained --fixed-architecture --seed SEED`
-/// writes as item `i`.
+/// A check's pool of `count` trained implementations of `name`, an interpretation or a
+/// pipeline of `spec`, trained from `seed` or read back from `cache_dir/trained/`. Returns the
+/// member directories: member `i` is the one `congruity sample --family trained
+/// --fixed-architecture --seed SEED` writes as item `i` (a model, or a chain of stage models).
 pub fn trained_pool(
     cache_dir: &Path,
     file: &Path,
     spec: &Spec,
-    program: &Program,
+    name: &str,
     seed: u64,
     count: usize,
     progress: &Progress,
 ) -> Result<Vec<PathBuf>, TrainedError> {
-    let opts = check_options();
-    let (compiled, corr) = prepare(spec, file, program, seed, None)?;
-    let job = Job {
+    let pool = CheckPool {
+        cache_dir,
         file,
-        program,
-        compiled: &compiled,
-        corr: &corr,
+        spec,
+        seed,
+        count,
+        progress,
     };
-    let kept = Kept::new(cache_dir, &job, &opts, seed);
-    (0..count as u64)
-        .map(|i| kept.member(&job, &opts, i, progress, &|_, _| {}))
-        .collect()
+    match spec.programs.get(name) {
+        Some(program) => pool.of_interpretation(program),
+        None => pool.of_pipeline(name),
+    }
+}
+
+/// What a check asks of a trained pool, whichever its target.
+struct CheckPool<'a> {
+    cache_dir: &'a Path,
+    file: &'a Path,
+    spec: &'a Spec,
+    seed: u64,
+    count: usize,
+    progress: &'a Progress,
+}
+
+impl CheckPool<'_> {
+    /// The pool of an interpretation, on its compiled layout.
+    fn of_interpretation(&self, program: &Program) -> Result<Vec<PathBuf>, TrainedError> {
+        let opts = check_options();
+        let (compiled, corr) = prepare(self.spec, self.file, program, self.seed, None)?;
+        let job = Job {
+            file: self.file,
+            program,
+            compiled: &compiled,
+            corr: &corr,
+        };
+        let kept = Kept::new(self.cache_dir, &job, &opts, self.seed);
+        (0..self.count as u64)
+            .map(|i| kept.member(&job, &opts, i, self.progress, &|_, _| {}))
+            .collect()
+    }
+
+    /// The pool of a pipeline (see [`PipelineJobs`]): each stage model trained or read back as
+    /// an interpretation's member is, each chain kept in
+    /// `cache_dir/trained/<pipeline>-<key>/NNNN` (the key names every stage's kept pool).
+    fn of_pipeline(&self, name: &str) -> Result<Vec<PathBuf>, TrainedError> {
+        use sha2::{Digest, Sha256};
+        let opts = check_options();
+        let jobs = PipelineJobs::new(self.spec, self.file, name, self.seed)?;
+        let kept: Vec<Kept> = (0..jobs.stages())
+            .map(|k| {
+                let (job, stage_seed, _) = jobs.stage(k);
+                Kept::new(self.cache_dir, &job, &opts, stage_seed)
+            })
+            .collect();
+        let mut h = Sha256::new();
+        h.update(format!("congruity-trained-chains/1\npipeline {name}\n"));
+        for (k, st) in jobs.pipeline.stages.iter().enumerate() {
+            h.update(format!(
+                "stage {} {:?}\n",
+                kept[k].root.display(),
+                st.adapter
+            ));
+        }
+        let key = super::models::hex(&h.finalize());
+        let root = self
+            .cache_dir
+            .join("trained")
+            .join(format!("{name}-{}", &key[..20]));
+        (0..self.count as u64)
+            .map(|i| {
+                let dir = root.join(member_name(i));
+                if !dir.join(PIPELINE_FILE).is_file() {
+                    let from: Vec<PathBuf> = (0..jobs.stages())
+                        .map(|k| {
+                            let (job, _, _) = jobs.stage(k);
+                            kept[k].member(&job, &opts, i, self.progress, &|_, _| {})
+                        })
+                        .collect::<Result<_, _>>()?;
+                    crate::files::replace_dir(&dir, |tmp| {
+                        jobs.write_chain(i, tmp, &|k, d| copy_member(&from[k], d))
+                    })?;
+                }
+                Ok(dir)
+            })
+            .collect()
+    }
 }
 
 /// Where accepted members of one pool are kept between runs: `cache_dir/trained/<program>-<key>/
@@ -354,7 +431,7 @@ impl Kept {
             })),
             rayon::current_num_threads(),
         ));
-        let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let key = super::models::hex(&h.finalize());
         Kept {
             root: cache_dir
                 .join("trained")
@@ -374,11 +451,7 @@ impl Kept {
         rejected: &dyn Fn(u64, &str),
     ) -> Result<PathBuf, TrainedError> {
         let dir = self.root.join(member_name(index));
-        let done = |d: &Path| {
-            [MODEL_FILE, CONFIG_FILE, SIDECAR_FILE, TRAIN_REPORT_FILE]
-                .iter()
-                .all(|f| d.join(f).is_file())
-        };
+        let done = |d: &Path| MEMBER_FILES.iter().all(|f| d.join(f).is_file());
         if done(&dir) {
             return Ok(dir);
         }
@@ -486,59 +559,6 @@ impl<'a> PipelineJobs<'a> {
     }
 }
 
-/// A check's pool of `count` trained chains of pipeline `name` (see [`PipelineJobs`]): each
-/// stage model trained or read back as [`trained_pool`] does, each chain kept in
-/// `cache_dir/trained/<pipeline>-<key>/NNNN` (the key names every stage's kept pool).
-pub fn trained_chain_pool(
-    cache_dir: &Path,
-    file: &Path,
-    spec: &Spec,
-    name: &str,
-    seed: u64,
-    count: usize,
-    progress: &Progress,
-) -> Result<Vec<PathBuf>, TrainedError> {
-    use sha2::{Digest, Sha256};
-    let opts = check_options();
-    let jobs = PipelineJobs::new(spec, file, name, seed)?;
-    let kept: Vec<Kept> = (0..jobs.stages())
-        .map(|k| {
-            let (job, stage_seed, _) = jobs.stage(k);
-            Kept::new(cache_dir, &job, &opts, stage_seed)
-        })
-        .collect();
-    let mut h = Sha256::new();
-    h.update(format!("congruity-trained-chains/1\npipeline {name}\n"));
-    for (k, st) in jobs.pipeline.stages.iter().enumerate() {
-        h.update(format!(
-            "stage {} {:?}\n",
-            kept[k].root.display(),
-            st.adapter
-        ));
-    }
-    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let root = cache_dir
-        .join("trained")
-        .join(format!("{name}-{}", &key[..20]));
-    (0..count as u64)
-        .map(|i| {
-            let dir = root.join(member_name(i));
-            if !dir.join(PIPELINE_FILE).is_file() {
-                let from: Vec<PathBuf> = (0..jobs.stages())
-                    .map(|k| {
-                        let (job, _, _) = jobs.stage(k);
-                        kept[k].member(&job, &opts, i, progress, &|_, _| {})
-                    })
-                    .collect::<Result<_, _>>()?;
-                crate::files::replace_dir(&dir, |tmp| {
-                    jobs.write_chain(i, tmp, &|k, d| copy_member(&from[k], d))
-                })?;
-            }
-            Ok(dir)
-        })
-        .collect()
-}
-
 /// Copies a kept member's files into `dest` (a new directory).
 pub fn copy_member(from: &Path, dest: &Path) -> Result<(), TrainedError> {
     let fail = |path: &Path, e: std::io::Error| {
@@ -548,7 +568,7 @@ pub fn copy_member(from: &Path, dest: &Path) -> Result<(), TrainedError> {
         })
     };
     std::fs::create_dir_all(dest).map_err(|e| fail(dest, e))?;
-    for f in [MODEL_FILE, CONFIG_FILE, SIDECAR_FILE, TRAIN_REPORT_FILE] {
+    for f in MEMBER_FILES {
         std::fs::copy(from.join(f), dest.join(f)).map_err(|e| fail(&dest.join(f), e))?;
     }
     Ok(())

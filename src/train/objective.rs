@@ -182,12 +182,8 @@ impl GroupLoss {
 
     /// The step's loss: every term the mean over its `lengths` groups.
     fn mean(self, lengths: usize) -> Result<StepLoss, TrainError> {
-        let total = if lengths == 1 {
-            self.total
-        } else {
-            (self.total / lengths as f64)
-                .map_err(|e| TrainError::candle("averaging the losses", e))?
-        };
+        let total = (self.total / lengths as f64)
+            .map_err(|e| TrainError::candle("averaging the losses", e))?;
         Ok(StepLoss {
             total,
             behaviour: self.behaviour / lengths as f32,
@@ -215,17 +211,12 @@ impl Objective<'_> {
     ) -> Result<StepLoss, TrainError> {
         let lengths = lengths.max(1);
         let rows = (self.batch / lengths).max(1);
-        let mut sum: Option<GroupLoss> = None;
-        for _ in 0..lengths {
+        let g = self.data.draw_group(rng);
+        let mut sum = self.group_terms(model, g, rows, rng)?;
+        for _ in 1..lengths {
             let g = self.data.draw_group(rng);
-            let part = self.group_terms(model, g, rows, rng)?;
-            sum = Some(match sum {
-                None => part,
-                Some(acc) => acc.plus(part)?,
-            });
+            sum = sum.plus(self.group_terms(model, g, rows, rng)?)?;
         }
-        let sum =
-            sum.ok_or_else(|| TrainError::Setup("a step needs at least one length".into()))?;
         sum.mean(lengths)
     }
 

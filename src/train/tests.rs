@@ -117,6 +117,26 @@ fn map_params_keeps_the_forward_pass() {
     );
 }
 
+/// The training objective of reverse's compiled layout for a model shaped `cfg`, at `batch`.
+fn reverse_objective<'a>(
+    program: &'a Program,
+    compiled: &Compiled,
+    corr: &'a Correspondence,
+    cfg: &crate::model::ModelConfig,
+    batch: usize,
+) -> Objective<'a> {
+    let dom = domain(&program.task, 0).unwrap();
+    Objective {
+        program,
+        data: TaskData::new(program, compiled, dom.inputs).unwrap(),
+        corr,
+        unaligned: corr.unaligned_nodes(cfg),
+        batch,
+        weights: LossWeights::default(),
+        tolerance: 0.01,
+    }
+}
+
 #[test]
 fn every_parameter_gets_a_gradient_through_an_interchange() {
     // The training forward (tensor attention path, patched sites) must reach every weight:
@@ -127,17 +147,7 @@ fn every_parameter_gets_a_gradient_through_an_interchange() {
     let init = arch.init(1, &Device::Cpu).unwrap();
     let params = Params::new(&init).unwrap();
     let model = params.model(&init, Mode::Train).unwrap();
-    let dom = domain(&program.task, 0).unwrap();
-    let data = TaskData::new(&program, &compiled, dom.inputs).unwrap();
-    let objective = Objective {
-        program: &program,
-        data,
-        corr: &corr,
-        unaligned: corr.unaligned_nodes(model.config()),
-        batch: 16,
-        weights: LossWeights::default(),
-        tolerance: 0.01,
-    };
+    let objective = reverse_objective(&program, &compiled, &corr, model.config(), 16);
     let loss = objective.step(&model, 1, &mut stream(0, 9)).unwrap();
     assert!(loss.interchange.is_some() && loss.strict.is_some());
     let grads = loss.total.backward().unwrap();
@@ -270,22 +280,9 @@ fn a_step_over_several_lengths_averages_their_terms() {
     let corr = Correspondence::compiled_layout(&program, &compiled).unwrap();
     let arch = Architecture::default_for(&compiled, &corr);
     let init = arch.init(1, &Device::Cpu).unwrap();
-    let objective = |batch: usize| Objective {
-        program: &program,
-        data: TaskData::new(
-            &program,
-            &compiled,
-            domain(&program.task, 0).unwrap().inputs,
-        )
-        .unwrap(),
-        corr: &corr,
-        unaligned: corr.unaligned_nodes(init.config()),
-        batch,
-        weights: LossWeights::default(),
-        tolerance: 0.01,
-    };
     // A step over two lengths draws what two one-length steps of half the batch draw, on the
     // same stream, and its terms are their means.
+    let objective = |batch| reverse_objective(&program, &compiled, &corr, init.config(), batch);
     let (objective, half) = (objective(16), objective(8));
     let mut rng = stream(0, 9);
     let two = objective.step(&init, 2, &mut rng).unwrap();

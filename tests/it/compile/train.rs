@@ -168,8 +168,9 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
     let spec = tmp.path().join("p.interp");
     std::fs::write(&spec, PIPELINE_SPEC).unwrap();
     let cache = tmp.path().join("cache");
-    let sample = |out: &std::path::Path, cache: Option<&std::path::Path>| {
-        let mut args = vec![
+    // `sample --family trained` of the pipeline's three chains into `out`, with `extra` flags.
+    let sample_args = |out: &std::path::Path, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
             "sample",
             arg(&spec),
             "--program",
@@ -183,11 +184,16 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
             "5",
             "--out",
             arg(out),
-        ];
-        if let Some(c) = cache {
-            args.extend_from_slice(&["--cache-dir", arg(c)]);
-        }
-        ok(&args)
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let sample = |out: &std::path::Path, cache: Option<&std::path::Path>| {
+        let extra = cache.map_or(Vec::new(), |c| vec!["--cache-dir", arg(c)]);
+        let args = sample_args(out, &extra);
+        ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let first = tmp.path().join("first");
     let stdout = sample(&first, Some(&cache));
@@ -353,21 +359,7 @@ fn trained_chains_of_a_pipeline_are_kept_and_resumed_with_the_same_bytes() {
         "{err}"
     );
     // A pipeline names no single circuit.
-    let err = cli_fails(&[
-        "sample",
-        arg(&spec),
-        "--program",
-        "twice",
-        "--family",
-        "trained",
-        "--circuit",
-        "c",
-        "--count",
-        "1",
-        "--seed",
-        "5",
-        "--out",
-        arg(&tmp.path().join("refused")),
-    ]);
+    let args = sample_args(&tmp.path().join("refused"), &["--circuit", "c"]);
+    let err = cli_fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("is a pipeline"), "{err}");
 }

@@ -41,28 +41,39 @@ fn members(cache: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs `congruity test SPEC [extra] --quiet --report DIR/OUT` with `cache`, and checks that
+/// it reached a verdict either way, never an error: status 0 (pass) or 1 (fail).
+fn run_to_verdict(spec: &Path, extra: &[&str], cache: &Path, report: &Path) {
+    let mut args = vec![spec.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--quiet", "--report", report.to_str().unwrap()]);
+    let o = test(&args, cache);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(!stdout(&o).contains("ERROR"), "{}", stdout(&o));
+}
+
+/// A model file's modification time (a model trained again is written again).
+fn stamp(model: &Path) -> std::time::SystemTime {
+    std::fs::metadata(model).unwrap().modified().unwrap()
+}
+
+fn sidecar(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("congruity.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn a_check_trains_its_implementations_once_and_reads_them_back() {
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("trained.interp");
     std::fs::write(&spec, SPEC).unwrap();
-    let report = |name: &str| dir.path().join(name).display().to_string();
-    let run = |out: &str| {
-        let o = test(
-            &[spec.to_str().unwrap(), "--quiet", "--report", &report(out)],
-            cache.path(),
-        );
-        // A verdict either way, never an error: status 0 (pass) or 1 (fail).
-        assert!(
-            matches!(o.status.code(), Some(0 | 1)),
-            "{}{}",
-            stdout(&o),
-            stderr(&o)
-        );
-        assert!(!stdout(&o).contains("ERROR"), "{}", stdout(&o));
-        o
-    };
+    let report = |name: &str| dir.path().join(name);
+    let run = |out: &str| run_to_verdict(&spec, &[], cache.path(), &report(out));
     run("one.json");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report("one.json")).unwrap()).unwrap();
@@ -75,8 +86,7 @@ fn a_check_trains_its_implementations_once_and_reads_them_back() {
     assert_eq!(kept.len(), 6, "{kept:?}");
     let mut seeds = Vec::new();
     for m in &kept {
-        let sidecar: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(m.join("congruity.json")).unwrap()).unwrap();
+        let sidecar = sidecar(m);
         let t = &sidecar["provenance"]["training"];
         assert_eq!(t["accepted"], true, "{}: {t}", m.display());
         assert!(t["accuracy"].as_f64().unwrap() >= 0.99, "{t}");
@@ -89,16 +99,15 @@ fn a_check_trains_its_implementations_once_and_reads_them_back() {
     assert_eq!(seeds.len(), 3, "each member of a pool has its own seed");
 
     // The second run trains nothing: the members are not rewritten, the report is the same.
-    let stamp = |m: &Path| {
-        std::fs::metadata(m.join("model.safetensors"))
-            .unwrap()
-            .modified()
-            .unwrap()
+    let stamps = || -> Vec<_> {
+        kept.iter()
+            .map(|m| stamp(&m.join("model.safetensors")))
+            .collect()
     };
-    let before: Vec<_> = kept.iter().map(|m| stamp(m)).collect();
+    let before = stamps();
     run("two.json");
     assert_eq!(members(cache.path()), kept);
-    assert_eq!(kept.iter().map(|m| stamp(m)).collect::<Vec<_>>(), before);
+    assert_eq!(stamps(), before);
     assert_eq!(
         std::fs::read(report("one.json")).unwrap(),
         std::fs::read(report("two.json")).unwrap()
@@ -113,28 +122,8 @@ fn a_pipeline_check_trains_chains_of_stage_models_once() {
     let pipe = "pipeline twice = by_head |> by_head\n\ncheck p {\n  compare twice vs by_head\n  samples 3 family trained\n  seed    4\n  expect  indistinguishable(twice, by_head)\n}\n";
     let text = SPEC.replace("check trained", "check unused") + pipe;
     std::fs::write(&spec, text).unwrap();
-    let report = |name: &str| dir.path().join(name).display().to_string();
-    let run = |out: &str| {
-        let o = test(
-            &[
-                spec.to_str().unwrap(),
-                "--filter",
-                "*::p",
-                "--quiet",
-                "--report",
-                &report(out),
-            ],
-            cache.path(),
-        );
-        // A verdict either way, never an error: status 0 (pass) or 1 (fail).
-        assert!(
-            matches!(o.status.code(), Some(0 | 1)),
-            "{}{}",
-            stdout(&o),
-            stderr(&o)
-        );
-        assert!(!stdout(&o).contains("ERROR"), "{}", stdout(&o));
-    };
+    let report = |name: &str| dir.path().join(name);
+    let run = |out: &str| run_to_verdict(&spec, &["--filter", "*::p"], cache.path(), &report(out));
     run("one.json");
     // Three chains of the pipeline, each with two accepted stage models of their own, beside
     // the interpretation's three members; the chains hold copies of kept stage models.
@@ -153,10 +142,7 @@ fn a_pipeline_check_trains_chains_of_stage_models_once() {
     let mut seeds = Vec::new();
     for c in &chains {
         for stage in ["00-by_head", "01-by_head"] {
-            let sidecar: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(c.join(stage).join("congruity.json")).unwrap(),
-            )
-            .unwrap();
+            let sidecar = sidecar(&c.join(stage));
             let t = &sidecar["provenance"]["training"];
             assert_eq!(t["accepted"], true, "{}: {t}", c.display());
             seeds.push(sidecar["provenance"]["seed"].as_u64().unwrap());
@@ -170,15 +156,15 @@ fn a_pipeline_check_trains_chains_of_stage_models_once() {
         "every stage of every chain has its own training"
     );
     // The second run trains nothing and reports the same bytes.
-    let stamp = |m: &Path| {
-        std::fs::metadata(m.join("00-by_head/model.safetensors"))
-            .unwrap()
-            .modified()
-            .unwrap()
+    let stamps = || -> Vec<_> {
+        chains
+            .iter()
+            .map(|c| stamp(&c.join("00-by_head/model.safetensors")))
+            .collect()
     };
-    let before: Vec<_> = chains.iter().map(|c| stamp(c)).collect();
+    let before = stamps();
     run("two.json");
-    assert_eq!(chains.iter().map(|c| stamp(c)).collect::<Vec<_>>(), before);
+    assert_eq!(stamps(), before);
     assert_eq!(
         std::fs::read(report("one.json")).unwrap(),
         std::fs::read(report("two.json")).unwrap()
